@@ -1,0 +1,269 @@
+//! Alert: turn failures (error-severity checks, quarantined submissions,
+//! fetch failures) into alerts with stable keys, and reconcile them with the
+//! alert state so that each fires once when it starts and is marked resolved
+//! when it stops — never once per night. Derivation and reconciliation are
+//! pure; delivery is in `webhook`.
+
+pub mod webhook;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use crate::registry::Registry;
+use crate::state::AlertRecord;
+
+/// An alert condition that holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    /// Stable identity.
+    pub key: String,
+    /// overdue, breakdown, quarantined, fetch_failed, …
+    pub kind: String,
+    /// error or warning.
+    pub severity: String,
+    /// Township code.
+    pub township: String,
+    /// Period.
+    pub period: String,
+    /// Indicator code or empty.
+    pub indicator: String,
+    /// Words for county staff.
+    pub message: String,
+}
+
+fn strs<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<&'a StringChunked> {
+    df.column(name)?.str()
+}
+
+/// Alert conditions from one pipeline's results.
+pub fn derive(
+    checks: &DataFrame,
+    quarantine: &DataFrame,
+    fetch_failures: &[(String, String, String, String)],
+    registry: &Registry,
+) -> PolarsResult<Vec<Candidate>> {
+    let mut out = Vec::new();
+    let (rule, sev, tw, per, ind, dim, msg) = (
+        strs(checks, "rule")?,
+        strs(checks, "severity")?,
+        strs(checks, "township")?,
+        strs(checks, "period")?,
+        strs(checks, "indicator")?,
+        strs(checks, "dimension")?,
+        strs(checks, "message")?,
+    );
+    for i in 0..checks.height() {
+        if sev.get(i) != Some("error") {
+            continue;
+        }
+        let (r, t, p) = (
+            rule.get(i).unwrap_or(""),
+            tw.get(i).unwrap_or(""),
+            per.get(i).unwrap_or(""),
+        );
+        let (ind_i, dim_i) = (ind.get(i).unwrap_or(""), dim.get(i).unwrap_or(""));
+        out.push(Candidate {
+            key: format!("{r}/{t}/{p}/{ind_i}/{dim_i}"),
+            kind: r.to_string(),
+            severity: "error".into(),
+            township: t.to_string(),
+            period: p.to_string(),
+            indicator: ind_i.to_string(),
+            message: msg.get(i).unwrap_or("").to_string(),
+        });
+    }
+    // One alert per quarantined submission, naming the first reason.
+    let (tw, per, sha, reason, label) = (
+        strs(quarantine, "township")?,
+        strs(quarantine, "period")?,
+        strs(quarantine, "source_sha256")?,
+        strs(quarantine, "reason")?,
+        strs(quarantine, "indicator_label")?,
+    );
+    let mut by_sub: BTreeMap<(String, String, String), (usize, String)> = BTreeMap::new();
+    for i in 0..quarantine.height() {
+        let k = (
+            tw.get(i).unwrap_or("").to_string(),
+            per.get(i).unwrap_or("").to_string(),
+            sha.get(i).unwrap_or("").to_string(),
+        );
+        let first = match label.get(i) {
+            Some(l) => format!("{l}: {}", reason.get(i).unwrap_or("")),
+            None => reason.get(i).unwrap_or("").to_string(),
+        };
+        by_sub.entry(k).or_insert((0, first)).0 += 1;
+    }
+    for ((t, p, s), (n, first)) in by_sub {
+        let who = crate::checks::township_label(registry, &t);
+        out.push(Candidate {
+            key: format!("quarantined/{t}/{p}/{}", &s[..s.len().min(12)]),
+            kind: "quarantined".into(),
+            severity: "error".into(),
+            township: t,
+            period: p.clone(),
+            indicator: String::new(),
+            message: format!("{who} {p}: {n} 项数据无法识别，已隔离待核 ({n} value(s) quarantined; first: {first})"),
+        });
+    }
+    for (t, p, _url, error) in fetch_failures {
+        let who = crate::checks::township_label(registry, t);
+        out.push(Candidate {
+            key: format!("fetch_failed/{t}/{p}"),
+            kind: "fetch_failed".into(),
+            severity: "error".into(),
+            township: t.clone(),
+            period: p.clone(),
+            indicator: String::new(),
+            message: format!("{who} {p}: 报表获取失败 (fetch failed: {error})"),
+        });
+    }
+    Ok(out)
+}
+
+/// What reconciling candidates with the alert state decided.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Reconciled {
+    /// Every record to write back (changed ones only).
+    pub upserts: Vec<AlertRecord>,
+    /// Alerts raised now for the first time (or again after resolution).
+    pub raised: Vec<AlertRecord>,
+    /// Alerts that stopped holding.
+    pub resolved: Vec<AlertRecord>,
+    /// Open alerts not yet delivered (includes `raised`).
+    pub to_notify: Vec<AlertRecord>,
+}
+
+/// Reconciles candidates with the remembered alerts at `now`.
+pub fn reconcile(state: &[AlertRecord], candidates: &[Candidate], now: DateTime<Utc>) -> Reconciled {
+    let known: HashMap<&str, &AlertRecord> = state.iter().map(|a| (a.key.as_str(), a)).collect();
+    let mut r = Reconciled::default();
+    let mut current = std::collections::HashSet::new();
+    for c in candidates {
+        if !current.insert(c.key.as_str()) {
+            continue;
+        }
+        let rec = match known.get(c.key.as_str()) {
+            Some(old) if old.resolved_at.is_none() => AlertRecord {
+                message: c.message.clone(),
+                last_seen: now.max(old.last_seen),
+                ..(*old).clone()
+            },
+            _ => {
+                let rec = AlertRecord {
+                    key: c.key.clone(),
+                    kind: c.kind.clone(),
+                    severity: c.severity.clone(),
+                    township: c.township.clone(),
+                    period: c.period.clone(),
+                    indicator: c.indicator.clone(),
+                    message: c.message.clone(),
+                    first_seen: now,
+                    last_seen: now,
+                    notified_at: None,
+                    resolved_at: None,
+                };
+                r.raised.push(rec.clone());
+                rec
+            }
+        };
+        if rec.notified_at.is_none() {
+            r.to_notify.push(rec.clone());
+        }
+        if known.get(c.key.as_str()).is_none_or(|old| **old != rec) {
+            r.upserts.push(rec);
+        }
+    }
+    for old in state {
+        if old.resolved_at.is_none() && !current.contains(old.key.as_str()) {
+            let rec = AlertRecord {
+                resolved_at: Some(now),
+                ..old.clone()
+            };
+            r.resolved.push(rec.clone());
+            r.upserts.push(rec);
+        }
+    }
+    r
+}
+
+/// The alerts table: every alert remembered, open and resolved.
+pub fn table(records: &[AlertRecord], registry: &Registry) -> PolarsResult<DataFrame> {
+    let mut recs: Vec<&AlertRecord> = records.iter().collect();
+    recs.sort_by(|a, b| a.key.cmp(&b.key));
+    let s = |f: fn(&AlertRecord) -> String| recs.iter().map(|a| f(a)).collect::<Vec<String>>();
+    let ts = |f: fn(&AlertRecord) -> Option<DateTime<Utc>>| {
+        recs.iter()
+            .map(|a| f(a).map(|t| t.timestamp_micros()))
+            .collect::<Vec<Option<i64>>>()
+    };
+    let names: Vec<Option<String>> = recs
+        .iter()
+        .map(|a| registry.get(&a.township).map(|t| t.name.clone()))
+        .collect();
+    DataFrame::new_infer_height(vec![
+        Column::new("alert_key".into(), s(|a| a.key.clone())),
+        Column::new("kind".into(), s(|a| a.kind.clone())),
+        Column::new("severity".into(), s(|a| a.severity.clone())),
+        Column::new("township".into(), s(|a| a.township.clone())),
+        Column::new("township_name".into(), names),
+        Column::new("period".into(), s(|a| a.period.clone())),
+        Column::new(
+            "indicator".into(),
+            recs.iter()
+                .map(|a| (!a.indicator.is_empty()).then(|| a.indicator.clone()))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("message".into(), s(|a| a.message.clone())),
+        Column::new(
+            "status".into(),
+            s(|a| {
+                if a.resolved_at.is_some() {
+                    "resolved".into()
+                } else {
+                    "open".into()
+                }
+            }),
+        ),
+        Column::new("first_seen".into(), ts(|a| Some(a.first_seen))),
+        Column::new("last_seen".into(), ts(|a| Some(a.last_seen))),
+        Column::new("notified_at".into(), ts(|a| a.notified_at)),
+        Column::new("resolved_at".into(), ts(|a| a.resolved_at)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(key: &str) -> Candidate {
+        Candidate {
+            key: key.into(),
+            kind: "overdue".into(),
+            severity: "error".into(),
+            township: "341124109".into(),
+            period: "2026-06".into(),
+            indicator: String::new(),
+            message: "m".into(),
+        }
+    }
+
+    #[test]
+    fn fires_once_then_resolves() {
+        let t1: DateTime<Utc> = "2026-07-10T00:00:00Z".parse().unwrap();
+        let t2: DateTime<Utc> = "2026-07-11T00:00:00Z".parse().unwrap();
+        let r = reconcile(&[], &[cand("a")], t1);
+        assert_eq!(r.raised.len(), 1);
+        let mut state = r.upserts.clone();
+        state[0].notified_at = Some(t1);
+        let again = reconcile(&state, &[cand("a")], t1);
+        assert!(again.raised.is_empty() && again.to_notify.is_empty() && again.upserts.is_empty());
+        let next_day = reconcile(&state, &[cand("a")], t2);
+        assert!(next_day.raised.is_empty());
+        assert_eq!(next_day.upserts[0].last_seen, t2);
+        let gone = reconcile(&state, &[], t2);
+        assert_eq!(gone.resolved.len(), 1);
+        assert_eq!(gone.resolved[0].resolved_at, Some(t2));
+    }
+}

@@ -1,0 +1,126 @@
+//! total = sum of an exhaustive breakdown (合计 = 分项之和). Skipped unless
+//! the total and every category are present (skip-if-any-missing) and the
+//! total is not an approximation (60多 cannot equal a sum exactly).
+
+use polars::prelude::*;
+
+use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use crate::config::Severity;
+
+/// The breakdown check.
+pub struct Breakdown {
+    /// Severity of a mismatch.
+    pub severity: Severity,
+    /// Indicators checked; empty = every one with an exhaustive breakdown.
+    pub indicators: Vec<String>,
+    /// Absolute difference tolerated.
+    pub tolerance: f64,
+}
+
+impl Check for Breakdown {
+    fn name(&self) -> &'static str {
+        "breakdown"
+    }
+
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+        // (indicator, dimension, categories expected) for every exhaustive breakdown in scope.
+        let (mut ind, mut dim, mut n) = (Vec::new(), Vec::new(), Vec::new());
+        for i in &input.catalog.indicators {
+            if !self.indicators.is_empty() && !self.indicators.contains(&i.code) {
+                continue;
+            }
+            for b in i.breakdowns.iter().filter(|b| b.exhaustive) {
+                ind.push(i.code.clone());
+                dim.push(b.dimension.clone());
+                n.push(b.categories.len() as i64);
+            }
+        }
+        let scope = DataFrame::new_infer_height(vec![
+            Column::new("indicator".into(), ind),
+            Column::new("dimension".into(), dim),
+            Column::new("n_expected".into(), n),
+        ])?
+        .lazy();
+        let facts = input.facts.clone().lazy();
+        let keys = [col("township"), col("period"), col("indicator")];
+        let totals = facts
+            .clone()
+            .filter(
+                col("dimension")
+                    .is_null()
+                    .and(col("value").is_not_null())
+                    .and(col("approx").not()),
+            )
+            .select([
+                col("program"),
+                col("township"),
+                col("period"),
+                col("year"),
+                col("indicator"),
+                col("value").alias("total"),
+            ]);
+        let parts = facts
+            .filter(col("dimension").is_not_null())
+            .group_by([col("township"), col("period"), col("indicator"), col("dimension")])
+            .agg([
+                col("value").sum().alias("parts_sum"),
+                col("value").count().cast(DataType::Int64).alias("n_present"),
+            ])
+            .join(
+                scope,
+                [col("indicator"), col("dimension")],
+                [col("indicator"), col("dimension")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .filter(col("n_present").eq(col("n_expected")));
+        let failures = totals
+            .join(parts, keys.clone(), keys, JoinArgs::new(JoinType::Inner))
+            .filter((col("total") - col("parts_sum")).abs().gt(lit(self.tolerance)))
+            .sort(["township", "period", "indicator", "dimension"], Default::default())
+            .collect()?;
+
+        let mut rows = Rows::default();
+        let s = |c: &str| failures.column(c).and_then(|c| c.str().cloned());
+        let (program, township, period, indicator, dimension) = (
+            s("program")?,
+            s("township")?,
+            s("period")?,
+            s("indicator")?,
+            s("dimension")?,
+        );
+        let year = failures.column("year")?.i32()?.clone();
+        let total = failures.column("total")?.f64()?.clone();
+        let parts_sum = failures.column("parts_sum")?.f64()?.clone();
+        for i in 0..failures.height() {
+            let (t, p, code, d) = (
+                township.get(i).unwrap_or(""),
+                period.get(i).unwrap_or(""),
+                indicator.get(i).unwrap_or(""),
+                dimension.get(i).unwrap_or(""),
+            );
+            let (tot, sum) = (total.get(i).unwrap_or(f64::NAN), parts_sum.get(i).unwrap_or(f64::NAN));
+            let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
+            rows.push(Failure {
+                rule: self.name(),
+                severity: self.severity,
+                program: program.get(i).unwrap_or(""),
+                township: t,
+                period: p,
+                year: year.get(i).unwrap_or(0),
+                indicator: Some(code),
+                dimension: Some(d),
+                observed: Some(tot),
+                expected: Some(sum),
+                message: format!(
+                    "{} {p} {name}: 合计 {} 与按{d}分项之和 {} 不符 (total {} ≠ sum of {d} categories {})",
+                    township_label(input.registry, t),
+                    num(tot),
+                    num(sum),
+                    num(tot),
+                    num(sum)
+                ),
+            });
+        }
+        rows.finish()
+    }
+}

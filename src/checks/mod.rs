@@ -1,0 +1,216 @@
+//! Check: consistency of the normalized rows against arithmetic, quotas and
+//! deadlines. Every check is pure (DataFrame in, DataFrame out; `now` passed
+//! in) and evaluated over all townships and periods at once with polars.
+//! Results share one schema ([`RESULT_COLUMNS`]); error-severity failures
+//! tied to an indicator keep those values out of the rollup unless the
+//! township force-submitted with an explanation (强制上报 + 说明).
+
+pub mod breakdown;
+pub mod overdue;
+pub mod quota;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use crate::catalog::Catalog;
+use crate::config::{CheckConfig, Pipeline, Quota, Severity};
+use crate::registry::Registry;
+
+/// Columns of the check-results table, in order.
+pub const RESULT_COLUMNS: &[&str] = &[
+    "rule",
+    "severity",
+    "program",
+    "township",
+    "period",
+    "year",
+    "indicator",
+    "dimension",
+    "observed",
+    "expected",
+    "message",
+    "explanation",
+    "excluded",
+];
+
+/// What every check sees.
+pub struct CheckInput<'a> {
+    /// The program being checked.
+    pub pipeline: &'a Pipeline,
+    /// Indicator catalog.
+    pub catalog: &'a Catalog,
+    /// Township registry.
+    pub registry: &'a Registry,
+    /// Quotas of every year.
+    pub quotas: &'a [Quota],
+    /// Normalized fact rows.
+    pub facts: &'a DataFrame,
+    /// Current submissions.
+    pub submissions: &'a DataFrame,
+    /// (township, period) pairs whose fetch failed: not known to be missing,
+    /// so not overdue; the fetch failure is alerted on its own.
+    pub unreachable: &'a std::collections::HashSet<(String, String)>,
+    /// The run's clock.
+    pub now: DateTime<Utc>,
+}
+
+/// One kind of check.
+///
+/// Contract: `run` returns only failures, one row per (rule, township,
+/// period, indicator, dimension), in the first eleven [`RESULT_COLUMNS`]
+/// (`explanation` and `excluded` are added by [`run_all`]). It does no IO.
+pub trait Check {
+    /// Rule name as it appears in results (`breakdown`, `quota_behind`, …).
+    fn name(&self) -> &'static str;
+    /// Evaluates the check.
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame>;
+}
+
+/// The registry of check kinds: one declaration in a pipeline file, one implementation.
+pub fn build(cfg: &CheckConfig) -> Box<dyn Check> {
+    match cfg {
+        CheckConfig::Breakdown {
+            severity,
+            indicators,
+            tolerance,
+        } => Box::new(breakdown::Breakdown {
+            severity: *severity,
+            indicators: indicators.clone(),
+            tolerance: *tolerance,
+        }),
+        CheckConfig::QuotaProgress {
+            severity,
+            behind_tolerance,
+            ahead_ceiling,
+        } => Box::new(quota::QuotaProgress {
+            severity: *severity,
+            behind_tolerance: *behind_tolerance,
+            ahead_ceiling: *ahead_ceiling,
+        }),
+        CheckConfig::Overdue { severity } => Box::new(overdue::Overdue { severity: *severity }),
+    }
+}
+
+/// Runs every check of the pipeline and adds the submission's explanation
+/// and the rollup gate (`excluded`).
+pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+    let mut frames = vec![Rows::default().finish()?.lazy()];
+    for cfg in &input.pipeline.checks {
+        frames.push(build(cfg).run(input)?.lazy());
+    }
+    let all = concat(frames, UnionArgs::default())?;
+    let explanations = input
+        .submissions
+        .clone()
+        .lazy()
+        .select([col("township"), col("period"), col("explanation")]);
+    all.join(
+        explanations,
+        [col("township"), col("period")],
+        [col("township"), col("period")],
+        JoinArgs::new(JoinType::Left),
+    )
+    .with_column(
+        (col("severity")
+            .eq(lit("error"))
+            .and(col("indicator").is_not_null())
+            .and(col("explanation").is_null()))
+        .alias("excluded"),
+    )
+    .sort(
+        ["township", "period", "rule", "indicator", "dimension"],
+        SortMultipleOptions::default()
+            .with_nulls_last(false)
+            .with_maintain_order(true),
+    )
+    .collect()
+}
+
+/// Builder for result rows (failures are few; messages are formatted in Rust).
+#[derive(Default)]
+pub struct Rows {
+    rule: Vec<String>,
+    severity: Vec<String>,
+    program: Vec<String>,
+    township: Vec<String>,
+    period: Vec<String>,
+    year: Vec<i32>,
+    indicator: Vec<Option<String>>,
+    dimension: Vec<Option<String>>,
+    observed: Vec<Option<f64>>,
+    expected: Vec<Option<f64>>,
+    message: Vec<String>,
+}
+
+/// One failure.
+pub struct Failure<'a> {
+    /// Rule name.
+    pub rule: &'a str,
+    /// Severity.
+    pub severity: Severity,
+    /// Program.
+    pub program: &'a str,
+    /// Township code.
+    pub township: &'a str,
+    /// Period (or year, for year-to-date checks).
+    pub period: &'a str,
+    /// Calendar year.
+    pub year: i32,
+    /// Indicator code, if the failure is about one.
+    pub indicator: Option<&'a str>,
+    /// Breakdown dimension, if any.
+    pub dimension: Option<&'a str>,
+    /// What was found.
+    pub observed: Option<f64>,
+    /// What was expected.
+    pub expected: Option<f64>,
+    /// Words for county staff.
+    pub message: String,
+}
+
+impl Rows {
+    /// Adds a failure.
+    pub fn push(&mut self, f: Failure<'_>) {
+        self.rule.push(f.rule.to_string());
+        self.severity.push(f.severity.as_str().to_string());
+        self.program.push(f.program.to_string());
+        self.township.push(f.township.to_string());
+        self.period.push(f.period.to_string());
+        self.year.push(f.year);
+        self.indicator.push(f.indicator.map(str::to_string));
+        self.dimension.push(f.dimension.map(str::to_string));
+        self.observed.push(f.observed);
+        self.expected.push(f.expected);
+        self.message.push(f.message);
+    }
+
+    /// The rows as a frame.
+    pub fn finish(self) -> PolarsResult<DataFrame> {
+        DataFrame::new_infer_height(vec![
+            Column::new("rule".into(), self.rule),
+            Column::new("severity".into(), self.severity),
+            Column::new("program".into(), self.program),
+            Column::new("township".into(), self.township),
+            Column::new("period".into(), self.period),
+            Column::new("year".into(), self.year),
+            Column::new("indicator".into(), self.indicator),
+            Column::new("dimension".into(), self.dimension),
+            Column::new("observed".into(), self.observed),
+            Column::new("expected".into(), self.expected),
+            Column::new("message".into(), self.message),
+        ])
+    }
+}
+
+/// Township display name for messages: 大墅镇(341124102).
+pub fn township_label(registry: &Registry, code: &str) -> String {
+    match registry.get(code) {
+        Some(t) => format!("{}({code})", t.name),
+        None => code.to_string(),
+    }
+}
+
+/// Formats a number for a message.
+pub fn num(x: f64) -> String {
+    crate::submission::format_number((x * 100.0).round() / 100.0)
+}

@@ -1,0 +1,92 @@
+//! Deadlines: a report not in by its deadline is overdue; one that came in
+//! after it is late (counted for timeliness, still used).
+
+use std::collections::HashSet;
+
+use polars::prelude::*;
+
+use super::{Check, CheckInput, Failure, Rows, township_label};
+use crate::config::Severity;
+use crate::period::{Period, china};
+
+/// The overdue check.
+pub struct Overdue {
+    /// Severity of an overdue report.
+    pub severity: Severity,
+}
+
+impl Check for Overdue {
+    fn name(&self) -> &'static str {
+        "overdue"
+    }
+
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+        let subs = input.submissions;
+        let township = subs.column("township")?.str()?;
+        let period = subs.column("period")?.str()?;
+        let status = subs.column("status")?.str()?;
+        let mut received = HashSet::new();
+        let mut rows = Rows::default();
+        let program = &input.pipeline.name;
+        for i in 0..subs.height() {
+            let (Some(t), Some(p), Some(st)) = (township.get(i), period.get(i), status.get(i)) else {
+                continue;
+            };
+            received.insert((t.to_string(), p.to_string()));
+            if st == "late" {
+                let year = p.parse::<Period>().map(|p| p.year).unwrap_or(0);
+                rows.push(Failure {
+                    rule: "late",
+                    severity: Severity::Info,
+                    program,
+                    township: t,
+                    period: p,
+                    year,
+                    indicator: None,
+                    dimension: None,
+                    observed: None,
+                    expected: None,
+                    message: format!(
+                        "{} {p} 报表逾期报送 (report arrived after the deadline)",
+                        township_label(input.registry, t)
+                    ),
+                });
+            }
+        }
+        let deadline_days = input.pipeline.deadline_days;
+        for p in Period::closed_since(input.pipeline.start(), input.now) {
+            let deadline = p.deadline(deadline_days);
+            if deadline > input.now {
+                continue;
+            }
+            let ps = p.to_string();
+            for t in input.registry.townships.keys() {
+                let key = (t.clone(), ps.clone());
+                if received.contains(&key) || input.unreachable.contains(&key) {
+                    continue;
+                }
+                let due = (deadline - chrono::Duration::seconds(1)).with_timezone(&china());
+                let days = (input.now - deadline).num_days();
+                rows.push(Failure {
+                    rule: "overdue",
+                    severity: self.severity,
+                    program,
+                    township: t,
+                    period: &ps,
+                    year: p.year,
+                    indicator: None,
+                    dimension: None,
+                    observed: None,
+                    expected: None,
+                    message: format!(
+                        "{} {ps} 报表未报送，截止 {} 已过 {days} 天 (overdue: not submitted, due {})",
+                        township_label(input.registry, t),
+                        due.format("%Y-%m-%d"),
+                        due.format("%Y-%m-%d")
+                    ),
+                });
+            }
+        }
+        rows.finish()
+    }
+}

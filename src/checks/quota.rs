@@ -1,0 +1,166 @@
+//! Quota progress (序时进度, 时间过半任务过半): year-to-date achievement over
+//! the yearly quota, against the share of the year whose reports are due.
+//! Flows add up across the year's periods; stocks and cumulatives take the
+//! latest value.
+
+use polars::prelude::*;
+
+use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use crate::catalog::Kind;
+use crate::config::Severity;
+use crate::period::year_elapsed;
+
+/// The quota progress check.
+pub struct QuotaProgress {
+    /// Severity of behind / far ahead.
+    pub severity: Severity,
+    /// Behind when progress < elapsed − this.
+    pub behind_tolerance: f64,
+    /// Far ahead when progress > this.
+    pub ahead_ceiling: f64,
+}
+
+/// Year-to-date achievement per (township, year, indicator): a pure helper
+/// shared with the rollup. Columns: township, year, indicator, achieved.
+pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
+    let (codes, flows): (Vec<String>, Vec<bool>) = catalog
+        .indicators
+        .iter()
+        .map(|i| (i.code.clone(), i.kind == Kind::Flow))
+        .unzip();
+    let kinds = DataFrame::new_infer_height(vec![
+        Column::new("indicator".into(), codes),
+        Column::new("is_flow".into(), flows),
+    ])?
+    .lazy();
+    Ok(facts
+        .clone()
+        .lazy()
+        .filter(col("dimension").is_null().and(col("value").is_not_null()))
+        .group_by([col("township"), col("year"), col("indicator")])
+        .agg([
+            col("value").sum().alias("sum"),
+            col("value")
+                .sort_by([col("period")], SortMultipleOptions::default())
+                .last()
+                .alias("latest"),
+        ])
+        .join(
+            kinds,
+            [col("indicator")],
+            [col("indicator")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .select([
+            col("township"),
+            col("year"),
+            col("indicator"),
+            when(col("is_flow"))
+                .then(col("sum"))
+                .otherwise(col("latest"))
+                .alias("achieved"),
+        ]))
+}
+
+impl Check for QuotaProgress {
+    fn name(&self) -> &'static str {
+        "quota_progress"
+    }
+
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+        let mut rows = Rows::default();
+        let (mut t, mut y, mut ind, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for quota in input
+            .quotas
+            .iter()
+            .filter(|q| input.registry.get(&q.code).is_some() && q.quota > 0.0)
+        {
+            if !input.pipeline.indicators.is_empty() && !input.pipeline.indicators.contains(&quota.indicator) {
+                continue;
+            }
+            t.push(quota.code.clone());
+            y.push(quota.year);
+            ind.push(quota.indicator.clone());
+            q.push(quota.quota);
+        }
+        let quotas = DataFrame::new_infer_height(vec![
+            Column::new("township".into(), t),
+            Column::new("year".into(), y),
+            Column::new("indicator".into(), ind),
+            Column::new("quota".into(), q),
+        ])?;
+        let keys = [col("township"), col("year"), col("indicator")];
+        let progress = quotas
+            .lazy()
+            .join(
+                achieved(input.facts, input.catalog)?,
+                keys.clone(),
+                keys,
+                JoinArgs::new(JoinType::Left),
+            )
+            .with_column((col("achieved").fill_null(lit(0.0)) / col("quota")).alias("progress"))
+            .sort(["township", "indicator"], Default::default())
+            .collect()?;
+        let s = |c: &str| progress.column(c).and_then(|c| c.str().cloned());
+        let (township, indicator) = (s("township")?, s("indicator")?);
+        let year = progress.column("year")?.i32()?.clone();
+        let share = progress.column("progress")?.f64()?.clone();
+        let quota = progress.column("quota")?.f64()?.clone();
+        for i in 0..progress.height() {
+            let (Some(tw), Some(code), Some(yr), Some(p), Some(qv)) = (
+                township.get(i),
+                indicator.get(i),
+                year.get(i),
+                share.get(i),
+                quota.get(i),
+            ) else {
+                continue;
+            };
+            let elapsed = year_elapsed(yr, input.now);
+            if elapsed <= 0.0 {
+                continue;
+            }
+            let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
+            let who = township_label(input.registry, tw);
+            let pct = |x: f64| format!("{:.0}%", x * 100.0);
+            let (rule, message) = if p < elapsed - self.behind_tolerance {
+                (
+                    "quota_behind",
+                    format!(
+                        "{who} {yr}年 {name}: 完成 {} / 任务 {} = {}，低于序时进度 {} (behind time-proportional progress)",
+                        num(p * qv),
+                        num(qv),
+                        pct(p),
+                        pct(elapsed)
+                    ),
+                )
+            } else if p > self.ahead_ceiling {
+                (
+                    "quota_far_ahead",
+                    format!(
+                        "{who} {yr}年 {name}: 完成 {} / 任务 {} = {}，远超任务，请核实 (far ahead of quota: a star or an error)",
+                        num(p * qv),
+                        num(qv),
+                        pct(p)
+                    ),
+                )
+            } else {
+                continue;
+            };
+            rows.push(Failure {
+                rule,
+                severity: self.severity,
+                program: &input.pipeline.name,
+                township: tw,
+                period: &yr.to_string(),
+                year: yr,
+                indicator: Some(code),
+                dimension: None,
+                observed: Some(p),
+                expected: Some(elapsed),
+                message,
+            });
+        }
+        rows.finish()
+    }
+}

@@ -1,0 +1,93 @@
+//! The raw landing area: every body a township sent, stored unchanged under
+//! its sha256 (`<warehouse>/raw/sha256/ab/cdef…`). Content-addressed, so a
+//! body is written once and never overwritten; written aside, then renamed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A landing-area failure.
+#[derive(Debug, thiserror::Error)]
+#[error("landing area {path}: {source}")]
+pub struct LandError {
+    /// File or directory.
+    pub path: String,
+    /// What the OS said.
+    pub source: std::io::Error,
+}
+
+/// The content-addressed raw store.
+#[derive(Debug, Clone)]
+pub struct RawStore {
+    root: PathBuf,
+}
+
+/// Hex sha256 of a body.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl RawStore {
+    /// The store under `<warehouse>/raw/sha256`.
+    pub fn new(warehouse: &Path) -> RawStore {
+        RawStore {
+            root: warehouse.join("raw").join("sha256"),
+        }
+    }
+
+    /// Where a body with this hash lives.
+    pub fn path(&self, sha256: &str) -> PathBuf {
+        let (a, b) = sha256.split_at(2.min(sha256.len()));
+        self.root.join(a).join(b)
+    }
+
+    /// Stores a body; returns its hash. Storing the same bytes again is a no-op.
+    pub fn put(&self, bytes: &[u8]) -> Result<String, LandError> {
+        let sha = sha256_hex(bytes);
+        let path = self.path(&sha);
+        if path.exists() {
+            return Ok(sha);
+        }
+        let err = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| LandError { path: p, source }
+        };
+        let dir = path.parent().expect("raw paths have a parent");
+        std::fs::create_dir_all(dir).map_err(err(dir))?;
+        let tmp = dir.join(format!(".{}.tmp-{}", &sha[2..], std::process::id()));
+        let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+        f.write_all(bytes).map_err(err(&tmp))?;
+        f.sync_all().map_err(err(&tmp))?;
+        drop(f);
+        std::fs::rename(&tmp, &path).map_err(err(&path))?;
+        Ok(sha)
+    }
+
+    /// Reads a stored body back.
+    pub fn get(&self, sha256: &str) -> Result<Vec<u8>, LandError> {
+        let p = self.path(sha256);
+        std::fs::read(&p).map_err(|source| LandError {
+            path: p.display().to_string(),
+            source,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_bytes_same_file_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path());
+        let a = store.put(b"{\"values\":[]}").unwrap();
+        assert_eq!(a, sha256_hex(b"{\"values\":[]}"));
+        assert_eq!(store.put(b"{\"values\":[]}").unwrap(), a);
+        let b = store.put(b"other").unwrap();
+        assert_ne!(a, b);
+        assert_eq!(store.get(&a).unwrap(), b"{\"values\":[]}");
+        assert!(store.path(&a).starts_with(dir.path().join("raw/sha256")));
+    }
+}

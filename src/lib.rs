@@ -1,0 +1,28 @@
+//! taizhang (台账): township reports for county Disabled Persons' Federations.
+//!
+//! The flow, one module per stage: `sources` (fetch) → `land` → `normalize`
+//! → `checks` → `publish` (via `sinks`) → `rollup` → `alerts`; `run`
+//! sequences them. Only sources, sinks, `state`, `run` and `serve` touch the
+//! network, the disk or the clock.
+#![warn(missing_docs)]
+
+pub mod alerts;
+pub mod catalog;
+pub mod checks;
+pub mod config;
+pub mod demo;
+pub mod fold;
+pub mod land;
+pub mod normalize;
+pub mod normalize_value;
+pub mod period;
+pub mod publish;
+pub mod registry;
+pub mod rollup;
+pub mod run;
+pub mod serve;
+pub mod simulator;
+pub mod sinks;
+pub mod sources;
+pub mod state;
+pub mod submission;

@@ -1,0 +1,198 @@
+//! The `taizhang` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand};
+
+use taizhang::config::Loaded;
+use taizhang::run::{RunOptions, RunSummary, plan, run};
+
+#[derive(Parser)]
+#[command(
+    name = "taizhang",
+    version,
+    about = "台账: township reports → checked Parquet tables, county rollups and alerts"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the whole pipeline against an embedded township portal (全椒县, Jan–Jun 2026).
+    Demo {
+        /// Warehouse directory to publish into.
+        #[arg(long, default_value = "demo-warehouse")]
+        warehouse: PathBuf,
+    },
+    /// One run of every pipeline: the nightly job for cron or systemd.
+    Run {
+        /// Settings file (config/taizhang.toml).
+        #[arg(long)]
+        config: PathBuf,
+        /// The run's clock (RFC 3339), for tests and replays.
+        #[arg(long)]
+        now: Option<DateTime<chrono::FixedOffset>>,
+        /// Only this pipeline (repeatable).
+        #[arg(long = "pipeline")]
+        pipelines: Vec<String>,
+        /// Print what would be fetched; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Run pipelines on their cron schedules until SIGINT/SIGTERM.
+    Serve {
+        /// Settings file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Check all configuration; exit non-zero with file, key and reason on the first problem.
+    Validate {
+        /// Settings file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn print_summary(cfg: &Loaded, s: &RunSummary) {
+    println!("taizhang run");
+    println!(
+        "  reports fetched     {} of {} expected ({} not submitted, {} failed)",
+        s.fetched, s.planned, s.not_submitted, s.fetch_failed
+    );
+    println!("  newly landed        {}", s.landed_new);
+    println!(
+        "  rows published      {} fact rows, {} county rollup rows",
+        s.rows_published, s.rollup_rows
+    );
+    println!("  quarantined         {} values", s.quarantined);
+    let failures: Vec<String> = s.check_failures.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "  check failures      {}",
+        if failures.is_empty() {
+            "none".into()
+        } else {
+            failures.join(", ")
+        }
+    );
+    println!(
+        "  files               {} written, {} unchanged, {} removed",
+        s.publish.written, s.publish.unchanged, s.publish.removed
+    );
+    println!(
+        "  alerts              {} new, {} resolved, {} open",
+        s.alerts_raised.len(),
+        s.alerts_resolved,
+        s.alerts_open
+    );
+    for a in &s.alerts_raised {
+        println!("    [{}] {}", a.kind, a.message);
+    }
+    if let Some(e) = &s.delivery_error {
+        println!("  webhook             NOT delivered ({e}); retried next run");
+    } else if cfg.webhook_url.is_some() {
+        println!("  webhook             {} alerts delivered", s.alerts_delivered);
+    }
+    println!("  warehouse           {}", s.warehouse.display());
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Demo { warehouse } => {
+            init_logging("warn");
+            let (cfg, summary) = taizhang::demo::demo(&warehouse).await.context("demo failed")?;
+            print_summary(&cfg, &summary);
+            let wh = summary.warehouse.display();
+            println!();
+            println!("Try it with DuckDB (pip install duckdb):");
+            println!(
+                "  python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT period, value, townships_reporting, townships_excluded, progress FROM read_parquet('{wh}/rollup_county/*/*.parquet', hive_partitioning = true) WHERE indicator = 'certificates_issued' AND dimension IS NULL ORDER BY period\\\"))\""
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            config,
+            now,
+            pipelines,
+            dry_run,
+        } => {
+            init_logging("info");
+            let cfg = Loaded::from_file(&config)?;
+            let opts = RunOptions {
+                now: now.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now),
+                dry_run,
+                only: pipelines,
+            };
+            if dry_run {
+                let targets = plan(&cfg, &opts);
+                println!("dry run: {} reports would be fetched", targets.len());
+                for t in targets.iter().take(20) {
+                    println!("  {} {} {} {}", t.pipeline, t.township, t.period, t.url);
+                }
+                if targets.len() > 20 {
+                    println!("  … and {} more", targets.len() - 20);
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let summary = run(&cfg, &opts).await?;
+            print_summary(&cfg, &summary);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve { config } => {
+            init_logging("info");
+            let cfg = Loaded::from_file(&config)?;
+            taizhang::serve::serve(cfg).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate { config } => {
+            init_logging("warn");
+            match Loaded::from_file(&config) {
+                Ok(cfg) => {
+                    println!(
+                        "ok: {} pipelines, {} indicators, {} townships, {} quotas",
+                        cfg.pipelines.len(),
+                        cfg.catalog.indicators.len(),
+                        cfg.registry.townships.len(),
+                        cfg.quotas.len()
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(2))
+                }
+            }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(real_main(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

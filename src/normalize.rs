@@ -1,0 +1,427 @@
+//! Normalize: the current submission of every (township, period) becomes long
+//! rows — township, period, indicator code, dimension, category, value in the
+//! catalog unit, flags, provenance. What cannot be used goes to the quarantine
+//! with its reason; nothing is dropped silently. Pure: no IO, no clock.
+//!
+//! Conservation holds per submission and is recorded in the submissions
+//! table: values received = values published + values quarantined.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use crate::catalog::Catalog;
+use crate::config::Pipeline;
+use crate::normalize_value::{Reading, read};
+use crate::period::Period;
+use crate::registry::{NameMatch, Registry};
+use crate::state::Landing;
+use crate::submission::{Cell, Submission, parse};
+
+/// One landed body chosen as the current version of its (township, period).
+pub struct Landed<'a> {
+    /// Its landing record.
+    pub landing: &'a Landing,
+    /// The bytes as sent.
+    pub body: &'a [u8],
+    /// How many distinct bodies were landed for the same (township, period).
+    pub versions_landed: usize,
+}
+
+/// The normalized tables of one pipeline.
+pub struct Normalized {
+    /// Long fact rows, all indicators (see [`FACT_COLUMNS`]).
+    pub facts: DataFrame,
+    /// Rows set aside, with reasons.
+    pub quarantine: DataFrame,
+    /// One row per current submission.
+    pub submissions: DataFrame,
+}
+
+/// Columns of the fact rows, in order.
+pub const FACT_COLUMNS: &[&str] = &[
+    "program",
+    "township",
+    "county",
+    "period",
+    "year",
+    "indicator",
+    "dimension",
+    "category",
+    "value",
+    "unit",
+    "approx",
+    "missing",
+    "value_raw",
+    "source_sha256",
+    "submitted_at",
+    "version",
+];
+
+#[derive(Default)]
+struct Facts {
+    program: Vec<String>,
+    township: Vec<String>,
+    county: Vec<String>,
+    period: Vec<String>,
+    year: Vec<i32>,
+    indicator: Vec<String>,
+    dimension: Vec<Option<String>>,
+    category: Vec<Option<String>>,
+    value: Vec<Option<f64>>,
+    unit: Vec<String>,
+    approx: Vec<bool>,
+    missing: Vec<bool>,
+    value_raw: Vec<String>,
+    sha: Vec<String>,
+    submitted_at: Vec<Option<i64>>,
+    version: Vec<Option<i64>>,
+}
+
+#[derive(Default)]
+struct Quarantine {
+    program: Vec<String>,
+    township: Vec<String>,
+    period: Vec<String>,
+    year: Vec<i32>,
+    sha: Vec<String>,
+    indicator_label: Vec<Option<String>>,
+    dimension: Vec<Option<String>>,
+    category: Vec<Option<String>>,
+    value_raw: Vec<Option<String>>,
+    reason: Vec<String>,
+}
+
+#[derive(Default)]
+struct Submissions {
+    program: Vec<String>,
+    township: Vec<String>,
+    period: Vec<String>,
+    year: Vec<i32>,
+    sha: Vec<String>,
+    format: Vec<Option<String>>,
+    version: Vec<Option<i64>>,
+    submitted_at: Vec<Option<i64>>,
+    first_fetched_at: Vec<i64>,
+    deadline: Vec<i64>,
+    status: Vec<String>,
+    explanation: Vec<Option<String>>,
+    received: Vec<i64>,
+    published: Vec<i64>,
+    quarantined: Vec<i64>,
+    versions_landed: Vec<i64>,
+}
+
+/// Identity of one landed body, for quarantine rows.
+struct Origin<'a> {
+    program: &'a str,
+    township: &'a str,
+    period: &'a str,
+    year: i32,
+    sha: &'a str,
+}
+
+impl Quarantine {
+    fn push(
+        &mut self,
+        o: &Origin<'_>,
+        label: Option<String>,
+        dim: Option<String>,
+        cat: Option<String>,
+        raw: Option<String>,
+        reason: String,
+    ) {
+        self.program.push(o.program.to_string());
+        self.township.push(o.township.to_string());
+        self.period.push(o.period.to_string());
+        self.year.push(o.year);
+        self.sha.push(o.sha.to_string());
+        self.indicator_label.push(label);
+        self.dimension.push(dim);
+        self.category.push(cat);
+        self.value_raw.push(raw);
+        self.reason.push(reason);
+    }
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Checks the submission's own header against what was requested; returns
+/// the reason the whole submission must be set aside, if any.
+fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, registry: &Registry) -> Option<String> {
+    if let Some(p) = &sub.program
+        && p != &pipeline.name
+    {
+        return Some(format!("submission is for program {p:?}, not {:?}", pipeline.name));
+    }
+    if let Some(p) = &sub.period {
+        match p.parse::<Period>() {
+            Err(e) => return Some(e.to_string()),
+            Ok(p) if p.to_string() != landing.period => {
+                return Some(format!(
+                    "submission is for period {p}, but {} was requested",
+                    landing.period
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    let resolved = match (&sub.township, &sub.township_name) {
+        (Some(code), _) => match registry.get(code) {
+            Some(_) => code.clone(),
+            None => return Some(format!("township code {code:?} is not in the registry")),
+        },
+        (None, Some(name)) => match registry.resolve_name(name) {
+            NameMatch::Found(code) => code,
+            NameMatch::Unknown => return Some(format!("township name {name:?} matches no township of the registry")),
+            NameMatch::Ambiguous(c) => {
+                return Some(format!(
+                    "township name {name:?} is ambiguous: could be {}",
+                    c.join(", ")
+                ));
+            }
+        },
+        (None, None) => landing.township.clone(),
+    };
+    if resolved != landing.township {
+        return Some(format!(
+            "submission is for township {resolved}, but {} was requested",
+            landing.township
+        ));
+    }
+    None
+}
+
+/// Normalizes the current submissions of one pipeline.
+pub fn normalize(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    registry: &Registry,
+    landed: &[Landed<'_>],
+) -> PolarsResult<Normalized> {
+    let mut f = Facts::default();
+    let mut q = Quarantine::default();
+    let mut s = Submissions::default();
+    let mut readings: HashMap<String, Reading> = HashMap::new();
+    let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
+
+    for l in landed {
+        let landing = l.landing;
+        let period: Period = match landing.period.parse() {
+            Ok(p) => p,
+            Err(_) => continue, // landings are keyed by periods we generated; cannot happen
+        };
+        let o = Origin {
+            program: &pipeline.name,
+            township: &landing.township,
+            period: &landing.period,
+            year: period.year,
+            sha: &landing.sha256,
+        };
+        let county = registry
+            .get(&landing.township)
+            .map(|t| t.county.clone())
+            .unwrap_or_default();
+        let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
+        let parsed = parse(l.body);
+        let sub = match &parsed {
+            Ok(sub) => match header_problem(sub, landing, pipeline, registry) {
+                None => Some(sub),
+                Some(reason) => {
+                    received = sub.values.len() as i64;
+                    for v in &sub.values {
+                        q.push(
+                            &o,
+                            v.indicator.clone(),
+                            v.dimension.clone(),
+                            v.category.clone(),
+                            Some(v.value.raw()),
+                            reason.clone(),
+                        );
+                    }
+                    if sub.values.is_empty() {
+                        q.push(&o, None, None, None, None, reason);
+                    }
+                    quarantined = received;
+                    None
+                }
+            },
+            Err(e) => {
+                q.push(&o, None, None, None, None, format!("submission unreadable: {e}"));
+                None
+            }
+        };
+        if let Some(sub) = sub {
+            let submitted_at = sub.submitted_at.map(|t| micros(t.with_timezone(&Utc)));
+            let mut seen: HashSet<(String, Option<String>, Option<String>)> = HashSet::new();
+            for v in &sub.values {
+                received += 1;
+                let raw = v.value.raw();
+                let mut reject = |reason: String| {
+                    q.push(
+                        &o,
+                        v.indicator.clone(),
+                        v.dimension.clone(),
+                        v.category.clone(),
+                        Some(raw.clone()),
+                        reason,
+                    );
+                    quarantined += 1;
+                };
+                if let Some(p) = &v.problem {
+                    reject(p.clone());
+                    continue;
+                }
+                let Some(label) = &v.indicator else {
+                    reject("value has no indicator".into());
+                    continue;
+                };
+                let Some(ind) = catalog.resolve(label) else {
+                    reject(format!("unknown indicator {label:?}"));
+                    continue;
+                };
+                if !allowed.is_empty() && !allowed.contains(ind.code.as_str()) {
+                    reject(format!(
+                        "indicator {} is not part of program {}",
+                        ind.name, pipeline.name
+                    ));
+                    continue;
+                }
+                let (dimension, category) = match (&v.dimension, &v.category) {
+                    (_, Some(cat)) => match catalog.resolve_category(ind, v.dimension.as_deref(), cat) {
+                        Ok((d, c)) => (Some(d), Some(c)),
+                        Err(e) => {
+                            reject(e);
+                            continue;
+                        }
+                    },
+                    (Some(d), None) => {
+                        reject(format!("dimension {d:?} given without a category"));
+                        continue;
+                    }
+                    (None, None) => (None, None),
+                };
+                if !seen.insert((ind.code.clone(), dimension.clone(), category.clone())) {
+                    reject("the same cell appears twice in the submission; the first one counts".into());
+                    continue;
+                }
+                let (value, approx, missing) = match &v.value {
+                    Cell::Number(n) => (Some(*n), false, false),
+                    Cell::Null => (None, false, true),
+                    Cell::Text(t) => {
+                        let r = readings.entry(t.clone()).or_insert_with(|| read(t));
+                        if let Some(e) = &r.error {
+                            reject(format!("unreadable value: {e}"));
+                            continue;
+                        }
+                        (r.value, r.approx, r.missing)
+                    }
+                };
+                f.program.push(pipeline.name.clone());
+                f.township.push(landing.township.clone());
+                f.county.push(county.clone());
+                f.period.push(landing.period.clone());
+                f.year.push(period.year);
+                f.indicator.push(ind.code.clone());
+                f.dimension.push(dimension);
+                f.category.push(category);
+                f.value.push(value);
+                f.unit.push(ind.unit.clone());
+                f.approx.push(approx);
+                f.missing.push(missing);
+                f.value_raw.push(raw);
+                f.sha.push(landing.sha256.clone());
+                f.submitted_at.push(submitted_at);
+                f.version.push(sub.version);
+                published += 1;
+            }
+        }
+        debug_assert_eq!(received, published + quarantined, "conservation");
+        let sub_ok = parsed.as_ref().ok();
+        let submitted_at = sub_ok
+            .and_then(|s| s.submitted_at)
+            .map(|t| micros(t.with_timezone(&Utc)));
+        let deadline = period.deadline(pipeline.deadline_days);
+        let arrived = submitted_at.unwrap_or(micros(landing.first_fetched_at));
+        let status = if sub.is_none() {
+            "quarantined"
+        } else if arrived <= micros(deadline) {
+            "on_time"
+        } else {
+            "late"
+        };
+        s.program.push(pipeline.name.clone());
+        s.township.push(landing.township.clone());
+        s.period.push(landing.period.clone());
+        s.year.push(period.year);
+        s.sha.push(landing.sha256.clone());
+        s.format.push(sub_ok.map(|s| s.format.as_str().to_string()));
+        s.version.push(sub_ok.and_then(|s| s.version));
+        s.submitted_at.push(submitted_at);
+        s.first_fetched_at.push(micros(landing.first_fetched_at));
+        s.deadline.push(micros(deadline));
+        s.status.push(status.to_string());
+        s.explanation.push(sub_ok.and_then(|s| s.explanation.clone()));
+        s.received.push(received);
+        s.published.push(published);
+        s.quarantined.push(quarantined);
+        s.versions_landed.push(l.versions_landed as i64);
+    }
+
+    let facts = DataFrame::new_infer_height(vec![
+        Column::new("program".into(), f.program),
+        Column::new("township".into(), f.township),
+        Column::new("county".into(), f.county),
+        Column::new("period".into(), f.period),
+        Column::new("year".into(), f.year),
+        Column::new("indicator".into(), f.indicator),
+        Column::new("dimension".into(), f.dimension),
+        Column::new("category".into(), f.category),
+        Column::new("value".into(), f.value),
+        Column::new("unit".into(), f.unit),
+        Column::new("approx".into(), f.approx),
+        Column::new("missing".into(), f.missing),
+        Column::new("value_raw".into(), f.value_raw),
+        Column::new("source_sha256".into(), f.sha),
+        Column::new("submitted_at".into(), f.submitted_at),
+        Column::new("version".into(), f.version),
+    ])?;
+    let quarantine = DataFrame::new_infer_height(vec![
+        Column::new("program".into(), q.program),
+        Column::new("township".into(), q.township),
+        Column::new("period".into(), q.period),
+        Column::new("year".into(), q.year),
+        Column::new("source_sha256".into(), q.sha),
+        Column::new("indicator_label".into(), q.indicator_label),
+        Column::new("dimension".into(), q.dimension),
+        Column::new("category".into(), q.category),
+        Column::new("value_raw".into(), q.value_raw),
+        Column::new("reason".into(), q.reason),
+    ])?;
+    let submissions = DataFrame::new_infer_height(vec![
+        Column::new("program".into(), s.program),
+        Column::new("township".into(), s.township),
+        Column::new("period".into(), s.period),
+        Column::new("year".into(), s.year),
+        Column::new("source_sha256".into(), s.sha),
+        Column::new("format".into(), s.format),
+        Column::new("version".into(), s.version),
+        Column::new("submitted_at".into(), s.submitted_at),
+        Column::new("first_fetched_at".into(), s.first_fetched_at),
+        Column::new("deadline".into(), s.deadline),
+        Column::new("status".into(), s.status),
+        Column::new("explanation".into(), s.explanation),
+        Column::new("values_received".into(), s.received),
+        Column::new("values_published".into(), s.published),
+        Column::new("values_quarantined".into(), s.quarantined),
+        Column::new("versions_landed".into(), s.versions_landed),
+    ])?;
+    Ok(Normalized {
+        facts,
+        quarantine,
+        submissions,
+    })
+}

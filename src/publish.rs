@@ -1,0 +1,460 @@
+//! The warehouse layout: which tables exist, their columns, units and
+//! descriptions, and how they are partitioned. The bytes are written by
+//! `sinks::parquet`.
+//!
+//! ```text
+//! <warehouse>/
+//!   raw/sha256/ab/cdef…                       every body as sent
+//!   facts/<indicator>/year=YYYY/part-0.parquet one table per indicator
+//!   rollup_county/year=YYYY/part-0.parquet
+//!   submissions/year=YYYY/part-0.parquet
+//!   quarantine/year=YYYY/part-0.parquet
+//!   check_results/year=YYYY/part-0.parquet
+//!   quotas/year=YYYY/part-0.parquet
+//!   alerts/part-0.parquet
+//!   dim_townships/part-0.parquet
+//!   dim_indicators/part-0.parquet
+//! ```
+
+use std::collections::BTreeSet;
+
+use polars::prelude::*;
+
+use crate::config::Loaded;
+use crate::run::Computed;
+use crate::sinks::parquet::{
+    ColSpec, ColType, PublishError, PublishReport, Table, c, publish_by_year, publish_single, remove_stale,
+};
+
+use ColType::{Bool, F64, I64, Str, Timestamp};
+
+fn frame_err(table: &str) -> impl FnOnce(PolarsError) -> PublishError + '_ {
+    move |source| PublishError::Frame {
+        table: table.to_string(),
+        source,
+    }
+}
+
+/// Columns of an indicator's fact table; `unit` is the indicator's unit.
+pub fn fact_columns(unit: &str) -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program (pipeline name)"),
+        c("township", Str, "9-digit township code (统计用区划代码)"),
+        c("county", Str, "6-digit county code"),
+        c("period", Str, "reporting period: YYYY-MM, YYYY-Qn, YYYY-H1/H2 or YYYY"),
+        c("indicator", Str, "indicator code (see dim_indicators)"),
+        c(
+            "dimension",
+            Str,
+            "breakdown dimension (类别, 等级); null for the indicator's total",
+        ),
+        c(
+            "category",
+            Str,
+            "breakdown category (视力, 一级, …); null for the total",
+        ),
+        ColSpec {
+            name: "value".into(),
+            ty: F64,
+            description: "value in the catalog unit (万元 converted to 元); null when the township left it blank"
+                .into(),
+            unit: Some(unit.to_string()),
+        },
+        c("unit", Str, "unit of value"),
+        c(
+            "approx",
+            Bool,
+            "the township wrote an approximation (60多, 100余, 近4000)",
+        ),
+        c(
+            "missing",
+            Bool,
+            "the township left a placeholder or blank (___, xx): missing, not zero",
+        ),
+        c("value_raw", Str, "the value exactly as the township wrote it"),
+        c(
+            "source_sha256",
+            Str,
+            "sha256 of the landed body this row came from (raw/sha256/…)",
+        ),
+        c("submitted_at", Timestamp, "when the township says it submitted"),
+        c("version", I64, "submission version; the newest counts"),
+    ]
+}
+
+/// Columns of the county rollup.
+fn rollup_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("county", Str, "6-digit county code"),
+        c("county_name", Str, "county name"),
+        c("period", Str, "reporting period"),
+        c("indicator", Str, "indicator code"),
+        c("dimension", Str, "breakdown dimension; null for the total"),
+        c("category", Str, "breakdown category; null for the total"),
+        c(
+            "value",
+            F64,
+            "sum over the included townships; null when none reported a value",
+        ),
+        c("unit", Str, "unit of value"),
+        c("townships_expected", I64, "townships of the county in the registry"),
+        c(
+            "townships_reporting",
+            I64,
+            "townships whose report for the period was received and readable",
+        ),
+        c(
+            "townships_included",
+            I64,
+            "townships whose values for this cell are in `value`",
+        ),
+        c(
+            "townships_excluded",
+            I64,
+            "townships held out by error-severity checks for this indicator and period",
+        ),
+        c(
+            "quota",
+            F64,
+            "yearly county quota (totals only): the county's own, else the sum of its townships'",
+        ),
+        c(
+            "ytd_value",
+            F64,
+            "year to date: running sum of flows, latest value of stocks and cumulatives",
+        ),
+        c("progress", F64, "ytd_value / quota"),
+    ]
+}
+
+fn submission_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("township", Str, "9-digit township code the report was requested for"),
+        c("period", Str, "reporting period"),
+        c("source_sha256", Str, "sha256 of the current body"),
+        c("format", Str, "json or csv; null when unreadable"),
+        c("version", I64, "declared version"),
+        c("submitted_at", Timestamp, "declared submission time"),
+        c("first_fetched_at", Timestamp, "when taizhang first fetched this body"),
+        c("deadline", Timestamp, "when the report became late"),
+        c(
+            "status",
+            Str,
+            "on_time, late (by submitted_at, else first fetch) or quarantined (unreadable)",
+        ),
+        c("explanation", Str, "force-submit explanation (强制上报说明), if any"),
+        c("values_received", I64, "values in the body"),
+        c("values_published", I64, "values published to the fact tables"),
+        c(
+            "values_quarantined",
+            I64,
+            "values set aside; received = published + quarantined",
+        ),
+        c(
+            "versions_landed",
+            I64,
+            "distinct bodies landed for this township and period",
+        ),
+    ]
+}
+
+fn quarantine_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("township", Str, "township code requested"),
+        c("period", Str, "period requested"),
+        c("source_sha256", Str, "sha256 of the landed body (raw/sha256/…)"),
+        c(
+            "indicator_label",
+            Str,
+            "indicator as written; null when the whole submission was set aside",
+        ),
+        c("dimension", Str, "dimension as written"),
+        c("category", Str, "category as written"),
+        c("value_raw", Str, "value as written"),
+        c("reason", Str, "why it was set aside"),
+    ]
+}
+
+fn check_columns() -> Vec<ColSpec> {
+    vec![
+        c("rule", Str, "breakdown, quota_behind, quota_far_ahead, overdue, late"),
+        c("severity", Str, "error, warning or info"),
+        c("program", Str, "reporting program"),
+        c("township", Str, "township code"),
+        c("period", Str, "period (the year for year-to-date quota checks)"),
+        c("indicator", Str, "indicator code, when the check is about one"),
+        c("dimension", Str, "breakdown dimension, when the check is about one"),
+        c("observed", F64, "what was found (total; progress share)"),
+        c(
+            "expected",
+            F64,
+            "what it was checked against (sum of parts; elapsed share of the year)",
+        ),
+        c("message", Str, "the failure in words county staff use"),
+        c("explanation", Str, "the township's force-submit explanation, if any"),
+        c("excluded", Bool, "the values are held out of the county rollup"),
+    ]
+}
+
+fn alert_columns() -> Vec<ColSpec> {
+    vec![
+        c(
+            "alert_key",
+            Str,
+            "stable identity: kind/township/period/indicator/dimension",
+        ),
+        c("kind", Str, "overdue, breakdown, quarantined, fetch_failed"),
+        c("severity", Str, "error or warning"),
+        c("township", Str, "township code"),
+        c("township_name", Str, "township name"),
+        c("period", Str, "period"),
+        c("indicator", Str, "indicator code, if any"),
+        c("message", Str, "what happened, in words county staff use"),
+        c("status", Str, "open or resolved"),
+        c("first_seen", Timestamp, "run time the alert was raised"),
+        c("last_seen", Timestamp, "last run time it still held"),
+        c(
+            "notified_at",
+            Timestamp,
+            "when it was delivered to the webhook; null if not (yet)",
+        ),
+        c("resolved_at", Timestamp, "run time it stopped holding"),
+    ]
+}
+
+/// Publishes every table computed by a run. `year` names the partition of
+/// tables that happen to be empty.
+pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishReport, PublishError> {
+    let root = &cfg.settings.paths.warehouse_dir;
+    let mut report = PublishReport::default();
+
+    // One table per indicator.
+    let present: BTreeSet<String> = match c.facts.height() {
+        0 => BTreeSet::new(),
+        _ => c
+            .facts
+            .column("indicator")
+            .and_then(|s| s.str().cloned())
+            .map_err(frame_err("facts"))?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
+    };
+    for code in &present {
+        let Some(ind) = cfg.catalog.get(code) else { continue };
+        let rows = c
+            .facts
+            .clone()
+            .lazy()
+            .filter(col("indicator").eq(lit(code.clone())))
+            .sort(
+                ["township", "period", "dimension", "category"],
+                SortMultipleOptions::default().with_nulls_last(false),
+            )
+            .collect()
+            .map_err(frame_err("facts"))?;
+        let info = serde_json::json!({
+            "code": ind.code, "name": ind.name, "unit": ind.unit, "kind": ind.kind.as_str(),
+            "area": ind.area, "description": ind.description,
+        });
+        let t = Table {
+            name: format!("facts/{code}"),
+            description: format!("{} ({}): {}", ind.name, ind.unit, ind.description),
+            columns: fact_columns(&ind.unit),
+            metadata: vec![("taizhang.indicator".into(), info.to_string())],
+            frame: &rows,
+        };
+        report.add(&publish_by_year(root, &t, year)?);
+    }
+    report.removed += remove_stale(&root.join("facts"), |name| !present.contains(name))?;
+
+    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 5] = [
+        (
+            "rollup_county",
+            "county totals per indicator, breakdown cell and period, with quota progress",
+            rollup_columns(),
+            &c.rollup,
+        ),
+        (
+            "submissions",
+            "the current submission of every township and period",
+            submission_columns(),
+            &c.submissions,
+        ),
+        (
+            "quarantine",
+            "values and submissions set aside, with the reason",
+            quarantine_columns(),
+            &c.quarantine,
+        ),
+        (
+            "check_results",
+            "failed checks, one row per rule, township, period, indicator and dimension",
+            check_columns(),
+            &c.checks,
+        ),
+        (
+            "quotas",
+            "yearly quotas (任务数) of the county and its townships",
+            quota_columns(),
+            &quota_frame(cfg).map_err(frame_err("quotas"))?,
+        ),
+    ];
+    for (name, description, columns, frame) in tables {
+        let t = Table {
+            name: name.into(),
+            description: description.into(),
+            columns,
+            metadata: vec![],
+            frame,
+        };
+        report.add(&publish_by_year(root, &t, year)?);
+    }
+
+    let dims = [
+        (
+            "dim_townships",
+            "townships of the registry with their county, city and province",
+            township_columns(),
+            township_frame(cfg),
+        ),
+        (
+            "dim_indicators",
+            "the indicator catalog",
+            indicator_columns(),
+            indicator_frame(cfg),
+        ),
+    ];
+    for (name, description, columns, frame) in dims {
+        let frame = frame.map_err(frame_err(name))?;
+        let t = Table {
+            name: name.into(),
+            description: description.into(),
+            columns,
+            metadata: vec![],
+            frame: &frame,
+        };
+        report.add(&publish_single(root, &t, "part-0.parquet")?);
+    }
+    Ok(report)
+}
+
+/// Publishes the alerts table.
+pub fn publish_alerts(cfg: &Loaded, frame: &DataFrame) -> Result<PublishReport, PublishError> {
+    let t = Table {
+        name: "alerts".into(),
+        description: "every alert raised, open and resolved".into(),
+        columns: alert_columns(),
+        metadata: vec![],
+        frame,
+    };
+    publish_single(&cfg.settings.paths.warehouse_dir, &t, "part-0.parquet")
+}
+
+fn quota_columns() -> Vec<ColSpec> {
+    vec![
+        c("code", Str, "6-digit county or 9-digit township code"),
+        c("level", Str, "county or township"),
+        c("indicator", Str, "indicator code"),
+        c("quota", F64, "target for the year, in the indicator's unit"),
+    ]
+}
+
+fn quota_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
+    let q = &cfg.quotas;
+    DataFrame::new_infer_height(vec![
+        Column::new("year".into(), q.iter().map(|q| q.year).collect::<Vec<i32>>()),
+        Column::new("code".into(), q.iter().map(|q| q.code.clone()).collect::<Vec<_>>()),
+        Column::new(
+            "level".into(),
+            q.iter()
+                .map(|q| if q.code.len() == 9 { "township" } else { "county" }.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "indicator".into(),
+            q.iter().map(|q| q.indicator.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new("quota".into(), q.iter().map(|q| q.quota).collect::<Vec<f64>>()),
+    ])
+}
+
+fn township_columns() -> Vec<ColSpec> {
+    vec![
+        c("township", Str, "9-digit township code"),
+        c("township_name", Str, "official name (2023 edition)"),
+        c("county", Str, "6-digit county code"),
+        c("county_name", Str, "county name"),
+        c("city", Str, "4-digit city code"),
+        c("city_name", Str, "city name"),
+        c("province", Str, "2-digit province code"),
+        c("province_name", Str, "province name"),
+    ]
+}
+
+fn township_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
+    let ts: Vec<_> = cfg.registry.townships.values().collect();
+    let col = |f: fn(&crate::registry::Township) -> &String| ts.iter().map(|t| f(t).clone()).collect::<Vec<String>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("township".into(), col(|t| &t.code)),
+        Column::new("township_name".into(), col(|t| &t.name)),
+        Column::new("county".into(), col(|t| &t.county)),
+        Column::new("county_name".into(), col(|t| &t.county_name)),
+        Column::new("city".into(), col(|t| &t.city)),
+        Column::new("city_name".into(), col(|t| &t.city_name)),
+        Column::new("province".into(), col(|t| &t.province)),
+        Column::new("province_name".into(), col(|t| &t.province_name)),
+    ])
+}
+
+fn indicator_columns() -> Vec<ColSpec> {
+    vec![
+        c("indicator", Str, "indicator code = fact table name"),
+        c("name", Str, "official Chinese name"),
+        c("aliases", Str, "other accepted names, separated by 、"),
+        c("unit", Str, "unit of the published value"),
+        c("kind", Str, "flow, cumulative or stock"),
+        c("area", Str, "work area (康复, 两项补贴, …)"),
+        c("description", Str, "what is counted"),
+        c(
+            "breakdowns",
+            Str,
+            "dimension: categories; exhaustive ones add up to the total",
+        ),
+    ]
+}
+
+fn indicator_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
+    let inds = &cfg.catalog.indicators;
+    let map = |f: &dyn Fn(&crate::catalog::Indicator) -> String| inds.iter().map(f).collect::<Vec<String>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("indicator".into(), map(&|i| i.code.clone())),
+        Column::new("name".into(), map(&|i| i.name.clone())),
+        Column::new("aliases".into(), map(&|i| i.aliases.join("、"))),
+        Column::new("unit".into(), map(&|i| i.unit.clone())),
+        Column::new("kind".into(), map(&|i| i.kind.as_str().to_string())),
+        Column::new("area".into(), map(&|i| i.area.clone())),
+        Column::new("description".into(), map(&|i| i.description.clone())),
+        Column::new(
+            "breakdowns".into(),
+            map(&|i| {
+                i.breakdowns
+                    .iter()
+                    .map(|b| {
+                        format!(
+                            "{}: {}{}",
+                            b.dimension,
+                            b.categories.join("/"),
+                            if b.exhaustive { " (exhaustive)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }),
+        ),
+    ])
+}

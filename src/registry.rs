@@ -1,0 +1,369 @@
+//! The township registry: the county's townships from the official division
+//! table (`schemas/divisions/`), their place in the hierarchy, and the
+//! resolution of township names as reports write them.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Deserialize;
+
+use crate::fold::fold;
+
+/// One township with its hierarchy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Township {
+    /// 9-digit code.
+    pub code: String,
+    /// Official name.
+    pub name: String,
+    /// 6-digit county code.
+    pub county: String,
+    /// County name.
+    pub county_name: String,
+    /// 4-digit city code.
+    pub city: String,
+    /// City name.
+    pub city_name: String,
+    /// 2-digit province code.
+    pub province: String,
+    /// Province name.
+    pub province_name: String,
+}
+
+/// A historical or colloquial name for a township.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alias {
+    /// The name as reports write it.
+    pub name: String,
+    /// 9-digit code it stands for now.
+    pub township: String,
+    /// Date the name stopped being official, informational.
+    #[serde(default)]
+    pub until: Option<String>,
+}
+
+/// `config/registry.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// 6-digit county codes this deployment covers.
+    pub counties: Vec<String>,
+    /// Extra names for townships.
+    #[serde(default)]
+    pub aliases: Vec<Alias>,
+}
+
+/// The official division table, as CSV texts.
+pub struct Divisions<'a> {
+    /// provinces.csv
+    pub provinces: &'a str,
+    /// cities.csv
+    pub cities: &'a str,
+    /// areas.csv
+    pub areas: &'a str,
+    /// streets.csv
+    pub streets: &'a str,
+}
+
+impl Divisions<'static> {
+    /// The 2023 edition compiled into the binary.
+    pub fn embedded() -> Divisions<'static> {
+        Divisions {
+            provinces: include_str!("../schemas/divisions/provinces.csv"),
+            cities: include_str!("../schemas/divisions/cities.csv"),
+            areas: include_str!("../schemas/divisions/areas.csv"),
+            streets: include_str!("../schemas/divisions/streets.csv"),
+        }
+    }
+}
+
+/// A registry that cannot be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// registry.toml does not parse.
+    #[error("{file}: {source}")]
+    Parse {
+        /// The file.
+        file: String,
+        /// Parser message with line and key.
+        source: Box<toml::de::Error>,
+    },
+    /// A county or alias names a code the division table does not have.
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        /// The file.
+        file: String,
+        /// The key at fault.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// How a township name resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameMatch {
+    /// Exactly one township.
+    Found(String),
+    /// No township of the registry has this name.
+    Unknown,
+    /// Several townships could be meant.
+    Ambiguous(Vec<String>),
+}
+
+/// The county's townships.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    /// Townships by code, in code order.
+    pub townships: BTreeMap<String, Township>,
+    names: HashMap<String, Vec<String>>,
+}
+
+/// Suffixes a report may leave off a township's name; longest first.
+const SUFFIXES: &[&str] = &["街道办事处", "街道", "镇", "乡", "办事处"];
+
+/// Strips the administrative suffix and ethnic qualifier: 九保阿昌族乡 → 九保.
+fn stem(name: &str) -> String {
+    let mut s = name.to_string();
+    for suf in SUFFIXES {
+        if let Some(rest) = s.strip_suffix(suf)
+            && rest.chars().count() >= 2
+        {
+            s = rest.to_string();
+            break;
+        }
+    }
+    // Ethnic qualifiers end in 族 (阿昌族, 回族, 彝族): drop from the first
+    // ethnic name on; names are short, so a scan is cheap.
+    if let Some(pos) = s.find('族') {
+        let head: String = s[..pos].chars().collect();
+        let n = head.chars().count();
+        // keep at least two characters of the place name
+        for cut in 2..n {
+            let candidate: String = head.chars().take(cut).collect();
+            if ETHNIC_PREFIXES.iter().any(|e| head[candidate.len()..].starts_with(e)) {
+                return candidate;
+            }
+        }
+    }
+    s
+}
+
+/// First characters of ethnic group names used in township names.
+const ETHNIC_PREFIXES: &[&str] = &[
+    "阿昌",
+    "白",
+    "保安",
+    "布朗",
+    "布依",
+    "朝鲜",
+    "达斡尔",
+    "傣",
+    "德昂",
+    "侗",
+    "东乡",
+    "独龙",
+    "鄂伦春",
+    "鄂温克",
+    "俄罗斯",
+    "高山",
+    "仡佬",
+    "哈尼",
+    "哈萨克",
+    "赫哲",
+    "回",
+    "基诺",
+    "京",
+    "景颇",
+    "柯尔克孜",
+    "拉祜",
+    "黎",
+    "傈僳",
+    "珞巴",
+    "满",
+    "毛南",
+    "门巴",
+    "蒙古",
+    "苗",
+    "仫佬",
+    "纳西",
+    "怒",
+    "普米",
+    "羌",
+    "撒拉",
+    "畲",
+    "水",
+    "塔吉克",
+    "塔塔尔",
+    "土家",
+    "土",
+    "佤",
+    "维吾尔",
+    "乌孜别克",
+    "锡伯",
+    "瑶",
+    "彝",
+    "裕固",
+    "藏",
+    "壮",
+    "各",
+];
+
+impl Registry {
+    /// Builds the registry for `config`'s counties from the division table.
+    pub fn build(file: &str, config: &RegistryConfig, div: &Divisions<'_>) -> Result<Registry, RegistryError> {
+        let invalid = |key: &str, reason: String| RegistryError::Invalid {
+            file: file.to_string(),
+            key: key.to_string(),
+            reason,
+        };
+        let provinces = csv_map(div.provinces);
+        let cities = csv_map(div.cities);
+        let areas: HashMap<String, (String, String)> = csv_rows(div.areas)
+            .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
+            .collect();
+        let mut townships = BTreeMap::new();
+        for county in &config.counties {
+            let Some((county_name, city)) = areas.get(county) else {
+                return Err(invalid(
+                    "counties",
+                    format!("{county:?} is not a county code of the 2023 division table"),
+                ));
+            };
+            let province = city[..2].to_string();
+            let prefix = format!("\n{county}");
+            // streets.csv is sorted by code: find the county's block.
+            let Some(start) = div.streets.find(&prefix) else {
+                continue;
+            };
+            for line in div.streets[start + 1..].lines() {
+                if !line.starts_with(county.as_str()) {
+                    break;
+                }
+                let r = split_csv(line);
+                townships.insert(
+                    r[0].clone(),
+                    Township {
+                        code: r[0].clone(),
+                        name: r[1].clone(),
+                        county: county.clone(),
+                        county_name: county_name.clone(),
+                        city: city.clone(),
+                        city_name: cities.get(city).cloned().unwrap_or_default(),
+                        province_name: provinces.get(&province).cloned().unwrap_or_default(),
+                        province: province.clone(),
+                    },
+                );
+            }
+        }
+        let mut names: HashMap<String, Vec<String>> = HashMap::new();
+        let mut add = |name: &str, code: &str| {
+            for key in [fold(name), stem(&fold(name))] {
+                let v = names.entry(key).or_default();
+                if !v.iter().any(|c| c == code) {
+                    v.push(code.to_string());
+                }
+            }
+        };
+        for t in townships.values() {
+            add(&t.name, &t.code);
+        }
+        for a in &config.aliases {
+            if !townships.contains_key(&a.township) {
+                return Err(invalid(
+                    "aliases",
+                    format!(
+                        "{:?} points at {:?}, not a township of the registry",
+                        a.name, a.township
+                    ),
+                ));
+            }
+            add(&a.name, &a.township);
+        }
+        Ok(Registry { townships, names })
+    }
+
+    /// Resolves a township name as written: official name, traditional
+    /// spelling, missing suffix, missing ethnic qualifier, alias.
+    pub fn resolve_name(&self, name: &str) -> NameMatch {
+        let folded = fold(name);
+        let hit = self.names.get(&folded).or_else(|| self.names.get(&stem(&folded)));
+        match hit.map(Vec::as_slice) {
+            None | Some([]) => NameMatch::Unknown,
+            Some([one]) => NameMatch::Found(one.clone()),
+            Some(many) => NameMatch::Ambiguous(many.to_vec()),
+        }
+    }
+
+    /// Township by code.
+    pub fn get(&self, code: &str) -> Option<&Township> {
+        self.townships.get(code)
+    }
+
+    /// Counties covered, with their names.
+    pub fn counties(&self) -> BTreeMap<String, String> {
+        self.townships
+            .values()
+            .map(|t| (t.county.clone(), t.county_name.clone()))
+            .collect()
+    }
+}
+
+fn split_csv(line: &str) -> Vec<String> {
+    line.split(',')
+        .map(|f| f.trim().trim_matches('"').to_string())
+        .collect()
+}
+
+fn csv_rows(text: &str) -> impl Iterator<Item = Vec<String>> + '_ {
+    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(split_csv)
+}
+
+fn csv_map(text: &str) -> HashMap<String, String> {
+    csv_rows(text).map(|r| (r[0].clone(), r[1].clone())).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn registry(counties: &[&str]) -> Registry {
+        let cfg = RegistryConfig {
+            counties: counties.iter().map(|s| s.to_string()).collect(),
+            aliases: vec![],
+        };
+        Registry::build("registry.toml", &cfg, &Divisions::embedded()).unwrap()
+    }
+
+    #[test]
+    fn quanjiao_has_ten_townships_with_hierarchy() {
+        let r = registry(&["341124"]);
+        assert_eq!(r.townships.len(), 10);
+        let t = r.get("341124102").unwrap();
+        assert_eq!((t.name.as_str(), t.county_name.as_str()), ("大墅镇", "全椒县"));
+        assert_eq!((t.city_name.as_str(), t.province_name.as_str()), ("滁州市", "安徽省"));
+    }
+
+    #[test]
+    fn names_as_written_resolve() {
+        let r = registry(&["341124", "533122"]);
+        let found = |s: &str| NameMatch::Found(s.to_string());
+        assert_eq!(r.resolve_name("大墅鎮"), found("341124102"));
+        assert_eq!(r.resolve_name("大墅"), found("341124102"));
+        assert_eq!(r.resolve_name("九保鄉"), found("533122204"));
+        assert_eq!(r.resolve_name("九保阿昌族乡"), found("533122204"));
+        assert_eq!(r.resolve_name("章辉"), NameMatch::Unknown);
+    }
+
+    #[test]
+    fn unknown_county_is_an_error_naming_the_key() {
+        let cfg = RegistryConfig {
+            counties: vec!["999999".into()],
+            aliases: vec![],
+        };
+        let err = Registry::build("registry.toml", &cfg, &Divisions::embedded())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("registry.toml: counties"), "{err}");
+    }
+}

@@ -1,0 +1,231 @@
+//! Roll up: township rows to the county, per indicator, breakdown cell and
+//! period, from the rows that passed the error-severity checks; the excluded
+//! townships are counted, not hidden. Year-to-date value and progress against
+//! the county quota ride along on every row. Pure: no IO, no clock.
+
+use polars::prelude::*;
+
+use crate::catalog::{Catalog, Kind};
+use crate::config::Quota;
+use crate::registry::Registry;
+
+/// Columns of the county rollup, in order.
+pub const ROLLUP_COLUMNS: &[&str] = &[
+    "program",
+    "county",
+    "county_name",
+    "period",
+    "year",
+    "indicator",
+    "dimension",
+    "category",
+    "value",
+    "unit",
+    "townships_expected",
+    "townships_reporting",
+    "townships_included",
+    "townships_excluded",
+    "quota",
+    "ytd_value",
+    "progress",
+];
+
+/// Builds the county rollup.
+pub fn county(
+    facts: &DataFrame,
+    checks: &DataFrame,
+    submissions: &DataFrame,
+    registry: &Registry,
+    quotas: &[Quota],
+    catalog: &Catalog,
+) -> PolarsResult<DataFrame> {
+    let excluded = checks
+        .clone()
+        .lazy()
+        .filter(col("excluded"))
+        .select([col("township"), col("period"), col("indicator")])
+        .unique(None, UniqueKeepStrategy::First)
+        .with_column(lit(true).alias("is_excluded"));
+    let keys = [col("township"), col("period"), col("indicator")];
+    let marked = facts
+        .clone()
+        .lazy()
+        .join(excluded, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .with_column(col("is_excluded").fill_null(lit(false)));
+
+    let cell = [
+        col("program"),
+        col("county"),
+        col("period"),
+        col("year"),
+        col("indicator"),
+        col("dimension"),
+        col("category"),
+    ];
+    let included = marked
+        .clone()
+        .filter(col("is_excluded").not())
+        .group_by(cell.clone())
+        .agg([
+            when(col("value").count().gt(lit(0)))
+                .then(col("value").sum())
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("value"),
+            col("unit").first().alias("unit"),
+            col("township")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("townships_included"),
+        ]);
+    let excluded_counts = marked
+        .filter(col("is_excluded"))
+        .group_by([col("county"), col("period"), col("indicator")])
+        .agg([col("township")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_excluded")]);
+
+    // Townships expected per county, and reporting per (county, period).
+    let counties = registry.counties();
+    let (mut c_code, mut c_name, mut c_n) = (Vec::new(), Vec::new(), Vec::new());
+    for (code, name) in &counties {
+        c_code.push(code.clone());
+        c_name.push(name.clone());
+        c_n.push(registry.townships.values().filter(|t| &t.county == code).count() as i64);
+    }
+    let expected = DataFrame::new_infer_height(vec![
+        Column::new("county".into(), c_code),
+        Column::new("county_name".into(), c_name),
+        Column::new("townships_expected".into(), c_n),
+    ])?
+    .lazy();
+    let t_code: Vec<String> = registry.townships.keys().cloned().collect();
+    let t_county: Vec<String> = registry.townships.values().map(|t| t.county.clone()).collect();
+    let township_county = DataFrame::new_infer_height(vec![
+        Column::new("township".into(), t_code),
+        Column::new("county".into(), t_county),
+    ])?
+    .lazy();
+    let reporting = submissions
+        .clone()
+        .lazy()
+        .filter(col("status").neq(lit("quarantined")))
+        .join(
+            township_county,
+            [col("township")],
+            [col("township")],
+            JoinArgs::new(JoinType::Inner),
+        )
+        .group_by([col("county"), col("period")])
+        .agg([col("township")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_reporting")]);
+
+    // County quota: the county's own row, else the sum of its townships'.
+    let (mut q_county, mut q_year, mut q_ind, mut q_val, mut q_own) = (vec![], vec![], vec![], vec![], vec![]);
+    for q in quotas {
+        let (county, own) = match registry.get(&q.code) {
+            Some(t) => (t.county.clone(), false),
+            None => (q.code.clone(), true),
+        };
+        q_county.push(county);
+        q_year.push(q.year);
+        q_ind.push(q.indicator.clone());
+        q_val.push(q.quota);
+        q_own.push(own);
+    }
+    let quota = DataFrame::new_infer_height(vec![
+        Column::new("county".into(), q_county),
+        Column::new("year".into(), q_year),
+        Column::new("indicator".into(), q_ind),
+        Column::new("q".into(), q_val),
+        Column::new("own".into(), q_own),
+    ])?
+    .lazy()
+    .group_by([col("county"), col("year"), col("indicator")])
+    .agg([
+        col("q").filter(col("own")).sum().alias("own_q"),
+        col("own").any(true).alias("has_own"),
+        col("q").filter(col("own").not()).sum().alias("sum_q"),
+    ])
+    .select([
+        col("county"),
+        col("year"),
+        col("indicator"),
+        when(col("has_own"))
+            .then(col("own_q"))
+            .otherwise(col("sum_q"))
+            .alias("quota"),
+        lit(true).alias("is_total_quota"),
+    ]);
+
+    let (codes, flows): (Vec<String>, Vec<bool>) = catalog
+        .indicators
+        .iter()
+        .map(|i| (i.code.clone(), i.kind == Kind::Flow))
+        .unzip();
+    let kinds = DataFrame::new_infer_height(vec![
+        Column::new("indicator".into(), codes),
+        Column::new("is_flow".into(), flows),
+    ])?
+    .lazy();
+
+    let group = [
+        col("county"),
+        col("year"),
+        col("indicator"),
+        col("dimension"),
+        col("category"),
+    ];
+    included
+        .join(
+            excluded_counts,
+            [col("county"), col("period"), col("indicator")],
+            [col("county"), col("period"), col("indicator")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            expected,
+            [col("county")],
+            [col("county")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            reporting,
+            [col("county"), col("period")],
+            [col("county"), col("period")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            quota,
+            [col("county"), col("year"), col("indicator")],
+            [col("county"), col("year"), col("indicator")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .join(
+            kinds,
+            [col("indicator")],
+            [col("indicator")],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort(
+            ["program", "county", "indicator", "dimension", "category", "period"],
+            SortMultipleOptions::default().with_nulls_last(false),
+        )
+        .with_columns([
+            col("townships_excluded").fill_null(lit(0i64)),
+            col("townships_reporting").fill_null(lit(0i64)),
+            when(col("dimension").is_null())
+                .then(col("quota"))
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("quota"),
+            when(col("is_flow"))
+                .then(col("value").fill_null(lit(0.0)).cum_sum(false).over(group)?)
+                .otherwise(col("value"))
+                .alias("ytd_value"),
+        ])
+        .with_column((col("ytd_value") / col("quota")).alias("progress"))
+        .select(ROLLUP_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()
+}

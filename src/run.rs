@@ -1,0 +1,393 @@
+//! One run of every pipeline: plan → fetch → land → normalize → check →
+//! publish → roll up → alert. This is the only module that sequences IO; the
+//! stages in between are pure functions of what was landed and of `now`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use polars::prelude::*;
+
+use crate::alerts::{self, Candidate};
+use crate::checks::{self, CheckInput};
+use crate::config::{Loaded, Pipeline};
+use crate::land::{LandError, RawStore};
+use crate::normalize::{self, Landed};
+use crate::period::Period;
+use crate::publish;
+use crate::rollup;
+use crate::sinks::parquet::{PublishError, PublishReport};
+use crate::sources::http::HttpSource;
+use crate::sources::{FetchOutcome, FetchTarget, Source};
+use crate::state::{AlertRecord, Landing, State, StateError};
+
+/// A run that could not complete. Bad township input is never one of these:
+/// it is quarantined and alerted, and the run goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The state store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The landing area failed.
+    #[error(transparent)]
+    Land(#[from] LandError),
+    /// Publishing failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A frame operation failed: a bug, not bad input.
+    #[error("internal error in {stage}: {source}")]
+    Internal {
+        /// Stage.
+        stage: &'static str,
+        /// What polars said.
+        source: PolarsError,
+    },
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(String),
+}
+
+fn internal(stage: &'static str) -> impl FnOnce(PolarsError) -> RunError {
+    move |source| RunError::Internal { stage, source }
+}
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run's clock.
+    pub now: DateTime<Utc>,
+    /// Only plan: print what would be fetched, change nothing.
+    pub dry_run: bool,
+    /// Only these pipelines (all when empty).
+    pub only: Vec<String>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunSummary {
+    /// Fetch targets planned.
+    pub planned: usize,
+    /// Reports fetched (HTTP 200).
+    pub fetched: usize,
+    /// Targets with nothing submitted (404).
+    pub not_submitted: usize,
+    /// Targets that failed after retries.
+    pub fetch_failed: usize,
+    /// Bodies landed for the first time.
+    pub landed_new: usize,
+    /// Current submissions normalized.
+    pub submissions: usize,
+    /// Fact rows published.
+    pub rows_published: usize,
+    /// Values quarantined.
+    pub quarantined: usize,
+    /// Check failures by severity.
+    pub check_failures: BTreeMap<String, usize>,
+    /// Alerts raised this run.
+    pub alerts_raised: Vec<AlertRecord>,
+    /// Alerts resolved this run.
+    pub alerts_resolved: usize,
+    /// Alerts open after the run.
+    pub alerts_open: usize,
+    /// Alerts delivered to the webhook this run.
+    pub alerts_delivered: usize,
+    /// Delivery problem, if any (the run still succeeds; delivery is retried next run).
+    pub delivery_error: Option<String>,
+    /// Files written, unchanged, removed.
+    pub publish: PublishReport,
+    /// The warehouse.
+    pub warehouse: PathBuf,
+    /// County rollup rows.
+    pub rollup_rows: usize,
+}
+
+/// Every (township, period) each pipeline expects by `now`.
+pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
+    let mut out = Vec::new();
+    for p in selected(cfg, opts) {
+        for period in Period::closed_since(p.start(), opts.now) {
+            for t in cfg.registry.townships.keys() {
+                out.push(FetchTarget {
+                    pipeline: p.name.clone(),
+                    township: t.clone(),
+                    period: period.to_string(),
+                    url: p.url(t, &period),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &'a Pipeline> + 'a {
+    cfg.pipelines
+        .iter()
+        .filter(|p| opts.only.is_empty() || opts.only.contains(&p.name))
+}
+
+async fn fetch_all<S: Source + Clone + 'static>(
+    source: S,
+    targets: Vec<FetchTarget>,
+    concurrency: usize,
+) -> Vec<(FetchTarget, FetchOutcome)> {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    let mut set = tokio::task::JoinSet::new();
+    for (i, t) in targets.into_iter().enumerate() {
+        let (sem, source) = (sem.clone(), source.clone());
+        set.spawn(async move {
+            let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
+            let outcome = source.fetch(&t).await;
+            (i, t, outcome)
+        });
+    }
+    let mut out = Vec::new();
+    while let Some(res) = set.join_next().await {
+        match res {
+            Ok(r) => out.push(r),
+            Err(e) => tracing::error!(error = %e, "Fetch task died; its target is retried next run."),
+        }
+    }
+    out.sort_by_key(|(i, _, _)| *i);
+    out.into_iter().map(|(_, t, o)| (t, o)).collect()
+}
+
+/// Lands what was fetched: bodies into the raw store, records into state.
+fn land(
+    state: &State,
+    raw: &RawStore,
+    results: Vec<(FetchTarget, FetchOutcome)>,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), RunError> {
+    for (t, outcome) in results {
+        match outcome {
+            FetchOutcome::Submitted { body, content_type } => {
+                summary.fetched += 1;
+                let sha = raw.put(&body)?;
+                let header = crate::submission::parse(&body).ok();
+                let landing = Landing {
+                    pipeline: t.pipeline.clone(),
+                    township: t.township.clone(),
+                    period: t.period.clone(),
+                    sha256: sha,
+                    url: t.url.clone(),
+                    bytes: body.len() as i64,
+                    content_type,
+                    version: header.as_ref().and_then(|h| h.version),
+                    submitted_at: header.and_then(|h| h.submitted_at).map(|t| t.to_rfc3339()),
+                    first_fetched_at: now,
+                    last_fetched_at: now,
+                };
+                if state.record_landing(&landing)? {
+                    summary.landed_new += 1;
+                    tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
+                }
+            }
+            FetchOutcome::NotSubmitted => {
+                summary.not_submitted += 1;
+                state.clear_fetch_failure(&t.pipeline, &t.township, &t.period)?;
+            }
+            FetchOutcome::Failed { error, attempts } => {
+                summary.fetch_failed += 1;
+                tracing::warn!(township = %t.township, period = %t.period, attempts, error = %error, "Fetch failed.");
+                state.record_fetch_failure(&t, &error, attempts, now)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The current body of each (township, period): the one fetched last, then
+/// the highest declared version. Older versions stay in the landing area.
+fn current_landings(all: &[Landing]) -> Vec<(&Landing, usize)> {
+    let mut by_key: BTreeMap<(&str, &str), Vec<&Landing>> = BTreeMap::new();
+    for l in all {
+        by_key.entry((&l.township, &l.period)).or_default().push(l);
+    }
+    by_key
+        .into_values()
+        .filter_map(|v| {
+            let n = v.len();
+            v.into_iter()
+                .max_by(|a, b| (a.last_fetched_at, a.version).cmp(&(b.last_fetched_at, b.version)))
+                .map(|l| (l, n))
+        })
+        .collect()
+}
+
+/// Stacks frames of one schema.
+pub fn vstack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let mut it = frames.into_iter();
+    let Some(mut first) = it.next() else {
+        return Ok(DataFrame::empty());
+    };
+    for f in it {
+        first.vstack_mut(&f)?;
+    }
+    first.align_chunks_par();
+    Ok(first)
+}
+
+/// Everything one run computed before publishing.
+pub struct Computed {
+    /// Fact rows of every pipeline.
+    pub facts: DataFrame,
+    /// Quarantined rows.
+    pub quarantine: DataFrame,
+    /// Current submissions.
+    pub submissions: DataFrame,
+    /// Check results.
+    pub checks: DataFrame,
+    /// County rollup.
+    pub rollup: DataFrame,
+    /// Alert conditions.
+    pub candidates: Vec<Candidate>,
+}
+
+/// Normalize, check and roll up every selected pipeline from what is landed.
+pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
+    let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut candidates = Vec::new();
+    for p in selected(cfg, opts) {
+        let all = state.landings(&p.name)?;
+        let current = current_landings(&all);
+        let bodies: Vec<Vec<u8>> = current
+            .iter()
+            .map(|(l, _)| raw.get(&l.sha256))
+            .collect::<Result<_, _>>()?;
+        let landed: Vec<Landed<'_>> = current
+            .iter()
+            .zip(&bodies)
+            .map(|((l, n), b)| Landed {
+                landing: l,
+                body: b,
+                versions_landed: *n,
+            })
+            .collect();
+        let n = normalize::normalize(p, &cfg.catalog, &cfg.registry, &landed).map_err(internal("normalize"))?;
+        let failures = state.fetch_failures(&p.name)?;
+        let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
+        let input = CheckInput {
+            pipeline: p,
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: opts.now,
+        };
+        let results = checks::run_all(&input).map_err(internal("check"))?;
+        let roll = rollup::county(
+            &n.facts,
+            &results,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .map_err(internal("rollup"))?;
+        candidates
+            .extend(alerts::derive(&results, &n.quarantine, &failures, &cfg.registry).map_err(internal("alert"))?);
+        facts.push(n.facts);
+        quarantine.push(n.quarantine);
+        subs.push(n.submissions);
+        checks_out.push(results);
+        rollups.push(roll);
+    }
+    Ok(Computed {
+        facts: vstack(facts).map_err(internal("normalize"))?,
+        quarantine: vstack(quarantine).map_err(internal("normalize"))?,
+        submissions: vstack(subs).map_err(internal("normalize"))?,
+        checks: vstack(checks_out).map_err(internal("check"))?,
+        rollup: vstack(rollups).map_err(internal("rollup"))?,
+        candidates,
+    })
+}
+
+/// One run of every selected pipeline.
+pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let wh = cfg.settings.paths.warehouse_dir.clone();
+    let mut summary = RunSummary {
+        warehouse: wh.clone(),
+        ..Default::default()
+    };
+    let targets = plan(cfg, opts);
+    summary.planned = targets.len();
+    if opts.dry_run {
+        return Ok(summary);
+    }
+    let state = State::open(&cfg.settings.paths.state_dir)?;
+    let run_id = state.start_run(Utc::now(), opts.now)?;
+    let raw = RawStore::new(&wh);
+
+    let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
+    let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
+    land(&state, &raw, results, opts.now, &mut summary)?;
+
+    let c = compute(cfg, &state, &raw, opts)?;
+    summary.submissions = c.submissions.height();
+    summary.quarantined = c.quarantine.height();
+    summary.rows_published = c.facts.height();
+    summary.rollup_rows = c.rollup.height();
+    if let Ok(sev) = c.checks.column("severity").and_then(|s| s.str().cloned()) {
+        for s in sev.iter().flatten() {
+            *summary.check_failures.entry(s.to_string()).or_default() += 1;
+        }
+    }
+    let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
+    summary.publish = publish::publish_all(cfg, &c, year)?;
+
+    // Alerts: reconcile, remember, deliver.
+    let known = state.alerts()?;
+    let rec = alerts::reconcile(&known, &c.candidates, opts.now);
+    for a in &rec.upserts {
+        state.upsert_alert(a)?;
+    }
+    summary.alerts_resolved = rec.resolved.len();
+    if !rec.to_notify.is_empty() {
+        match &cfg.webhook_url {
+            Some(url) => {
+                let body = alerts::webhook::payload(&rec.to_notify, &cfg.registry);
+                match alerts::webhook::post(url, &body, cfg.settings.http.timeout_secs).await {
+                    Ok(()) => {
+                        for a in &rec.to_notify {
+                            state.upsert_alert(&AlertRecord {
+                                notified_at: Some(opts.now),
+                                ..a.clone()
+                            })?;
+                        }
+                        summary.alerts_delivered = rec.to_notify.len();
+                    }
+                    Err(e) => {
+                        tracing::warn!(alerts = rec.to_notify.len(), error = %e, "Alerts not delivered; they are retried next run.");
+                        summary.delivery_error = Some(e.to_string());
+                    }
+                }
+            }
+            None => tracing::debug!("No webhook configured; alerts are in the alerts table."),
+        }
+    }
+    let all_alerts = state.alerts()?;
+    summary.alerts_open = all_alerts.iter().filter(|a| a.resolved_at.is_none()).count();
+    summary.alerts_raised = rec.raised;
+    let table = alerts::table(&all_alerts, &cfg.registry).map_err(internal("alert"))?;
+    summary.publish.add(&publish::publish_alerts(cfg, &table)?);
+
+    let line = serde_json::json!({
+        "planned": summary.planned, "fetched": summary.fetched, "landed_new": summary.landed_new,
+        "fetch_failed": summary.fetch_failed, "rows_published": summary.rows_published,
+        "quarantined": summary.quarantined, "alerts_raised": summary.alerts_raised.len(),
+        "files_written": summary.publish.written,
+    });
+    state.finish_run(run_id, Utc::now(), &line.to_string())?;
+    tracing::info!(
+        fetched = summary.fetched,
+        rows = summary.rows_published,
+        quarantined = summary.quarantined,
+        alerts = summary.alerts_raised.len(),
+        "Run finished."
+    );
+    Ok(summary)
+}

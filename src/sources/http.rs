@@ -1,0 +1,125 @@
+//! HTTP source: GET the pipeline's URL with timeouts, bounded retries with
+//! exponential backoff and jitter, and a body size limit.
+
+use std::time::Duration;
+
+use super::{FetchOutcome, FetchTarget, Source};
+use crate::config::HttpSettings;
+
+/// Fetches over HTTP(S) with reqwest.
+#[derive(Debug, Clone)]
+pub struct HttpSource {
+    client: reqwest::Client,
+    settings: HttpSettings,
+}
+
+impl HttpSource {
+    /// A source with the deployment's limits.
+    pub fn new(settings: &HttpSettings) -> Result<HttpSource, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(settings.timeout_secs))
+            .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
+            .pool_max_idle_per_host(settings.concurrency)
+            .user_agent(concat!("taizhang/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(HttpSource {
+            client,
+            settings: settings.clone(),
+        })
+    }
+
+    async fn once(&self, url: &str) -> Result<FetchOutcome, String> {
+        let mut resp = self.client.get(url).send().await.map_err(|e| describe(&e))?;
+        let status = resp.status();
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Ok(FetchOutcome::NotSubmitted);
+        }
+        if status != reqwest::StatusCode::OK {
+            return Err(format!("HTTP {status}"));
+        }
+        let limit = self.settings.max_body_bytes;
+        if resp.content_length().is_some_and(|n| n > limit) {
+            return Err(format!("body larger than the {limit}-byte limit"));
+        }
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
+            if body.len() as u64 + chunk.len() as u64 > limit {
+                return Err(format!("body larger than the {limit}-byte limit"));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(FetchOutcome::Submitted { body, content_type })
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "body could not be read"
+    } else {
+        "request failed"
+    };
+    let mut msg = kind.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        msg = format!("{msg}: {s}");
+        src = s.source();
+    }
+    msg
+}
+
+/// Backoff before attempt `n` (1-based retries): base × 2^(n−1), ±25% jitter.
+fn backoff(base_ms: u64, n: u32, seed: &str) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << (n - 1).min(16));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let h = seed
+        .bytes()
+        .fold(u64::from(nanos), |h, b| h.rotate_left(5) ^ u64::from(b));
+    let jitter = (h % 51) as i64 - 25; // -25..=25 percent
+    Duration::from_millis((exp as i64 + exp as i64 * jitter / 100).max(0) as u64)
+}
+
+impl Source for HttpSource {
+    async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
+        let attempts = self.settings.retries + 1;
+        let mut last = String::new();
+        for n in 1..=attempts {
+            match self.once(&target.url).await {
+                Ok(outcome) => return outcome,
+                Err(e) => {
+                    tracing::debug!(township = %target.township, period = %target.period, attempt = n, error = %e, "Fetch attempt failed.");
+                    last = e;
+                }
+            }
+            if n < attempts {
+                tokio::time::sleep(backoff(self.settings.retry_base_ms, n, &target.url)).await;
+            }
+        }
+        FetchOutcome::Failed { error: last, attempts }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_within_jitter() {
+        for n in 1..=4 {
+            let d = backoff(100, n, "u").as_millis() as u64;
+            let exp = 100 << (n - 1);
+            assert!(d >= exp * 3 / 4 && d <= exp * 5 / 4, "attempt {n}: {d}ms");
+        }
+    }
+}

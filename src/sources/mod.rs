@@ -1,0 +1,48 @@
+//! Sources: where township submissions are fetched from. A source turns a
+//! [`FetchTarget`] into a [`FetchOutcome`]; it never parses what it fetched.
+
+pub mod http;
+
+/// One report to fetch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchTarget {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// 9-digit township code.
+    pub township: String,
+    /// Period, as printed.
+    pub period: String,
+    /// URL from the pipeline's template.
+    pub url: String,
+}
+
+/// What fetching one target gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchOutcome {
+    /// 200: the township's submission, bytes exactly as sent.
+    Submitted {
+        /// The body.
+        body: Vec<u8>,
+        /// Content-Type header.
+        content_type: Option<String>,
+    },
+    /// 404: nothing submitted yet.
+    NotSubmitted,
+    /// Anything else, after every retry.
+    Failed {
+        /// What went wrong, last attempt.
+        error: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+}
+
+/// A place submissions come from.
+///
+/// Contract: `fetch` never panics and never errors out of band; every failure
+/// is a [`FetchOutcome::Failed`] with a readable reason. Retrying is the
+/// source's business; the caller records what comes back.
+pub trait Source: Send + Sync {
+    /// Fetches one target.
+    fn fetch(&self, target: &FetchTarget) -> impl std::future::Future<Output = FetchOutcome> + Send;
+}

@@ -1,0 +1,382 @@
+//! The run state store (SQLite, `<state_dir>/taizhang.sqlite`): what was
+//! landed from where and when, fetch failures, alert state (so an alert fires
+//! once per state change, not every night) and run history.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// A state store failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// SQLite said no.
+    #[error("state store {path}: {source}")]
+    Sqlite {
+        /// Database file.
+        path: String,
+        /// What SQLite said.
+        source: rusqlite::Error,
+    },
+    /// The state directory cannot be created.
+    #[error("state directory {path}: {source}")]
+    Io {
+        /// Directory.
+        path: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+}
+
+/// One landed body: the newest record of what came from where.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Landing {
+    /// Pipeline name.
+    pub pipeline: String,
+    /// Township code the request was for.
+    pub township: String,
+    /// Period the request was for.
+    pub period: String,
+    /// sha256 of the body, hex.
+    pub sha256: String,
+    /// URL fetched.
+    pub url: String,
+    /// Body size.
+    pub bytes: i64,
+    /// Content-Type header, as sent.
+    pub content_type: Option<String>,
+    /// Version the body declares, if readable.
+    pub version: Option<i64>,
+    /// Submission time the body declares, if readable (RFC 3339).
+    pub submitted_at: Option<String>,
+    /// First time this body was fetched.
+    pub first_fetched_at: DateTime<Utc>,
+    /// Last time this body was fetched.
+    pub last_fetched_at: DateTime<Utc>,
+}
+
+/// One alert as remembered between runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    /// Stable identity: kind/township/period/indicator.
+    pub key: String,
+    /// Alert kind (overdue, breakdown, fetch_failed, quarantined, …).
+    pub kind: String,
+    /// error, warning or info.
+    pub severity: String,
+    /// Township code.
+    pub township: String,
+    /// Period.
+    pub period: String,
+    /// Indicator code, or empty.
+    pub indicator: String,
+    /// Words for county staff.
+    pub message: String,
+    /// When first raised.
+    pub first_seen: DateTime<Utc>,
+    /// When last seen still true.
+    pub last_seen: DateTime<Utc>,
+    /// When delivered to the webhook.
+    pub notified_at: Option<DateTime<Utc>>,
+    /// When it stopped being true.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
+/// The open state store.
+pub struct State {
+    conn: Connection,
+    path: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS landings (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
+    url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT,
+    version INTEGER, submitted_at TEXT,
+    first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, township, period, sha256));
+CREATE TABLE IF NOT EXISTS fetch_failures (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
+    url TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL,
+    PRIMARY KEY (pipeline, township, period));
+CREATE TABLE IF NOT EXISTS alerts (
+    key TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL,
+    township TEXT NOT NULL, period TEXT NOT NULL, indicator TEXT NOT NULL, message TEXT NOT NULL,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, notified_at TEXT, resolved_at TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, now TEXT NOT NULL,
+    finished_at TEXT, summary TEXT);
+";
+
+fn ts(t: &DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn parse_ts(s: String) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+impl State {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<State, StateError> {
+        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let path = dir.join("taizhang.sqlite");
+        let p = path.display().to_string();
+        let wrap = |source| StateError::Sqlite {
+            path: p.clone(),
+            source,
+        };
+        let conn = Connection::open(&path).map_err(wrap)?;
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
+            .map_err(wrap)?;
+        conn.execute_batch(SCHEMA).map_err(wrap)?;
+        Ok(State { conn, path: p })
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StateError {
+        StateError::Sqlite {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Records a fetched body; returns true when this body is new for its
+    /// (pipeline, township, period).
+    pub fn record_landing(&self, l: &Landing) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(
+                "INSERT INTO landings VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)
+                 ON CONFLICT (pipeline, township, period, sha256) DO NOTHING",
+                params![
+                    l.pipeline,
+                    l.township,
+                    l.period,
+                    l.sha256,
+                    l.url,
+                    l.bytes,
+                    l.content_type,
+                    l.version,
+                    l.submitted_at,
+                    ts(&l.first_fetched_at)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            self.conn
+                .execute(
+                    "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?5)
+                     WHERE pipeline=?1 AND township=?2 AND period=?3 AND sha256=?4",
+                    params![l.pipeline, l.township, l.period, l.sha256, ts(&l.last_fetched_at)],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        self.conn
+            .execute(
+                "DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3",
+                params![l.pipeline, l.township, l.period],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(n > 0)
+    }
+
+    /// Every landing of a pipeline, all versions, oldest first.
+    pub fn landings(&self, pipeline: &str) -> Result<Vec<Landing>, StateError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at,
+                        first_fetched_at, last_fetched_at
+                 FROM landings WHERE pipeline = ?1 ORDER BY township, period, first_fetched_at, sha256",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([pipeline], |r| {
+                Ok(Landing {
+                    pipeline: r.get(0)?,
+                    township: r.get(1)?,
+                    period: r.get(2)?,
+                    sha256: r.get(3)?,
+                    url: r.get(4)?,
+                    bytes: r.get(5)?,
+                    content_type: r.get(6)?,
+                    version: r.get(7)?,
+                    submitted_at: r.get(8)?,
+                    first_fetched_at: parse_ts(r.get(9)?),
+                    last_fetched_at: parse_ts(r.get(10)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Records a failed fetch (after retries).
+    pub fn record_fetch_failure(
+        &self,
+        target: &crate::sources::FetchTarget,
+        error: &str,
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let (pipeline, township, period, url) = (&target.pipeline, &target.township, &target.period, &target.url);
+        self.conn
+            .execute(
+                "INSERT INTO fetch_failures VALUES (?1,?2,?3,?4,?5,?6,?7,?7)
+                 ON CONFLICT (pipeline, township, period) DO UPDATE SET
+                   url=excluded.url, error=excluded.error, attempts=excluded.attempts, last_seen=excluded.last_seen",
+                params![pipeline, township, period, url, error, attempts, ts(&now)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Current fetch failures of a pipeline: (township, period, url, error).
+    pub fn fetch_failures(&self, pipeline: &str) -> Result<Vec<(String, String, String, String)>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT township, period, url, error FROM fetch_failures WHERE pipeline=?1 ORDER BY 1, 2")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Clears a fetch failure (the township answered 404: nothing submitted, no error).
+    pub fn clear_fetch_failure(&self, pipeline: &str, township: &str, period: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3",
+                params![pipeline, township, period],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every alert ever raised, by key.
+    pub fn alerts(&self) -> Result<Vec<AlertRecord>, StateError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT key, kind, severity, township, period, indicator, message, first_seen, last_seen,
+                        notified_at, resolved_at FROM alerts ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(AlertRecord {
+                    key: r.get(0)?,
+                    kind: r.get(1)?,
+                    severity: r.get(2)?,
+                    township: r.get(3)?,
+                    period: r.get(4)?,
+                    indicator: r.get(5)?,
+                    message: r.get(6)?,
+                    first_seen: parse_ts(r.get(7)?),
+                    last_seen: parse_ts(r.get(8)?),
+                    notified_at: r.get::<_, Option<String>>(9)?.map(parse_ts),
+                    resolved_at: r.get::<_, Option<String>>(10)?.map(parse_ts),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Writes an alert's state.
+    pub fn upsert_alert(&self, a: &AlertRecord) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO alerts VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
+                 ON CONFLICT (key) DO UPDATE SET kind=excluded.kind, severity=excluded.severity,
+                   message=excluded.message, first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                   notified_at=excluded.notified_at, resolved_at=excluded.resolved_at",
+                params![
+                    a.key,
+                    a.kind,
+                    a.severity,
+                    a.township,
+                    a.period,
+                    a.indicator,
+                    a.message,
+                    ts(&a.first_seen),
+                    ts(&a.last_seen),
+                    a.notified_at.as_ref().map(ts),
+                    a.resolved_at.as_ref().map(ts)
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Starts a run record; returns its id.
+    pub fn start_run(&self, started_at: DateTime<Utc>, now: DateTime<Utc>) -> Result<i64, StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO runs (started_at, now) VALUES (?1, ?2)",
+                params![ts(&started_at), ts(&now)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Closes a run record with its summary.
+    pub fn finish_run(&self, id: i64, finished_at: DateTime<Utc>, summary: &str) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET finished_at=?2, summary=?3 WHERE id=?1",
+                params![id, ts(&finished_at), summary],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Number of runs recorded.
+    pub fn run_count(&self) -> Result<i64, StateError> {
+        self.conn
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .optional()
+            .map(|n| n.unwrap_or(0))
+            .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn landing_twice_is_recorded_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(dir.path()).unwrap();
+        let mut l = Landing {
+            pipeline: "p".into(),
+            township: "341124102".into(),
+            period: "2026-06".into(),
+            sha256: "ab".into(),
+            url: "http://x".into(),
+            bytes: 3,
+            content_type: None,
+            version: Some(1),
+            submitted_at: None,
+            first_fetched_at: t("2026-07-10T00:00:00Z"),
+            last_fetched_at: t("2026-07-10T00:00:00Z"),
+        };
+        assert!(st.record_landing(&l).unwrap());
+        l.last_fetched_at = t("2026-07-11T00:00:00Z");
+        assert!(!st.record_landing(&l).unwrap());
+        let all = st.landings("p").unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].first_fetched_at, t("2026-07-10T00:00:00Z"));
+        assert_eq!(all[0].last_fetched_at, t("2026-07-11T00:00:00Z"));
+    }
+}

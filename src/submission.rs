@@ -1,0 +1,419 @@
+//! The wire contract: a township's submission as JSON or CSV, parsed from the
+//! landed bytes into a [`Submission`]. Pure: bytes in, struct out. Parsing is
+//! lenient per value (a bad entry is kept and quarantined later with its
+//! reason) and strict per document (unreadable bytes are one clear error).
+
+use chrono::{DateTime, FixedOffset};
+use serde_json::Value;
+
+/// A submission's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The JSON document of the wire contract.
+    Json,
+    /// CSV with header `township,period,indicator,dimension,category,value`.
+    Csv,
+}
+
+impl Format {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// One value as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    /// A JSON number.
+    Number(f64),
+    /// A string, possibly with a unit, a scale or a placeholder.
+    Text(String),
+    /// null, or nothing at all.
+    Null,
+}
+
+impl Cell {
+    /// The value as the township wrote it.
+    pub fn raw(&self) -> String {
+        match self {
+            Cell::Number(n) => format_number(*n),
+            Cell::Text(s) => s.clone(),
+            Cell::Null => String::new(),
+        }
+    }
+}
+
+/// Prints a number the way a person would read it (no trailing `.0`).
+pub fn format_number(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{n}")
+    }
+}
+
+/// One entry of `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawValue {
+    /// Indicator label as written.
+    pub indicator: Option<String>,
+    /// Dimension label as written.
+    pub dimension: Option<String>,
+    /// Category label as written.
+    pub category: Option<String>,
+    /// The value.
+    pub value: Cell,
+    /// Why the entry cannot be used whatever its labels say, if so.
+    pub problem: Option<String>,
+}
+
+/// A parsed submission.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submission {
+    /// Format it arrived in.
+    pub format: Format,
+    /// 9-digit code, when given.
+    pub township: Option<String>,
+    /// Township name as written, when given.
+    pub township_name: Option<String>,
+    /// Program name, when given.
+    pub program: Option<String>,
+    /// Period as written.
+    pub period: Option<String>,
+    /// When the township says it submitted.
+    pub submitted_at: Option<DateTime<FixedOffset>>,
+    /// Submission version (resubmissions count up).
+    pub version: Option<i64>,
+    /// Force-submit explanation (强制上报说明).
+    pub explanation: Option<String>,
+    /// The values.
+    pub values: Vec<RawValue>,
+}
+
+/// Bytes that are not a submission at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Nothing but whitespace.
+    #[error("the body is empty")]
+    Empty,
+    /// Not UTF-8.
+    #[error("the body is not UTF-8 text (byte {offset})")]
+    NotUtf8 {
+        /// First bad byte.
+        offset: usize,
+    },
+    /// Neither JSON nor the CSV header.
+    #[error(
+        "the body is neither a JSON submission nor CSV with header township,period,indicator,dimension,category,value"
+    )]
+    UnknownFormat,
+    /// Malformed JSON.
+    #[error("malformed JSON at line {line} column {column}: {message}")]
+    Json {
+        /// Line, 1-based.
+        line: usize,
+        /// Column, 1-based.
+        column: usize,
+        /// What the parser said.
+        message: String,
+    },
+    /// JSON of the wrong shape.
+    #[error("JSON submission {0}")]
+    Shape(String),
+    /// Malformed CSV.
+    #[error("CSV line {line}: {reason}")]
+    Csv {
+        /// Line, 1-based.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Parses a landed body, detecting JSON or CSV.
+pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
+    let text = std::str::from_utf8(bytes).map_err(|e| ParseError::NotUtf8 {
+        offset: e.valid_up_to(),
+    })?;
+    let text = text.trim_start_matches('\u{feff}');
+    let trimmed = text.trim_start();
+    if trimmed.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    if trimmed.starts_with('{') {
+        return parse_json(text);
+    }
+    let header = trimmed.lines().next().unwrap_or("").trim().to_ascii_lowercase();
+    if header.replace(' ', "").starts_with("township,period,indicator") {
+        return parse_csv(trimmed);
+    }
+    Err(ParseError::UnknownFormat)
+}
+
+fn opt_string(v: Option<&Value>) -> Result<Option<String>, String> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(format!("is {} where text was expected", kind(other))),
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "text",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn parse_json(text: &str) -> Result<Submission, ParseError> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| ParseError::Json {
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string().split(" at line").next().unwrap_or("").to_string(),
+    })?;
+    let Value::Object(obj) = doc else {
+        return Err(ParseError::Shape("is not an object".into()));
+    };
+    let field = |name: &str| opt_string(obj.get(name)).map_err(|e| ParseError::Shape(format!("field {name:?} {e}")));
+    let submitted_at = match field("submitted_at")? {
+        None => None,
+        Some(s) => Some(
+            DateTime::parse_from_rfc3339(&s)
+                .map_err(|_| ParseError::Shape(format!("field \"submitted_at\" {s:?} is not an RFC 3339 time")))?,
+        ),
+    };
+    let version = match obj.get("version") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => Some(
+            n.as_i64()
+                .ok_or_else(|| ParseError::Shape(format!("field \"version\" {n} is not a whole number")))?,
+        ),
+        Some(Value::String(s)) => Some(
+            s.trim()
+                .parse()
+                .map_err(|_| ParseError::Shape(format!("field \"version\" {s:?} is not a whole number")))?,
+        ),
+        Some(other) => return Err(ParseError::Shape(format!("field \"version\" is {}", kind(other)))),
+    };
+    let values = match obj.get("values") {
+        Some(Value::Array(a)) => a.iter().map(json_value).collect(),
+        None | Some(Value::Null) => return Err(ParseError::Shape("has no \"values\" list".into())),
+        Some(other) => {
+            return Err(ParseError::Shape(format!(
+                "field \"values\" is {}, not a list",
+                kind(other)
+            )));
+        }
+    };
+    Ok(Submission {
+        format: Format::Json,
+        township: field("township")?,
+        township_name: field("township_name")?,
+        program: field("program")?,
+        period: field("period")?,
+        submitted_at,
+        version,
+        explanation: field("explanation")?,
+        values,
+    })
+}
+
+fn json_value(v: &Value) -> RawValue {
+    let Value::Object(o) = v else {
+        return RawValue {
+            indicator: None,
+            dimension: None,
+            category: None,
+            value: Cell::Text(v.to_string()),
+            problem: Some(format!("value entry is {}, not an object", kind(v))),
+        };
+    };
+    let mut problems = Vec::new();
+    let mut text = |name: &str| match opt_string(o.get(name)) {
+        Ok(s) => s,
+        Err(e) => {
+            problems.push(format!("{name} {e}"));
+            None
+        }
+    };
+    let (indicator, dimension, category) = (text("indicator"), text("dimension"), text("category"));
+    let value = match o.get("value") {
+        None | Some(Value::Null) => Cell::Null,
+        Some(Value::Number(n)) => n.as_f64().map(Cell::Number).unwrap_or(Cell::Text(n.to_string())),
+        Some(Value::String(s)) => Cell::Text(s.clone()),
+        Some(other) => {
+            problems.push(format!("value is {}", kind(other)));
+            Cell::Text(other.to_string())
+        }
+    };
+    RawValue {
+        indicator,
+        dimension,
+        category,
+        value,
+        problem: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+/// Splits one CSV record (RFC 4180 quoting, no embedded newlines).
+fn csv_fields(line: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                cur.push('"');
+                chars.next();
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cur.push(c),
+            (false, '"') if cur.trim().is_empty() && !was_quoted => {
+                cur.clear();
+                quoted = true;
+                was_quoted = true;
+            }
+            (false, ',') => {
+                out.push(std::mem::take(&mut cur).trim().to_string());
+                was_quoted = false;
+            }
+            (false, c) => cur.push(c),
+        }
+    }
+    if quoted {
+        return Err("unterminated quoted field".into());
+    }
+    out.push(cur.trim().to_string());
+    Ok(out)
+}
+
+fn parse_csv(text: &str) -> Result<Submission, ParseError> {
+    let mut lines = text.lines().enumerate();
+    let (_, header) = lines.next().ok_or(ParseError::Empty)?;
+    let cols: Vec<String> = csv_fields(header)
+        .map_err(|reason| ParseError::Csv { line: 1, reason })?
+        .into_iter()
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    let want = ["township", "period", "indicator", "dimension", "category", "value"];
+    let idx: Vec<usize> = want
+        .iter()
+        .map(|w| {
+            cols.iter().position(|c| c == w).ok_or_else(|| ParseError::Csv {
+                line: 1,
+                reason: format!("header has no column {w:?}"),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut sub = Submission {
+        format: Format::Csv,
+        township: None,
+        township_name: None,
+        program: None,
+        period: None,
+        submitted_at: None,
+        version: None,
+        explanation: None,
+        values: Vec::new(),
+    };
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f = csv_fields(line).map_err(|reason| ParseError::Csv { line: i + 1, reason })?;
+        let get = |k: usize| f.get(idx[k]).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let (township, period) = (get(0), get(1));
+        let mut problem = None;
+        if sub.values.is_empty() {
+            // The first row names the submission's township and period.
+            if township
+                .as_deref()
+                .is_some_and(|t| t.len() == 9 && t.bytes().all(|b| b.is_ascii_digit()))
+            {
+                sub.township = township.clone();
+            } else {
+                sub.township_name = township.clone();
+            }
+            sub.period = period.clone();
+        } else if township != sub.township.clone().or(sub.township_name.clone()) || period != sub.period {
+            problem = Some(format!(
+                "CSV line {} is for {}/{}, not the submission's township and period",
+                i + 1,
+                township.as_deref().unwrap_or("?"),
+                period.as_deref().unwrap_or("?")
+            ));
+        }
+        sub.values.push(RawValue {
+            indicator: get(2),
+            dimension: get(3),
+            category: get(4),
+            value: get(5).map(Cell::Text).unwrap_or(Cell::Null),
+            problem,
+        });
+    }
+    Ok(sub)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_contract_example() {
+        let body = r#"{"township":"341124102","township_name":"大墅镇","program":"cdpf-monthly","period":"2026-06",
+            "submitted_at":"2026-07-04T09:12:00+08:00","version":1,"explanation":null,
+            "values":[{"indicator":"白内障复明手术","value":12},
+                      {"indicator":"残疾人证核发","dimension":"类别","category":"视力","value":3},
+                      {"indicator":"重度残疾人护理补贴金额","value":"4.5万元"}]}"#;
+        let s = parse(body.as_bytes()).unwrap();
+        assert_eq!(s.township.as_deref(), Some("341124102"));
+        assert_eq!(s.version, Some(1));
+        assert_eq!(s.values.len(), 3);
+        assert_eq!(s.values[0].value, Cell::Number(12.0));
+        assert_eq!(s.values[1].category.as_deref(), Some("视力"));
+        assert_eq!(s.values[2].value, Cell::Text("4.5万元".into()));
+    }
+
+    #[test]
+    fn csv_with_bom_and_quotes() {
+        let body = "\u{feff}township,period,indicator,dimension,category,value\n\
+                    341124101,2026-06,白内障复明手术,,,5\n\
+                    341124101,2026-06,\"残疾人证核发\",类别,视力,\"1,774\"\n\
+                    341124109,2026-06,白内障复明手术,,,1\n";
+        let s = parse(body.as_bytes()).unwrap();
+        assert_eq!(s.format, Format::Csv);
+        assert_eq!(s.township.as_deref(), Some("341124101"));
+        assert_eq!(s.values[1].value, Cell::Text("1,774".into()));
+        assert!(s.values[1].problem.is_none());
+        assert!(s.values[2].problem.as_deref().unwrap().contains("not the submission's"));
+    }
+
+    #[test]
+    fn bad_documents_get_clear_errors() {
+        assert_eq!(parse(b"  \n"), Err(ParseError::Empty));
+        assert_eq!(parse(b"<html>"), Err(ParseError::UnknownFormat));
+        assert!(matches!(
+            parse(b"{\"values\": [1,"),
+            Err(ParseError::Json { line: 1, .. })
+        ));
+        assert!(matches!(parse(b"{\"period\":\"2026-06\"}"), Err(ParseError::Shape(_))));
+        assert!(matches!(
+            parse(&[0xff, 0xfe, b'{']),
+            Err(ParseError::NotUtf8 { offset: 0 })
+        ));
+        let bad_entry = parse(br#"{"values":[{"indicator":{"x":1},"value":[1]}, 7]}"#).unwrap();
+        assert!(bad_entry.values.iter().all(|v| v.problem.is_some()));
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line as cron and county IT use it: `validate` and `run --config`
+//! on real files, with an environment override.
+
+use std::path::Path;
+use std::process::Command;
+
+use taizhang::simulator::Portal;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_taizhang"))
+}
+
+/// Copies the shipped config/, pipelines/ and schemas/ into `dir`.
+fn copy_config(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["config", "config/quotas", "pipelines", "schemas", "schemas/divisions"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap().flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn validate_accepts_the_shipped_config_and_names_file_line_key_of_a_typo() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let settings = dir.path().join("config/taizhang.toml");
+    let ok = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("10 townships"));
+
+    let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    std::fs::write(&pipeline, text.replace("deadline_days = 5", "deadline_dayz = 5")).unwrap();
+    let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("cdpf-monthly.toml: line "), "{err}");
+    assert!(err.contains("deadline_dayz"), "{err}");
+
+    std::fs::write(&pipeline, text).unwrap();
+    let s = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(&settings, s.replace("concurrency = 16", "concurency = 16")).unwrap();
+    let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("concurency"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_with_config_file_env_override_and_fixed_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("127.0.0.1:8080", &addr.to_string());
+    std::fs::write(&pipeline, text).unwrap();
+    let wh = dir.path().join("elsewhere");
+    let hook_file = dir.path().join("hook-url");
+    let (receiver, hook) = crate::support::Receiver::start().await;
+    std::fs::write(&hook_file, format!("{hook}\n")).unwrap();
+    let settings = dir.path().join("config/taizhang.toml");
+    let s = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        s.replace(
+            "# webhook_url_file = \"/run/secrets/taizhang-webhook\"",
+            &format!("webhook_url_file = {:?}", hook_file.display().to_string()),
+        ),
+    )
+    .unwrap();
+
+    let dry = bin()
+        .args(["run", "--dry-run", "--now", "2026-07-10T10:00:00+08:00", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(dry.status.success());
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("60 reports would be fetched"));
+    assert_eq!(portal.hits(), 0, "a dry run fetches nothing");
+
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["run", "--now", "2026-07-10T10:00:00+08:00", "--config"])
+            .arg(&settings)
+            .env("TAIZHANG_PATHS__WAREHOUSE_DIR", &wh)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("reports fetched     59 of 60"), "{stdout}");
+    assert!(
+        dir.path()
+            .join("elsewhere/facts/certificates_issued/year=2026/part-0.parquet")
+            .exists()
+    );
+    assert!(!dir.path().join("warehouse").exists(), "the environment override wins");
+    let posts = receiver.posts();
+    assert_eq!(posts.len(), 1);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(&hook),
+        "the webhook URL is a secret and never logged"
+    );
+}

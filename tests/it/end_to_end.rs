@@ -1,0 +1,290 @@
+//! The whole path on real components: portal on loopback → fetch → land →
+//! normalize → check → publish → roll up → alert to a real webhook receiver,
+//! then a second run that changes nothing.
+
+use polars::prelude::*;
+use serde_json::json;
+
+use taizhang::demo::{demo_config, start_portal};
+use taizhang::land::sha256_hex;
+use taizhang::run::{RunOptions, run};
+use taizhang::simulator::{Canned, faults};
+
+use crate::support::{Receiver, at, read_year, rows, snapshot, total};
+
+const CONTRACT_EXAMPLE: &str = r#"{
+  "township": "341124102",
+  "township_name": "大墅镇",
+  "program": "cdpf-monthly",
+  "period": "2026-06",
+  "submitted_at": "2026-07-04T09:12:00+08:00",
+  "version": 1,
+  "explanation": null,
+  "values": [
+    {"indicator": "白内障复明手术", "value": 12},
+    {"indicator": "残疾人证核发", "value": 20},
+    {"indicator": "残疾人证核发", "dimension": "类别", "category": "视力", "value": 3},
+    {"indicator": "重度残疾人护理补贴金额", "value": "4.5万元"}
+  ]
+}"#;
+
+fn opts(now: &str) -> RunOptions {
+    RunOptions {
+        now: at(now),
+        dry_run: false,
+        only: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("warehouse");
+    let mut cfg = demo_config(&wh).unwrap();
+    let (portal, _addr) = start_portal(&mut cfg).await.unwrap();
+    let (receiver, hook) = Receiver::start().await;
+    cfg.webhook_url = Some(hook);
+    portal.set(
+        "341124102",
+        "2026-06",
+        Canned::json(&serde_json::from_str(CONTRACT_EXAMPLE).unwrap()),
+    );
+    // A township whose portal page is broken: fetched, retried, reported.
+    portal.set("341124104", "2026-02", Canned::status(500, "internal error"));
+    cfg.settings.http.retry_base_ms = 1;
+
+    let s = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
+    assert_eq!(s.planned, 60);
+    assert_eq!((s.fetched, s.not_submitted, s.fetch_failed), (58, 1, 1));
+    assert_eq!(s.landed_new, 58);
+
+    // Every body landed unchanged under its sha256.
+    let body = portal.get("341124102", "2026-06").unwrap().body;
+    let landed = std::fs::read(
+        wh.join("raw/sha256")
+            .join(&sha256_hex(&body)[..2])
+            .join(&sha256_hex(&body)[2..]),
+    )
+    .unwrap();
+    assert_eq!(landed, body);
+
+    // Exact cells from the contract example.
+    let cataract = read_year(&wh, "facts/cataract_surgery", 2026);
+    assert_eq!(total(&cataract, "341124102", "2026-06"), Some(12.0));
+    let care = read_year(&wh, "facts/severe_care_amount", 2026);
+    assert_eq!(total(&care, "341124102", "2026-06"), Some(45000.0));
+    let certs = read_year(&wh, "facts/certificates_issued", 2026);
+    let vision = rows(
+        &certs,
+        &[("township", "341124102"), ("period", "2026-06"), ("category", "视力")],
+    );
+    assert_eq!(vision.column("value").unwrap().f64().unwrap().get(0), Some(3.0));
+    assert_eq!(vision.column("dimension").unwrap().str().unwrap().get(0), Some("类别"));
+
+    // Traditional characters, township by name only, 万元 amounts: the value
+    // read equals recipients × 50 as served.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&portal.get(faults::TRADITIONAL_WAN_YUAN, "2026-03").unwrap().body).unwrap();
+    assert!(doc.get("township").is_none());
+    let served = |label: &str| {
+        doc["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["indicator"] == label && v.get("category").is_none())
+            .unwrap()["value"]
+            .clone()
+    };
+    assert!(served("重度殘疾人護理補貼金額").as_str().unwrap().ends_with("萬元"));
+    let recipients = served("重度殘疾人護理補貼人數").as_f64().unwrap();
+    assert_eq!(
+        total(&care, faults::TRADITIONAL_WAN_YUAN, "2026-03"),
+        Some(recipients * 50.0)
+    );
+
+    // CSV submissions are read too.
+    let csv_rows = rows(&certs, &[("township", faults::CSV)]);
+    assert_eq!(csv_rows.height(), 6 * (1 + 7 + 4));
+
+    // Approximations keep the number and the flag.
+    let training = read_year(&wh, "facts/basic_rehab", 2026);
+    let approx = rows(&training, &[("township", faults::APPROX_MARCH), ("period", "2026-03")])
+        .lazy()
+        .filter(col("dimension").is_null())
+        .collect()
+        .unwrap();
+    assert_eq!(approx.column("approx").unwrap().bool().unwrap().get(0), Some(true));
+    assert!(
+        approx
+            .column("value_raw")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .ends_with("多人")
+    );
+
+    // The quarantined row, with its reason.
+    let q = read_year(&wh, "quarantine", 2026);
+    assert_eq!(q.height(), 1, "{q}");
+    let q = rows(
+        &q,
+        &[
+            ("township", faults::UNKNOWN_INDICATOR_JUNE),
+            ("period", "2026-06"),
+            ("indicator_label", faults::UNKNOWN_LABEL),
+        ],
+    );
+    assert!(
+        q.column("reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .contains("unknown indicator")
+    );
+
+    // Conservation per submission.
+    let subs = read_year(&wh, "submissions", 2026);
+    assert_eq!(subs.height(), 58);
+    let bad = subs
+        .clone()
+        .lazy()
+        .filter(col("values_received").neq(col("values_published") + col("values_quarantined")))
+        .collect()
+        .unwrap();
+    assert_eq!(bad.height(), 0);
+    let late = rows(&subs, &[("township", faults::LATE_IN_JUNE), ("period", "2026-06")]);
+    assert_eq!(late.column("status").unwrap().str().unwrap().get(0), Some("late"));
+
+    // Checks.
+    let checks = read_year(&wh, "check_results", 2026);
+    let rule = |r: &str, t: &str, p: &str| rows(&checks, &[("rule", r), ("township", t), ("period", p)]);
+    let bd = rule("breakdown", faults::BAD_BREAKDOWN_MAY, "2026-05");
+    assert_eq!(bd.height(), 1, "{checks}");
+    assert_eq!(bd.column("dimension").unwrap().str().unwrap().get(0), Some("类别"));
+    assert_eq!(bd.column("excluded").unwrap().bool().unwrap().get(0), Some(true));
+    let diff = bd.column("observed").unwrap().f64().unwrap().get(0).unwrap()
+        - bd.column("expected").unwrap().f64().unwrap().get(0).unwrap();
+    assert_eq!(diff, 2.0);
+    assert_eq!(rule("overdue", faults::NEVER_SUBMITS_JUNE, "2026-06").height(), 1);
+    assert_eq!(rule("late", faults::LATE_IN_JUNE, "2026-06").height(), 1);
+    let behind = rows(
+        &checks,
+        &[
+            ("rule", "quota_behind"),
+            ("township", faults::BEHIND_QUOTA),
+            ("indicator", "cataract_surgery"),
+        ],
+    );
+    assert_eq!(behind.height(), 1, "{checks}");
+    assert_eq!(
+        rows(&checks, &[("rule", "breakdown")]).height(),
+        1,
+        "only the planted breakdown fault"
+    );
+
+    // County rollup: May certificates exclude the inconsistent township.
+    let roll = read_year(&wh, "rollup_county", 2026);
+    let may = rows(&roll, &[("indicator", "certificates_issued"), ("period", "2026-05")])
+        .lazy()
+        .filter(col("dimension").is_null())
+        .collect()
+        .unwrap();
+    assert_eq!(may.height(), 1);
+    let may_facts = rows(&certs, &[("period", "2026-05")])
+        .lazy()
+        .filter(
+            col("dimension")
+                .is_null()
+                .and(col("township").neq(lit(faults::BAD_BREAKDOWN_MAY))),
+        )
+        .collect()
+        .unwrap();
+    let expected: f64 = may_facts.column("value").unwrap().f64().unwrap().sum().unwrap();
+    assert_eq!(may.column("value").unwrap().f64().unwrap().get(0), Some(expected));
+    assert_eq!(may.column("townships_excluded").unwrap().i64().unwrap().get(0), Some(1));
+    assert_eq!(
+        may.column("townships_reporting").unwrap().i64().unwrap().get(0),
+        Some(10)
+    );
+    assert_eq!(
+        may.column("townships_expected").unwrap().i64().unwrap().get(0),
+        Some(10)
+    );
+    let june = rows(&roll, &[("indicator", "cataract_surgery"), ("period", "2026-06")])
+        .lazy()
+        .filter(col("dimension").is_null())
+        .collect()
+        .unwrap();
+    assert_eq!(
+        june.column("townships_reporting").unwrap().i64().unwrap().get(0),
+        Some(9)
+    );
+    assert_eq!(june.column("quota").unwrap().f64().unwrap().get(0), Some(240.0));
+
+    // Alerts: one POST carrying the overdue, inconsistent, quarantined and unfetchable reports.
+    let posts = receiver.posts();
+    assert_eq!(posts.len(), 1);
+    let keys: Vec<String> = posts[0]["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["key"].as_str().unwrap().to_string())
+        .collect();
+    assert!(keys.contains(&"overdue/341124109/2026-06//".to_string()), "{keys:?}");
+    assert!(
+        keys.contains(&"breakdown/341124102/2026-05/certificates_issued/类别".to_string()),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.starts_with("quarantined/341124107/2026-06/")),
+        "{keys:?}"
+    );
+    assert!(keys.contains(&"fetch_failed/341124104/2026-02".to_string()), "{keys:?}");
+    assert_eq!(keys.len(), 4, "{keys:?}");
+    assert_eq!(s.alerts_raised.len(), 4);
+    let alerts = crate::support::read(&wh.join("alerts/part-0.parquet"));
+    assert_eq!(alerts.height(), 4);
+
+    // Second run on the same inputs: nothing changes, nothing is re-sent.
+    let before = snapshot(&wh);
+    let again = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
+    assert_eq!(again.landed_new, 0);
+    assert_eq!(again.publish.written, 0, "{:?}", again.publish);
+    assert!(again.alerts_raised.is_empty());
+    assert_eq!(receiver.posts().len(), 1);
+    assert_eq!(snapshot(&wh), before);
+
+    // The overdue township submits, the broken page is fixed: alerts resolve,
+    // the late June report is used.
+    let mut doc = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, faults::NEVER_SUBMITS_JUNE, 6);
+    doc["submitted_at"] = json!("2026-07-12T08:00:00+08:00");
+    portal.set(faults::NEVER_SUBMITS_JUNE, "2026-06", Canned::json(&doc));
+    portal.set(
+        "341124104",
+        "2026-02",
+        Canned::json(&taizhang::simulator::demo_submission(
+            &cfg.catalog,
+            &cfg.quotas,
+            "341124104",
+            2,
+        )),
+    );
+    let third = run(&cfg, &opts("2026-07-12T10:00:00+08:00")).await.unwrap();
+    assert_eq!(third.landed_new, 2);
+    assert_eq!(third.alerts_resolved, 2);
+    assert!(third.alerts_raised.is_empty());
+    let roll = read_year(&wh, "rollup_county", 2026);
+    let june = rows(&roll, &[("indicator", "cataract_surgery"), ("period", "2026-06")])
+        .lazy()
+        .filter(col("dimension").is_null())
+        .collect()
+        .unwrap();
+    assert_eq!(
+        june.column("townships_reporting").unwrap().i64().unwrap().get(0),
+        Some(10)
+    );
+}

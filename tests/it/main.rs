@@ -1,0 +1,7 @@
+//! Integration tests, one binary: each module starts what it needs (the
+//! township portal and a webhook receiver on 127.0.0.1:0, a temp warehouse).
+
+mod analyst;
+mod cli;
+mod end_to_end;
+mod support;
