@@ -11,6 +11,8 @@ pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod demo;
+#[cfg(test)]
+mod fixtures;
 pub mod fold;
 pub mod land;
 pub mod normalize;

@@ -425,3 +425,81 @@ pub fn normalize(
         submissions,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use crate::fixtures::{config, normalized};
+
+    #[test]
+    fn every_value_is_published_or_quarantined_with_a_reason() {
+        let cfg = config();
+        let doc = json!({"township_name": "大墅鎮", "period": "2026-06", "values": [
+            {"indicator": "殘疾人證核發", "value": "1,774"},
+            {"indicator": "残疾人证核发", "category": "視力", "value": "60多"},
+            {"indicator": "残疾人证核发", "category": "视力", "value": 3},
+            {"indicator": "慰问金", "value": "___"},
+            {"indicator": "残疾人体育活动", "value": 3},
+            {"indicator": "轮椅发放", "value": "很多"},
+            {"indicator": "慰问金", "dimension": "类别", "value": 1},
+            {"value": 1}
+        ]});
+        let n = normalized(&cfg, &[("341124102", "2026-06", doc)]);
+        assert_eq!(n.facts.height(), 3);
+        assert_eq!(n.quarantine.height(), 5);
+        let reasons: Vec<&str> = n
+            .quarantine
+            .column("reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert!(reasons[0].contains("twice"), "{reasons:?}");
+        assert!(reasons[1].contains("unknown indicator"), "{reasons:?}");
+        assert!(reasons[2].contains("no number"), "{reasons:?}");
+        assert!(reasons[3].contains("without a category"), "{reasons:?}");
+        assert!(reasons[4].contains("no indicator"), "{reasons:?}");
+        let s = &n.submissions;
+        assert_eq!(s.column("values_received").unwrap().i64().unwrap().get(0), Some(8));
+        assert_eq!(s.column("values_published").unwrap().i64().unwrap().get(0), Some(3));
+        assert_eq!(s.column("values_quarantined").unwrap().i64().unwrap().get(0), Some(5));
+        let missing = n.facts.column("missing").unwrap().bool().unwrap();
+        let value = n.facts.column("value").unwrap().f64().unwrap();
+        assert_eq!(value.get(0), Some(1774.0));
+        assert_eq!(
+            (missing.get(2), value.get(2)),
+            (Some(true), None),
+            "a placeholder is missing, not zero"
+        );
+    }
+
+    #[test]
+    fn submission_for_another_township_is_set_aside_whole() {
+        let cfg = config();
+        let doc = json!({"township": "341124103", "period": "2026-06", "values": [
+            {"indicator": "白内障复明手术", "value": 1}, {"indicator": "轮椅发放", "value": 2}]});
+        let n = normalized(&cfg, &[("341124102", "2026-06", doc)]);
+        assert_eq!(n.facts.height(), 0);
+        assert_eq!(n.quarantine.height(), 2);
+        let reason = n
+            .quarantine
+            .column("reason")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string();
+        assert!(
+            reason.contains("341124103") && reason.contains("341124102 was requested"),
+            "{reason}"
+        );
+        let status = n.submissions.column("status").unwrap().str().unwrap().get(0);
+        assert_eq!(status, Some("quarantined"));
+        let broken = normalized(&cfg, &[("341124102", "2026-06", json!("not an object"))]);
+        assert_eq!(broken.quarantine.height(), 1);
+    }
+}

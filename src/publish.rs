@@ -7,6 +7,7 @@
 //!   raw/sha256/ab/cdef…                       every body as sent
 //!   facts/<indicator>/year=YYYY/part-0.parquet one table per indicator
 //!   rollup_county/year=YYYY/part-0.parquet
+//!   landings/year=YYYY/part-0.parquet
 //!   submissions/year=YYYY/part-0.parquet
 //!   quarantine/year=YYYY/part-0.parquet
 //!   check_results/year=YYYY/part-0.parquet
@@ -160,6 +161,27 @@ fn submission_columns() -> Vec<ColSpec> {
     ]
 }
 
+fn landing_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("township", Str, "township code requested"),
+        c("period", Str, "period requested"),
+        c(
+            "source_sha256",
+            Str,
+            "sha256 of the body; the bytes are at raw/sha256/<first 2>/<rest>",
+        ),
+        c("url", Str, "URL fetched"),
+        c("bytes", I64, "body size"),
+        c("content_type", Str, "Content-Type as sent"),
+        c("version", I64, "version the body declares"),
+        c("submitted_at", Timestamp, "submission time the body declares"),
+        c("first_fetched_at", Timestamp, "first fetch of these exact bytes"),
+        c("last_fetched_at", Timestamp, "latest fetch of these exact bytes"),
+        c("current", Bool, "this body is the version in the published tables"),
+    ]
+}
+
 fn quarantine_columns() -> Vec<ColSpec> {
     vec![
         c("program", Str, "reporting program"),
@@ -272,7 +294,13 @@ pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishRepor
     }
     report.removed += remove_stale(&root.join("facts"), |name| !present.contains(name))?;
 
-    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 5] = [
+    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 6] = [
+        (
+            "landings",
+            "every body landed: what came from where and when; the current version marked",
+            landing_columns(),
+            &c.landings,
+        ),
         (
             "rollup_county",
             "county totals per indicator, breakdown cell and period, with quota progress",

@@ -229,3 +229,146 @@ pub fn county(
         .select(ROLLUP_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::checks::{CheckInput, run_all};
+    use crate::fixtures::{at, config, normalized};
+
+    fn certs(total: i64, parts: [i64; 7]) -> serde_json::Value {
+        let cats = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
+        let mut values = vec![json!({"indicator": "残疾人证核发", "value": total})];
+        for (c, v) in cats.iter().zip(parts) {
+            values.push(json!({"indicator": "残疾人证核发", "category": c, "value": v}));
+        }
+        json!({"period": "2026-05", "values": values})
+    }
+
+    #[test]
+    fn excluded_township_is_counted_not_summed() {
+        let cfg = config();
+        // 1012 = 121+128+37+630+74+22 (+0 多重) holds; 20 ≠ 18 fails.
+        let n = normalized(
+            &cfg,
+            &[
+                ("341124100", "2026-05", certs(1012, [121, 128, 37, 630, 74, 22, 0])),
+                ("341124101", "2026-05", certs(20, [3, 3, 3, 3, 3, 3, 0])),
+                ("341124104", "2026-05", certs(7, [1, 1, 1, 1, 1, 1, 1])),
+            ],
+        );
+        let unreachable = HashSet::new();
+        let input = CheckInput {
+            pipeline: &cfg.pipelines[0],
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: at("2026-06-01T00:00:00+08:00"),
+        };
+        let checks = run_all(&input).unwrap();
+        let breakdown = checks
+            .clone()
+            .lazy()
+            .filter(col("rule").eq(lit("breakdown")))
+            .collect()
+            .unwrap();
+        assert_eq!(breakdown.height(), 1);
+        assert_eq!(
+            breakdown.column("township").unwrap().str().unwrap().get(0),
+            Some("341124101")
+        );
+
+        let roll = county(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        let total = roll
+            .lazy()
+            .filter(
+                col("indicator")
+                    .eq(lit("certificates_issued"))
+                    .and(col("dimension").is_null()),
+            )
+            .collect()
+            .unwrap();
+        assert_eq!(total.height(), 1);
+        let get_i = |c: &str| total.column(c).unwrap().i64().unwrap().get(0);
+        assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(1019.0));
+        assert_eq!(get_i("townships_excluded"), Some(1));
+        assert_eq!(get_i("townships_included"), Some(2));
+        assert_eq!(get_i("townships_reporting"), Some(3));
+        assert_eq!(get_i("townships_expected"), Some(10));
+        assert_eq!(total.column("quota").unwrap().f64().unwrap().get(0), Some(1200.0));
+        assert_eq!(
+            total.column("progress").unwrap().f64().unwrap().get(0),
+            Some(1019.0 / 1200.0)
+        );
+    }
+
+    #[test]
+    fn force_submitted_explanation_lets_the_value_through() {
+        let cfg = config();
+        let mut doc = certs(20, [3, 3, 3, 3, 3, 3, 0]);
+        doc["explanation"] = json!("2 certificates re-issued after appeal, category pending");
+        let n = normalized(&cfg, &[("341124101", "2026-05", doc)]);
+        let unreachable = HashSet::new();
+        let input = CheckInput {
+            pipeline: &cfg.pipelines[0],
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: at("2026-06-01T00:00:00+08:00"),
+        };
+        let checks = run_all(&input).unwrap();
+        let bd = checks
+            .clone()
+            .lazy()
+            .filter(col("rule").eq(lit("breakdown")))
+            .collect()
+            .unwrap();
+        assert_eq!(bd.column("excluded").unwrap().bool().unwrap().get(0), Some(false));
+        assert!(
+            bd.column("explanation")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .contains("appeal")
+        );
+        let roll = county(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        let total = roll
+            .lazy()
+            .filter(
+                col("indicator")
+                    .eq(lit("certificates_issued"))
+                    .and(col("dimension").is_null()),
+            )
+            .collect()
+            .unwrap();
+        assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(20.0));
+    }
+}

@@ -241,17 +241,75 @@ pub struct Computed {
     pub checks: DataFrame,
     /// County rollup.
     pub rollup: DataFrame,
+    /// Every body ever landed, with the current one marked.
+    pub landings: DataFrame,
     /// Alert conditions.
     pub candidates: Vec<Candidate>,
+}
+
+/// The landings table: every version of every submission, current marked.
+fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResult<DataFrame> {
+    let cur: std::collections::HashSet<(&str, &str, &str)> = current
+        .iter()
+        .map(|(l, _)| (l.township.as_str(), l.period.as_str(), l.sha256.as_str()))
+        .collect();
+    let s = |f: fn(&Landing) -> String| all.iter().map(f).collect::<Vec<String>>();
+    let micros = |t: &DateTime<Utc>| t.timestamp_micros();
+    DataFrame::new_infer_height(vec![
+        Column::new("program".into(), s(|l| l.pipeline.clone())),
+        Column::new("township".into(), s(|l| l.township.clone())),
+        Column::new("period".into(), s(|l| l.period.clone())),
+        Column::new(
+            "year".into(),
+            all.iter()
+                .map(|l| l.period.parse::<Period>().map_or(0, |p| p.year))
+                .collect::<Vec<i32>>(),
+        ),
+        Column::new("source_sha256".into(), s(|l| l.sha256.clone())),
+        Column::new("url".into(), s(|l| l.url.clone())),
+        Column::new("bytes".into(), all.iter().map(|l| l.bytes).collect::<Vec<i64>>()),
+        Column::new(
+            "content_type".into(),
+            all.iter().map(|l| l.content_type.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new("version".into(), all.iter().map(|l| l.version).collect::<Vec<_>>()),
+        Column::new(
+            "submitted_at".into(),
+            all.iter()
+                .map(|l| {
+                    l.submitted_at
+                        .as_deref()
+                        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                        .map(|t| t.timestamp_micros())
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "first_fetched_at".into(),
+            all.iter().map(|l| micros(&l.first_fetched_at)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "last_fetched_at".into(),
+            all.iter().map(|l| micros(&l.last_fetched_at)).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "current".into(),
+            all.iter()
+                .map(|l| cur.contains(&(l.township.as_str(), l.period.as_str(), l.sha256.as_str())))
+                .collect::<Vec<bool>>(),
+        ),
+    ])
 }
 
 /// Normalize, check and roll up every selected pipeline from what is landed.
 pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
     let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
+    let mut landings = vec![];
     let mut candidates = Vec::new();
     for p in selected(cfg, opts) {
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
+        landings.push(landings_frame(&all, &current).map_err(internal("land"))?);
         let bodies: Vec<Vec<u8>> = current
             .iter()
             .map(|(l, _)| raw.get(&l.sha256))
@@ -302,6 +360,7 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
         submissions: vstack(subs).map_err(internal("normalize"))?,
         checks: vstack(checks_out).map_err(internal("check"))?,
         rollup: vstack(rollups).map_err(internal("rollup"))?,
+        landings: vstack(landings).map_err(internal("land"))?,
         candidates,
     })
 }

@@ -119,3 +119,74 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         "the webhook URL is a secret and never logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_runs_on_schedule_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&pipeline)
+        .unwrap()
+        .replace("127.0.0.1:8080", &addr.to_string())
+        .replace("schedule = \"0 0 2 * * *\"", "schedule = \"* * * * * *\"")
+        // Real time is after 2026, so start the program at the previous month.
+        .replace(
+            "start_period = \"2026-01\"",
+            &format!("start_period = {:?}", last_month()),
+        );
+    std::fs::write(&pipeline, text).unwrap();
+    let settings = dir.path().join("config/taizhang.toml");
+    let child = bin()
+        .args(["serve", "--config"])
+        .arg(&settings)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let runs = dir.path().join("state/taizhang.sqlite");
+    let mut finished = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        if let Ok(conn) = rusqlite::Connection::open(&runs) {
+            finished = conn
+                .query_row("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .unwrap_or(0);
+            if finished >= 1 {
+                break;
+            }
+        }
+    }
+    assert!(finished >= 1, "serve ran no scheduled run within 10 s");
+    assert!(portal.hits() >= 10, "the scheduled run fetched every township");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "serve exits cleanly on SIGTERM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Shutdown signal received"));
+}
+
+/// The month before the current one, China time, as YYYY-MM.
+fn last_month() -> String {
+    use chrono::Datelike;
+    let now = chrono::Utc::now().with_timezone(&taizhang::period::china());
+    let (y, m) = if now.month() == 1 {
+        (now.year() - 1, 12)
+    } else {
+        (now.year(), now.month() - 1)
+    };
+    format!("{y}-{m:02}")
+}

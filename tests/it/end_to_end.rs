@@ -273,8 +273,38 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
             2,
         )),
     );
+    // A correction: 襄河镇 resubmits April as version 2 with a new condolence amount.
+    let mut v2 = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, "341124100", 4);
+    v2["version"] = json!(2);
+    let money_entry = v2["values"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|v| v["indicator"] == "慰问金")
+        .unwrap();
+    money_entry["value"] = json!("9.99万元");
+    portal.set("341124100", "2026-04", Canned::json(&v2));
     let third = run(&cfg, &opts("2026-07-12T10:00:00+08:00")).await.unwrap();
-    assert_eq!(third.landed_new, 2);
+    assert_eq!(third.landed_new, 3);
+    let money = read_year(&wh, "facts/condolence_money", 2026);
+    assert_eq!(total(&money, "341124100", "2026-04"), Some(99900.0));
+    let landings = read_year(&wh, "landings", 2026);
+    assert_eq!(landings.height(), 61, "every version stays on record");
+    let april = rows(&landings, &[("township", "341124100"), ("period", "2026-04")]);
+    assert_eq!(april.height(), 2);
+    let current: Vec<Option<i64>> = april
+        .clone()
+        .lazy()
+        .filter(col("current"))
+        .collect()
+        .unwrap()
+        .column("version")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(current, vec![Some(2)]);
     assert_eq!(third.alerts_resolved, 2);
     assert!(third.alerts_raised.is_empty());
     let roll = read_year(&wh, "rollup_county", 2026);

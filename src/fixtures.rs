@@ -1,0 +1,56 @@
+//! Test fixtures for the pure stages: hand-written submissions normalized
+//! with the embedded configuration, no IO.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::config::{Loaded, Settings, embedded_texts};
+use crate::normalize::{Landed, Normalized, normalize};
+use crate::state::Landing;
+
+/// The embedded configuration.
+pub fn config() -> Loaded {
+    Loaded::from_texts(Settings::default(), None, &embedded_texts()).expect("embedded config is valid")
+}
+
+/// A clock.
+pub fn at(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
+        .expect("test times are RFC 3339")
+        .with_timezone(&Utc)
+}
+
+/// Normalizes `(township, period, document)` as if each had been landed.
+pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
+    let bodies: Vec<Vec<u8>> = docs
+        .iter()
+        .map(|(_, _, d)| serde_json::to_vec(d).expect("JSON"))
+        .collect();
+    let landings: Vec<Landing> = docs
+        .iter()
+        .zip(&bodies)
+        .map(|((t, p, _), b)| Landing {
+            pipeline: cfg.pipelines[0].name.clone(),
+            township: t.to_string(),
+            period: p.to_string(),
+            sha256: crate::land::sha256_hex(b),
+            url: String::new(),
+            bytes: b.len() as i64,
+            content_type: None,
+            version: None,
+            submitted_at: None,
+            first_fetched_at: at("2026-07-01T00:00:00Z"),
+            last_fetched_at: at("2026-07-01T00:00:00Z"),
+        })
+        .collect();
+    let landed: Vec<Landed<'_>> = landings
+        .iter()
+        .zip(&bodies)
+        .map(|(l, b)| Landed {
+            landing: l,
+            body: b,
+            versions_landed: 1,
+        })
+        .collect();
+    normalize(&cfg.pipelines[0], &cfg.catalog, &cfg.registry, &landed).expect("normalize")
+}
