@@ -82,6 +82,10 @@ pub struct Indicator {
     /// Breakdowns reported under the indicator.
     #[serde(default)]
     pub breakdowns: Vec<Breakdown>,
+    /// Largest plausible value for one township and one month (scaled by the
+    /// months a period covers); above it a value is held out until confirmed.
+    #[serde(default)]
+    pub plausible_max: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,7 +3,7 @@
 //! (`pipelines/*.toml`), the catalog, the township registry and the quotas.
 //! Everything is loaded and validated before a run starts.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -172,8 +172,131 @@ pub enum CheckConfig {
         /// Severity of an overdue report; a late one is `info`.
         severity: Severity,
     },
+    /// A declared rule: `left op right` over indicator cells (see `checks::rule`).
+    Rule {
+        /// Rule name in results and alerts.
+        name: String,
+        /// Left expression.
+        left: String,
+        /// Operator: = ≠ < ≤ > ≥ (or ASCII == != < <= > >=).
+        op: String,
+        /// Right expression.
+        right: String,
+        /// Absolute difference tolerated.
+        #[serde(default)]
+        tolerance_abs: f64,
+        /// Relative difference tolerated, as a share of |right|.
+        #[serde(default)]
+        tolerance_rel: f64,
+        /// skip_if_any (default), skip_if_all or never.
+        #[serde(default)]
+        missing: crate::checks::rule::Missing,
+        /// Severity.
+        severity: Severity,
+        /// Message template with {township} {period} {left} {right} {diff} {rule}.
+        #[serde(default)]
+        message: Option<String>,
+    },
+    /// count × rate × months = amount (燃油补贴户数 × 260 = 燃油补贴金额).
+    CountRate {
+        /// Count indicator.
+        count: String,
+        /// Amount indicator (元).
+        amount: String,
+        /// Yuan per count per month.
+        rate: f64,
+        /// Rates of particular counties (6-digit code → yuan).
+        #[serde(default)]
+        county_rates: BTreeMap<String, f64>,
+        /// Relative difference tolerated.
+        #[serde(default = "default_rate_tolerance")]
+        tolerance_rel: f64,
+        /// Severity.
+        severity: Severity,
+    },
+    /// part ≤ whole (placed in jobs ≤ trained).
+    PartOfWhole {
+        /// The part (an expression).
+        part: String,
+        /// The whole (an expression).
+        whole: String,
+        /// Severity.
+        severity: Severity,
+    },
+    /// A reported ratio in percent = numerator / denominator × 100.
+    Ratio {
+        /// The reported ratio (%).
+        ratio: String,
+        /// Numerator expression.
+        numerator: String,
+        /// Denominator expression.
+        denominator: String,
+        /// Percentage points tolerated (rounding: 0.01).
+        #[serde(default = "default_ratio_tolerance")]
+        tolerance_abs: f64,
+        /// Severity.
+        severity: Severity,
+    },
+    /// A year-to-date (cumulative) value never decreases within the year.
+    Cumulative {
+        /// Indicators; empty = every cumulative indicator of the catalog.
+        #[serde(default)]
+        indicators: Vec<String>,
+        /// Severity.
+        severity: Severity,
+    },
+    /// stock = previous stock + new − exits, where the pieces are reported.
+    StockFlow {
+        /// Stock indicator.
+        stock: String,
+        /// Additions this period.
+        new: String,
+        /// Exits this period, if reported.
+        #[serde(default)]
+        exits: Option<String>,
+        /// Absolute difference tolerated.
+        #[serde(default)]
+        tolerance: f64,
+        /// Severity.
+        severity: Severity,
+    },
+    /// Robust outliers (modified z-score, median/MAD) against the township's
+    /// own history and against peer townships in the same period.
+    Outlier {
+        /// Indicators; empty = every flow indicator.
+        #[serde(default)]
+        indicators: Vec<String>,
+        /// |modified z| above this is an outlier.
+        #[serde(default = "default_outlier_threshold")]
+        threshold: f64,
+        /// Fewest values (history or peers) before anything is flagged.
+        #[serde(default = "default_min_history")]
+        min_points: usize,
+        /// Severity.
+        severity: Severity,
+    },
+    /// Plausibility bounds per township and period (catalog `plausible_max`, overridable here).
+    Plausibility {
+        /// Indicator code → largest plausible value per township and period.
+        #[serde(default)]
+        bounds: BTreeMap<String, f64>,
+        /// Severity.
+        severity: Severity,
+    },
 }
 
+fn default_rate_tolerance() -> f64 {
+    0.005
+}
+fn default_ratio_tolerance() -> f64 {
+    0.01
+}
+fn default_outlier_threshold() -> f64 {
+    3.5
+}
+fn default_min_history() -> usize {
+    6
+}
 fn default_behind_tolerance() -> f64 {
     0.1
 }
@@ -309,7 +432,7 @@ impl Loaded {
         let mut pipelines = Vec::new();
         for (file, text) in &t.pipelines {
             let p: Pipeline = toml::from_str(text).map_err(|e| with_lines(file, text, e))?;
-            validate_pipeline(file, &p, &catalog)?;
+            validate_pipeline(file, text, &p, &catalog)?;
             if pipelines.iter().any(|q: &Pipeline| q.name == p.name) {
                 return Err(ConfigError::new(
                     file,
@@ -457,7 +580,7 @@ fn read_webhook_secret(file: &str, a: &AlertSettings, base: &Path) -> Result<Opt
     Ok(None)
 }
 
-fn validate_pipeline(file: &str, p: &Pipeline, catalog: &Catalog) -> Result<(), ConfigError> {
+fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) -> Result<(), ConfigError> {
     let start: Period = p
         .start_period
         .parse()
@@ -507,17 +630,30 @@ fn validate_pipeline(file: &str, p: &Pipeline, catalog: &Catalog) -> Result<(), 
                         format!("unknown indicator {code:?}"),
                     ));
                 };
-                if !ind.breakdowns.iter().any(|b| b.exhaustive) {
+                if ind.breakdowns.is_empty() {
                     return Err(ConfigError::new(
                         file,
                         format!("checks[{i}].indicators"),
-                        format!("{code:?} has no exhaustive breakdown"),
+                        format!("{code:?} has no breakdown"),
                     ));
                 }
             }
         }
+        if let Err(reason) = crate::checks::build(c, catalog) {
+            let line = check_line(text, i);
+            return Err(ConfigError::new(file, format!("line {line}: checks[{i}]"), reason));
+        }
     }
     Ok(())
+}
+
+/// Line of the `i`-th `[[checks]]` table in a pipeline file.
+fn check_line(text: &str, i: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[checks]]")
+        .nth(i)
+        .map_or(0, |(n, _)| n + 1)
 }
 
 /// Parses a quota CSV (`year,code,indicator,quota`).

@@ -14,6 +14,7 @@ pub mod demo;
 #[cfg(test)]
 mod fixtures;
 pub mod fold;
+pub mod inspect;
 pub mod land;
 pub mod normalize;
 pub mod normalize_value;

@@ -7,7 +7,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
-use taizhang::config::Loaded;
+use taizhang::config::{Loaded, Severity};
 use taizhang::run::{RunOptions, RunSummary, plan, run};
 
 #[derive(Parser)]
@@ -49,6 +49,24 @@ enum Command {
         /// Settings file.
         #[arg(long)]
         config: PathBuf,
+    },
+    /// Print the open check results grouped by township, in words county staff use.
+    Checks {
+        /// Settings file (for the warehouse location).
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+        /// Read this warehouse instead of the one in the settings.
+        #[arg(long)]
+        warehouse: Option<PathBuf>,
+        /// Only this period (2026-06; a year such as 2026 also shows year-to-date checks).
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this severity and above: error, warning or info.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Include resolved results.
+        #[arg(long)]
+        all: bool,
     },
     /// Check all configuration; exit non-zero with file, key and reason on the first problem.
     Validate {
@@ -155,6 +173,31 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("info");
             let cfg = Loaded::from_file(&config)?;
             taizhang::serve::serve(cfg).await;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Checks {
+            config,
+            warehouse,
+            period,
+            severity,
+            all,
+        } => {
+            init_logging("warn");
+            let warehouse = match warehouse {
+                Some(w) => w,
+                None => Loaded::from_file(&config)?.settings.paths.warehouse_dir,
+            };
+            let severity = match severity.as_deref() {
+                None => None,
+                Some("error") => Some(Severity::Error),
+                Some("warning") => Some(Severity::Warning),
+                Some("info") => Some(Severity::Info),
+                Some(other) => anyhow::bail!("--severity {other:?} is not error, warning or info"),
+            };
+            print!(
+                "{}",
+                taizhang::inspect::checks_report(&warehouse, period.as_deref(), severity, all)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { config } => {

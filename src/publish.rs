@@ -218,6 +218,10 @@ fn check_columns() -> Vec<ColSpec> {
         c("message", Str, "the failure in words county staff use"),
         c("explanation", Str, "the township's force-submit explanation, if any"),
         c("excluded", Bool, "the values are held out of the county rollup"),
+        c("status", Str, "new (first run failing), still_failing, or resolved"),
+        c("first_seen", Timestamp, "run time the check first failed"),
+        c("last_seen", Timestamp, "last run time it failed"),
+        c("resolved_at", Timestamp, "run time it stopped failing"),
     ]
 }
 

@@ -252,11 +252,11 @@ mod tests {
     #[test]
     fn excluded_township_is_counted_not_summed() {
         let cfg = config();
-        // 1012 = 121+128+37+630+74+22 (+0 多重) holds; 20 ≠ 18 fails.
+        // 101 = 12+13+4+63+7+2 (+0 多重) holds; 20 ≠ 18 fails.
         let n = normalized(
             &cfg,
             &[
-                ("341124100", "2026-05", certs(1012, [121, 128, 37, 630, 74, 22, 0])),
+                ("341124100", "2026-05", certs(101, [12, 13, 4, 63, 7, 2, 0])),
                 ("341124101", "2026-05", certs(20, [3, 3, 3, 3, 3, 3, 0])),
                 ("341124104", "2026-05", certs(7, [1, 1, 1, 1, 1, 1, 1])),
             ],
@@ -305,7 +305,7 @@ mod tests {
             .unwrap();
         assert_eq!(total.height(), 1);
         let get_i = |c: &str| total.column(c).unwrap().i64().unwrap().get(0);
-        assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(1019.0));
+        assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(108.0));
         assert_eq!(get_i("townships_excluded"), Some(1));
         assert_eq!(get_i("townships_included"), Some(2));
         assert_eq!(get_i("townships_reporting"), Some(3));
@@ -313,7 +313,7 @@ mod tests {
         assert_eq!(total.column("quota").unwrap().f64().unwrap().get(0), Some(1200.0));
         assert_eq!(
             total.column("progress").unwrap().f64().unwrap().get(0),
-            Some(1019.0 / 1200.0)
+            Some(108.0 / 1200.0)
         );
     }
 

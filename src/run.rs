@@ -385,12 +385,24 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
     let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
     land(&state, &raw, results, opts.now, &mut summary)?;
 
-    let c = compute(cfg, &state, &raw, opts)?;
+    let mut state = state;
+    let mut c = compute(cfg, &state, &raw, opts)?;
+    let known = state.check_records()?;
+    let (tracked, records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    state.upsert_checks(&records)?;
+    c.checks = tracked;
     summary.submissions = c.submissions.height();
     summary.quarantined = c.quarantine.height();
     summary.rows_published = c.facts.height();
     summary.rollup_rows = c.rollup.height();
-    if let Ok(sev) = c.checks.column("severity").and_then(|s| s.str().cloned()) {
+    let open = c
+        .checks
+        .clone()
+        .lazy()
+        .filter(col("status").neq(lit("resolved")))
+        .collect()
+        .map_err(internal("check"))?;
+    if let Ok(sev) = open.column("severity").and_then(|s| s.str().cloned()) {
         for s in sev.iter().flatten() {
             *summary.check_failures.entry(s.to_string()).or_default() += 1;
         }

@@ -82,6 +82,43 @@ pub struct AlertRecord {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+/// One check result as remembered between runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckRecord {
+    /// rule/township/period/indicator/dimension.
+    pub key: String,
+    /// Rule name.
+    pub rule: String,
+    /// Severity.
+    pub severity: String,
+    /// Program.
+    pub program: String,
+    /// Township (or county, for quota decomposition).
+    pub township: String,
+    /// Period.
+    pub period: String,
+    /// Year.
+    pub year: i32,
+    /// Indicator code.
+    pub indicator: Option<String>,
+    /// Dimension.
+    pub dimension: Option<String>,
+    /// What was found.
+    pub observed: Option<f64>,
+    /// What was expected.
+    pub expected: Option<f64>,
+    /// Words for county staff.
+    pub message: String,
+    /// Force-submit explanation.
+    pub explanation: Option<String>,
+    /// First run it failed.
+    pub first_seen: DateTime<Utc>,
+    /// Last run it failed.
+    pub last_seen: DateTime<Utc>,
+    /// Run it stopped failing.
+    pub resolved_at: Option<DateTime<Utc>>,
+}
+
 /// The open state store.
 pub struct State {
     conn: Connection,
@@ -104,6 +141,11 @@ CREATE TABLE IF NOT EXISTS alerts (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL,
     township TEXT NOT NULL, period TEXT NOT NULL, indicator TEXT NOT NULL, message TEXT NOT NULL,
     first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, notified_at TEXT, resolved_at TEXT);
+CREATE TABLE IF NOT EXISTS check_state (
+    key TEXT PRIMARY KEY, rule TEXT NOT NULL, severity TEXT NOT NULL, program TEXT NOT NULL,
+    township TEXT NOT NULL, period TEXT NOT NULL, year INTEGER NOT NULL, indicator TEXT, dimension TEXT,
+    observed REAL, expected REAL, message TEXT NOT NULL, explanation TEXT,
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, resolved_at TEXT);
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, now TEXT NOT NULL,
     finished_at TEXT, summary TEXT);
@@ -312,6 +354,83 @@ impl State {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Every check result remembered.
+    pub fn check_records(&self) -> Result<Vec<CheckRecord>, StateError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT key, rule, severity, program, township, period, year, indicator, dimension, observed,
+                        expected, message, explanation, first_seen, last_seen, resolved_at
+                 FROM check_state ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(CheckRecord {
+                    key: r.get(0)?,
+                    rule: r.get(1)?,
+                    severity: r.get(2)?,
+                    program: r.get(3)?,
+                    township: r.get(4)?,
+                    period: r.get(5)?,
+                    year: r.get(6)?,
+                    indicator: r.get(7)?,
+                    dimension: r.get(8)?,
+                    observed: r.get(9)?,
+                    expected: r.get(10)?,
+                    message: r.get(11)?,
+                    explanation: r.get(12)?,
+                    first_seen: parse_ts(r.get(13)?),
+                    last_seen: parse_ts(r.get(14)?),
+                    resolved_at: r.get::<_, Option<String>>(15)?.map(parse_ts),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Writes check results' state in one transaction.
+    pub fn upsert_checks(&mut self, recs: &[CheckRecord]) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let wrap = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        {
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO check_state VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)
+                     ON CONFLICT (key) DO UPDATE SET severity=excluded.severity, observed=excluded.observed,
+                       expected=excluded.expected, message=excluded.message, explanation=excluded.explanation,
+                       first_seen=excluded.first_seen, last_seen=excluded.last_seen, resolved_at=excluded.resolved_at",
+                )
+                .map_err(wrap)?;
+            for c in recs {
+                st.execute(params![
+                    c.key,
+                    c.rule,
+                    c.severity,
+                    c.program,
+                    c.township,
+                    c.period,
+                    c.year,
+                    c.indicator,
+                    c.dimension,
+                    c.observed,
+                    c.expected,
+                    c.message,
+                    c.explanation,
+                    ts(&c.first_seen),
+                    ts(&c.last_seen),
+                    c.resolved_at.as_ref().map(ts)
+                ])
+                .map_err(wrap)?;
+            }
+        }
+        tx.commit().map_err(wrap)
     }
 
     /// Starts a run record; returns its id.

@@ -1,6 +1,7 @@
-//! total = sum of an exhaustive breakdown (合计 = 分项之和). Skipped unless
-//! the total and every category are present (skip-if-any-missing) and the
-//! total is not an approximation (60多 cannot equal a sum exactly).
+//! total = sum of an exhaustive breakdown (合计 = 分项之和), total ≥ sum of a
+//! partial one (其中). An exhaustive check is skipped unless the total and
+//! every category are present (skip-if-any-missing); approximate totals
+//! (60多 cannot equal a sum exactly) are skipped.
 
 use polars::prelude::*;
 
@@ -24,21 +25,23 @@ impl Check for Breakdown {
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         // (indicator, dimension, categories expected) for every exhaustive breakdown in scope.
-        let (mut ind, mut dim, mut n) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut ind, mut dim, mut n, mut exh) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for i in &input.catalog.indicators {
             if !self.indicators.is_empty() && !self.indicators.contains(&i.code) {
                 continue;
             }
-            for b in i.breakdowns.iter().filter(|b| b.exhaustive) {
+            for b in &i.breakdowns {
                 ind.push(i.code.clone());
                 dim.push(b.dimension.clone());
                 n.push(b.categories.len() as i64);
+                exh.push(b.exhaustive);
             }
         }
         let scope = DataFrame::new_infer_height(vec![
             Column::new("indicator".into(), ind),
             Column::new("dimension".into(), dim),
             Column::new("n_expected".into(), n),
+            Column::new("exhaustive".into(), exh),
         ])?
         .lazy();
         let facts = input.facts.clone().lazy();
@@ -72,10 +75,14 @@ impl Check for Breakdown {
                 [col("indicator"), col("dimension")],
                 JoinArgs::new(JoinType::Inner),
             )
-            .filter(col("n_present").eq(col("n_expected")));
+            .filter(col("exhaustive").not().or(col("n_present").eq(col("n_expected"))));
         let failures = totals
             .join(parts, keys.clone(), keys, JoinArgs::new(JoinType::Inner))
-            .filter((col("total") - col("parts_sum")).abs().gt(lit(self.tolerance)))
+            .filter(
+                when(col("exhaustive"))
+                    .then((col("total") - col("parts_sum")).abs().gt(lit(self.tolerance)))
+                    .otherwise((col("parts_sum") - col("total")).gt(lit(self.tolerance))),
+            )
             .sort(["township", "period", "indicator", "dimension"], Default::default())
             .collect()?;
 
@@ -91,6 +98,7 @@ impl Check for Breakdown {
         let year = failures.column("year")?.i32()?.clone();
         let total = failures.column("total")?.f64()?.clone();
         let parts_sum = failures.column("parts_sum")?.f64()?.clone();
+        let exhaustive = failures.column("exhaustive")?.bool()?.clone();
         for i in 0..failures.height() {
             let (t, p, code, d) = (
                 township.get(i).unwrap_or(""),
@@ -111,14 +119,23 @@ impl Check for Breakdown {
                 dimension: Some(d),
                 observed: Some(tot),
                 expected: Some(sum),
-                message: format!(
-                    "{} {p} {name}: 合计 {} 与按{d}分项之和 {} 不符 (total {} ≠ sum of {d} categories {})",
-                    township_label(input.registry, t),
-                    num(tot),
-                    num(sum),
-                    num(tot),
-                    num(sum)
-                ),
+                message: if exhaustive.get(i).unwrap_or(true) {
+                    format!(
+                        "{} {p} {name}: 合计 {} 与按{d}分项之和 {} 不符 (total {} ≠ sum of {d} categories {})",
+                        township_label(input.registry, t),
+                        num(tot),
+                        num(sum),
+                        num(tot),
+                        num(sum)
+                    )
+                } else {
+                    format!(
+                        "{} {p} {name}: 其中按{d}各项之和 {} 大于合计 {} (parts exceed the total)",
+                        township_label(input.registry, t),
+                        num(sum),
+                        num(tot)
+                    )
+                },
             });
         }
         rows.finish()

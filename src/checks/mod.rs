@@ -6,8 +6,13 @@
 //! township force-submitted with an explanation (强制上报 + 说明).
 
 pub mod breakdown;
+pub mod outlier;
 pub mod overdue;
+pub mod plausibility;
 pub mod quota;
+pub mod rule;
+pub mod series;
+pub mod track;
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
@@ -66,9 +71,18 @@ pub trait Check {
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame>;
 }
 
-/// The registry of check kinds: one declaration in a pipeline file, one implementation.
-pub fn build(cfg: &CheckConfig) -> Box<dyn Check> {
-    match cfg {
+/// The registry of check kinds: one declaration in a pipeline file, one
+/// implementation. Fails with a reason when the declaration names an unknown
+/// indicator or category or does not parse.
+pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+    use rule::{Missing, Rule};
+    let known = |code: &str| -> Result<String, String> {
+        catalog
+            .resolve(code)
+            .map(|i| i.code.clone())
+            .ok_or_else(|| format!("unknown indicator {code:?}"))
+    };
+    Ok(match cfg {
         CheckConfig::Breakdown {
             severity,
             indicators,
@@ -88,7 +102,128 @@ pub fn build(cfg: &CheckConfig) -> Box<dyn Check> {
             ahead_ceiling: *ahead_ceiling,
         }),
         CheckConfig::Overdue { severity } => Box::new(overdue::Overdue { severity: *severity }),
-    }
+        CheckConfig::Rule {
+            name,
+            left,
+            op,
+            right,
+            tolerance_abs,
+            tolerance_rel,
+            missing,
+            severity,
+            message,
+        } => {
+            let mut r = Rule::new(
+                name,
+                left,
+                op,
+                right,
+                catalog,
+                *severity,
+                *missing,
+                (*tolerance_abs, *tolerance_rel),
+            )?;
+            r.message = message.clone();
+            Box::new(r)
+        }
+        CheckConfig::CountRate {
+            count,
+            amount,
+            rate,
+            county_rates,
+            tolerance_rel,
+            severity,
+        } => {
+            let mut r = Rule::new(
+                "count_rate",
+                amount,
+                "=",
+                &format!("{count} * rate * months"),
+                catalog,
+                *severity,
+                Missing::SkipIfAny,
+                (0.0, *tolerance_rel),
+            )?;
+            r.rates = (*rate, county_rates.clone());
+            r.message = Some(format!(
+                "{{township}} {{period}}: {amount} {{left}} ≠ {count} × {rate} × 月数 = {{right}} (count × rate ≠ amount)"
+            ));
+            Box::new(r)
+        }
+        CheckConfig::PartOfWhole { part, whole, severity } => {
+            let mut r = Rule::new(
+                "part_of_whole",
+                part,
+                "<=",
+                whole,
+                catalog,
+                *severity,
+                Missing::SkipIfAny,
+                (0.0, 0.0),
+            )?;
+            r.message = Some(format!(
+                "{{township}} {{period}}: {part} {{left}} 大于 {whole} {{right}} (part exceeds whole)"
+            ));
+            Box::new(r)
+        }
+        CheckConfig::Ratio {
+            ratio,
+            numerator,
+            denominator,
+            tolerance_abs,
+            severity,
+        } => {
+            let mut r = Rule::new(
+                "ratio",
+                ratio,
+                "=",
+                &format!("({numerator}) / ({denominator}) * 100"),
+                catalog,
+                *severity,
+                Missing::SkipIfAny,
+                (*tolerance_abs, 0.0),
+            )?;
+            r.message = Some(format!(
+                "{{township}} {{period}}: {ratio} {{left}}% ≠ ({numerator}) / ({denominator}) = {{right}}% (ratio does not match its parts)"
+            ));
+            Box::new(r)
+        }
+        CheckConfig::Cumulative { indicators, severity } => Box::new(series::Cumulative {
+            indicators: indicators.iter().map(|c| known(c)).collect::<Result<_, _>>()?,
+            severity: *severity,
+        }),
+        CheckConfig::StockFlow {
+            stock,
+            new,
+            exits,
+            tolerance,
+            severity,
+        } => Box::new(series::StockFlow {
+            stock: known(stock)?,
+            new: known(new)?,
+            exits: exits.as_deref().map(known).transpose()?,
+            tolerance: *tolerance,
+            severity: *severity,
+        }),
+        CheckConfig::Outlier {
+            indicators,
+            threshold,
+            min_points,
+            severity,
+        } => Box::new(outlier::Outlier {
+            indicators: indicators.iter().map(|c| known(c)).collect::<Result<_, _>>()?,
+            threshold: *threshold,
+            min_points: *min_points,
+            severity: *severity,
+        }),
+        CheckConfig::Plausibility { bounds, severity } => Box::new(plausibility::Plausibility {
+            bounds: bounds
+                .iter()
+                .map(|(k, v)| known(k).map(|c| (c, *v)))
+                .collect::<Result<_, _>>()?,
+            severity: *severity,
+        }),
+    })
 }
 
 /// Runs every check of the pipeline and adds the submission's explanation
@@ -96,7 +231,9 @@ pub fn build(cfg: &CheckConfig) -> Box<dyn Check> {
 pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
     let mut frames = vec![Rows::default().finish()?.lazy()];
     for cfg in &input.pipeline.checks {
-        frames.push(build(cfg).run(input)?.lazy());
+        let check = build(cfg, input.catalog)
+            .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
+        frames.push(check.run(input)?.lazy());
     }
     let all = concat(frames, UnionArgs::default())?;
     let explanations = input

@@ -69,6 +69,31 @@ impl Check for QuotaProgress {
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let mut rows = Rows::default();
+        for d in decomposition(input.quotas, input.registry) {
+            let name = input
+                .catalog
+                .get(&d.indicator)
+                .map_or(d.indicator.as_str(), |i| i.name.as_str());
+            rows.push(Failure {
+                rule: "quota_decomposition",
+                severity: Severity::Error,
+                program: &input.pipeline.name,
+                township: &d.county,
+                period: &d.year.to_string(),
+                year: d.year,
+                indicator: Some(&d.indicator),
+                dimension: None,
+                observed: Some(d.townships_sum),
+                expected: Some(d.county_quota),
+                message: format!(
+                    "{} {}年 {name}: 各乡镇任务数之和 {} ≠ 县任务数 {} (township quotas do not add up to the county quota)",
+                    d.county,
+                    d.year,
+                    num(d.townships_sum),
+                    num(d.county_quota)
+                ),
+            });
+        }
         let (mut t, mut y, mut ind, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for quota in input
             .quotas
@@ -163,4 +188,48 @@ impl Check for QuotaProgress {
         }
         rows.finish()
     }
+}
+
+/// A county quota its townships' quotas do not add up to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decomposition {
+    /// County code.
+    pub county: String,
+    /// Year.
+    pub year: i32,
+    /// Indicator code.
+    pub indicator: String,
+    /// The county's own quota.
+    pub county_quota: f64,
+    /// Sum of its townships' quotas.
+    pub townships_sum: f64,
+}
+
+/// Every (county, year, indicator) whose township quotas (任务分解到乡镇) do
+/// not sum to the county quota. Checked when quotas are loaded and on every run.
+pub fn decomposition(quotas: &[crate::config::Quota], registry: &crate::registry::Registry) -> Vec<Decomposition> {
+    use std::collections::BTreeMap;
+    let mut county: BTreeMap<(String, i32, String), f64> = BTreeMap::new();
+    let mut sums: BTreeMap<(String, i32, String), f64> = BTreeMap::new();
+    for q in quotas {
+        match registry.get(&q.code) {
+            Some(t) => *sums.entry((t.county.clone(), q.year, q.indicator.clone())).or_default() += q.quota,
+            None => {
+                county.insert((q.code.clone(), q.year, q.indicator.clone()), q.quota);
+            }
+        }
+    }
+    county
+        .into_iter()
+        .filter_map(|(k, cq)| {
+            let s = sums.get(&k).copied()?;
+            ((s - cq).abs() > 1e-9).then_some(Decomposition {
+                county: k.0,
+                year: k.1,
+                indicator: k.2,
+                county_quota: cq,
+                townships_sum: s,
+            })
+        })
+        .collect()
 }

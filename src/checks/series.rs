@@ -1,0 +1,251 @@
+//! Checks across periods: year-to-date values never decrease, and stocks
+//! move only by what was added and what left.
+
+use polars::prelude::*;
+
+use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use crate::catalog::Kind;
+use crate::config::Severity;
+use crate::period::Period;
+
+/// A cumulative (year-to-date) value never decreases within a year.
+pub struct Cumulative {
+    /// Indicator codes; empty = every cumulative indicator.
+    pub indicators: Vec<String>,
+    /// Severity.
+    pub severity: Severity,
+}
+
+/// stock = previous stock + new − exits.
+pub struct StockFlow {
+    /// Stock indicator code.
+    pub stock: String,
+    /// Additions indicator code.
+    pub new: String,
+    /// Exits indicator code, if reported.
+    pub exits: Option<String>,
+    /// Absolute tolerance.
+    pub tolerance: f64,
+    /// Severity.
+    pub severity: Severity,
+}
+
+/// (period, previous period of the same kind) for every period in the facts.
+fn previous_periods(facts: &DataFrame) -> PolarsResult<DataFrame> {
+    let periods: std::collections::BTreeSet<String> = facts
+        .column("period")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    let prev: Vec<Option<String>> = periods
+        .iter()
+        .map(|p| {
+            p.parse::<Period>().ok().map(|p| {
+                // The period before p: step back by its length.
+                let m = i64::from(p.first_month) - 1 - i64::from(p.months);
+                let (y, m) = (p.year + m.div_euclid(12) as i32, m.rem_euclid(12) as u32 + 1);
+                Period {
+                    year: y,
+                    first_month: m,
+                    months: p.months,
+                }
+                .to_string()
+            })
+        })
+        .collect();
+    DataFrame::new_infer_height(vec![
+        Column::new("period".into(), periods.into_iter().collect::<Vec<_>>()),
+        Column::new("prev_period".into(), prev),
+    ])
+}
+
+fn string_col(df: &DataFrame, c: &str) -> PolarsResult<StringChunked> {
+    df.column(c)?.str().cloned()
+}
+
+impl Check for Cumulative {
+    fn name(&self) -> &'static str {
+        "ytd_decreased"
+    }
+
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+        let codes: Vec<String> = if self.indicators.is_empty() {
+            input
+                .catalog
+                .indicators
+                .iter()
+                .filter(|i| i.kind == Kind::Cumulative)
+                .map(|i| i.code.clone())
+                .collect()
+        } else {
+            self.indicators.clone()
+        };
+        let mut rows = Rows::default();
+        if codes.is_empty() {
+            return rows.finish();
+        }
+        let keys = [
+            col("township"),
+            col("year"),
+            col("indicator"),
+            col("dimension"),
+            col("category"),
+        ];
+        let failures = input
+            .facts
+            .clone()
+            .lazy()
+            .filter(col("indicator").is_in(lit(Series::new("c".into(), codes)).implode(false), false))
+            .filter(col("value").is_not_null())
+            .sort(
+                ["township", "indicator", "dimension", "category", "period"],
+                Default::default(),
+            )
+            .with_columns([
+                col("value").shift(lit(1)).over(keys.clone())?.alias("prev"),
+                col("period").shift(lit(1)).over(keys)?.alias("prev_period"),
+            ])
+            .filter(col("value").lt(col("prev")))
+            .collect()?;
+        let (program, township, period, indicator, prev_p) = (
+            string_col(&failures, "program")?,
+            string_col(&failures, "township")?,
+            string_col(&failures, "period")?,
+            string_col(&failures, "indicator")?,
+            string_col(&failures, "prev_period")?,
+        );
+        let dimension = string_col(&failures, "dimension")?;
+        let year = failures.column("year")?.i32()?.clone();
+        let (value, prev) = (
+            failures.column("value")?.f64()?.clone(),
+            failures.column("prev")?.f64()?.clone(),
+        );
+        for i in 0..failures.height() {
+            let (t, p, code) = (
+                township.get(i).unwrap_or(""),
+                period.get(i).unwrap_or(""),
+                indicator.get(i).unwrap_or(""),
+            );
+            let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
+            let (v, pv) = (value.get(i).unwrap_or(f64::NAN), prev.get(i).unwrap_or(f64::NAN));
+            rows.push(Failure {
+                rule: self.name(),
+                severity: self.severity,
+                program: program.get(i).unwrap_or(""),
+                township: t,
+                period: p,
+                year: year.get(i).unwrap_or(0),
+                indicator: Some(code),
+                dimension: dimension.get(i),
+                observed: Some(v),
+                expected: Some(pv),
+                message: format!(
+                    "{} {p} {name}: 累计数 {} 小于上期 {} 的 {} (year-to-date value decreased)",
+                    township_label(input.registry, t),
+                    num(v),
+                    prev_p.get(i).unwrap_or("?"),
+                    num(pv)
+                ),
+            });
+        }
+        rows.finish()
+    }
+}
+
+impl Check for StockFlow {
+    fn name(&self) -> &'static str {
+        "stock_flow"
+    }
+
+    fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+        let total = |code: &str| {
+            col("value")
+                .filter(
+                    col("indicator")
+                        .eq(lit(code.to_string()))
+                        .and(col("dimension").is_null()),
+                )
+                .first()
+        };
+        let mut aggs = vec![total(&self.stock).alias("stock"), total(&self.new).alias("new")];
+        if let Some(e) = &self.exits {
+            aggs.push(total(e).alias("exits"));
+        }
+        let failures = input
+            .facts
+            .clone()
+            .lazy()
+            .group_by([col("program"), col("township"), col("period"), col("year")])
+            .agg(aggs)
+            .with_column(if self.exits.is_some() {
+                col("exits")
+            } else {
+                lit(0.0).alias("exits")
+            })
+            .join(
+                previous_periods(input.facts)?.lazy(),
+                [col("period")],
+                [col("period")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .sort(["township", "period"], Default::default())
+            .with_columns([
+                col("stock").shift(lit(1)).over([col("township")])?.alias("prev_stock"),
+                col("period")
+                    .shift(lit(1))
+                    .over([col("township")])?
+                    .alias("last_period"),
+            ])
+            .filter(col("last_period").eq(col("prev_period")))
+            .with_column((col("prev_stock") + col("new") - col("exits")).alias("expected"))
+            .filter(
+                col("stock")
+                    .is_not_null()
+                    .and(col("expected").is_not_null())
+                    .and((col("stock") - col("expected")).abs().gt(lit(self.tolerance))),
+            )
+            .collect()?;
+        let mut rows = Rows::default();
+        let (program, township, period) = (
+            string_col(&failures, "program")?,
+            string_col(&failures, "township")?,
+            string_col(&failures, "period")?,
+        );
+        let year = failures.column("year")?.i32()?.clone();
+        let (stock, expected, prev) = (
+            failures.column("stock")?.f64()?.clone(),
+            failures.column("expected")?.f64()?.clone(),
+            failures.column("prev_stock")?.f64()?.clone(),
+        );
+        let name = input
+            .catalog
+            .get(&self.stock)
+            .map_or(self.stock.as_str(), |i| i.name.as_str());
+        for i in 0..failures.height() {
+            let (t, p) = (township.get(i).unwrap_or(""), period.get(i).unwrap_or(""));
+            let (s, e) = (stock.get(i).unwrap_or(f64::NAN), expected.get(i).unwrap_or(f64::NAN));
+            rows.push(Failure {
+                rule: self.name(),
+                severity: self.severity,
+                program: program.get(i).unwrap_or(""),
+                township: t,
+                period: p,
+                year: year.get(i).unwrap_or(0),
+                indicator: Some(&self.stock),
+                dimension: None,
+                observed: Some(s),
+                expected: Some(e),
+                message: format!(
+                    "{} {p} {name}: {} ≠ 上期 {} + 新增 − 退出 = {} (stock ≠ previous + new − exits)",
+                    township_label(input.registry, t),
+                    num(s),
+                    num(prev.get(i).unwrap_or(f64::NAN)),
+                    num(e)
+                ),
+            });
+        }
+        rows.finish()
+    }
+}
