@@ -197,10 +197,14 @@ pub enum CheckConfig {
         #[serde(default)]
         message: Option<String>,
     },
-    /// count × rate × months = amount (燃油补贴户数 × 260 = 燃油补贴金额).
+    /// count × rate (× months) = amount (燃油补贴户数 × 260 = 燃油补贴金额).
     CountRate {
         /// Count indicator.
         count: String,
+        /// `month` (default): the rate is per month, times the months the period
+        /// covers; `period`: the rate is per period.
+        #[serde(default)]
+        per: RatePer,
         /// Amount indicator (元).
         amount: String,
         /// Yuan per count per month.
@@ -283,6 +287,17 @@ pub enum CheckConfig {
         /// Severity.
         severity: Severity,
     },
+}
+
+/// What a count_rate's rate is per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatePer {
+    /// Per month: times the months the period covers.
+    #[default]
+    Month,
+    /// Per period.
+    Period,
 }
 
 fn default_rate_tolerance() -> f64 {

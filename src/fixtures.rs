@@ -13,6 +13,13 @@ pub fn config() -> Loaded {
     Loaded::from_texts(Settings::default(), None, &embedded_texts()).expect("embedded config is valid")
 }
 
+/// The embedded configuration with extra catalog entries appended.
+pub fn config_with(extra_catalog: &str) -> Loaded {
+    let mut t = embedded_texts();
+    t.catalog.1.push_str(extra_catalog);
+    Loaded::from_texts(Settings::default(), None, &t).expect("test config is valid")
+}
+
 /// A clock.
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)

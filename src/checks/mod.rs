@@ -14,6 +14,9 @@ pub mod rule;
 pub mod series;
 pub mod track;
 
+#[cfg(test)]
+mod kinds_tests;
+
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
@@ -128,6 +131,7 @@ pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, Str
         }
         CheckConfig::CountRate {
             count,
+            per,
             amount,
             rate,
             county_rates,
@@ -138,7 +142,10 @@ pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, Str
                 "count_rate",
                 amount,
                 "=",
-                &format!("{count} * rate * months"),
+                &match per {
+                    crate::config::RatePer::Month => format!("{count} * rate * months"),
+                    crate::config::RatePer::Period => format!("{count} * rate"),
+                },
                 catalog,
                 *severity,
                 Missing::SkipIfAny,
@@ -146,7 +153,12 @@ pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, Str
             )?;
             r.rates = (*rate, county_rates.clone());
             r.message = Some(format!(
-                "{{township}} {{period}}: {amount} {{left}} ≠ {count} × {rate} × 月数 = {{right}} (count × rate ≠ amount)"
+                "{{township}} {{period}}: {amount} {{left}} ≠ {count} × {rate}{} = {{right}} (count × rate ≠ amount)",
+                if *per == crate::config::RatePer::Month {
+                    " × 月数"
+                } else {
+                    ""
+                }
             ));
             Box::new(r)
         }

@@ -41,6 +41,19 @@ fn validate_accepts_the_shipped_config_and_names_file_line_key_of_a_typo() {
     assert!(err.contains("cdpf-monthly.toml: line "), "{err}");
     assert!(err.contains("deadline_dayz"), "{err}");
 
+    // A declared rule naming an indicator the catalog does not have.
+    let rule = "\n[[checks]]\nkind = \"rule\"\nname = \"x\"\nleft = \"残疾人证核发\"\nop = \"=\"\nright = \"残疾人证补办\"\nseverity = \"error\"\n";
+    std::fs::write(&pipeline, format!("{text}{rule}")).unwrap();
+    let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    let line = text.lines().count() + 2;
+    assert!(
+        err.contains(&format!("cdpf-monthly.toml: line {line}: checks[")),
+        "{err}"
+    );
+    assert!(err.contains("unknown indicator \"残疾人证补办\""), "{err}");
+
     std::fs::write(&pipeline, text).unwrap();
     let s = std::fs::read_to_string(&settings).unwrap();
     std::fs::write(&settings, s.replace("concurrency = 16", "concurency = 16")).unwrap();

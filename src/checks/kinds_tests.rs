@@ -1,0 +1,390 @@
+//! One case per check kind, with the numbers of the domain primer, each
+//! declared exactly as a pipeline file would declare it.
+
+use std::collections::HashSet;
+
+use polars::prelude::*;
+use serde_json::{Value, json};
+
+use super::{CheckInput, build};
+use crate::config::{CheckConfig, Loaded, Quota};
+use crate::fixtures::{at, config, config_with, normalized};
+
+const EXTRA: &str = r#"
+[[indicator]]
+code = "severe_share"
+name = "重度残疾人占比"
+unit = "%"
+kind = "stock"
+
+[[indicator]]
+code = "holders"
+name = "持证残疾人数"
+unit = "人"
+kind = "stock"
+
+[[indicator]]
+code = "fair_attendees"
+name = "招聘会参会人数"
+unit = "人"
+kind = "flow"
+
+[[indicator]]
+code = "job_intentions"
+name = "达成就业意向"
+unit = "人"
+kind = "flow"
+
+[[indicator]]
+code = "ytd_surgeries"
+name = "累计白内障手术"
+unit = "例"
+kind = "cumulative"
+
+[[indicator]]
+code = "care_new"
+name = "新增护理补贴人数"
+unit = "人"
+kind = "flow"
+"#;
+
+fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Value)], now: &str) -> DataFrame {
+    let c: CheckConfig = toml::from_str(decl).unwrap_or_else(|e| panic!("{decl}: {e}"));
+    let check = build(&c, &cfg.catalog).unwrap();
+    let n = normalized(cfg, docs);
+    assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
+    let unreachable = HashSet::new();
+    let input = CheckInput {
+        pipeline: &cfg.pipelines[0],
+        catalog: &cfg.catalog,
+        registry: &cfg.registry,
+        quotas,
+        facts: &n.facts,
+        submissions: &n.submissions,
+        unreachable: &unreachable,
+        now: at(now),
+    };
+    check.run(&input).unwrap()
+}
+
+fn run(cfg: &Loaded, decl: &str, docs: &[(&str, &str, Value)]) -> DataFrame {
+    run_with(cfg, &cfg.quotas, decl, docs, "2026-07-10T10:00:00+08:00")
+}
+
+fn doc(period: &str, values: Value) -> Value {
+    json!({"period": period, "values": values})
+}
+
+fn col_str(df: &DataFrame, c: &str) -> Vec<String> {
+    df.column(c)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|s| s.unwrap_or("").to_string())
+        .collect()
+}
+
+#[test]
+fn count_rate_193_households_at_260_holds_6084_at_50_for_six_months_fails() {
+    let cfg = config();
+    let fuel = r#"kind = "count_rate"
+count = "燃油补贴户数"
+amount = "燃油补贴金额"
+rate = 260
+per = "period"
+severity = "warning""#;
+    let holds = doc(
+        "2026-06",
+        json!([{"indicator": "燃油补贴户数", "value": 193}, {"indicator": "燃油补贴金额", "value": "5.018万元"}]),
+    );
+    assert_eq!(run(&cfg, fuel, &[("341124102", "2026-06", holds)]).height(), 0);
+    let wrong = doc(
+        "2026-06",
+        json!([{"indicator": "燃油补贴户数", "value": 193}, {"indicator": "燃油补贴金额", "value": "5.2万元"}]),
+    );
+    assert_eq!(run(&cfg, fuel, &[("341124102", "2026-06", wrong)]).height(), 1);
+
+    let care = "kind = \"count_rate\"\ncount = \"重度残疾人护理补贴人数\"\namount = \"重度残疾人护理补贴金额\"\nrate = 50\nseverity = \"error\"";
+    let half = doc(
+        "2026-H1",
+        json!([{"indicator": "重度残疾人护理补贴人数", "value": 6084}, {"indicator": "护理补贴金额", "value": "155.67万元"}]),
+    );
+    let r = run(&cfg, care, &[("341124102", "2026-H1", half)]);
+    assert_eq!(r.height(), 1);
+    assert_eq!(r.column("observed").unwrap().f64().unwrap().get(0), Some(1_556_700.0));
+    assert_eq!(r.column("expected").unwrap().f64().unwrap().get(0), Some(1_825_200.0));
+    assert_eq!(col_str(&r, "indicator"), ["severe_care_amount"]);
+    assert!(col_str(&r, "message")[0].contains("1825200"), "{r}");
+    // A county with its own rate.
+    let own = format!("{care}\ncounty_rates = {{ \"341124\" = 42.6370 }}");
+    let half = doc(
+        "2026-H1",
+        json!([{"indicator": "重度残疾人护理补贴人数", "value": 6084}, {"indicator": "护理补贴金额", "value": "155.67万元"}]),
+    );
+    assert_eq!(run(&cfg, &own, &[("341124102", "2026-H1", half)]).height(), 0);
+}
+
+#[test]
+fn breakdown_1012_certificates_holds_and_partial_breakdown_is_at_most_the_total() {
+    let cfg = config();
+    let decl = "kind = \"breakdown\"\nseverity = \"error\"";
+    let cats = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
+    let mut values = vec![json!({"indicator": "残疾人证核发", "value": 1012})];
+    for (c, v) in cats.iter().zip([121, 128, 37, 630, 74, 22, 0]) {
+        values.push(json!({"indicator": "残疾人证核发", "category": c, "value": v}));
+    }
+    assert_eq!(
+        run(
+            &cfg,
+            decl,
+            &[("341124102", "2026-06", doc("2026-06", json!(values.clone())))]
+        )
+        .height(),
+        0
+    );
+    values[4] = json!({"indicator": "残疾人证核发", "category": "肢体", "value": 600});
+    let r = run(
+        &cfg,
+        decl,
+        &[("341124102", "2026-06", doc("2026-06", json!(values.clone())))],
+    );
+    assert_eq!(col_str(&r, "dimension"), ["类别"]);
+    // One category missing: skip, not fail (skip-if-any-missing).
+    values.remove(4);
+    assert_eq!(
+        run(&cfg, decl, &[("341124102", "2026-06", doc("2026-06", json!(values)))]).height(),
+        0
+    );
+
+    // 其中: a partial breakdown may be less than the total, never more.
+    let partial = config_with(
+        "[[indicator]]\ncode = \"trained_total\"\nname = \"培训总数\"\nunit = \"人\"\nkind = \"flow\"\nbreakdowns = [{ dimension = \"类别\", categories = [\"肢体\", \"视力\"] }]\n",
+    );
+    let under = doc(
+        "2026-06",
+        json!([{"indicator": "培训总数", "value": 29}, {"indicator": "培训总数", "category": "肢体", "value": 20}, {"indicator": "培训总数", "category": "视力", "value": 6}]),
+    );
+    assert_eq!(run(&partial, decl, &[("341124102", "2026-06", under)]).height(), 0);
+    let over = doc(
+        "2026-06",
+        json!([{"indicator": "培训总数", "value": 20}, {"indicator": "培训总数", "category": "肢体", "value": 20}, {"indicator": "培训总数", "category": "视力", "value": 6}]),
+    );
+    let r = run(&partial, decl, &[("341124102", "2026-06", over)]);
+    assert!(col_str(&r, "message")[0].contains("parts exceed the total"), "{r}");
+}
+
+#[test]
+fn ratio_90_33_percent_is_145_plus_350_over_548() {
+    let cfg = config_with(EXTRA);
+    let decl = r#"kind = "ratio"
+ratio = "重度残疾人占比"
+numerator = "重度残疾人护理补贴人数[一级] + 重度残疾人护理补贴人数[二级]"
+denominator = "持证残疾人数"
+severity = "warning""#;
+    let values = |share: &str| {
+        doc(
+            "2026-06",
+            json!([
+            {"indicator": "重度残疾人占比", "value": share},
+            {"indicator": "重度残疾人护理补贴人数", "category": "一级", "value": 145},
+            {"indicator": "重度残疾人护理补贴人数", "category": "二级", "value": 350},
+            {"indicator": "持证残疾人数", "value": 548}]),
+        )
+    };
+    assert_eq!(
+        run(&cfg, decl, &[("341124102", "2026-06", values("90.33%"))]).height(),
+        0
+    );
+    let r = run(&cfg, decl, &[("341124102", "2026-06", values("93.5%"))]);
+    assert_eq!(r.height(), 1);
+    assert!((r.column("expected").unwrap().f64().unwrap().get(0).unwrap() - 90.328).abs() < 0.001);
+}
+
+#[test]
+fn part_of_whole_26_intentions_among_29_attendees() {
+    let cfg = config_with(EXTRA);
+    let decl = "kind = \"part_of_whole\"\npart = \"达成就业意向\"\nwhole = \"招聘会参会人数\"\nseverity = \"warning\"";
+    let v = |part: i64| {
+        doc(
+            "2026-06",
+            json!([{"indicator": "达成就业意向", "value": part}, {"indicator": "招聘会参会人数", "value": 29}]),
+        )
+    };
+    assert_eq!(run(&cfg, decl, &[("341124102", "2026-06", v(26))]).height(), 0);
+    assert_eq!(run(&cfg, decl, &[("341124102", "2026-06", v(30))]).height(), 1);
+    // A declared rule with a message template and never-skip strategy.
+    let rule = "kind = \"rule\"\nname = \"intentions\"\nleft = \"job_intentions\"\nop = \"≤\"\nright = \"fair_attendees\"\nmissing = \"never\"\nseverity = \"info\"\nmessage = \"{township} {period}: {left} > {right}\"";
+    let only_part = doc("2026-06", json!([{"indicator": "达成就业意向", "value": 3}]));
+    let r = run(&cfg, rule, &[("341124102", "2026-06", only_part)]);
+    assert_eq!(col_str(&r, "message"), ["大墅镇(341124102) 2026-06: 3 > 0"]);
+}
+
+#[test]
+fn year_to_date_never_decreases_and_stock_moves_by_new_minus_exits() {
+    let cfg = config_with(EXTRA);
+    let ytd = |p: &str, v: i64| {
+        (
+            ("341124102"),
+            p.to_string(),
+            doc(p, json!([{"indicator": "累计白内障手术", "value": v}])),
+        )
+    };
+    let docs: Vec<_> = [("2026-01", 5), ("2026-02", 9), ("2026-03", 7)]
+        .iter()
+        .map(|(p, v)| ytd(p, *v))
+        .collect();
+    let docs: Vec<(&str, &str, Value)> = docs.iter().map(|(t, p, d)| (*t, p.as_str(), d.clone())).collect();
+    let r = run(&cfg, "kind = \"cumulative\"\nseverity = \"error\"", &docs);
+    assert_eq!(col_str(&r, "period"), ["2026-03"]);
+
+    // 2,577 recipients = 2,504 + 73 new holds; 2,600 ≠ 2,577 + 10 fails.
+    let sf = |p: &str, stock: i64, new: i64| {
+        doc(
+            p,
+            json!([{"indicator": "重度残疾人护理补贴人数", "value": stock}, {"indicator": "新增护理补贴人数", "value": new}]),
+        )
+    };
+    let decl = "kind = \"stock_flow\"\nstock = \"severe_care_recipients\"\nnew = \"care_new\"\nseverity = \"warning\"";
+    let r = run(
+        &cfg,
+        decl,
+        &[
+            ("341124102", "2026-05", sf("2026-05", 2504, 12)),
+            ("341124102", "2026-06", sf("2026-06", 2577, 73)),
+            ("341124102", "2026-07", sf("2026-07", 2600, 10)),
+            // A gap in the months is not a failure: there is no previous stock.
+            ("341124104", "2026-03", sf("2026-03", 100, 1)),
+            ("341124104", "2026-06", sf("2026-06", 150, 1)),
+        ],
+    );
+    assert_eq!(col_str(&r, "period"), ["2026-07"]);
+    assert_eq!(r.column("expected").unwrap().f64().unwrap().get(0), Some(2587.0));
+}
+
+#[test]
+fn quota_bands_at_2026_07_10_and_decomposition() {
+    let cfg = config();
+    let decl = "kind = \"quota_progress\"\nseverity = \"warning\"";
+    let h1 = |n: i64| doc("2026-H1", json!([{"indicator": "白内障复明手术", "value": n}]));
+    // Quota 24 each; half the year is due: 25% is behind, 50% on track, 167% far ahead.
+    let r = run(
+        &cfg,
+        decl,
+        &[
+            ("341124102", "2026-H1", h1(6)),
+            ("341124104", "2026-H1", h1(12)),
+            ("341124105", "2026-H1", h1(40)),
+        ],
+    );
+    let r = r
+        .lazy()
+        .filter(col("indicator").eq(lit("cataract_surgery")))
+        .collect()
+        .unwrap();
+    let got: Vec<(String, String)> = col_str(&r, "township").into_iter().zip(col_str(&r, "rule")).collect();
+    assert!(got.contains(&("341124102".into(), "quota_behind".into())), "{got:?}");
+    assert!(got.contains(&("341124105".into(), "quota_far_ahead".into())), "{got:?}");
+    assert!(
+        !got.iter().any(|(t, _)| t == "341124104"),
+        "on track is not a failure: {got:?}"
+    );
+    assert!(
+        !got.iter().any(|(_, rule)| rule == "quota_decomposition"),
+        "the shipped quotas add up"
+    );
+    // At 2026-03-10 (2 months due: 17%), 6 of 24 (25%) is on track.
+    let early = run_with(
+        &cfg,
+        &cfg.quotas,
+        decl,
+        &[("341124102", "2026-H1", h1(6))],
+        "2026-03-10T10:00:00+08:00",
+    );
+    assert_eq!(rows_for(&early, "341124102", "cataract_surgery"), 0);
+
+    let mut quotas = cfg.quotas.clone();
+    quotas.retain(|q| !(q.code == "341124109" && q.indicator == "cataract_surgery"));
+    let r = run_with(&cfg, &quotas, decl, &[], "2026-07-10T10:00:00+08:00");
+    let d = r
+        .lazy()
+        .filter(col("rule").eq(lit("quota_decomposition")))
+        .collect()
+        .unwrap();
+    assert_eq!(col_str(&d, "township"), ["341124"]);
+    assert_eq!(d.column("observed").unwrap().f64().unwrap().get(0), Some(222.0));
+    assert_eq!(d.column("expected").unwrap().f64().unwrap().get(0), Some(240.0));
+}
+
+fn rows_for(df: &DataFrame, township: &str, indicator: &str) -> usize {
+    df.clone()
+        .lazy()
+        .filter(
+            col("township")
+                .eq(lit(township))
+                .and(col("indicator").eq(lit(indicator))),
+        )
+        .collect()
+        .unwrap()
+        .height()
+}
+
+#[test]
+fn outlier_found_seasonal_zero_and_short_history_not_flagged() {
+    let cfg = config();
+    let decl = "kind = \"outlier\"\nseverity = \"warning\"";
+    let series = |t: &'static str, vals: &[i64]| -> Vec<(&'static str, String, Value)> {
+        vals.iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let p = format!("2026-{:02}", i + 1);
+                (
+                    t,
+                    p.clone(),
+                    doc(&p, json!([{"indicator": "基本康复服务", "value": v}])),
+                )
+            })
+            .collect()
+    };
+    let mut all = series("341124100", &[30, 32, 29, 31, 33, 138]);
+    all.extend(series("341124101", &[30, 0, 31, 29, 32, 30]));
+    all.extend(series("341124104", &[5, 5, 90]));
+    let docs: Vec<(&str, &str, Value)> = all.iter().map(|(t, p, d)| (*t, p.as_str(), d.clone())).collect();
+    let r = run(&cfg, decl, &docs);
+    let hist = r
+        .lazy()
+        .filter(col("rule").eq(lit("outlier_history")))
+        .collect()
+        .unwrap();
+    assert_eq!(col_str(&hist, "township"), ["341124100"], "{hist}");
+    assert_eq!(col_str(&hist, "period"), ["2026-06"]);
+}
+
+#[test]
+fn implausible_magnitude_is_an_error_and_held_out() {
+    let cfg = config();
+    let decl = "kind = \"plausibility\"\nseverity = \"error\"";
+    let d = doc(
+        "2026-06",
+        json!([{"indicator": "轮椅发放", "value": "138674万辆"}, {"indicator": "白内障复明手术", "value": 12}]),
+    );
+    let r = run(&cfg, decl, &[("341124102", "2026-06", d)]);
+    assert_eq!(col_str(&r, "indicator"), ["wheelchairs"]);
+    assert!(col_str(&r, "message")[0].contains("138674万辆"));
+    let bounded = format!("{decl}\nbounds = {{ cataract_surgery = 10 }}");
+    let d = doc("2026-06", json!([{"indicator": "白内障复明手术", "value": 12}]));
+    assert_eq!(run(&cfg, &bounded, &[("341124102", "2026-06", d)]).height(), 1);
+}
+
+#[test]
+fn a_rule_naming_an_unknown_indicator_or_category_does_not_build() {
+    let cfg = config();
+    for decl in [
+        "kind = \"rule\"\nname = \"x\"\nleft = \"残疾人证核发\"\nop = \"=\"\nright = \"不存在的指标\"\nseverity = \"error\"",
+        "kind = \"rule\"\nname = \"x\"\nleft = \"残疾人证核发[性别:男]\"\nop = \"=\"\nright = \"1\"\nseverity = \"error\"",
+        "kind = \"rule\"\nname = \"x\"\nleft = \"1\"\nop = \"~\"\nright = \"1\"\nseverity = \"error\"",
+    ] {
+        let c: CheckConfig = toml::from_str(decl).unwrap();
+        assert!(build(&c, &cfg.catalog).is_err(), "{decl}");
+    }
+}
