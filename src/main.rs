@@ -204,6 +204,20 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             match Loaded::from_file(&config) {
                 Ok(cfg) => {
+                    let bad = taizhang::checks::quota::decomposition(&cfg.quotas, &cfg.registry);
+                    if let Some(d) = bad.first() {
+                        eprintln!(
+                            "error: {}: {} {} {}: township quotas add up to {}, not the county quota {} ({} such problems)",
+                            cfg.settings.paths.quotas_dir.display(),
+                            d.year,
+                            d.county,
+                            d.indicator,
+                            d.townships_sum,
+                            d.county_quota,
+                            bad.len()
+                        );
+                        return Ok(ExitCode::from(2));
+                    }
                     println!(
                         "ok: {} pipelines, {} indicators, {} townships, {} quotas",
                         cfg.pipelines.len(),

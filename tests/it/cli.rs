@@ -55,6 +55,26 @@ fn validate_accepts_the_shipped_config_and_names_file_line_key_of_a_typo() {
     assert!(err.contains("unknown indicator \"残疾人证补办\""), "{err}");
 
     std::fs::write(&pipeline, text).unwrap();
+    // Quotas that do not decompose: the county's 240 is not its townships' sum.
+    let quotas = dir.path().join("config/quotas/2026.csv");
+    let q = std::fs::read_to_string(&quotas).unwrap();
+    std::fs::write(
+        &quotas,
+        q.replace(
+            "2026,341124109,cataract_surgery,18",
+            "2026,341124109,cataract_surgery,20",
+        ),
+    )
+    .unwrap();
+    let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("cataract_surgery: township quotas add up to 242, not the county quota 240"),
+        "{err}"
+    );
+    std::fs::write(&quotas, q).unwrap();
+
     let s = std::fs::read_to_string(&settings).unwrap();
     std::fs::write(&settings, s.replace("concurrency = 16", "concurency = 16")).unwrap();
     let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
