@@ -71,6 +71,9 @@ pub struct Indicator {
     pub aliases: Vec<String>,
     /// Unit of the published value (人, 户, 元, …).
     pub unit: String,
+    /// Other units a value may be written in and still mean the same (人次 for 人).
+    #[serde(default)]
+    pub accepted_units: Vec<String>,
     /// flow, cumulative or stock.
     pub kind: Kind,
     /// Work area (康复, 两项补贴, …).
@@ -205,6 +208,17 @@ impl Catalog {
             self.by_label.get(bare)
         })?;
         Some(&self.indicators[*i])
+    }
+
+    /// Why a value written with `unit` cannot be an `indicator` value, if so.
+    pub fn unit_mismatch(indicator: &Indicator, unit: &str) -> Option<String> {
+        if unit == indicator.unit || indicator.accepted_units.iter().any(|u| u == unit) {
+            return None;
+        }
+        Some(format!(
+            "unit {unit} does not fit {} (counted in {})",
+            indicator.name, indicator.unit
+        ))
     }
 
     /// The indicator with this exact code.

@@ -50,6 +50,8 @@ pub struct Paths {
     pub registry_file: PathBuf,
     /// Yearly quota CSV files.
     pub quotas_dir: PathBuf,
+    /// DHIS2 UID mapping (optional file; see `config/dhis2.toml`).
+    pub dhis2_file: PathBuf,
 }
 
 impl Default for Paths {
@@ -61,6 +63,7 @@ impl Default for Paths {
             pipelines_dir: "pipelines".into(),
             registry_file: "config/registry.toml".into(),
             quotas_dir: "config/quotas".into(),
+            dhis2_file: "config/dhis2.toml".into(),
         }
     }
 }
@@ -96,6 +99,26 @@ impl Default for HttpSettings {
     }
 }
 
+/// Limits on what one submission may contain; over a limit it is
+/// quarantined with the reason, and the run goes on.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Values in one submission.
+    pub max_values: usize,
+    /// Characters in one label or value.
+    pub max_text_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_values: 20_000,
+            max_text_chars: 200,
+        }
+    }
+}
+
 /// Where alerts go.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -114,6 +137,8 @@ pub struct Settings {
     pub paths: Paths,
     /// Fetch limits.
     pub http: HttpSettings,
+    /// Submission limits.
+    pub limits: Limits,
     /// Alert channels.
     pub alerts: AlertSettings,
 }
@@ -388,6 +413,8 @@ pub struct Loaded {
     pub quotas: Vec<Quota>,
     /// Webhook URL, read from the secret source; never logged.
     pub webhook_url: Option<String>,
+    /// DHIS2 UID mapping.
+    pub dhis2: crate::dhis2::Mapping,
 }
 
 /// The texts of a configuration, wherever they came from.
@@ -400,6 +427,8 @@ pub struct Texts<'a> {
     pub pipelines: Vec<(String, String)>,
     /// (file name, text) of each quota CSV.
     pub quotas: Vec<(String, String)>,
+    /// (file name, text) of the DHIS2 mapping, if any.
+    pub dhis2: Option<(String, String)>,
     /// The division table.
     pub divisions: Divisions<'a>,
 }
@@ -423,6 +452,7 @@ pub fn embedded_texts() -> Texts<'static> {
             "config/quotas/2026.csv".into(),
             include_str!("../config/quotas/2026.csv").into(),
         )],
+        dhis2: Some(("config/dhis2.toml".into(), include_str!("../config/dhis2.toml").into())),
         divisions: Divisions::embedded(),
     }
 }
@@ -462,6 +492,10 @@ impl Loaded {
         for (file, text) in &t.quotas {
             quotas.extend(parse_quotas(file, text, &catalog, &registry)?);
         }
+        let dhis2 = match &t.dhis2 {
+            Some((file, text)) => toml::from_str(text).map_err(|e| with_lines(file, text, e))?,
+            None => crate::dhis2::Mapping::default(),
+        };
         Ok(Loaded {
             settings,
             catalog,
@@ -469,6 +503,7 @@ impl Loaded {
             pipelines,
             quotas,
             webhook_url,
+            dhis2,
         })
     }
 
@@ -502,6 +537,7 @@ impl Loaded {
             &mut paths.pipelines_dir,
             &mut paths.registry_file,
             &mut paths.quotas_dir,
+            &mut paths.dhis2_file,
         ] {
             *p = abs(p);
         }
@@ -544,6 +580,10 @@ impl Loaded {
                     .map(|p| read(p))
                     .collect::<Result<_, _>>()?,
                 false => vec![],
+            },
+            dhis2: match settings.paths.dhis2_file.exists() {
+                true => Some(read(&settings.paths.dhis2_file)?),
+                false => None,
             },
             divisions: Divisions {
                 provinces: &provinces,

@@ -59,5 +59,13 @@ pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
             versions_landed: 1,
         })
         .collect();
-    normalize(&cfg.pipelines[0], &cfg.catalog, &cfg.registry, &landed).expect("normalize")
+    normalize(
+        &cfg.pipelines[0],
+        &cfg.catalog,
+        &cfg.registry,
+        &cfg.dhis2,
+        &cfg.settings.limits,
+        &landed,
+    )
+    .expect("normalize")
 }

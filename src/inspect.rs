@@ -142,3 +142,222 @@ pub fn checks_report(
     }
     Ok(out)
 }
+
+/// What was set aside and why, optionally for one period and one township,
+/// grouped by township and submission.
+pub fn quarantine_report(
+    warehouse: &Path,
+    registry: &crate::registry::Registry,
+    period: Option<&str>,
+    township: Option<&str>,
+) -> Result<String, InspectError> {
+    let df = read_table(warehouse, "quarantine")?;
+    let s = |c: &str| {
+        df.column(c)
+            .and_then(|c| c.str().cloned())
+            .map_err(|source| InspectError::Read {
+                path: "quarantine".into(),
+                source,
+            })
+    };
+    let (tw, per, sha, label, dim, cat, raw, reason) = (
+        s("township")?,
+        s("period")?,
+        s("source_sha256")?,
+        s("indicator_label")?,
+        s("dimension")?,
+        s("category")?,
+        s("value_raw")?,
+        s("reason")?,
+    );
+    let mut groups: BTreeMap<(String, String, String), Vec<String>> = BTreeMap::new();
+    for i in 0..df.height() {
+        let (t, p) = (tw.get(i).unwrap_or(""), per.get(i).unwrap_or(""));
+        if period.is_some_and(|w| w != p) || township.is_some_and(|w| w != t) {
+            continue;
+        }
+        let what = match label.get(i) {
+            None => "整份报表 (the whole submission)".to_string(),
+            Some(l) => {
+                let cell = [dim.get(i), cat.get(i)]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(":");
+                let cell = if cell.is_empty() {
+                    String::new()
+                } else {
+                    format!("[{cell}]")
+                };
+                format!("{l}{cell} = {:?}", raw.get(i).unwrap_or(""))
+            }
+        };
+        groups
+            .entry((t.to_string(), p.to_string(), sha.get(i).unwrap_or("").to_string()))
+            .or_default()
+            .push(format!(
+                "  {what}\n      原因 (reason): {}",
+                reason.get(i).unwrap_or("")
+            ));
+    }
+    if groups.is_empty() {
+        return Ok("没有隔离的数据 (nothing quarantined)\n".into());
+    }
+    let mut out = String::new();
+    for ((t, p, sha), lines) in groups {
+        let name = registry.get(&t).map_or(String::new(), |x| x.name.clone());
+        out.push_str(&format!(
+            "{name}({t}) {p}: {} 项已隔离 ({} set aside) — raw/sha256/{}/{}\n",
+            lines.len(),
+            lines.len(),
+            &sha[..sha.len().min(2)],
+            &sha[sha.len().min(2)..]
+        ));
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    Ok(out)
+}
+
+/// For one submission: every value from the raw bytes to the published row.
+pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Result<String, InspectError> {
+    use crate::normalize::{Landed, normalize};
+    let wh = &cfg.settings.paths.warehouse_dir;
+    let state =
+        crate::state::State::open(&cfg.settings.paths.state_dir).map_err(|e| InspectError::Missing(e.to_string()))?;
+    let raw = crate::land::RawStore::new(wh);
+    let mut out = String::new();
+    let mut found = false;
+    for p in &cfg.pipelines {
+        let all = state
+            .landings(&p.name)
+            .map_err(|e| InspectError::Missing(e.to_string()))?;
+        let versions: Vec<_> = all
+            .iter()
+            .filter(|l| l.township == township && l.period == period)
+            .collect();
+        let Some(current) = versions
+            .iter()
+            .max_by(|a, b| (a.last_fetched_at, a.version).cmp(&(b.last_fetched_at, b.version)))
+        else {
+            continue;
+        };
+        found = true;
+        let body = raw
+            .get(&current.sha256)
+            .map_err(|e| InspectError::Missing(e.to_string()))?;
+        let landed = [Landed {
+            landing: current,
+            body: &body,
+            versions_landed: versions.len(),
+        }];
+        let n = normalize(
+            p,
+            &cfg.catalog,
+            &cfg.registry,
+            &cfg.dhis2,
+            &cfg.settings.limits,
+            &landed,
+        )
+        .map_err(|source| InspectError::Read {
+            path: "normalize".into(),
+            source,
+        })?;
+        let name = cfg.registry.get(township).map_or("", |t| t.name.as_str());
+        out.push_str(&format!("{name}({township}) {period} — program {}\n", p.name));
+        out.push_str(&format!(
+            "  fetched   {} from {}\n  body      {} bytes, sha256 {} ({} version(s) landed)\n",
+            current.first_fetched_at.to_rfc3339(),
+            current.url,
+            current.bytes,
+            current.sha256,
+            versions.len()
+        ));
+        let sub = crate::submission::parse_with(&body, &cfg.dhis2);
+        match &sub {
+            Err(e) => out.push_str(&format!("  unreadable: {e}\n")),
+            Ok(s) => {
+                out.push_str(&format!(
+                    "  format    {} ({}), version {}, submitted {}\n\n",
+                    s.format.as_str(),
+                    s.encoding,
+                    s.version.map_or("-".into(), |v| v.to_string()),
+                    s.submitted_at.map_or("-".into(), |t| t.to_rfc3339())
+                ));
+                let idx = |df: &DataFrame| -> Vec<Option<i64>> {
+                    df.column("value_index")
+                        .map(|c| c.i64().map(|a| a.iter().collect()).unwrap_or_default())
+                        .unwrap_or_default()
+                };
+                let (fi, qi) = (idx(&n.facts), idx(&n.quarantine));
+                let fs = |c: &str| n.facts.column(c).ok().and_then(|c| c.str().ok().cloned());
+                let (ind, dim, cat, unit) = (fs("indicator"), fs("dimension"), fs("category"), fs("unit"));
+                let val = n.facts.column("value").ok().and_then(|c| c.f64().ok().cloned());
+                let flag = |c: &str, r: usize| {
+                    n.facts
+                        .column(c)
+                        .ok()
+                        .and_then(|c| c.bool().ok().and_then(|b| b.get(r)))
+                        .unwrap_or(false)
+                };
+                let reason = n.quarantine.column("reason").ok().and_then(|c| c.str().ok().cloned());
+                for (i, v) in s.values.iter().enumerate() {
+                    let label = [v.indicator.as_deref(), v.dimension.as_deref(), v.category.as_deref()]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(" / ");
+                    out.push_str(&format!("  #{i:<3} {label} = {:?}\n", v.value.raw()));
+                    if let Some(r) = fi.iter().position(|x| *x == Some(i as i64)) {
+                        let g = |a: &Option<StringChunked>| a.as_ref().and_then(|a| a.get(r)).unwrap_or("").to_string();
+                        let cell = [g(&dim), g(&cat)]
+                            .into_iter()
+                            .filter(|x| !x.is_empty())
+                            .collect::<Vec<_>>()
+                            .join(":");
+                        let value = val
+                            .as_ref()
+                            .and_then(|v| v.get(r))
+                            .map_or("null".into(), crate::checks::num);
+                        let mut flags = vec![];
+                        if flag("approx", r) {
+                            flags.push("approx");
+                        }
+                        if flag("missing", r) {
+                            flags.push("missing");
+                        }
+                        out.push_str(&format!(
+                            "        → facts/{}{} = {value} {}{}\n",
+                            g(&ind),
+                            if cell.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" [{cell}]")
+                            },
+                            g(&unit),
+                            if flags.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({})", flags.join(", "))
+                            }
+                        ));
+                    } else if let Some(r) = qi.iter().position(|x| *x == Some(i as i64)) {
+                        let why = reason.as_ref().and_then(|a| a.get(r)).unwrap_or("");
+                        out.push_str(&format!("        → quarantine: {why}\n"));
+                    }
+                }
+            }
+        }
+        if n.quarantine.height() > 0 && sub.is_err() {
+            out.push_str("  → the whole submission is in quarantine\n");
+        }
+    }
+    if !found {
+        return Err(InspectError::Missing(format!(
+            "{township} {period}: no landed submission"
+        )));
+    }
+    Ok(out)
+}

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod demo;
+pub mod dhis2;
 #[cfg(test)]
 mod fixtures;
 pub mod fold;
@@ -29,3 +30,4 @@ pub mod sinks;
 pub mod sources;
 pub mod state;
 pub mod submission;
+pub mod xlsx;

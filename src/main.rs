@@ -68,6 +68,30 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// What was set aside and why, readable by county staff.
+    Quarantine {
+        /// Settings file.
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+        /// Only this period.
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this township (9-digit code).
+        #[arg(long)]
+        township: Option<String>,
+    },
+    /// For one submission, every value from the raw bytes to the published row.
+    Explain {
+        /// Settings file.
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+        /// Township (9-digit code).
+        #[arg(long)]
+        township: String,
+        /// Period.
+        #[arg(long)]
+        period: String,
+    },
     /// Check all configuration; exit non-zero with file, key and reason on the first problem.
     Validate {
         /// Settings file.
@@ -198,6 +222,34 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 taizhang::inspect::checks_report(&warehouse, period.as_deref(), severity, all)?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Quarantine {
+            config,
+            period,
+            township,
+        } => {
+            init_logging("warn");
+            let cfg = Loaded::from_file(&config)?;
+            print!(
+                "{}",
+                taizhang::inspect::quarantine_report(
+                    &cfg.settings.paths.warehouse_dir,
+                    &cfg.registry,
+                    period.as_deref(),
+                    township.as_deref()
+                )?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Explain {
+            config,
+            township,
+            period,
+        } => {
+            init_logging("warn");
+            let cfg = Loaded::from_file(&config)?;
+            print!("{}", taizhang::inspect::explain(&cfg, &township, &period)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { config } => {

@@ -17,7 +17,7 @@ use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
 use crate::state::Landing;
-use crate::submission::{Cell, Submission, parse};
+use crate::submission::{Cell, Submission};
 
 /// One landed body chosen as the current version of its (township, period).
 pub struct Landed<'a> {
@@ -57,6 +57,7 @@ pub const FACT_COLUMNS: &[&str] = &[
     "source_sha256",
     "submitted_at",
     "version",
+    "value_index",
 ];
 
 #[derive(Default)]
@@ -77,6 +78,7 @@ struct Facts {
     sha: Vec<String>,
     submitted_at: Vec<Option<i64>>,
     version: Vec<Option<i64>>,
+    index: Vec<i64>,
 }
 
 #[derive(Default)]
@@ -91,6 +93,7 @@ struct Quarantine {
     category: Vec<Option<String>>,
     value_raw: Vec<Option<String>>,
     reason: Vec<String>,
+    index: Vec<Option<i64>>,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ struct Submissions {
     year: Vec<i32>,
     sha: Vec<String>,
     format: Vec<Option<String>>,
+    encoding: Vec<Option<String>>,
     version: Vec<Option<i64>>,
     submitted_at: Vec<Option<i64>>,
     first_fetched_at: Vec<i64>,
@@ -123,15 +127,18 @@ struct Origin<'a> {
 }
 
 impl Quarantine {
+    #[allow(clippy::too_many_arguments)]
     fn push(
         &mut self,
         o: &Origin<'_>,
+        index: Option<usize>,
         label: Option<String>,
         dim: Option<String>,
         cat: Option<String>,
         raw: Option<String>,
         reason: String,
     ) {
+        self.index.push(index.map(|i| i as i64));
         self.program.push(o.program.to_string());
         self.township.push(o.township.to_string());
         self.period.push(o.period.to_string());
@@ -200,6 +207,8 @@ pub fn normalize(
     pipeline: &Pipeline,
     catalog: &Catalog,
     registry: &Registry,
+    dhis2: &crate::dhis2::Mapping,
+    limits: &crate::config::Limits,
     landed: &[Landed<'_>],
 ) -> PolarsResult<Normalized> {
     let mut f = Facts::default();
@@ -226,15 +235,24 @@ pub fn normalize(
             .map(|t| t.county.clone())
             .unwrap_or_default();
         let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
-        let parsed = parse(l.body);
+        let parsed = crate::submission::parse_with(l.body, dhis2);
         let sub = match &parsed {
-            Ok(sub) => match header_problem(sub, landing, pipeline, registry) {
+            Ok(sub) => match header_problem(sub, landing, pipeline, registry).or_else(|| {
+                (sub.values.len() > limits.max_values).then(|| {
+                    format!(
+                        "submission has {} values, over the limit of {}",
+                        sub.values.len(),
+                        limits.max_values
+                    )
+                })
+            }) {
                 None => Some(sub),
                 Some(reason) => {
                     received = sub.values.len() as i64;
-                    for v in &sub.values {
+                    for (i, v) in sub.values.iter().enumerate() {
                         q.push(
                             &o,
+                            Some(i),
                             v.indicator.clone(),
                             v.dimension.clone(),
                             v.category.clone(),
@@ -243,26 +261,27 @@ pub fn normalize(
                         );
                     }
                     if sub.values.is_empty() {
-                        q.push(&o, None, None, None, None, reason);
+                        q.push(&o, None, None, None, None, None, reason);
                     }
                     quarantined = received;
                     None
                 }
             },
             Err(e) => {
-                q.push(&o, None, None, None, None, format!("submission unreadable: {e}"));
+                q.push(&o, None, None, None, None, None, format!("submission unreadable: {e}"));
                 None
             }
         };
         if let Some(sub) = sub {
             let submitted_at = sub.submitted_at.map(|t| micros(t.with_timezone(&Utc)));
             let mut seen: HashSet<(String, Option<String>, Option<String>)> = HashSet::new();
-            for v in &sub.values {
+            for (i, v) in sub.values.iter().enumerate() {
                 received += 1;
                 let raw = v.value.raw();
                 let mut reject = |reason: String| {
                     q.push(
                         &o,
+                        Some(i),
                         v.indicator.clone(),
                         v.dimension.clone(),
                         v.category.clone(),
@@ -273,6 +292,22 @@ pub fn normalize(
                 };
                 if let Some(p) = &v.problem {
                     reject(p.clone());
+                    continue;
+                }
+                let too_long = [&v.indicator, &v.dimension, &v.category]
+                    .into_iter()
+                    .flatten()
+                    .chain(match &v.value {
+                        Cell::Text(t) => Some(t),
+                        _ => None,
+                    })
+                    .find(|t| t.chars().count() > limits.max_text_chars);
+                if let Some(t) = too_long {
+                    reject(format!(
+                        "a field is {} characters long, over the limit of {}",
+                        t.chars().count(),
+                        limits.max_text_chars
+                    ));
                     continue;
                 }
                 let Some(label) = &v.indicator else {
@@ -317,6 +352,10 @@ pub fn normalize(
                             reject(format!("unreadable value: {e}"));
                             continue;
                         }
+                        if let Some(why) = r.unit.as_deref().and_then(|u| Catalog::unit_mismatch(ind, u)) {
+                            reject(why);
+                            continue;
+                        }
                         (r.value, r.approx, r.missing)
                     }
                 };
@@ -336,6 +375,7 @@ pub fn normalize(
                 f.sha.push(landing.sha256.clone());
                 f.submitted_at.push(submitted_at);
                 f.version.push(sub.version);
+                f.index.push(i as i64);
                 published += 1;
             }
         }
@@ -359,6 +399,7 @@ pub fn normalize(
         s.year.push(period.year);
         s.sha.push(landing.sha256.clone());
         s.format.push(sub_ok.map(|s| s.format.as_str().to_string()));
+        s.encoding.push(sub_ok.map(|s| s.encoding.to_string()));
         s.version.push(sub_ok.and_then(|s| s.version));
         s.submitted_at.push(submitted_at);
         s.first_fetched_at.push(micros(landing.first_fetched_at));
@@ -388,6 +429,7 @@ pub fn normalize(
         Column::new("source_sha256".into(), f.sha),
         Column::new("submitted_at".into(), f.submitted_at),
         Column::new("version".into(), f.version),
+        Column::new("value_index".into(), f.index),
     ])?;
     let quarantine = DataFrame::new_infer_height(vec![
         Column::new("program".into(), q.program),
@@ -400,6 +442,7 @@ pub fn normalize(
         Column::new("category".into(), q.category),
         Column::new("value_raw".into(), q.value_raw),
         Column::new("reason".into(), q.reason),
+        Column::new("value_index".into(), q.index),
     ])?;
     let submissions = DataFrame::new_infer_height(vec![
         Column::new("program".into(), s.program),
@@ -408,6 +451,7 @@ pub fn normalize(
         Column::new("year".into(), s.year),
         Column::new("source_sha256".into(), s.sha),
         Column::new("format".into(), s.format),
+        Column::new("encoding".into(), s.encoding),
         Column::new("version".into(), s.version),
         Column::new("submitted_at".into(), s.submitted_at),
         Column::new("first_fetched_at".into(), s.first_fetched_at),
@@ -443,11 +487,12 @@ mod tests {
             {"indicator": "残疾人体育活动", "value": 3},
             {"indicator": "轮椅发放", "value": "很多"},
             {"indicator": "慰问金", "dimension": "类别", "value": 1},
+            {"indicator": "危房改造", "value": "3000元"},
             {"value": 1}
         ]});
         let n = normalized(&cfg, &[("341124102", "2026-06", doc)]);
         assert_eq!(n.facts.height(), 3);
-        assert_eq!(n.quarantine.height(), 5);
+        assert_eq!(n.quarantine.height(), 6);
         let reasons: Vec<&str> = n
             .quarantine
             .column("reason")
@@ -461,11 +506,15 @@ mod tests {
         assert!(reasons[1].contains("unknown indicator"), "{reasons:?}");
         assert!(reasons[2].contains("no number"), "{reasons:?}");
         assert!(reasons[3].contains("without a category"), "{reasons:?}");
-        assert!(reasons[4].contains("no indicator"), "{reasons:?}");
+        assert!(
+            reasons[4].contains("unit 元 does not fit 危房改造 (counted in 户)"),
+            "{reasons:?}"
+        );
+        assert!(reasons[5].contains("no indicator"), "{reasons:?}");
         let s = &n.submissions;
-        assert_eq!(s.column("values_received").unwrap().i64().unwrap().get(0), Some(8));
+        assert_eq!(s.column("values_received").unwrap().i64().unwrap().get(0), Some(9));
         assert_eq!(s.column("values_published").unwrap().i64().unwrap().get(0), Some(3));
-        assert_eq!(s.column("values_quarantined").unwrap().i64().unwrap().get(0), Some(5));
+        assert_eq!(s.column("values_quarantined").unwrap().i64().unwrap().get(0), Some(6));
         let missing = n.facts.column("missing").unwrap().bool().unwrap();
         let value = n.facts.column("value").unwrap().f64().unwrap();
         assert_eq!(value.get(0), Some(1774.0));

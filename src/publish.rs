@@ -80,6 +80,11 @@ pub fn fact_columns(unit: &str) -> Vec<ColSpec> {
         ),
         c("submitted_at", Timestamp, "when the township says it submitted"),
         c("version", I64, "submission version; the newest counts"),
+        c(
+            "value_index",
+            I64,
+            "position of the value in the submission (0-based), for taizhang explain",
+        ),
     ]
 }
 
@@ -135,7 +140,12 @@ fn submission_columns() -> Vec<ColSpec> {
         c("township", Str, "9-digit township code the report was requested for"),
         c("period", Str, "reporting period"),
         c("source_sha256", Str, "sha256 of the current body"),
-        c("format", Str, "json or csv; null when unreadable"),
+        c("format", Str, "json, csv, xlsx or dhis2; null when unreadable"),
+        c(
+            "encoding",
+            Str,
+            "utf-8, utf-8-bom, utf-16le, utf-16be or gb18030 (text formats)",
+        ),
         c("version", I64, "declared version"),
         c("submitted_at", Timestamp, "declared submission time"),
         c("first_fetched_at", Timestamp, "when taizhang first fetched this body"),
@@ -197,6 +207,11 @@ fn quarantine_columns() -> Vec<ColSpec> {
         c("category", Str, "category as written"),
         c("value_raw", Str, "value as written"),
         c("reason", Str, "why it was set aside"),
+        c(
+            "value_index",
+            I64,
+            "position of the value in the submission; null when the whole body was unreadable",
+        ),
     ]
 }
 

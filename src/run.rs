@@ -154,6 +154,7 @@ async fn fetch_all<S: Source + Clone + 'static>(
 
 /// Lands what was fetched: bodies into the raw store, records into state.
 fn land(
+    cfg: &Loaded,
     state: &State,
     raw: &RawStore,
     results: Vec<(FetchTarget, FetchOutcome)>,
@@ -165,7 +166,7 @@ fn land(
             FetchOutcome::Submitted { body, content_type } => {
                 summary.fetched += 1;
                 let sha = raw.put(&body)?;
-                let header = crate::submission::parse(&body).ok();
+                let header = crate::submission::parse_with(&body, &cfg.dhis2).ok();
                 let landing = Landing {
                     pipeline: t.pipeline.clone(),
                     township: t.township.clone(),
@@ -323,7 +324,15 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
                 versions_landed: *n,
             })
             .collect();
-        let n = normalize::normalize(p, &cfg.catalog, &cfg.registry, &landed).map_err(internal("normalize"))?;
+        let n = normalize::normalize(
+            p,
+            &cfg.catalog,
+            &cfg.registry,
+            &cfg.dhis2,
+            &cfg.settings.limits,
+            &landed,
+        )
+        .map_err(internal("normalize"))?;
         let failures = state.fetch_failures(&p.name)?;
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         let input = CheckInput {
@@ -383,7 +392,7 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
 
     let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
     let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
-    land(&state, &raw, results, opts.now, &mut summary)?;
+    land(cfg, &state, &raw, results, opts.now, &mut summary)?;
 
     let mut state = state;
     let mut c = compute(cfg, &state, &raw, opts)?;

@@ -13,6 +13,10 @@ pub enum Format {
     Json,
     /// CSV with header `township,period,indicator,dimension,category,value`.
     Csv,
+    /// The county's Excel template.
+    Xlsx,
+    /// DHIS2 dataValueSets JSON.
+    Dhis2,
 }
 
 impl Format {
@@ -21,6 +25,8 @@ impl Format {
         match self {
             Format::Json => "json",
             Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+            Format::Dhis2 => "dhis2",
         }
     }
 }
@@ -76,6 +82,8 @@ pub struct RawValue {
 pub struct Submission {
     /// Format it arrived in.
     pub format: Format,
+    /// Text encoding it arrived in (utf-8, utf-8-bom, utf-16le, utf-16be, gb18030).
+    pub encoding: &'static str,
     /// 9-digit code, when given.
     pub township: Option<String>,
     /// Township name as written, when given.
@@ -101,7 +109,7 @@ pub enum ParseError {
     #[error("the body is empty")]
     Empty,
     /// Not UTF-8.
-    #[error("the body is not UTF-8 text (byte {offset})")]
+    #[error("the body is not text in UTF-8, UTF-16 or GB18030 (first bad byte at {offset})")]
     NotUtf8 {
         /// First bad byte.
         offset: usize,
@@ -134,18 +142,65 @@ pub enum ParseError {
     },
 }
 
-/// Parses a landed body, detecting JSON or CSV.
+/// Decodes a body as text: UTF-8 (with or without BOM), UTF-16 with a BOM,
+/// or GB18030 (which covers GBK and GB2312: what Chinese Excel exports by
+/// default). Returns the text and the encoding found.
+pub fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, &'static str), ParseError> {
+    use std::borrow::Cow;
+    if let Some(rest) = bytes.strip_prefix(b"\xEF\xBB\xBF") {
+        return std::str::from_utf8(rest)
+            .map(|t| (Cow::Borrowed(t), "utf-8-bom"))
+            .map_err(|e| ParseError::NotUtf8 {
+                offset: e.valid_up_to() + 3,
+            });
+    }
+    for (bom, enc, name) in [
+        (&b"\xFF\xFE"[..], encoding_rs::UTF_16LE, "utf-16le"),
+        (&b"\xFE\xFF"[..], encoding_rs::UTF_16BE, "utf-16be"),
+    ] {
+        if let Some(rest) = bytes.strip_prefix(bom) {
+            return enc
+                .decode_without_bom_handling_and_without_replacement(rest)
+                .map(|t| (Cow::Owned(t.into_owned()), name))
+                .ok_or(ParseError::NotUtf8 { offset: 2 });
+        }
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(t) => Ok((Cow::Borrowed(t), "utf-8")),
+        Err(e) => encoding_rs::GB18030
+            .decode_without_bom_handling_and_without_replacement(bytes)
+            .map(|t| (Cow::Owned(t.into_owned()), "gb18030"))
+            .ok_or(ParseError::NotUtf8 {
+                offset: e.valid_up_to(),
+            }),
+    }
+}
+
+/// Parses a landed body with no DHIS2 mapping.
 pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| ParseError::NotUtf8 {
-        offset: e.valid_up_to(),
-    })?;
+    parse_with(bytes, &crate::dhis2::Mapping::default())
+}
+
+/// Parses a landed body, detecting the format (JSON, DHIS2 dataValueSets,
+/// CSV, the Excel template) and the text encoding.
+pub fn parse_with(bytes: &[u8], dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
+    if crate::xlsx::is_xlsx(bytes) {
+        return crate::xlsx::parse(bytes);
+    }
+    let (text, encoding) = decode(bytes)?;
+    let mut sub = parse_text(&text, dhis2)?;
+    sub.encoding = encoding;
+    Ok(sub)
+}
+
+fn parse_text(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
     let text = text.trim_start_matches('\u{feff}');
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return Err(ParseError::Empty);
     }
     if trimmed.starts_with('{') {
-        return parse_json(text);
+        return parse_json(text, dhis2);
     }
     let header = trimmed.lines().next().unwrap_or("").trim().to_ascii_lowercase();
     if header.replace(' ', "").starts_with("township,period,indicator") {
@@ -175,7 +230,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn parse_json(text: &str) -> Result<Submission, ParseError> {
+fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| ParseError::Json {
         line: e.line(),
         column: e.column(),
@@ -184,6 +239,9 @@ fn parse_json(text: &str) -> Result<Submission, ParseError> {
     let Value::Object(obj) = doc else {
         return Err(ParseError::Shape("is not an object".into()));
     };
+    if obj.contains_key("dataValues") {
+        return crate::dhis2::to_submission(&obj, dhis2);
+    }
     let field = |name: &str| opt_string(obj.get(name)).map_err(|e| ParseError::Shape(format!("field {name:?} {e}")));
     let submitted_at = match field("submitted_at")? {
         None => None,
@@ -217,6 +275,7 @@ fn parse_json(text: &str) -> Result<Submission, ParseError> {
     };
     Ok(Submission {
         format: Format::Json,
+        encoding: "utf-8",
         township: field("township")?,
         township_name: field("township_name")?,
         program: field("program")?,
@@ -319,6 +378,7 @@ fn parse_csv(text: &str) -> Result<Submission, ParseError> {
         .collect::<Result<_, _>>()?;
     let mut sub = Submission {
         format: Format::Csv,
+        encoding: "utf-8",
         township: None,
         township_name: None,
         program: None,
@@ -401,6 +461,22 @@ mod tests {
     }
 
     #[test]
+    fn gbk_utf16_and_bom_csv_are_detected() {
+        let text = "township,period,indicator,dimension,category,value\n大墅镇,2026-06,残疾人证核发,类别,视力,3人\n";
+        let (gbk, _, bad) = encoding_rs::GB18030.encode(text);
+        assert!(!bad);
+        assert!(std::str::from_utf8(&gbk).is_err(), "the fixture really is GBK");
+        let s = parse(&gbk).unwrap();
+        assert_eq!((s.encoding, s.township_name.as_deref()), ("gb18030", Some("大墅镇")));
+        assert_eq!(s.values[0].value, Cell::Text("3人".into()));
+        let mut utf16 = vec![0xFF, 0xFE];
+        utf16.extend(text.encode_utf16().flat_map(|u| u.to_le_bytes()));
+        assert_eq!(parse(&utf16).unwrap().encoding, "utf-16le");
+        let bom = [b"\xEF\xBB\xBF".as_slice(), text.as_bytes()].concat();
+        assert_eq!(parse(&bom).unwrap().encoding, "utf-8-bom");
+    }
+
+    #[test]
     fn bad_documents_get_clear_errors() {
         assert_eq!(parse(b"  \n"), Err(ParseError::Empty));
         assert_eq!(parse(b"<html>"), Err(ParseError::UnknownFormat));
@@ -410,7 +486,7 @@ mod tests {
         ));
         assert!(matches!(parse(b"{\"period\":\"2026-06\"}"), Err(ParseError::Shape(_))));
         assert!(matches!(
-            parse(&[0xff, 0xfe, b'{']),
+            parse(&[0x81, 0x20, b'{']),
             Err(ParseError::NotUtf8 { offset: 0 })
         ));
         let bad_entry = parse(br#"{"values":[{"indicator":{"x":1},"value":[1]}, 7]}"#).unwrap();

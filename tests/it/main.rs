@@ -2,6 +2,7 @@
 //! township portal and a webhook receiver on 127.0.0.1:0, a temp warehouse).
 
 mod analyst;
+mod cases;
 mod cli;
 mod end_to_end;
 mod support;
