@@ -470,6 +470,137 @@ pub fn normalize(
     })
 }
 
+/// One changed cell between two versions.
+struct Change {
+    township: String,
+    period: String,
+    year: i32,
+    from_sha: String,
+    to_sha: String,
+    from_version: Option<i64>,
+    to_version: Option<i64>,
+    changed_at: i64,
+    cell: CellKey,
+    old: Option<(Option<f64>, String)>,
+    new: Option<(Option<f64>, String)>,
+}
+
+type CellKey = (String, Option<String>, Option<String>);
+
+/// What changed between consecutive versions of each (township, period):
+/// one row per cell whose value changed, appeared or disappeared (old → new).
+/// `versions` holds every landed version of one or more (township, period),
+/// in any order; each is normalized on its own.
+pub fn history(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    registry: &Registry,
+    dhis2: &crate::dhis2::Mapping,
+    limits: &crate::config::Limits,
+    versions: &[Landed<'_>],
+) -> PolarsResult<DataFrame> {
+    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<&Landed<'_>>> = Default::default();
+    for v in versions {
+        groups
+            .entry((&v.landing.township, &v.landing.period))
+            .or_default()
+            .push(v);
+    }
+    let cells = |l: &Landed<'_>| -> PolarsResult<HashMap<CellKey, (Option<f64>, String)>> {
+        let one = [Landed {
+            landing: l.landing,
+            body: l.body,
+            versions_landed: 1,
+        }];
+        let n = normalize(pipeline, catalog, registry, dhis2, limits, &one)?;
+        let f = &n.facts;
+        let (ind, dim, cat, raw) = (
+            f.column("indicator")?.str()?,
+            f.column("dimension")?.str()?,
+            f.column("category")?.str()?,
+            f.column("value_raw")?.str()?,
+        );
+        let val = f.column("value")?.f64()?;
+        Ok((0..f.height())
+            .map(|i| {
+                let key = (
+                    ind.get(i).unwrap_or("").to_string(),
+                    dim.get(i).map(str::to_string),
+                    cat.get(i).map(str::to_string),
+                );
+                (key, (val.get(i), raw.get(i).unwrap_or("").to_string()))
+            })
+            .collect())
+    };
+    let mut out: Vec<Change> = Vec::new();
+    for ((township, period), mut vs) in groups {
+        if vs.len() < 2 {
+            continue;
+        }
+        vs.sort_by(|a, b| {
+            (a.landing.first_fetched_at, a.landing.version).cmp(&(b.landing.first_fetched_at, b.landing.version))
+        });
+        let year = period.parse::<Period>().map_or(0, |p| p.year);
+        let mut prev = cells(vs[0])?;
+        for pair in vs.windows(2) {
+            let (a, b) = (pair[0].landing, pair[1].landing);
+            let next = cells(pair[1])?;
+            let mut keys: Vec<&CellKey> = prev.keys().chain(next.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let (o, n) = (prev.get(k), next.get(k));
+                if o.map(|x| x.0) == n.map(|x| x.0) {
+                    continue;
+                }
+                out.push(Change {
+                    township: township.to_string(),
+                    period: period.to_string(),
+                    year,
+                    from_sha: a.sha256.clone(),
+                    to_sha: b.sha256.clone(),
+                    from_version: a.version,
+                    to_version: b.version,
+                    changed_at: micros(b.first_fetched_at),
+                    cell: k.clone(),
+                    old: o.cloned(),
+                    new: n.cloned(),
+                });
+            }
+            prev = next;
+        }
+    }
+    let strs = |f: fn(&Change) -> Option<String>| out.iter().map(f).collect::<Vec<Option<String>>>();
+    let nums = |f: fn(&Change) -> Option<f64>| out.iter().map(f).collect::<Vec<Option<f64>>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("program".into(), vec![pipeline.name.clone(); out.len()]),
+        Column::new("township".into(), strs(|c| Some(c.township.clone()))),
+        Column::new("period".into(), strs(|c| Some(c.period.clone()))),
+        Column::new("year".into(), out.iter().map(|c| c.year).collect::<Vec<i32>>()),
+        Column::new("from_sha256".into(), strs(|c| Some(c.from_sha.clone()))),
+        Column::new("to_sha256".into(), strs(|c| Some(c.to_sha.clone()))),
+        Column::new(
+            "from_version".into(),
+            out.iter().map(|c| c.from_version).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "to_version".into(),
+            out.iter().map(|c| c.to_version).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "changed_at".into(),
+            out.iter().map(|c| c.changed_at).collect::<Vec<i64>>(),
+        ),
+        Column::new("indicator".into(), strs(|c| Some(c.cell.0.clone()))),
+        Column::new("dimension".into(), strs(|c| c.cell.1.clone())),
+        Column::new("category".into(), strs(|c| c.cell.2.clone())),
+        Column::new("old_value".into(), nums(|c| c.old.as_ref().and_then(|x| x.0))),
+        Column::new("new_value".into(), nums(|c| c.new.as_ref().and_then(|x| x.0))),
+        Column::new("old_raw".into(), strs(|c| c.old.as_ref().map(|x| x.1.clone()))),
+        Column::new("new_raw".into(), strs(|c| c.new.as_ref().map(|x| x.1.clone()))),
+    ])
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

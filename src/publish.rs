@@ -8,6 +8,7 @@
 //!   facts/<indicator>/year=YYYY/part-0.parquet one table per indicator
 //!   rollup_county/year=YYYY/part-0.parquet
 //!   landings/year=YYYY/part-0.parquet
+//!   submission_history/year=YYYY/part-0.parquet
 //!   submissions/year=YYYY/part-0.parquet
 //!   quarantine/year=YYYY/part-0.parquet
 //!   check_results/year=YYYY/part-0.parquet
@@ -171,6 +172,30 @@ fn submission_columns() -> Vec<ColSpec> {
     ]
 }
 
+fn history_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("township", Str, "township code"),
+        c("period", Str, "period"),
+        c("from_sha256", Str, "the earlier version's body"),
+        c("to_sha256", Str, "the later version's body"),
+        c("from_version", I64, "declared version of the earlier body"),
+        c("to_version", I64, "declared version of the later body"),
+        c("changed_at", Timestamp, "when the later version was first fetched"),
+        c("indicator", Str, "indicator code"),
+        c("dimension", Str, "breakdown dimension; null for the total"),
+        c("category", Str, "breakdown category; null for the total"),
+        c(
+            "old_value",
+            F64,
+            "value in the earlier version (null: absent or missing)",
+        ),
+        c("new_value", F64, "value in the later version (null: absent or missing)"),
+        c("old_raw", Str, "as written in the earlier version (null: absent)"),
+        c("new_raw", Str, "as written in the later version (null: absent)"),
+    ]
+}
+
 fn landing_columns() -> Vec<ColSpec> {
     vec![
         c("program", Str, "reporting program"),
@@ -313,7 +338,13 @@ pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishRepor
     }
     report.removed += remove_stale(&root.join("facts"), |name| !present.contains(name))?;
 
-    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 6] = [
+    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 7] = [
+        (
+            "submission_history",
+            "cells changed by resubmissions: old value → new value, per version",
+            history_columns(),
+            &c.history,
+        ),
         (
             "landings",
             "every body landed: what came from where and when; the current version marked",

@@ -244,6 +244,8 @@ pub struct Computed {
     pub rollup: DataFrame,
     /// Every body ever landed, with the current one marked.
     pub landings: DataFrame,
+    /// Cell changes between versions of the same (township, period).
+    pub history: DataFrame,
     /// Alert conditions.
     pub candidates: Vec<Candidate>,
 }
@@ -306,11 +308,42 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
 pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
     let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
     let mut landings = vec![];
+    let mut histories = vec![];
     let mut candidates = Vec::new();
     for p in selected(cfg, opts) {
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
         landings.push(landings_frame(&all, &current).map_err(internal("land"))?);
+        // Every version of the (township, period)s that have more than one.
+        let resubmitted: Vec<&Landing> = current
+            .iter()
+            .filter(|(_, n)| *n > 1)
+            .flat_map(|(c, _)| all.iter().filter(|l| l.township == c.township && l.period == c.period))
+            .collect();
+        let old_bodies: Vec<Vec<u8>> = resubmitted
+            .iter()
+            .map(|l| raw.get(&l.sha256))
+            .collect::<Result<_, _>>()?;
+        let versions: Vec<Landed<'_>> = resubmitted
+            .iter()
+            .zip(&old_bodies)
+            .map(|(l, b)| Landed {
+                landing: l,
+                body: b,
+                versions_landed: 1,
+            })
+            .collect();
+        histories.push(
+            normalize::history(
+                p,
+                &cfg.catalog,
+                &cfg.registry,
+                &cfg.dhis2,
+                &cfg.settings.limits,
+                &versions,
+            )
+            .map_err(internal("normalize"))?,
+        );
         let bodies: Vec<Vec<u8>> = current
             .iter()
             .map(|(l, _)| raw.get(&l.sha256))
@@ -370,6 +403,7 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
         checks: vstack(checks_out).map_err(internal("check"))?,
         rollup: vstack(rollups).map_err(internal("rollup"))?,
         landings: vstack(landings).map_err(internal("land"))?,
+        history: vstack(histories).map_err(internal("normalize"))?,
         candidates,
     })
 }

@@ -305,6 +305,22 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
         .iter()
         .collect();
     assert_eq!(current, vec![Some(2)]);
+    let history = read_year(&wh, "submission_history", 2026);
+    assert_eq!(history.height(), 1, "{history}");
+    assert_eq!(
+        history.column("indicator").unwrap().str().unwrap().get(0),
+        Some("condolence_money")
+    );
+    assert_eq!(
+        history.column("new_value").unwrap().f64().unwrap().get(0),
+        Some(99900.0)
+    );
+    assert_eq!(
+        history.column("new_raw").unwrap().str().unwrap().get(0),
+        Some("9.99万元")
+    );
+    assert_eq!(history.column("to_version").unwrap().i64().unwrap().get(0), Some(2));
+    assert!(history.column("old_value").unwrap().f64().unwrap().get(0).is_some());
     assert_eq!(third.alerts_resolved, 2);
     assert!(third.alerts_raised.is_empty());
     let roll = read_year(&wh, "rollup_county", 2026);
