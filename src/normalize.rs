@@ -183,7 +183,17 @@ fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, regi
         },
         (None, Some(name)) => match registry.resolve_name(name) {
             NameMatch::Found(code) => code,
-            NameMatch::Unknown => return Some(format!("township name {name:?} matches no township of the registry")),
+            NameMatch::Unknown => {
+                let similar = registry.similar(name);
+                return Some(format!(
+                    "township name {name:?} matches no township of the registry (considered: {})",
+                    if similar.is_empty() {
+                        "none alike".to_string()
+                    } else {
+                        similar.join(", ")
+                    }
+                ));
+            }
             NameMatch::Ambiguous(c) => {
                 return Some(format!(
                     "township name {name:?} is ambiguous: could be {}",

@@ -295,6 +295,20 @@ impl Registry {
         }
     }
 
+    /// Townships whose name shares a character with `name`'s stem: the
+    /// candidates a person would look at when the name matches none.
+    pub fn similar(&self, name: &str) -> Vec<String> {
+        let s = stem(&fold(name));
+        let mut out: Vec<String> = self
+            .townships
+            .values()
+            .filter(|t| stem(&t.name).chars().any(|c| s.contains(c)))
+            .map(|t| format!("{}({})", t.name, t.code))
+            .collect();
+        out.truncate(5);
+        out
+    }
+
     /// Township by code.
     pub fn get(&self, code: &str) -> Option<&Township> {
         self.townships.get(code)

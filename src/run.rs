@@ -304,6 +304,44 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
     ])
 }
 
+/// Conservation, checked on every run: values received = published +
+/// quarantined for every submission. A violation is a bug in taizhang, raised
+/// as an alert so it cannot pass unnoticed.
+fn conservation(submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
+    let broken = submissions
+        .clone()
+        .lazy()
+        .filter(col("values_received").neq(col("values_published") + col("values_quarantined")))
+        .collect()?;
+    let (t, p) = (broken.column("township")?.str()?, broken.column("period")?.str()?);
+    let n = |c: &str| broken.column(c).and_then(|c| c.i64().cloned());
+    let (r, pu, q) = (n("values_received")?, n("values_published")?, n("values_quarantined")?);
+    Ok((0..broken.height())
+        .map(|i| {
+            let (t, p) = (t.get(i).unwrap_or(""), p.get(i).unwrap_or(""));
+            tracing::error!(
+                township = t,
+                period = p,
+                "Conservation violated: a value was lost. This is a bug."
+            );
+            Candidate {
+                key: format!("conservation/{t}/{p}"),
+                kind: "conservation".into(),
+                severity: "error".into(),
+                township: t.to_string(),
+                period: p.to_string(),
+                indicator: String::new(),
+                message: format!(
+                    "{t} {p}: received {} values but published {} and quarantined {} (internal error; please report)",
+                    r.get(i).unwrap_or(0),
+                    pu.get(i).unwrap_or(0),
+                    q.get(i).unwrap_or(0)
+                ),
+            }
+        })
+        .collect())
+}
+
 /// Normalize, check and roll up every selected pipeline from what is landed.
 pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
     let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
@@ -504,4 +542,24 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
         "Run finished."
     );
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conservation_violation_is_raised() {
+        let subs = df!(
+            "township" => ["341124102", "341124103"],
+            "period" => ["2026-06", "2026-06"],
+            "values_received" => [5i64, 5],
+            "values_published" => [4i64, 3],
+            "values_quarantined" => [1i64, 1]
+        )
+        .unwrap();
+        let c = conservation(&subs).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].key, "conservation/341124103/2026-06");
+    }
 }
