@@ -428,6 +428,7 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
         .map_err(internal("rollup"))?;
         candidates
             .extend(alerts::derive(&results, &n.quarantine, &failures, &cfg.registry).map_err(internal("alert"))?);
+        candidates.extend(conservation(&n.submissions).map_err(internal("normalize"))?);
         facts.push(n.facts);
         quarantine.push(n.quarantine);
         subs.push(n.submissions);
