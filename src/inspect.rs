@@ -238,10 +238,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
             .iter()
             .filter(|l| l.township == township && l.period == period)
             .collect();
-        let Some(current) = versions
-            .iter()
-            .max_by(|a, b| (a.last_fetched_at, a.version).cmp(&(b.last_fetched_at, b.version)))
-        else {
+        let Some(current) = crate::run::current_of(versions.iter().copied()) else {
             continue;
         };
         found = true;

@@ -199,9 +199,17 @@ fn land(
     Ok(())
 }
 
-/// The current body of each (township, period): the one fetched last, then
-/// the highest declared version. Older versions stay in the landing area.
-fn current_landings(all: &[Landing]) -> Vec<(&Landing, usize)> {
+/// Of several bodies landed for one (township, period), the current one: the
+/// one fetched last (what the portal serves now), then the highest declared version.
+pub fn current_of<'a>(versions: impl IntoIterator<Item = &'a Landing>) -> Option<&'a Landing> {
+    versions
+        .into_iter()
+        .max_by(|a, b| (a.last_fetched_at, a.version).cmp(&(b.last_fetched_at, b.version)))
+}
+
+/// The current body of each (township, period), with the number of versions
+/// landed. Older versions stay in the landing area.
+pub fn current_landings(all: &[Landing]) -> Vec<(&Landing, usize)> {
     let mut by_key: BTreeMap<(&str, &str), Vec<&Landing>> = BTreeMap::new();
     for l in all {
         by_key.entry((&l.township, &l.period)).or_default().push(l);
@@ -210,9 +218,7 @@ fn current_landings(all: &[Landing]) -> Vec<(&Landing, usize)> {
         .into_values()
         .filter_map(|v| {
             let n = v.len();
-            v.into_iter()
-                .max_by(|a, b| (a.last_fetched_at, a.version).cmp(&(b.last_fetched_at, b.version)))
-                .map(|l| (l, n))
+            current_of(v).map(|l| (l, n))
         })
         .collect()
 }
