@@ -240,6 +240,22 @@ mod tests {
     use crate::checks::{CheckInput, run_all};
     use crate::fixtures::{at, config, normalized};
 
+    /// Every check of the shipped pipeline on normalized rows, as of 2026-06-01.
+    fn checked(cfg: &crate::config::Loaded, n: &crate::normalize::Normalized) -> DataFrame {
+        let unreachable = HashSet::new();
+        let input = CheckInput {
+            pipeline: &cfg.pipelines[0],
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: at("2026-06-01T00:00:00+08:00"),
+        };
+        run_all(&input).unwrap()
+    }
+
     fn certs(total: i64, parts: [i64; 7]) -> serde_json::Value {
         let cats = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
         let mut values = vec![json!({"indicator": "残疾人证核发", "value": total})];
@@ -261,18 +277,7 @@ mod tests {
                 ("341124104", "2026-05", certs(7, [1, 1, 1, 1, 1, 1, 1])),
             ],
         );
-        let unreachable = HashSet::new();
-        let input = CheckInput {
-            pipeline: &cfg.pipelines[0],
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: at("2026-06-01T00:00:00+08:00"),
-        };
-        let checks = run_all(&input).unwrap();
+        let checks = checked(&cfg, &n);
         let breakdown = checks
             .clone()
             .lazy()
@@ -323,18 +328,7 @@ mod tests {
         let mut doc = certs(20, [3, 3, 3, 3, 3, 3, 0]);
         doc["explanation"] = json!("2 certificates re-issued after appeal, category pending");
         let n = normalized(&cfg, &[("341124101", "2026-05", doc)]);
-        let unreachable = HashSet::new();
-        let input = CheckInput {
-            pipeline: &cfg.pipelines[0],
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: at("2026-06-01T00:00:00+08:00"),
-        };
-        let checks = run_all(&input).unwrap();
+        let checks = checked(&cfg, &n);
         let bd = checks
             .clone()
             .lazy()
