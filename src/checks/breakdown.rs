@@ -5,7 +5,7 @@
 
 use polars::prelude::*;
 
-use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::config::Severity;
 
 /// The breakdown check.
@@ -87,34 +87,20 @@ impl Check for Breakdown {
             .collect()?;
 
         let mut rows = Rows::default();
-        let s = |c: &str| failures.column(c).and_then(|c| c.str().cloned());
-        let (program, township, period, indicator, dimension) = (
-            s("program")?,
-            s("township")?,
-            s("period")?,
-            s("indicator")?,
-            s("dimension")?,
-        );
-        let year = failures.column("year")?.i32()?.clone();
-        let total = failures.column("total")?.f64()?.clone();
-        let parts_sum = failures.column("parts_sum")?.f64()?.clone();
+        let ff = FailureFrame::read(&failures)?;
+        let (indicator, dimension) = (ff.str("indicator")?, ff.str("dimension")?);
+        let (total, parts_sum) = (ff.f64("total")?, ff.f64("parts_sum")?);
         let exhaustive = failures.column("exhaustive")?.bool()?.clone();
-        for i in 0..failures.height() {
+        for i in 0..ff.len() {
             let (t, p, code, d) = (
-                township.get(i).unwrap_or(""),
-                period.get(i).unwrap_or(""),
+                ff.township(i),
+                ff.period(i),
                 indicator.get(i).unwrap_or(""),
                 dimension.get(i).unwrap_or(""),
             );
             let (tot, sum) = (total.get(i).unwrap_or(f64::NAN), parts_sum.get(i).unwrap_or(f64::NAN));
             let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
             rows.push(Failure {
-                rule: self.name(),
-                severity: self.severity,
-                program: program.get(i).unwrap_or(""),
-                township: t,
-                period: p,
-                year: year.get(i).unwrap_or(0),
                 indicator: Some(code),
                 dimension: Some(d),
                 observed: Some(tot),
@@ -136,6 +122,7 @@ impl Check for Breakdown {
                         num(tot)
                     )
                 },
+                ..ff.failure(i, self.name(), self.severity)
             });
         }
         rows.finish()

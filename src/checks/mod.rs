@@ -351,6 +351,78 @@ impl Rows {
     }
 }
 
+/// A frame of failures as a check's query returns them: the columns every
+/// result row needs (program, township, period, year) read once, plus typed
+/// access to the check's own columns.
+pub struct FailureFrame<'a> {
+    df: &'a DataFrame,
+    program: StringChunked,
+    township: StringChunked,
+    period: StringChunked,
+    year: Int32Chunked,
+}
+
+impl<'a> FailureFrame<'a> {
+    /// Reads the common columns.
+    pub fn read(df: &'a DataFrame) -> PolarsResult<FailureFrame<'a>> {
+        Ok(FailureFrame {
+            df,
+            program: df.column("program")?.str()?.clone(),
+            township: df.column("township")?.str()?.clone(),
+            period: df.column("period")?.str()?.clone(),
+            year: df.column("year")?.i32()?.clone(),
+        })
+    }
+
+    /// Rows.
+    pub fn len(&self) -> usize {
+        self.df.height()
+    }
+
+    /// True when nothing failed.
+    pub fn is_empty(&self) -> bool {
+        self.df.height() == 0
+    }
+
+    /// A text column of the check's own.
+    pub fn str(&self, name: &str) -> PolarsResult<StringChunked> {
+        self.df.column(name)?.str().cloned()
+    }
+
+    /// A number column of the check's own.
+    pub fn f64(&self, name: &str) -> PolarsResult<Float64Chunked> {
+        self.df.column(name)?.f64().cloned()
+    }
+
+    /// Township of row `i`.
+    pub fn township(&self, i: usize) -> &str {
+        self.township.get(i).unwrap_or("")
+    }
+
+    /// Period of row `i`.
+    pub fn period(&self, i: usize) -> &str {
+        self.period.get(i).unwrap_or("")
+    }
+
+    /// A failure for row `i` with the common columns filled in; the caller
+    /// sets indicator, dimension, observed, expected and message.
+    pub fn failure(&self, i: usize, rule: &'a str, severity: Severity) -> Failure<'_> {
+        Failure {
+            rule,
+            severity,
+            program: self.program.get(i).unwrap_or(""),
+            township: self.township(i),
+            period: self.period(i),
+            year: self.year.get(i).unwrap_or(0),
+            indicator: None,
+            dimension: None,
+            observed: None,
+            expected: None,
+            message: String::new(),
+        }
+    }
+}
+
 /// Township display name for messages: 大墅镇(341124102).
 pub fn township_label(registry: &Registry, code: &str) -> String {
     match registry.get(code) {

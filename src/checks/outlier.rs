@@ -6,7 +6,7 @@
 
 use polars::prelude::*;
 
-use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Kind;
 use crate::config::Severity;
 
@@ -140,29 +140,14 @@ impl Check for Outlier {
                 )
                 .sort(["township", "period", "indicator"], Default::default())
                 .collect()?;
-            let s = |c: &str| failures.column(c).and_then(|c| c.str().cloned());
-            let (program, township, period, indicator) = (s("program")?, s("township")?, s("period")?, s("indicator")?);
-            let year = failures.column("year")?.i32()?.clone();
-            let (value, med, z) = (
-                failures.column("value")?.f64()?.clone(),
-                failures.column("med")?.f64()?.clone(),
-                failures.column("z")?.f64()?.clone(),
-            );
-            for i in 0..failures.height() {
-                let (t, p, code) = (
-                    township.get(i).unwrap_or(""),
-                    period.get(i).unwrap_or(""),
-                    indicator.get(i).unwrap_or(""),
-                );
+            let ff = FailureFrame::read(&failures)?;
+            let indicator = ff.str("indicator")?;
+            let (value, med, z) = (ff.f64("value")?, ff.f64("med")?, ff.f64("z")?);
+            for i in 0..ff.len() {
+                let (t, p, code) = (ff.township(i), ff.period(i), indicator.get(i).unwrap_or(""));
                 let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
                 let (v, m) = (value.get(i).unwrap_or(f64::NAN), med.get(i).unwrap_or(f64::NAN));
                 rows.push(Failure {
-                    rule,
-                    severity: self.severity,
-                    program: program.get(i).unwrap_or(""),
-                    township: t,
-                    period: p,
-                    year: year.get(i).unwrap_or(0),
                     indicator: Some(code),
                     dimension: None,
                     observed: Some(v),
@@ -174,6 +159,7 @@ impl Check for Outlier {
                         num(m),
                         z.get(i).unwrap_or(f64::NAN)
                     ),
+                    ..ff.failure(i, rule, self.severity)
                 });
             }
         }

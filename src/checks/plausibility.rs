@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 
-use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::config::Severity;
 
 /// The plausibility check.
@@ -62,35 +62,15 @@ impl Check for Plausibility {
             .sort(["township", "period", "indicator"], Default::default())
             .collect()?;
         let mut rows = Rows::default();
-        let s = |c: &str| failures.column(c).and_then(|c| c.str().cloned());
-        let (program, township, period, indicator, raw) = (
-            s("program")?,
-            s("township")?,
-            s("period")?,
-            s("indicator")?,
-            s("value_raw")?,
-        );
-        let year = failures.column("year")?.i32()?.clone();
-        let (value, max) = (
-            failures.column("value")?.f64()?.clone(),
-            failures.column("max")?.f64()?.clone(),
-        );
-        for i in 0..failures.height() {
-            let (t, p, code) = (
-                township.get(i).unwrap_or(""),
-                period.get(i).unwrap_or(""),
-                indicator.get(i).unwrap_or(""),
-            );
+        let ff = FailureFrame::read(&failures)?;
+        let (indicator, raw) = (ff.str("indicator")?, ff.str("value_raw")?);
+        let (value, max) = (ff.f64("value")?, ff.f64("max")?);
+        for i in 0..ff.len() {
+            let (t, p, code) = (ff.township(i), ff.period(i), indicator.get(i).unwrap_or(""));
             let ind = input.catalog.get(code);
             let (v, m) = (value.get(i).unwrap_or(f64::NAN), max.get(i));
             let unit = ind.map_or("", |i| i.unit.as_str());
             rows.push(Failure {
-                rule: self.name(),
-                severity: self.severity,
-                program: program.get(i).unwrap_or(""),
-                township: t,
-                period: p,
-                year: year.get(i).unwrap_or(0),
                 indicator: Some(code),
                 dimension: None,
                 observed: Some(v),
@@ -103,6 +83,7 @@ impl Check for Plausibility {
                     raw.get(i).unwrap_or(""),
                     m.map_or("0..".into(), |m| format!("0–{}", num(m)))
                 ),
+                ..ff.failure(i, self.name(), self.severity)
             });
         }
         rows.finish()

@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use polars::prelude::*;
 use serde::Deserialize;
 
-use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Catalog;
 use crate::config::Severity;
 use crate::period::Period;
@@ -442,16 +442,11 @@ pub fn evaluate(rule: &Rule, input: &CheckInput<'_>) -> PolarsResult<DataFrame> 
         .sort(["township", "period"], Default::default())
         .collect()?;
     let mut rows = Rows::default();
-    let s = |c: &str| failures.column(c).and_then(|c| c.str().cloned());
-    let (program, township, period) = (s("program")?, s("township")?, s("period")?);
-    let year = failures.column("year")?.i32()?.clone();
-    let (left, right) = (
-        failures.column("left")?.f64()?.clone(),
-        failures.column("right")?.f64()?.clone(),
-    );
+    let ff = FailureFrame::read(&failures)?;
+    let (left, right) = (ff.f64("left")?, ff.f64("right")?);
     let subject = rule.subject();
-    for i in 0..failures.height() {
-        let (t, p) = (township.get(i).unwrap_or(""), period.get(i).unwrap_or(""));
+    for i in 0..ff.len() {
+        let (t, p) = (ff.township(i), ff.period(i));
         let (lv, rv) = (left.get(i).unwrap_or(f64::NAN), right.get(i).unwrap_or(f64::NAN));
         let who = township_label(input.registry, t);
         let default = format!(
@@ -474,17 +469,12 @@ pub fn evaluate(rule: &Rule, input: &CheckInput<'_>) -> PolarsResult<DataFrame> 
             None => default,
         };
         rows.push(Failure {
-            rule: &rule.name,
-            severity: rule.severity,
-            program: program.get(i).unwrap_or(""),
-            township: t,
-            period: p,
-            year: year.get(i).unwrap_or(0),
             indicator: subject.as_deref(),
             dimension: None,
             observed: Some(lv),
             expected: Some(rv),
             message,
+            ..ff.failure(i, &rule.name, rule.severity)
         });
     }
     rows.finish()

@@ -3,7 +3,7 @@
 
 use polars::prelude::*;
 
-use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Kind;
 use crate::config::Severity;
 use crate::period::Period;
@@ -61,10 +61,6 @@ fn previous_periods(facts: &DataFrame) -> PolarsResult<DataFrame> {
     ])
 }
 
-fn string_col(df: &DataFrame, c: &str) -> PolarsResult<StringChunked> {
-    df.column(c)?.str().cloned()
-}
-
 impl Check for Cumulative {
     fn name(&self) -> &'static str {
         "ytd_decreased"
@@ -109,34 +105,14 @@ impl Check for Cumulative {
             ])
             .filter(col("value").lt(col("prev")))
             .collect()?;
-        let (program, township, period, indicator, prev_p) = (
-            string_col(&failures, "program")?,
-            string_col(&failures, "township")?,
-            string_col(&failures, "period")?,
-            string_col(&failures, "indicator")?,
-            string_col(&failures, "prev_period")?,
-        );
-        let dimension = string_col(&failures, "dimension")?;
-        let year = failures.column("year")?.i32()?.clone();
-        let (value, prev) = (
-            failures.column("value")?.f64()?.clone(),
-            failures.column("prev")?.f64()?.clone(),
-        );
-        for i in 0..failures.height() {
-            let (t, p, code) = (
-                township.get(i).unwrap_or(""),
-                period.get(i).unwrap_or(""),
-                indicator.get(i).unwrap_or(""),
-            );
+        let ff = FailureFrame::read(&failures)?;
+        let (indicator, prev_p, dimension) = (ff.str("indicator")?, ff.str("prev_period")?, ff.str("dimension")?);
+        let (value, prev) = (ff.f64("value")?, ff.f64("prev")?);
+        for i in 0..ff.len() {
+            let (t, p, code) = (ff.township(i), ff.period(i), indicator.get(i).unwrap_or(""));
             let name = input.catalog.get(code).map_or(code, |i| i.name.as_str());
             let (v, pv) = (value.get(i).unwrap_or(f64::NAN), prev.get(i).unwrap_or(f64::NAN));
             rows.push(Failure {
-                rule: self.name(),
-                severity: self.severity,
-                program: program.get(i).unwrap_or(""),
-                township: t,
-                period: p,
-                year: year.get(i).unwrap_or(0),
                 indicator: Some(code),
                 dimension: dimension.get(i),
                 observed: Some(v),
@@ -148,6 +124,7 @@ impl Check for Cumulative {
                     prev_p.get(i).unwrap_or("?"),
                     num(pv)
                 ),
+                ..ff.failure(i, self.name(), self.severity)
             });
         }
         rows.finish()
@@ -208,31 +185,16 @@ impl Check for StockFlow {
             )
             .collect()?;
         let mut rows = Rows::default();
-        let (program, township, period) = (
-            string_col(&failures, "program")?,
-            string_col(&failures, "township")?,
-            string_col(&failures, "period")?,
-        );
-        let year = failures.column("year")?.i32()?.clone();
-        let (stock, expected, prev) = (
-            failures.column("stock")?.f64()?.clone(),
-            failures.column("expected")?.f64()?.clone(),
-            failures.column("prev_stock")?.f64()?.clone(),
-        );
+        let ff = FailureFrame::read(&failures)?;
+        let (stock, expected, prev) = (ff.f64("stock")?, ff.f64("expected")?, ff.f64("prev_stock")?);
         let name = input
             .catalog
             .get(&self.stock)
             .map_or(self.stock.as_str(), |i| i.name.as_str());
-        for i in 0..failures.height() {
-            let (t, p) = (township.get(i).unwrap_or(""), period.get(i).unwrap_or(""));
+        for i in 0..ff.len() {
+            let (t, p) = (ff.township(i), ff.period(i));
             let (s, e) = (stock.get(i).unwrap_or(f64::NAN), expected.get(i).unwrap_or(f64::NAN));
             rows.push(Failure {
-                rule: self.name(),
-                severity: self.severity,
-                program: program.get(i).unwrap_or(""),
-                township: t,
-                period: p,
-                year: year.get(i).unwrap_or(0),
                 indicator: Some(&self.stock),
                 dimension: None,
                 observed: Some(s),
@@ -244,6 +206,7 @@ impl Check for StockFlow {
                     num(prev.get(i).unwrap_or(f64::NAN)),
                     num(e)
                 ),
+                ..ff.failure(i, self.name(), self.severity)
             });
         }
         rows.finish()
