@@ -82,7 +82,8 @@ pub struct HttpSettings {
     pub retries: u32,
     /// First retry delay, milliseconds; doubles each attempt, with jitter.
     pub retry_base_ms: u64,
-    /// Largest response body accepted, bytes.
+    /// Largest response body accepted, bytes. A larger body is landed up to
+    /// this size and quarantined whole, with the reason.
     pub max_body_bytes: u64,
 }
 
@@ -106,15 +107,36 @@ impl Default for HttpSettings {
 pub struct Limits {
     /// Values in one submission.
     pub max_values: usize,
+    /// Rows in one submission (JSON/DHIS2 entries, CSV records, sheet rows).
+    pub max_rows: usize,
+    /// Values on one row (CSV fields, filled cells on a sheet row).
+    pub max_row_values: usize,
+    /// Bytes an .xlsx may inflate to.
+    pub max_uncompressed_bytes: u64,
     /// Characters in one label or value.
     pub max_text_chars: usize,
 }
 
 impl Default for Limits {
     fn default() -> Self {
+        let read = crate::submission::ReadLimits::default();
         Limits {
             max_values: 20_000,
+            max_rows: read.max_rows,
+            max_row_values: read.max_row_values,
+            max_uncompressed_bytes: read.max_uncompressed_bytes,
             max_text_chars: 200,
+        }
+    }
+}
+
+impl Limits {
+    /// The parsers' share of the limits.
+    pub fn read(&self) -> crate::submission::ReadLimits {
+        crate::submission::ReadLimits {
+            max_rows: self.max_rows,
+            max_row_values: self.max_row_values,
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
         }
     }
 }

@@ -44,6 +44,7 @@ pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
             url: String::new(),
             bytes: b.len() as i64,
             content_type: None,
+            defect: None,
             version: None,
             submitted_at: None,
             first_fetched_at: at("2026-07-01T00:00:00Z"),

@@ -272,7 +272,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
             current.sha256,
             versions.len()
         ));
-        let sub = crate::submission::parse_with(&body, &cfg.dhis2);
+        let sub = crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read());
         match &sub {
             Err(e) => out.push_str(&format!("  unreadable: {e}\n")),
             Ok(s) => {

@@ -6,22 +6,18 @@
 //! network, the disk or the clock.
 #![warn(missing_docs)]
 
+pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, period, registry, submission, xlsx};
+
 pub mod alerts;
-pub mod catalog;
 pub mod checks;
 pub mod config;
 pub mod demo;
-pub mod dhis2;
 #[cfg(test)]
 mod fixtures;
-pub mod fold;
 pub mod inspect;
 pub mod land;
 pub mod normalize;
-pub mod normalize_value;
-pub mod period;
 pub mod publish;
-pub mod registry;
 pub mod rollup;
 pub mod run;
 pub mod serve;
@@ -29,5 +25,3 @@ pub mod simulator;
 pub mod sinks;
 pub mod sources;
 pub mod state;
-pub mod submission;
-pub mod xlsx;

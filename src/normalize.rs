@@ -245,17 +245,27 @@ pub fn normalize(
             .map(|t| t.county.clone())
             .unwrap_or_default();
         let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
-        let parsed = crate::submission::parse_with(l.body, dhis2);
+        let parsed = crate::submission::parse_with(l.body, dhis2, &limits.read());
+        // What arrived is not the report as sent, or not a report at all.
+        let transfer = landing.defect.clone().or_else(|| {
+            landing
+                .content_type
+                .as_deref()
+                .and_then(crate::submission::content_type_problem)
+        });
         let sub = match &parsed {
-            Ok(sub) => match header_problem(sub, landing, pipeline, registry).or_else(|| {
-                (sub.values.len() > limits.max_values).then(|| {
-                    format!(
-                        "submission has {} values, over the limit of {}",
-                        sub.values.len(),
-                        limits.max_values
-                    )
-                })
-            }) {
+            Ok(sub) => match transfer
+                .clone()
+                .or_else(|| header_problem(sub, landing, pipeline, registry))
+                .or_else(|| {
+                    (sub.values.len() > limits.max_values).then(|| {
+                        format!(
+                            "submission has {} values, over the limit of {}",
+                            sub.values.len(),
+                            limits.max_values
+                        )
+                    })
+                }) {
                 None => Some(sub),
                 Some(reason) => {
                     received = sub.values.len() as i64;
@@ -278,7 +288,11 @@ pub fn normalize(
                 }
             },
             Err(e) => {
-                q.push(&o, None, None, None, None, None, format!("submission unreadable: {e}"));
+                let reason = match &transfer {
+                    Some(t) => format!("{t}; submission unreadable: {e}"),
+                    None => format!("submission unreadable: {e}"),
+                };
+                q.push(&o, None, None, None, None, None, reason);
                 None
             }
         };

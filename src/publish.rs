@@ -209,6 +209,11 @@ fn landing_columns() -> Vec<ColSpec> {
         c("url", Str, "URL fetched"),
         c("bytes", I64, "body size"),
         c("content_type", Str, "Content-Type as sent"),
+        c(
+            "defect",
+            Str,
+            "why the body could not be taken whole (over the size limit, cut off); null when complete",
+        ),
         c("version", I64, "version the body declares"),
         c("submitted_at", Timestamp, "submission time the body declares"),
         c("first_fetched_at", Timestamp, "first fetch of these exact bytes"),

@@ -163,10 +163,14 @@ fn land(
 ) -> Result<(), RunError> {
     for (t, outcome) in results {
         match outcome {
-            FetchOutcome::Submitted { body, content_type } => {
+            FetchOutcome::Submitted {
+                body,
+                content_type,
+                defect,
+            } => {
                 summary.fetched += 1;
                 let sha = raw.put(&body)?;
-                let header = crate::submission::parse_with(&body, &cfg.dhis2).ok();
+                let header = crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read()).ok();
                 let landing = Landing {
                     pipeline: t.pipeline.clone(),
                     township: t.township.clone(),
@@ -175,11 +179,15 @@ fn land(
                     url: t.url.clone(),
                     bytes: body.len() as i64,
                     content_type,
+                    defect,
                     version: header.as_ref().and_then(|h| h.version),
                     submitted_at: header.and_then(|h| h.submitted_at).map(|t| t.to_rfc3339()),
                     first_fetched_at: now,
                     last_fetched_at: now,
                 };
+                if let Some(defect) = &landing.defect {
+                    tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
+                }
                 if state.record_landing(&landing)? {
                     summary.landed_new += 1;
                     tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
@@ -280,6 +288,10 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
         Column::new(
             "content_type".into(),
             all.iter().map(|l| l.content_type.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "defect".into(),
+            all.iter().map(|l| l.defect.clone()).collect::<Vec<_>>(),
         ),
         Column::new("version".into(), all.iter().map(|l| l.version).collect::<Vec<_>>()),
         Column::new(

@@ -45,6 +45,9 @@ pub struct Landing {
     pub bytes: i64,
     /// Content-Type header, as sent.
     pub content_type: Option<String>,
+    /// Why the body could not be taken whole (over the size limit, cut off
+    /// mid-transfer); the stored bytes are what arrived.
+    pub defect: Option<String>,
     /// Version the body declares, if readable.
     pub version: Option<i64>,
     /// Submission time the body declares, if readable (RFC 3339).
@@ -130,7 +133,7 @@ CREATE TABLE IF NOT EXISTS landings (
     pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
     url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT,
     version INTEGER, submitted_at TEXT,
-    first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL,
+    first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
     PRIMARY KEY (pipeline, township, period, sha256));
 CREATE TABLE IF NOT EXISTS fetch_failures (
     pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
@@ -178,6 +181,19 @@ impl State {
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        // Stores created before landings had a `defect` column.
+        let has_defect: bool = conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('landings') WHERE name = 'defect'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(wrap)?
+            > 0;
+        if !has_defect {
+            conn.execute_batch("ALTER TABLE landings ADD COLUMN defect TEXT")
+                .map_err(wrap)?;
+        }
         Ok(State { conn, path: p })
     }
 
@@ -194,7 +210,9 @@ impl State {
         let n = self
             .conn
             .execute(
-                "INSERT INTO landings VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)
+                "INSERT INTO landings (pipeline, township, period, sha256, url, bytes, content_type, version,
+                                       submitted_at, first_fetched_at, last_fetched_at, defect)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10,?11)
                  ON CONFLICT (pipeline, township, period, sha256) DO NOTHING",
                 params![
                     l.pipeline,
@@ -206,7 +224,8 @@ impl State {
                     l.content_type,
                     l.version,
                     l.submitted_at,
-                    ts(&l.first_fetched_at)
+                    ts(&l.first_fetched_at),
+                    l.defect
                 ],
             )
             .map_err(|e| self.err(e))?;
@@ -234,7 +253,7 @@ impl State {
             .conn
             .prepare(
                 "SELECT pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at,
-                        first_fetched_at, last_fetched_at
+                        first_fetched_at, last_fetched_at, defect
                  FROM landings WHERE pipeline = ?1 ORDER BY township, period, first_fetched_at, sha256",
             )
             .map_err(|e| self.err(e))?;
@@ -252,6 +271,7 @@ impl State {
                     submitted_at: r.get(8)?,
                     first_fetched_at: parse_ts(r.get(9)?),
                     last_fetched_at: parse_ts(r.get(10)?),
+                    defect: r.get(11)?,
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -485,6 +505,7 @@ mod tests {
             url: "http://x".into(),
             bytes: 3,
             content_type: None,
+            defect: None,
             version: Some(1),
             submitted_at: None,
             first_fetched_at: t("2026-07-10T00:00:00Z"),

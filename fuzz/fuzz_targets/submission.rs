@@ -1,7 +1,21 @@
-//! Any bytes as a landed body: JSON, DHIS2, CSV, xlsx or garbage. Must never panic.
+//! Any bytes as a landed body: JSON, DHIS2, CSV, xlsx or garbage, read with
+//! the county's real DHIS2 mapping. Must never panic; every parsed cell keeps
+//! its indicator label and a value, and a document is one clear error or a
+//! submission.
 #![no_main]
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
+use taizhang_ingest::dhis2::Mapping;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = taizhang::submission::parse(data);
+    static MAPPING: OnceLock<Mapping> = OnceLock::new();
+    let mapping = MAPPING.get_or_init(|| toml::from_str(include_str!("../../config/dhis2.toml")).unwrap());
+    match taizhang_ingest::submission::parse_with(data, mapping) {
+        Ok(s) => {
+            // The error text shown to county staff must be printable too.
+            let _ = format!("{s:?}");
+        }
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
 });

@@ -3,7 +3,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|s: &str| {
-    let r = taizhang::normalize_value::read(s);
+    let r = taizhang_ingest::normalize_value::read(s);
     if let Some(v) = r.value {
         assert!(v.is_finite(), "{s:?} read as {v}");
         assert!(r.error.is_none() && !r.missing);

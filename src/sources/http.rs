@@ -28,33 +28,67 @@ impl HttpSource {
         })
     }
 
-    async fn once(&self, url: &str) -> Result<FetchOutcome, String> {
-        let mut resp = self.client.get(url).send().await.map_err(|e| describe(&e))?;
+    async fn once(&self, url: &str) -> Result<FetchOutcome, Attempt> {
+        let fail = |error: String| Attempt { error, partial: None };
+        let mut resp = self.client.get(url).send().await.map_err(|e| fail(describe(&e)))?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(FetchOutcome::NotSubmitted);
         }
         if status != reqwest::StatusCode::OK {
-            return Err(format!("HTTP {status}"));
+            return Err(fail(format!("HTTP {status}")));
         }
         let limit = self.settings.max_body_bytes;
-        if resp.content_length().is_some_and(|n| n > limit) {
-            return Err(format!("body larger than the {limit}-byte limit"));
-        }
+        let declared = resp.content_length();
         let content_type = resp
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| describe(&e))? {
-            if body.len() as u64 + chunk.len() as u64 > limit {
-                return Err(format!("body larger than the {limit}-byte limit"));
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = (limit as usize).saturating_sub(body.len());
+                    if chunk.len() > room {
+                        // Keep what fits, stop reading: the township sent
+                        // more than a report can be. Not retried.
+                        body.extend_from_slice(&chunk[..room]);
+                        let declared = declared.map(|n| format!(" (Content-Length {n})")).unwrap_or_default();
+                        return Ok(FetchOutcome::Submitted {
+                            body,
+                            content_type,
+                            defect: Some(format!(
+                                "body larger than the {limit}-byte limit{declared}; the first {limit} bytes are kept"
+                            )),
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    let error = describe(&e);
+                    let partial = (!body.is_empty()).then(|| {
+                        let of = declared.map(|n| format!(" of {n}")).unwrap_or_default();
+                        let defect = format!("body cut off after {}{of} bytes ({error})", body.len());
+                        (body, content_type, defect)
+                    });
+                    return Err(Attempt { error, partial });
+                }
             }
-            body.extend_from_slice(&chunk);
         }
-        Ok(FetchOutcome::Submitted { body, content_type })
+        Ok(FetchOutcome::Submitted {
+            body,
+            content_type,
+            defect: None,
+        })
     }
+}
+
+/// A failed attempt, with what arrived before the transfer broke off.
+struct Attempt {
+    error: String,
+    partial: Option<(Vec<u8>, Option<String>, String)>,
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -93,12 +127,15 @@ fn backoff(base_ms: u64, n: u32, seed: &str) -> Duration {
 impl Source for HttpSource {
     async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
         let attempts = self.settings.retries + 1;
-        let mut last = String::new();
+        let mut last = Attempt {
+            error: String::new(),
+            partial: None,
+        };
         for n in 1..=attempts {
             match self.once(&target.url).await {
                 Ok(outcome) => return outcome,
                 Err(e) => {
-                    tracing::debug!(township = %target.township, period = %target.period, attempt = n, error = %e, "Fetch attempt failed.");
+                    tracing::debug!(township = %target.township, period = %target.period, attempt = n, error = %e.error, "Fetch attempt failed.");
                     last = e;
                 }
             }
@@ -106,7 +143,19 @@ impl Source for HttpSource {
                 tokio::time::sleep(backoff(self.settings.retry_base_ms, n, &target.url)).await;
             }
         }
-        FetchOutcome::Failed { error: last, attempts }
+        match last.partial {
+            // Cut off on every attempt: land what the last one received, so
+            // nothing that arrived is lost, and let the normalizer quarantine it.
+            Some((body, content_type, defect)) => FetchOutcome::Submitted {
+                body,
+                content_type,
+                defect: Some(defect),
+            },
+            None => FetchOutcome::Failed {
+                error: last.error,
+                attempts,
+            },
+        }
     }
 }
 

@@ -19,12 +19,17 @@ pub struct FetchTarget {
 /// What fetching one target gave.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchOutcome {
-    /// 200: the township's submission, bytes exactly as sent.
+    /// 200: the township's submission, bytes exactly as received.
     Submitted {
-        /// The body.
+        /// The body (with a `defect`, what arrived of it).
         body: Vec<u8>,
         /// Content-Type header.
         content_type: Option<String>,
+        /// Why the body cannot be taken whole, when it cannot: larger than
+        /// the body limit (reading stopped there), or cut off mid-transfer on
+        /// every attempt. The bytes are still landed; the submission is
+        /// quarantined with this reason.
+        defect: Option<String>,
     },
     /// 404: nothing submitted yet.
     NotSubmitted,

@@ -1,6 +1,7 @@
 //! Data-driven normalizer cases: `tests/cases/<name>/` holds one input
 //! submission (`input.json`, `input.csv`, `input.xlsx`, …), an optional
-//! `case.toml` (`township`, `period` it was requested as), and `expected.txt`:
+//! `case.toml` (`township`, `period` it was requested as, the `content_type`
+//! it was served with, a transfer `defect`, `max_values`), and `expected.txt`:
 //! the published rows, the quarantine and the submission record as text.
 //! `BLESS=1 cargo test --test it cases` rewrites the expectations; review the
 //! diff before committing it.
@@ -54,7 +55,8 @@ fn render(cfg: &Loaded, dir: &Path) -> String {
         sha256: taizhang::land::sha256_hex(&body),
         url: "http://portal/".into(),
         bytes: body.len() as i64,
-        content_type: None,
+        content_type: case.get("content_type").and_then(|v| v.as_str()).map(str::to_string),
+        defect: case.get("defect").and_then(|v| v.as_str()).map(str::to_string),
         version: None,
         submitted_at: None,
         first_fetched_at: t,

@@ -69,10 +69,10 @@ impl Divisions<'static> {
     /// The 2023 edition compiled into the binary.
     pub fn embedded() -> Divisions<'static> {
         Divisions {
-            provinces: include_str!("../schemas/divisions/provinces.csv"),
-            cities: include_str!("../schemas/divisions/cities.csv"),
-            areas: include_str!("../schemas/divisions/areas.csv"),
-            streets: include_str!("../schemas/divisions/streets.csv"),
+            provinces: include_str!("../../../schemas/divisions/provinces.csv"),
+            cities: include_str!("../../../schemas/divisions/cities.csv"),
+            areas: include_str!("../../../schemas/divisions/areas.csv"),
+            streets: include_str!("../../../schemas/divisions/streets.csv"),
         }
     }
 }

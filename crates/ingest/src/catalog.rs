@@ -271,7 +271,7 @@ mod tests {
     use super::*;
 
     fn catalog() -> Catalog {
-        Catalog::from_toml("indicators.toml", include_str!("../schemas/indicators.toml")).unwrap()
+        Catalog::from_toml("indicators.toml", include_str!("../../../schemas/indicators.toml")).unwrap()
     }
 
     #[test]

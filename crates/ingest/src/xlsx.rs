@@ -1,19 +1,20 @@
 //! The county's Excel template (`schemas/template.xlsx`), filled in and sent
 //! back: one sheet, a header block (乡镇（街道）, 乡镇代码, 报告期, 填报日期,
 //! 说明), then a table with indicators as rows (by Chinese name) and the
-//! total and breakdown categories as columns. Read with calamine; the zip's
-//! declared sizes are checked first so a zip bomb is refused before it is
-//! inflated.
+//! total and breakdown categories as columns. Read with calamine, cell by
+//! cell (a sheet that declares cells at A1 and XFD1048576 is two cells, not
+//! a 17-billion-cell grid). Before calamine sees the bytes, the zip's declared
+//! sizes are checked and then every entry is inflated into a counter that
+//! stops at the limit, so a zip bomb — honest or lying about its sizes — is
+//! refused before it costs memory.
 
-use std::io::Cursor;
+use std::collections::BTreeMap;
+use std::io::{Cursor, Read};
 
 use calamine::{Data, Reader, Xlsx, open_workbook_from_rs};
 use chrono::{Duration, NaiveDate, TimeZone};
 
-use crate::submission::{Cell, Format, ParseError, RawValue, Submission};
-
-/// Largest total uncompressed size accepted for an .xlsx file.
-pub const MAX_UNCOMPRESSED: u64 = 64 * 1024 * 1024;
+use crate::submission::{Cell, Format, ParseError, RawValue, ReadLimits, Submission};
 
 /// True when the bytes are a zip archive (xlsx).
 pub fn is_xlsx(bytes: &[u8]) -> bool {
@@ -51,6 +52,24 @@ fn declared_size(bytes: &[u8]) -> Result<u64, String> {
     Ok(total)
 }
 
+/// Inflates every entry into a counter, stopping as soon as the total passes
+/// `limit`: the true size, whatever the directory declares.
+fn inflated_size(bytes: &[u8], limit: u64) -> Result<u64, String> {
+    let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let room = limit.saturating_sub(total) + 1;
+        total += std::io::copy(&mut entry.take(room), &mut std::io::sink()).map_err(|e| e.to_string())?;
+        if total > limit {
+            return Err(format!(
+                "inflates to more than the {limit}-byte limit (its directory declares less)"
+            ));
+        }
+    }
+    Ok(total)
+}
+
 fn cell_text(d: &Data) -> Option<String> {
     match d {
         Data::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
@@ -79,22 +98,72 @@ fn period_of(s: &str) -> String {
     }
 }
 
-/// Parses a filled-in template.
+/// Columns beyond this are no part of any template (the county's has a
+/// dozen); a value out there is an error, not a reason to allocate.
+const FAR_RIGHT: usize = 1024;
+
+/// Parses a filled-in template with the default limits.
 pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
+    parse_limited(bytes, &ReadLimits::default())
+}
+
+/// Parses a filled-in template.
+pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, ParseError> {
     let bad = |m: String| ParseError::Shape(format!("(xlsx) {m}"));
+    let max = limits.max_uncompressed_bytes;
     let size = declared_size(bytes).map_err(bad)?;
-    if size > MAX_UNCOMPRESSED {
-        return Err(bad(format!(
-            "inflates to {size} bytes, over the {MAX_UNCOMPRESSED}-byte limit"
+    if size > max {
+        return Err(ParseError::OverLimit(format!(
+            "the .xlsx inflates to {size} bytes, over the {max}-byte limit"
         )));
     }
+    inflated_size(bytes, max).map_err(|e| match e.starts_with("inflates") {
+        true => ParseError::OverLimit(format!("the .xlsx {e}")),
+        false => bad(e),
+    })?;
     let mut wb: Xlsx<_> =
         open_workbook_from_rs(Cursor::new(bytes)).map_err(|e: calamine::XlsxError| bad(e.to_string()))?;
-    let range = wb
-        .worksheet_range_at(0)
-        .ok_or_else(|| bad("the workbook has no sheet".into()))?
-        .map_err(|e| bad(e.to_string()))?;
-    let rows: Vec<&[Data]> = range.rows().collect();
+    let sheet = wb
+        .sheet_names()
+        .first()
+        .cloned()
+        .ok_or_else(|| bad("the workbook has no sheet".into()))?;
+    // Filled cells by row, then column; rows and columns start at 0.
+    let mut grid: BTreeMap<u32, BTreeMap<u32, Data>> = BTreeMap::new();
+    {
+        let mut cells = wb.worksheet_cells_reader(&sheet).map_err(|e| bad(e.to_string()))?;
+        while let Some(cell) = cells.next_cell().map_err(|e| bad(e.to_string()))? {
+            let value = Data::from(cell.get_value().clone());
+            if value == Data::Empty {
+                continue;
+            }
+            let (r, c) = cell.get_position();
+            if c as usize >= FAR_RIGHT {
+                return Err(bad(format!(
+                    "a value at row {}, column {} lies far outside the template's table",
+                    r + 1,
+                    c + 1
+                )));
+            }
+            let row = grid.entry(r).or_default();
+            row.insert(c, value);
+            limits.check_row_values(row.len(), &format!("sheet row {}", r + 1))?;
+            limits.check_rows(grid.len(), "sheet rows")?;
+        }
+    }
+    // Dense rows from column A, as the template lays them out.
+    let dense: Vec<Vec<Data>> = grid
+        .values()
+        .map(|cells| {
+            let mut row = Vec::new();
+            for (&c, d) in cells {
+                row.resize(c as usize, Data::Empty);
+                row.push(d.clone());
+            }
+            row
+        })
+        .collect();
+    let rows: Vec<&[Data]> = dense.iter().map(Vec::as_slice).collect();
     let mut sub = Submission {
         format: Format::Xlsx,
         encoding: "xlsx",
@@ -179,7 +248,7 @@ mod tests {
 
     #[test]
     fn shipped_template_is_readable_and_empty() {
-        let s = parse(include_bytes!("../schemas/template.xlsx")).unwrap();
+        let s = parse(include_bytes!("../../../schemas/template.xlsx")).unwrap();
         assert!(s.values.is_empty(), "an unfilled template has no values");
     }
 

@@ -132,6 +132,9 @@ pub enum ParseError {
     /// JSON of the wrong shape.
     #[error("JSON submission {0}")]
     Shape(String),
+    /// Over one of the [`ReadLimits`].
+    #[error("over a limit: {0}")]
+    OverLimit(String),
     /// Malformed CSV.
     #[error("CSV line {line}: {reason}")]
     Csv {
@@ -176,35 +179,109 @@ pub fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, &'static str),
     }
 }
 
-/// Parses a landed body with no DHIS2 mapping.
+/// How much of a document a parser will read before it gives up on it. A
+/// document over a limit is one clear [`ParseError::OverLimit`], so the whole
+/// submission is quarantined with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Rows in one submission: JSON `values` entries, DHIS2 `dataValues`,
+    /// CSV records, rows of the Excel sheet.
+    pub max_rows: usize,
+    /// Values on one row: CSV fields, filled cells on one row of the sheet.
+    pub max_row_values: usize,
+    /// Size an .xlsx may inflate to, bytes (checked from the zip directory
+    /// before anything is inflated).
+    pub max_uncompressed_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        ReadLimits {
+            max_rows: 20_000,
+            max_row_values: 64,
+            max_uncompressed_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl ReadLimits {
+    /// The error for `n` rows when there may be at most `max_rows`.
+    pub(crate) fn check_rows(&self, n: usize, what: &str) -> Result<(), ParseError> {
+        if n > self.max_rows {
+            return Err(ParseError::OverLimit(format!(
+                "{n} {what}, more than the {} rows a submission may have",
+                self.max_rows
+            )));
+        }
+        Ok(())
+    }
+
+    /// The error for `n` values on one row (`at` names the row).
+    pub(crate) fn check_row_values(&self, n: usize, at: &str) -> Result<(), ParseError> {
+        if n > self.max_row_values {
+            return Err(ParseError::OverLimit(format!(
+                "{at} has {n} values, more than the {} a row may have",
+                self.max_row_values
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Parses a landed body with no DHIS2 mapping and the default limits.
 pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
-    parse_with(bytes, &crate::dhis2::Mapping::default())
+    parse_with(bytes, &crate::dhis2::Mapping::default(), &ReadLimits::default())
 }
 
 /// Parses a landed body, detecting the format (JSON, DHIS2 dataValueSets,
 /// CSV, the Excel template) and the text encoding.
-pub fn parse_with(bytes: &[u8], dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
+pub fn parse_with(bytes: &[u8], dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) -> Result<Submission, ParseError> {
     if crate::xlsx::is_xlsx(bytes) {
-        return crate::xlsx::parse(bytes);
+        return crate::xlsx::parse_limited(bytes, limits);
     }
     let (text, encoding) = decode(bytes)?;
-    let mut sub = parse_text(&text, dhis2)?;
+    let mut sub = parse_text(&text, dhis2, limits)?;
     sub.encoding = encoding;
     Ok(sub)
 }
 
-fn parse_text(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
+/// What is wrong with a Content-Type for a report, if anything. Reports come
+/// as JSON, CSV or the Excel template; generic types (`text/plain`,
+/// `application/octet-stream`) and a missing header are accepted and the body
+/// is sniffed. An HTML page, an image or a PDF is not a report.
+pub fn content_type_problem(content_type: &str) -> Option<String> {
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let accepted = matches!(
+        essence.as_str(),
+        "" | "application/json"
+            | "text/json"
+            | "text/csv"
+            | "application/csv"
+            | "text/comma-separated-values"
+            | "text/plain"
+            | "application/octet-stream"
+            | "binary/octet-stream"
+            | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            | "application/vnd.ms-excel"
+            | "application/zip"
+            | "application/x-zip-compressed"
+    ) || essence.ends_with("+json");
+    (!accepted)
+        .then(|| format!("served as {content_type:?}, which is not a report format (JSON, CSV or the Excel template)"))
+}
+
+fn parse_text(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) -> Result<Submission, ParseError> {
     let text = text.trim_start_matches('\u{feff}');
     let trimmed = text.trim_start();
     if trimmed.is_empty() {
         return Err(ParseError::Empty);
     }
     if trimmed.starts_with('{') {
-        return parse_json(text, dhis2);
+        return parse_json(text, dhis2, limits);
     }
     let header = trimmed.lines().next().unwrap_or("").trim().to_ascii_lowercase();
     if header.replace(' ', "").starts_with("township,period,indicator") {
-        return parse_csv(trimmed);
+        return parse_csv(trimmed, limits);
     }
     Err(ParseError::UnknownFormat)
 }
@@ -230,7 +307,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, ParseError> {
+fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) -> Result<Submission, ParseError> {
     let doc: Value = serde_json::from_str(text).map_err(|e| ParseError::Json {
         line: e.line(),
         column: e.column(),
@@ -240,6 +317,9 @@ fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, P
         return Err(ParseError::Shape("is not an object".into()));
     };
     if obj.contains_key("dataValues") {
+        if let Some(Value::Array(a)) = obj.get("dataValues") {
+            limits.check_rows(a.len(), "dataValues")?;
+        }
         return crate::dhis2::to_submission(&obj, dhis2);
     }
     let field = |name: &str| opt_string(obj.get(name)).map_err(|e| ParseError::Shape(format!("field {name:?} {e}")));
@@ -264,7 +344,10 @@ fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping) -> Result<Submission, P
         Some(other) => return Err(ParseError::Shape(format!("field \"version\" is {}", kind(other)))),
     };
     let values = match obj.get("values") {
-        Some(Value::Array(a)) => a.iter().map(json_value).collect(),
+        Some(Value::Array(a)) => {
+            limits.check_rows(a.len(), "values")?;
+            a.iter().map(json_value).collect()
+        }
         None | Some(Value::Null) => return Err(ParseError::Shape("has no \"values\" list".into())),
         Some(other) => {
             return Err(ParseError::Shape(format!(
@@ -358,7 +441,7 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn parse_csv(text: &str) -> Result<Submission, ParseError> {
+fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> {
     let mut lines = text.lines().enumerate();
     let (_, header) = lines.next().ok_or(ParseError::Empty)?;
     let cols: Vec<String> = csv_fields(header)
@@ -366,6 +449,7 @@ fn parse_csv(text: &str) -> Result<Submission, ParseError> {
         .into_iter()
         .map(|c| c.to_ascii_lowercase())
         .collect();
+    limits.check_row_values(cols.len(), "CSV line 1")?;
     let want = ["township", "period", "indicator", "dimension", "category", "value"];
     let idx: Vec<usize> = want
         .iter()
@@ -392,7 +476,9 @@ fn parse_csv(text: &str) -> Result<Submission, ParseError> {
         if line.trim().is_empty() {
             continue;
         }
+        limits.check_rows(sub.values.len() + 1, "CSV records")?;
         let f = csv_fields(line).map_err(|reason| ParseError::Csv { line: i + 1, reason })?;
+        limits.check_row_values(f.len(), &format!("CSV line {}", i + 1))?;
         let get = |k: usize| f.get(idx[k]).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let (township, period) = (get(0), get(1));
         let mut problem = None;
