@@ -63,6 +63,17 @@ pub struct RunOptions {
     pub only: Vec<String>,
 }
 
+impl RunOptions {
+    /// A full run of every pipeline at `now`.
+    pub fn at(now: DateTime<Utc>) -> RunOptions {
+        RunOptions {
+            now,
+            dry_run: false,
+            only: vec![],
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct RunSummary {

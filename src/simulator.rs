@@ -25,6 +25,9 @@ pub struct Canned {
     pub content_type: String,
     /// Body bytes.
     pub body: Vec<u8>,
+    /// Drop the connection after this many body bytes (Content-Length still
+    /// announces the whole body): a transfer cut off mid-way.
+    pub cut_off_after: Option<usize>,
 }
 
 impl Canned {
@@ -34,6 +37,7 @@ impl Canned {
             status: 200,
             content_type: "application/json; charset=utf-8".into(),
             body: serde_json::to_vec(v).expect("JSON values serialize"),
+            cut_off_after: None,
         }
     }
     /// A CSV submission.
@@ -42,6 +46,7 @@ impl Canned {
             status: 200,
             content_type: "text/csv; charset=utf-8".into(),
             body: text.as_bytes().to_vec(),
+            cut_off_after: None,
         }
     }
     /// Any status with a text body.
@@ -50,7 +55,18 @@ impl Canned {
             status,
             content_type: "text/plain; charset=utf-8".into(),
             body: body.as_bytes().to_vec(),
+            cut_off_after: None,
         }
+    }
+    /// The same response served with another Content-Type.
+    pub fn served_as(mut self, content_type: &str) -> Canned {
+        self.content_type = content_type.into();
+        self
+    }
+    /// The same response, with the connection dropped after `n` body bytes.
+    pub fn cut_off_after(mut self, n: usize) -> Canned {
+        self.cut_off_after = Some(n);
+        self
     }
 }
 
@@ -156,6 +172,28 @@ async fn report(State(portal): State<Portal>, Path((township, period)): Path<(St
     *portal.hits.write().expect("portal lock") += 1;
     match portal.get(&township, &period) {
         None => (StatusCode::NOT_FOUND, "no submission").into_response(),
+        Some(c) if c.cut_off_after.is_some_and(|n| n < c.body.len()) => {
+            let n = c.cut_off_after.unwrap_or(0);
+            let whole = c.body.len();
+            let parts: Vec<Result<Vec<u8>, std::io::Error>> = vec![
+                Ok(c.body[..n].to_vec()),
+                Err(std::io::Error::other("simulated dropped connection")),
+            ];
+            // Let the first part reach the client before the connection drops.
+            let stream = futures_util::StreamExt::then(futures_util::stream::iter(parts), |p| async move {
+                if p.is_err() {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                p
+            });
+            let mut resp = axum::body::Body::from_stream(stream).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_LENGTH, whole.into());
+            if let Ok(v) = c.content_type.parse() {
+                h.insert(header::CONTENT_TYPE, v);
+            }
+            resp
+        }
         Some(c) => (
             StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             [(header::CONTENT_TYPE, c.content_type)],

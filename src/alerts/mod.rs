@@ -82,7 +82,9 @@ pub fn derive(
         strs(quarantine, "reason")?,
         strs(quarantine, "indicator_label")?,
     );
+    let index = quarantine.column("value_index")?.as_materialized_series().is_null();
     let mut by_sub: BTreeMap<(String, String, String), (usize, String)> = BTreeMap::new();
+    let mut whole: std::collections::BTreeSet<(String, String, String)> = Default::default();
     for i in 0..quarantine.height() {
         let k = (
             tw.get(i).unwrap_or("").to_string(),
@@ -93,10 +95,18 @@ pub fn derive(
             Some(l) => format!("{l}: {}", reason.get(i).unwrap_or("")),
             None => reason.get(i).unwrap_or("").to_string(),
         };
+        if index.get(i) == Some(true) {
+            whole.insert(k.clone());
+        }
         by_sub.entry(k).or_insert((0, first)).0 += 1;
     }
     for ((t, p, s), (n, first)) in by_sub {
         let who = crate::checks::township_label(registry, &t);
+        let message = if whole.contains(&(t.clone(), p.clone(), s.clone())) {
+            format!("{who} {p}: 报表无法读取，已整份隔离 (submission unreadable, quarantined whole: {first})")
+        } else {
+            format!("{who} {p}: {n} 项数据无法识别，已隔离待核 ({n} value(s) quarantined; first: {first})")
+        };
         out.push(Candidate {
             key: format!("quarantined/{t}/{p}/{}", &s[..s.len().min(12)]),
             kind: "quarantined".into(),
@@ -104,7 +114,7 @@ pub fn derive(
             township: t,
             period: p.clone(),
             indicator: String::new(),
-            message: format!("{who} {p}: {n} 项数据无法识别，已隔离待核 ({n} value(s) quarantined; first: {first})"),
+            message,
         });
     }
     for (t, p, _url, error) in fetch_failures {

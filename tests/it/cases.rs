@@ -1,7 +1,8 @@
 //! Data-driven normalizer cases: `tests/cases/<name>/` holds one input
 //! submission (`input.json`, `input.csv`, `input.xlsx`, …), an optional
 //! `case.toml` (`township`, `period` it was requested as, the `content_type`
-//! it was served with, a transfer `defect`, `max_values`), and `expected.txt`:
+//! it was served with, a transfer `defect`, limits `max_values`, `max_rows`,
+//! `max_row_values`), and `expected.txt`:
 //! the published rows, the quarantine and the submission record as text.
 //! `BLESS=1 cargo test --test it cases` rewrites the expectations; review the
 //! diff before committing it.
@@ -62,6 +63,17 @@ fn render(cfg: &Loaded, dir: &Path) -> String {
         first_fetched_at: t,
         last_fetched_at: t,
     };
+    let mut limits = cfg.settings.limits.clone();
+    let int = |k: &str| case.get(k).and_then(|v| v.as_integer()).map(|n| n as usize);
+    if let Some(n) = int("max_values") {
+        limits.max_values = n;
+    }
+    if let Some(n) = int("max_rows") {
+        limits.max_rows = n;
+    }
+    if let Some(n) = int("max_row_values") {
+        limits.max_row_values = n;
+    }
     let landed = [Landed {
         landing: &landing,
         body: &body,
@@ -72,7 +84,7 @@ fn render(cfg: &Loaded, dir: &Path) -> String {
         &cfg.catalog,
         &cfg.registry,
         &cfg.dhis2,
-        &cfg.settings.limits,
+        &limits,
         &landed,
     )
     .unwrap();

@@ -6,3 +6,4 @@ mod cases;
 mod cli;
 mod end_to_end;
 mod support;
+mod transport;

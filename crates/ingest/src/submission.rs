@@ -114,6 +114,12 @@ pub enum ParseError {
         /// First bad byte.
         offset: usize,
     },
+    /// UTF-8 that ends in the middle of a character.
+    #[error("the body ends in the middle of a character at byte {offset}: it was cut off")]
+    CutOff {
+        /// Where the last, incomplete character starts.
+        offset: usize,
+    },
     /// Neither JSON nor the CSV header.
     #[error(
         "the body is neither a JSON submission nor CSV with header township,period,indicator,dimension,category,value"
@@ -132,6 +138,9 @@ pub enum ParseError {
     /// JSON of the wrong shape.
     #[error("JSON submission {0}")]
     Shape(String),
+    /// An .xlsx that is not a readable workbook in the template's shape.
+    #[error("Excel workbook: {0}")]
+    Xlsx(String),
     /// Over one of the [`ReadLimits`].
     #[error("over a limit: {0}")]
     OverLimit(String),
@@ -170,6 +179,12 @@ pub fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, &'static str),
     }
     match std::str::from_utf8(bytes) {
         Ok(t) => Ok((Cow::Borrowed(t), "utf-8")),
+        // Valid UTF-8 up to a character cut in half at the very end.
+        Err(e) if e.error_len().is_none() && e.valid_up_to() + 4 > bytes.len() && e.valid_up_to() > 0 => {
+            Err(ParseError::CutOff {
+                offset: e.valid_up_to(),
+            })
+        }
         Err(e) => encoding_rs::GB18030
             .decode_without_bom_handling_and_without_replacement(bytes)
             .map(|t| (Cow::Owned(t.into_owned()), "gb18030"))
@@ -209,7 +224,7 @@ impl ReadLimits {
     pub(crate) fn check_rows(&self, n: usize, what: &str) -> Result<(), ParseError> {
         if n > self.max_rows {
             return Err(ParseError::OverLimit(format!(
-                "{n} {what}, more than the {} rows a submission may have",
+                "{n} {what}; a submission may have at most {} rows",
                 self.max_rows
             )));
         }
@@ -220,7 +235,7 @@ impl ReadLimits {
     pub(crate) fn check_row_values(&self, n: usize, at: &str) -> Result<(), ParseError> {
         if n > self.max_row_values {
             return Err(ParseError::OverLimit(format!(
-                "{at} has {n} values, more than the {} a row may have",
+                "{at} has {n} values; a row may have at most {}",
                 self.max_row_values
             )));
         }
@@ -345,7 +360,7 @@ fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) ->
     };
     let values = match obj.get("values") {
         Some(Value::Array(a)) => {
-            limits.check_rows(a.len(), "values")?;
+            limits.check_rows(a.len(), "value entries")?;
             a.iter().map(json_value).collect()
         }
         None | Some(Value::Null) => return Err(ParseError::Shape("has no \"values\" list".into())),
@@ -515,6 +530,38 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn report_content_types_pass_and_pages_do_not() {
+        for ok in [
+            "application/json; charset=utf-8",
+            "text/csv",
+            "TEXT/PLAIN;charset=gbk",
+            "application/octet-stream",
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            "application/vnd.api+json",
+            "",
+        ] {
+            assert_eq!(content_type_problem(ok), None, "{ok}");
+        }
+        for bad in [
+            "text/html; charset=utf-8",
+            "image/png",
+            "application/pdf",
+            "application/xml",
+        ] {
+            let why = content_type_problem(bad).unwrap();
+            assert!(why.contains(bad) && why.contains("not a report format"), "{why}");
+        }
+    }
+
+    #[test]
+    fn utf8_cut_mid_character_says_so() {
+        let body = "{\"township\": \"大墅镇\"".as_bytes();
+        let cut = &body[..body.len() - 2];
+        let err = parse(cut).unwrap_err().to_string();
+        assert!(err.contains("cut off"), "{err}");
+    }
 
     #[test]
     fn parses_the_contract_example() {

@@ -52,22 +52,83 @@ fn declared_size(bytes: &[u8]) -> Result<u64, String> {
     Ok(total)
 }
 
-/// Inflates every entry into a counter, stopping as soon as the total passes
-/// `limit`: the true size, whatever the directory declares.
-fn inflated_size(bytes: &[u8], limit: u64) -> Result<u64, String> {
+/// Inflates every entry, stopping as soon as the total passes `limit` (the
+/// true size, whatever the directory declares), and checks the cell
+/// references in its XML parts (see [`bad_reference`]).
+fn inflate_and_scan(bytes: &[u8], limit: u64) -> Result<u64, String> {
     let mut zip = zip::ZipArchive::new(Cursor::new(bytes)).map_err(|e| e.to_string())?;
     let mut total = 0u64;
+    let mut buf = Vec::new();
     for i in 0..zip.len() {
         let entry = zip.by_index(i).map_err(|e| e.to_string())?;
+        let xml = entry.name().map_or(true, |n| n.ends_with(".xml"));
         let room = limit.saturating_sub(total) + 1;
-        total += std::io::copy(&mut entry.take(room), &mut std::io::sink()).map_err(|e| e.to_string())?;
+        buf.clear();
+        total += entry.take(room).read_to_end(&mut buf).map_err(|e| e.to_string())? as u64;
         if total > limit {
             return Err(format!(
                 "inflates to more than the {limit}-byte limit (its directory declares less)"
             ));
         }
+        if xml && let Some(r) = bad_reference(&buf) {
+            return Err(format!(
+                "cell reference {r:?} is outside any worksheet (Excel stops at XFD1048576)"
+            ));
+        }
     }
     Ok(total)
+}
+
+/// The first `r="…"` or `ref="…"` attribute whose cell reference has more
+/// than 3 column letters or 7 row digits. Excel never writes one; calamine
+/// overflows on one, so it is refused before calamine reads the sheet.
+fn bad_reference(xml: &[u8]) -> Option<String> {
+    let ws = |b: u8| b.is_ascii_whitespace();
+    let mut i = 0;
+    while i < xml.len() {
+        if !ws(xml[i]) {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        i += 1;
+        if xml[j..].starts_with(b"ref") {
+            j += 3;
+        } else if xml[j..].starts_with(b"r") {
+            j += 1;
+        } else {
+            continue;
+        }
+        while j < xml.len() && ws(xml[j]) {
+            j += 1;
+        }
+        if xml.get(j) != Some(&b'=') {
+            continue;
+        }
+        j += 1;
+        while j < xml.len() && ws(xml[j]) {
+            j += 1;
+        }
+        let Some(&q) = xml.get(j).filter(|&&q| q == b'"' || q == b'\'') else {
+            continue;
+        };
+        let start = j + 1;
+        let end = xml[start..]
+            .iter()
+            .position(|&b| b == q)
+            .map_or(xml.len(), |n| start + n);
+        let value = &xml[start..end];
+        let too_long = value.split(|&b| b == b':').any(|part| {
+            let letters = part.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+            let digits = part[letters..].iter().take_while(|b| b.is_ascii_digit()).count();
+            letters > 3 || digits > 7
+        });
+        if too_long {
+            return Some(String::from_utf8_lossy(&value[..value.len().min(40)]).into_owned());
+        }
+        i = end;
+    }
+    None
 }
 
 fn cell_text(d: &Data) -> Option<String> {
@@ -98,29 +159,9 @@ fn period_of(s: &str) -> String {
     }
 }
 
-/// Columns beyond this are no part of any template (the county's has a
-/// dozen); a value out there is an error, not a reason to allocate.
-const FAR_RIGHT: usize = 1024;
-
-/// Parses a filled-in template with the default limits.
-pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
-    parse_limited(bytes, &ReadLimits::default())
-}
-
-/// Parses a filled-in template.
-pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, ParseError> {
-    let bad = |m: String| ParseError::Shape(format!("(xlsx) {m}"));
-    let max = limits.max_uncompressed_bytes;
-    let size = declared_size(bytes).map_err(bad)?;
-    if size > max {
-        return Err(ParseError::OverLimit(format!(
-            "the .xlsx inflates to {size} bytes, over the {max}-byte limit"
-        )));
-    }
-    inflated_size(bytes, max).map_err(|e| match e.starts_with("inflates") {
-        true => ParseError::OverLimit(format!("the .xlsx {e}")),
-        false => bad(e),
-    })?;
+/// Filled cells of the first sheet by row, then column (0-based).
+fn read_cells(bytes: &[u8], limits: &ReadLimits) -> Result<BTreeMap<u32, BTreeMap<u32, Data>>, ParseError> {
+    let bad = ParseError::Xlsx;
     let mut wb: Xlsx<_> =
         open_workbook_from_rs(Cursor::new(bytes)).map_err(|e: calamine::XlsxError| bad(e.to_string()))?;
     let sheet = wb
@@ -128,7 +169,6 @@ pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, Pa
         .first()
         .cloned()
         .ok_or_else(|| bad("the workbook has no sheet".into()))?;
-    // Filled cells by row, then column; rows and columns start at 0.
     let mut grid: BTreeMap<u32, BTreeMap<u32, Data>> = BTreeMap::new();
     {
         let mut cells = wb.worksheet_cells_reader(&sheet).map_err(|e| bad(e.to_string()))?;
@@ -151,6 +191,39 @@ pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, Pa
             limits.check_rows(grid.len(), "sheet rows")?;
         }
     }
+    Ok(grid)
+}
+
+/// Columns beyond this are no part of any template (the county's has a
+/// dozen); a value out there is an error, not a reason to allocate.
+const FAR_RIGHT: usize = 1024;
+
+/// Parses a filled-in template with the default limits.
+pub fn parse(bytes: &[u8]) -> Result<Submission, ParseError> {
+    parse_limited(bytes, &ReadLimits::default())
+}
+
+/// Parses a filled-in template.
+pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, ParseError> {
+    let bad = ParseError::Xlsx;
+    let max = limits.max_uncompressed_bytes;
+    let size = declared_size(bytes).map_err(bad)?;
+    if size > max {
+        return Err(ParseError::OverLimit(format!(
+            "the .xlsx inflates to {size} bytes, over the {max}-byte limit"
+        )));
+    }
+    inflate_and_scan(bytes, max).map_err(|e| match e.starts_with("inflates") {
+        true => ParseError::OverLimit(format!("the .xlsx {e}")),
+        false => bad(e),
+    })?;
+    // calamine is third-party code reading hostile bytes: a panic in it is
+    // one more unreadable workbook, not a crashed run.
+    let grid = std::panic::catch_unwind(|| read_cells(bytes, limits)).unwrap_or_else(|_| {
+        Err(bad(
+            "the workbook could not be read (the xlsx reader failed on it)".into()
+        ))
+    })?;
     // Dense rows from column A, as the template lays them out.
     let dense: Vec<Vec<Data>> = grid
         .values()
@@ -250,6 +323,118 @@ mod tests {
     fn shipped_template_is_readable_and_empty() {
         let s = parse(include_bytes!("../../../schemas/template.xlsx")).unwrap();
         assert!(s.values.is_empty(), "an unfilled template has no values");
+    }
+
+    const TEMPLATE: &[u8] = include_bytes!("../../../schemas/template.xlsx");
+
+    /// The shipped template with its parts rewritten by `edit` (name, bytes).
+    fn rezip(edit: impl Fn(&str, Vec<u8>) -> Vec<u8>) -> Vec<u8> {
+        let mut zin = zip::ZipArchive::new(Cursor::new(TEMPLATE)).unwrap();
+        let mut out = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        for i in 0..zin.len() {
+            let mut e = zin.by_index(i).unwrap();
+            let name = e.name().unwrap().to_string();
+            let mut buf = Vec::new();
+            e.read_to_end(&mut buf).unwrap();
+            let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            out.start_file(name.as_str(), opts).unwrap();
+            std::io::Write::write_all(&mut out, &edit(&name, buf)).unwrap();
+        }
+        out.finish().unwrap().into_inner()
+    }
+
+    fn sheet_edit(find: &'static str, put: String) -> impl Fn(&str, Vec<u8>) -> Vec<u8> {
+        move |name: &str, b: Vec<u8>| {
+            if name == "xl/worksheets/sheet1.xml" {
+                let t = String::from_utf8(b).unwrap();
+                assert!(t.contains(find), "template sheet has {find}");
+                t.replacen(find, &put, 1).into_bytes()
+            } else {
+                b
+            }
+        }
+    }
+
+    #[test]
+    fn rezipped_template_still_reads() {
+        let s = parse(&rezip(|_, b| b)).unwrap();
+        assert_eq!(s.format, Format::Xlsx);
+    }
+
+    #[test]
+    fn overflowing_cell_reference_is_refused_not_a_panic() {
+        // calamine's reference parser overflows on 7+ column letters (found by
+        // the xlsx fuzz target); it never gets to see one.
+        let z = rezip(sheet_edit("r=\"A1\"", "r=\"AAAAAAAAAAAA1\"".into()));
+        let err = parse(&z).unwrap_err().to_string();
+        assert!(
+            err.contains("outside any worksheet") && err.contains("AAAAAAAAAAAA1"),
+            "{err}"
+        );
+        let z = rezip(sheet_edit("r=\"A1\"", "r = 'A99999999999'".into()));
+        assert!(parse(&z).unwrap_err().to_string().contains("outside any worksheet"));
+        // The fuzzer's own input (a mutated template) is refused too.
+        assert!(parse(include_bytes!("../tests/data/fuzz-overflowing-cell-ref.xlsx")).is_err());
+    }
+
+    #[test]
+    fn far_away_cell_is_an_error_not_a_huge_grid() {
+        // A1 plus XFD1048576 would be a 17-billion-cell range for calamine.
+        let far = r#"<c r="XFD1048576" t="inlineStr"><is><t>x</t></is></c>"#;
+        let z = rezip(sheet_edit(
+            "</sheetData>",
+            format!(r#"<row r="1048576">{far}</row></sheetData>"#),
+        ));
+        let err = parse(&z).unwrap_err().to_string();
+        assert!(err.contains("far outside the template"), "{err}");
+    }
+
+    #[test]
+    fn lying_zip_bomb_is_counted_not_trusted() {
+        let limits = ReadLimits {
+            max_uncompressed_bytes: 1024 * 1024,
+            ..ReadLimits::default()
+        };
+        let big = |name: &str, b: Vec<u8>| match name {
+            "docProps/app.xml" => vec![b' '; 4 * 1024 * 1024],
+            _ => b,
+        };
+        let honest = rezip(big);
+        let err = parse_limited(&honest, &limits).unwrap_err().to_string();
+        assert!(err.contains("over the 1048576-byte limit"), "{err}");
+        // The same archive with every directory entry claiming 10 bytes.
+        let mut lying = honest.clone();
+        let mut at = 0;
+        while let Some(p) = lying[at..].windows(4).position(|w| w == b"PK\x01\x02") {
+            let h = at + p;
+            lying[h + 24..h + 28].copy_from_slice(&10u32.to_le_bytes());
+            at = h + 4;
+        }
+        let err = parse_limited(&lying, &limits).unwrap_err().to_string();
+        // zip itself stops at the declared size; the counter is the second line.
+        assert!(err.contains("declare"), "{err}");
+        assert!(parse(&honest).is_ok(), "within the default limit it reads");
+    }
+
+    #[test]
+    fn rows_and_values_per_row_are_limited() {
+        let filled = include_bytes!("../../../tests/cases/xlsx-template/input.xlsx");
+        assert!(parse(filled).is_ok());
+        let few = ReadLimits {
+            max_row_values: 2,
+            ..ReadLimits::default()
+        };
+        let err = parse_limited(filled, &few).unwrap_err().to_string();
+        assert!(
+            err.starts_with("over a limit: sheet row") && err.contains("at most 2"),
+            "{err}"
+        );
+        let short = ReadLimits {
+            max_rows: 3,
+            ..ReadLimits::default()
+        };
+        let err = parse_limited(filled, &short).unwrap_err().to_string();
+        assert!(err.contains("at most 3 rows"), "{err}");
     }
 
     #[test]

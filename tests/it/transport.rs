@@ -1,0 +1,142 @@
+//! Bodies that do not arrive whole, or are not reports at all, over a real
+//! loopback portal: a body over `http.max_body_bytes`, a transfer cut off on
+//! every attempt, a report served as an HTML page. Each is landed as received,
+//! quarantined whole with its reason and alerted; every other township is
+//! published; the next good fetch replaces it.
+
+use polars::prelude::*;
+use serde_json::json;
+
+use taizhang::demo::{demo_config, start_portal};
+use taizhang::land::sha256_hex;
+use taizhang::run::{RunOptions, run};
+use taizhang::simulator::Canned;
+
+use crate::support::{Receiver, at, read_year, rows, total};
+
+fn report(township: &str, explanation: &str) -> serde_json::Value {
+    json!({
+        "township": township,
+        "program": "cdpf-monthly",
+        "period": "2026-06",
+        "submitted_at": "2026-07-04T09:12:00+08:00",
+        "version": 1,
+        "explanation": explanation,
+        "values": [{"indicator": "白内障复明手术", "value": 12}]
+    })
+}
+
+fn text(df: &DataFrame, c: &str) -> String {
+    df.column(c).unwrap().str().unwrap().get(0).unwrap_or("").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_cut_off_and_mistyped_bodies_are_landed_quarantined_and_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("warehouse");
+    let mut cfg = demo_config(&wh).unwrap();
+    let (portal, _addr) = start_portal(&mut cfg).await.unwrap();
+    let (receiver, hook) = Receiver::start().await;
+    cfg.webhook_url = Some(hook);
+    cfg.settings.http.retry_base_ms = 1;
+    cfg.settings.http.max_body_bytes = 64 * 1024;
+
+    let huge = Canned::json(&report("341124102", &"很长的说明。".repeat(10_000)));
+    assert!(huge.body.len() > 64 * 1024);
+    portal.set("341124102", "2026-06", huge.clone());
+    let cut = Canned::json(&report("341124103", "")).cut_off_after(100);
+    portal.set("341124103", "2026-06", cut.clone());
+    let html = Canned::json(&report("341124104", "")).served_as("text/html; charset=utf-8");
+    portal.set("341124104", "2026-06", html);
+
+    let s = run(&cfg, &RunOptions::at(at("2026-07-10T10:00:00+08:00")))
+        .await
+        .unwrap();
+    assert_eq!(s.fetch_failed, 0, "all three were received, in part or whole");
+
+    // Landed as received: the first 64 KiB, the first 100 bytes.
+    let landings = read_year(&wh, "landings", 2026);
+    let landing = |t: &str| rows(&landings, &[("township", t), ("period", "2026-06")]);
+    let big = landing("341124102");
+    assert_eq!(big.column("bytes").unwrap().i64().unwrap().get(0), Some(64 * 1024));
+    assert!(
+        text(&big, "defect").contains("larger than the 65536-byte limit"),
+        "{big}"
+    );
+    let raw = |body: &[u8]| {
+        let h = sha256_hex(body);
+        std::fs::read(wh.join("raw/sha256").join(&h[..2]).join(&h[2..])).unwrap()
+    };
+    assert_eq!(raw(&huge.body[..64 * 1024]), &huge.body[..64 * 1024]);
+    let short = landing("341124103");
+    assert!(
+        text(&short, "defect").starts_with("body cut off after 100 of"),
+        "{short}"
+    );
+    assert_eq!(raw(&cut.body[..100]), &cut.body[..100]);
+    assert!(
+        landing("341124104").column("defect").unwrap().is_null().get(0) == Some(true),
+        "a mistyped body arrived whole"
+    );
+
+    // Quarantined whole, each with its reason; nothing published for them.
+    let q = read_year(&wh, "quarantine", 2026);
+    let reason = |t: &str| text(&rows(&q, &[("township", t), ("period", "2026-06")]), "reason");
+    assert!(reason("341124102").contains("larger than the 65536-byte limit"));
+    assert!(reason("341124103").contains("cut off after 100"));
+    assert!(reason("341124104").contains("served as \"text/html"));
+    let cataract = read_year(&wh, "facts/cataract_surgery", 2026);
+    for t in ["341124102", "341124103", "341124104"] {
+        assert_eq!(
+            rows(&cataract, &[("township", t), ("period", "2026-06")]).height(),
+            0,
+            "{t}"
+        );
+    }
+    // Every other township's June is published.
+    assert!(total(&cataract, "341124105", "2026-06").is_some());
+    let subs = read_year(&wh, "submissions", 2026);
+    for t in ["341124102", "341124103", "341124104"] {
+        let sub = rows(&subs, &[("township", t), ("period", "2026-06")]);
+        assert_eq!(text(&sub, "status"), "quarantined", "{t}");
+    }
+
+    // Alerted, in words county staff can act on.
+    let posts = receiver.posts();
+    let messages: Vec<String> = posts
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().unwrap().clone())
+        .filter(|a| a["kind"] == "quarantined")
+        .map(|a| format!("{} {}", a["township"], a["message"]))
+        .collect();
+    for (t, says) in [
+        ("341124102", "整份隔离"),
+        ("341124103", "cut off"),
+        ("341124104", "text/html"),
+    ] {
+        assert!(
+            messages.iter().any(|m| m.contains(t) && m.contains(says)),
+            "{t}: {messages:#?}"
+        );
+    }
+
+    // The townships send again, properly: the good versions count, the
+    // defective bodies stay in the landing area.
+    for t in ["341124102", "341124103", "341124104"] {
+        portal.set(t, "2026-06", Canned::json(&report(t, "重新上报")));
+    }
+    run(&cfg, &RunOptions::at(at("2026-07-11T10:00:00+08:00")))
+        .await
+        .unwrap();
+    let cataract = read_year(&wh, "facts/cataract_surgery", 2026);
+    let landings = read_year(&wh, "landings", 2026);
+    for t in ["341124102", "341124103", "341124104"] {
+        assert_eq!(total(&cataract, t, "2026-06"), Some(12.0), "{t}");
+        assert_eq!(rows(&landings, &[("township", t), ("period", "2026-06")]).height(), 2);
+    }
+    let q = read_year(&wh, "quarantine", 2026);
+    assert_eq!(
+        rows(&q, &[("period", "2026-06"), ("township", "341124102")]).height(),
+        0
+    );
+}
