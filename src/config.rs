@@ -328,12 +328,33 @@ pub enum CheckConfig {
     },
     /// Plausibility bounds per township and period (catalog `plausible_max`, overridable here).
     Plausibility {
-        /// Indicator code → largest plausible value per township and period.
+        /// Indicator code → largest plausible value per township and month.
         #[serde(default)]
         bounds: BTreeMap<String, f64>,
+        /// Over this many times the township's largest month so far is implausible.
+        #[serde(default = "default_history_factor")]
+        history_factor: f64,
+        /// Non-zero periods of history before the history bound applies.
+        #[serde(default = "default_plausible_history")]
+        min_history: usize,
+        /// The history bound is never below this, per month.
+        #[serde(default = "default_history_floor")]
+        history_floor: f64,
         /// Severity.
         severity: Severity,
     },
+}
+
+fn default_history_factor() -> f64 {
+    20.0
+}
+
+fn default_plausible_history() -> usize {
+    3
+}
+
+fn default_history_floor() -> f64 {
+    100.0
 }
 
 /// What a count_rate's rate is per.

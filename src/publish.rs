@@ -476,6 +476,11 @@ fn township_columns() -> Vec<ColSpec> {
         c("city_name", Str, "city name"),
         c("province", Str, "2-digit province code"),
         c("province_name", Str, "province name"),
+        c(
+            "population",
+            I64,
+            "resident population as configured in registry.toml (null when not given)",
+        ),
     ]
 }
 
@@ -491,6 +496,10 @@ fn township_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
         Column::new("city_name".into(), col(|t| &t.city_name)),
         Column::new("province".into(), col(|t| &t.province)),
         Column::new("province_name".into(), col(|t| &t.province_name)),
+        Column::new(
+            "population".into(),
+            ts.iter().map(|t| t.population.map(|p| p as i64)).collect::<Vec<_>>(),
+        ),
     ])
 }
 

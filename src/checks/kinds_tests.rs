@@ -377,6 +377,71 @@ fn implausible_magnitude_is_an_error_and_held_out() {
 }
 
 #[test]
+fn population_is_the_default_ceiling_for_counts_of_people() {
+    // 大墅镇 has 31,000 residents (config/registry.toml). With the catalog's
+    // per-month bound lifted, 40,000 care recipients is still implausible and
+    // the message says why; 20,000 is not.
+    let cfg = config();
+    assert_eq!(cfg.registry.get("341124102").unwrap().population, Some(31_000));
+    let decl = "kind = \"plausibility\"\nseverity = \"error\"\nbounds = { severe_care_recipients = 1e9, severe_care_amount = 1e12 }";
+    let d = doc(
+        "2026-06",
+        json!([{"indicator": "重度残疾人护理补贴人数", "value": 40000},
+               {"indicator": "重度残疾人护理补贴金额", "value": 40000}]),
+    );
+    let r = run(&cfg, decl, &[("341124102", "2026-06", d)]);
+    assert_eq!(
+        col_str(&r, "indicator"),
+        ["severe_care_recipients"],
+        "元 is not a count of people"
+    );
+    assert_eq!(r.column("expected").unwrap().f64().unwrap().get(0), Some(31_000.0));
+    assert!(col_str(&r, "message")[0].contains("常住人口"), "{r}");
+    let d = doc(
+        "2026-06",
+        json!([{"indicator": "重度残疾人护理补贴人数", "value": 20000}]),
+    );
+    assert_eq!(run(&cfg, decl, &[("341124102", "2026-06", d)]).height(), 0);
+}
+
+#[test]
+fn history_bounds_a_value_no_configured_bound_catches() {
+    // 元 amounts: no population ceiling, the catalog bound lifted. After three
+    // months near 50,000元, 5.018亿元 (万 typed for 元, twice) is flagged; a
+    // month at 15× is a big month, not an implausible one.
+    let cfg = config();
+    let decl = "kind = \"plausibility\"\nseverity = \"error\"\nbounds = { fuel_amount = 1e12 }";
+    let months = |june: Value| {
+        [
+            ("2026-03", json!(48_000)),
+            ("2026-04", json!(50_180)),
+            ("2026-05", json!(51_000)),
+            ("2026-06", june),
+        ]
+        .into_iter()
+        .map(|(p, v)| {
+            (
+                "341124102",
+                p,
+                doc(p, json!([{"indicator": "燃油补贴金额", "value": v}])),
+            )
+        })
+        .collect::<Vec<_>>()
+    };
+    let r = run(&cfg, decl, &months(json!("5.018亿元")));
+    assert_eq!(col_str(&r, "period"), ["2026-06"], "{r}");
+    assert_eq!(
+        r.column("expected").unwrap().f64().unwrap().get(0),
+        Some(51_000.0 * 20.0)
+    );
+    assert!(col_str(&r, "message")[0].contains("以往最高月值的 20 倍"), "{r}");
+    assert_eq!(run(&cfg, decl, &months(json!(765_000))).height(), 0);
+    // Too little history: no history bound at all.
+    let few = format!("{decl}\nmin_history = 4");
+    assert_eq!(run(&cfg, &few, &months(json!("5.018亿元"))).height(), 0);
+}
+
+#[test]
 fn a_rule_naming_an_unknown_indicator_or_category_does_not_build() {
     let cfg = config();
     for decl in [

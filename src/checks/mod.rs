@@ -228,11 +228,20 @@ pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, Str
             min_points: *min_points,
             severity: *severity,
         }),
-        CheckConfig::Plausibility { bounds, severity } => Box::new(plausibility::Plausibility {
+        CheckConfig::Plausibility {
+            bounds,
+            history_factor,
+            min_history,
+            history_floor,
+            severity,
+        } => Box::new(plausibility::Plausibility {
             bounds: bounds
                 .iter()
                 .map(|(k, v)| known(k).map(|c| (c, *v)))
                 .collect::<Result<_, _>>()?,
+            history_factor: *history_factor,
+            min_history: *min_history,
+            history_floor: *history_floor,
             severity: *severity,
         }),
     })

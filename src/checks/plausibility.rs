@@ -1,6 +1,13 @@
 //! Plausibility bounds: a township value above what one township can
 //! plausibly do in a period (138674万名 in a township of 30,000 people), or
 //! below zero, is held out of the rollup until someone confirms it.
+//!
+//! The bound is the tightest of what is known: the configured bound (the
+//! pipeline's `bounds`, else the catalog's `plausible_max`, per month); for
+//! counts of people and households, the township's resident population
+//! (registry.toml `[population]`); and, once the township has
+//! `min_history` non-zero periods, `history_factor` times its largest
+//! monthly value so far (never below `history_floor` per month).
 
 use std::collections::BTreeMap;
 
@@ -9,10 +16,20 @@ use polars::prelude::*;
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::config::Severity;
 
+/// Units that count people or households: no township has more of them
+/// than its population.
+const PEOPLE_UNITS: &[&str] = &["人", "名", "户"];
+
 /// The plausibility check.
 pub struct Plausibility {
     /// Overrides of the catalog's `plausible_max`, per indicator code.
     pub bounds: BTreeMap<String, f64>,
+    /// A value over this many times the township's largest month so far is implausible.
+    pub history_factor: f64,
+    /// Non-zero periods of history needed before the history bound applies.
+    pub min_history: usize,
+    /// The history bound is never below this, per month.
+    pub history_floor: f64,
     /// Severity.
     pub severity: Severity,
 }
@@ -23,28 +40,77 @@ impl Check for Plausibility {
     }
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
-        let (codes, maxes): (Vec<String>, Vec<f64>) = input
-            .catalog
-            .indicators
-            .iter()
-            .filter_map(|i| {
-                self.bounds
-                    .get(&i.code)
-                    .copied()
-                    .or(i.plausible_max)
-                    .map(|m| (i.code.clone(), m))
-            })
-            .unzip();
+        let cat = &input.catalog.indicators;
         let bounds = DataFrame::new_infer_height(vec![
-            Column::new("indicator".into(), codes),
-            Column::new("max_per_month".into(), maxes),
+            Column::new(
+                "indicator".into(),
+                cat.iter().map(|i| i.code.clone()).collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "max_per_month".into(),
+                cat.iter()
+                    .map(|i| self.bounds.get(&i.code).copied().or(i.plausible_max))
+                    .collect::<Vec<_>>(),
+            ),
+            Column::new(
+                "people".into(),
+                cat.iter()
+                    .map(|i| PEOPLE_UNITS.contains(&i.unit.as_str()))
+                    .collect::<Vec<_>>(),
+            ),
+        ])?;
+        let ts: Vec<_> = input.registry.townships.values().collect();
+        let population = DataFrame::new_infer_height(vec![
+            Column::new("township".into(), ts.iter().map(|t| t.code.clone()).collect::<Vec<_>>()),
+            Column::new(
+                "population".into(),
+                ts.iter().map(|t| t.population.map(|p| p as f64)).collect::<Vec<_>>(),
+            ),
         ])?;
         let months = super::rule::period_months(input.facts)?;
+        let keys = [col("township"), col("indicator")];
+        let per_month = col("value") / col("months");
+        let configured = col("max_per_month") * col("months");
+        let by_population = when(col("people")).then(col("population")).otherwise(lit(NULL));
+        let by_history = when(col("history_n").gt_eq(lit(self.min_history as i64)))
+            .then((col("history_max") * lit(self.history_factor)).clip_min(lit(self.history_floor)) * col("months"))
+            .otherwise(lit(NULL));
+        // The tightest of the known bounds, and which one it is.
+        let tighter = |a: Expr, b: Expr| {
+            when(a.clone().is_null())
+                .then(b.clone())
+                .when(b.clone().is_null().or(a.clone().lt_eq(b.clone())))
+                .then(a)
+                .otherwise(b)
+        };
+        let max = tighter(tighter(configured.clone(), by_population.clone()), by_history.clone());
         let failures = input
             .facts
             .clone()
             .lazy()
             .filter(col("dimension").is_null().and(col("value").is_not_null()))
+            .join(
+                months.lazy(),
+                [col("period")],
+                [col("period")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .sort(["township", "indicator", "period"], Default::default())
+            .with_columns([
+                per_month
+                    .clone()
+                    .shift(lit(1))
+                    .cum_max(false)
+                    .over(keys.clone())?
+                    .alias("history_max"),
+                col("value")
+                    .neq(lit(0.0))
+                    .cast(DataType::Int64)
+                    .shift(lit(1))
+                    .cum_sum(false)
+                    .over(keys)?
+                    .alias("history_n"),
+            ])
             .join(
                 bounds.lazy(),
                 [col("indicator")],
@@ -52,12 +118,22 @@ impl Check for Plausibility {
                 JoinArgs::new(JoinType::Left),
             )
             .join(
-                months.lazy(),
-                [col("period")],
-                [col("period")],
+                population.lazy(),
+                [col("township")],
+                [col("township")],
                 JoinArgs::new(JoinType::Left),
             )
-            .with_column((col("max_per_month") * col("months")).alias("max"))
+            .with_column(max.alias("max"))
+            .with_column(
+                when(col("max").is_null())
+                    .then(lit(NULL).cast(DataType::String))
+                    .when(by_population.clone().eq(col("max")))
+                    .then(lit("population"))
+                    .when(configured.eq(col("max")))
+                    .then(lit("configured"))
+                    .otherwise(lit("history"))
+                    .alias("basis"),
+            )
             .filter(col("value").lt(lit(0.0)).or(col("value").gt(col("max"))))
             .sort(["township", "period", "indicator"], Default::default())
             .collect()?;
@@ -65,6 +141,7 @@ impl Check for Plausibility {
         let ff = FailureFrame::read(&failures)?;
         let (indicator, raw) = (ff.str("indicator")?, ff.str("value_raw")?);
         let (value, max) = (ff.f64("value")?, ff.f64("max")?);
+        let basis = ff.str("basis")?;
         for i in 0..ff.len() {
             let (t, p, code) = (ff.township(i), ff.period(i), indicator.get(i).unwrap_or(""));
             let ind = input.catalog.get(code);
@@ -76,12 +153,17 @@ impl Check for Plausibility {
                 observed: Some(v),
                 expected: m,
                 message: format!(
-                    "{} {p} {}: {}{unit}（原文 {:?}）超出合理范围 {}，待核实后计入 (implausible value held out until confirmed)",
+                    "{} {p} {}: {}{unit}（原文 {:?}）超出合理范围 {}{}，待核实后计入 (implausible value held out until confirmed)",
                     township_label(input.registry, t),
                     ind.map_or(code, |i| i.name.as_str()),
                     num(v),
                     raw.get(i).unwrap_or(""),
-                    m.map_or("0..".into(), |m| format!("0–{}", num(m)))
+                    m.map_or("0..".into(), |m| format!("0–{}", num(m))),
+                    match basis.get(i) {
+                        Some("population") => "（本乡镇常住人口）".to_string(),
+                        Some("history") => format!("（本乡镇以往最高月值的 {} 倍）", num(self.history_factor)),
+                        _ => String::new(),
+                    }
                 ),
                 ..ff.failure(i, self.name(), self.severity)
             });

@@ -27,6 +27,9 @@ pub struct Township {
     pub province: String,
     /// Province name.
     pub province_name: String,
+    /// Resident population, when the county gave it (`[population]` in
+    /// registry.toml): the default ceiling for counts of people and households.
+    pub population: Option<u64>,
 }
 
 /// A historical or colloquial name for a township.
@@ -51,6 +54,9 @@ pub struct RegistryConfig {
     /// Extra names for townships.
     #[serde(default)]
     pub aliases: Vec<Alias>,
+    /// Resident population by 9-digit township code.
+    #[serde(default)]
+    pub population: BTreeMap<String, u64>,
 }
 
 /// The official division table, as CSV texts.
@@ -252,9 +258,22 @@ impl Registry {
                         city_name: cities.get(city).cloned().unwrap_or_default(),
                         province_name: provinces.get(&province).cloned().unwrap_or_default(),
                         province: province.clone(),
+                        population: None,
                     },
                 );
             }
+        }
+        for (code, people) in &config.population {
+            let Some(t) = townships.get_mut(code) else {
+                return Err(invalid(
+                    "population",
+                    format!("{code:?} is not a township of the registry"),
+                ));
+            };
+            if *people == 0 {
+                return Err(invalid("population", format!("{code:?} has a population of 0")));
+            }
+            t.population = Some(*people);
         }
         let mut names: HashMap<String, Vec<String>> = HashMap::new();
         let mut add = |name: &str, code: &str| {
@@ -345,6 +364,7 @@ mod tests {
         let cfg = RegistryConfig {
             counties: counties.iter().map(|s| s.to_string()).collect(),
             aliases: vec![],
+            population: Default::default(),
         };
         Registry::build("registry.toml", &cfg, &Divisions::embedded()).unwrap()
     }
@@ -370,10 +390,25 @@ mod tests {
     }
 
     #[test]
+    fn population_is_attached_and_checked() {
+        let mut cfg: RegistryConfig =
+            toml::from_str("counties = [\"341124\"]\n[population]\n341124102 = 31000").unwrap();
+        let r = Registry::build("registry.toml", &cfg, &Divisions::embedded()).unwrap();
+        assert_eq!(r.get("341124102").unwrap().population, Some(31_000));
+        assert_eq!(r.get("341124103").unwrap().population, None);
+        cfg.population.insert("533122204".into(), 5000);
+        let err = Registry::build("registry.toml", &cfg, &Divisions::embedded())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("population") && err.contains("533122204"), "{err}");
+    }
+
+    #[test]
     fn unknown_county_is_an_error_naming_the_key() {
         let cfg = RegistryConfig {
             counties: vec!["999999".into()],
             aliases: vec![],
+            population: Default::default(),
         };
         let err = Registry::build("registry.toml", &cfg, &Divisions::embedded())
             .unwrap_err()
