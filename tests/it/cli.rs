@@ -122,6 +122,7 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
     assert!(String::from_utf8_lossy(&dry.stdout).contains("60 reports would be fetched"));
     assert_eq!(portal.hits(), 0, "a dry run fetches nothing");
 
+    let (settings2, wh2) = (settings.clone(), wh.clone());
     let out = tokio::task::spawn_blocking(move || {
         bin()
             .args(["run", "--now", "2026-07-10T10:00:00+08:00", "--config"])
@@ -150,6 +151,37 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
     assert!(
         !String::from_utf8_lossy(&out.stderr).contains(&hook),
         "the webhook URL is a secret and never logged"
+    );
+
+    // What county staff read after the run.
+    let read = |args: &[&str]| {
+        let o = bin()
+            .args(args)
+            .arg("--config")
+            .arg(&settings2)
+            .env("TAIZHANG_PATHS__WAREHOUSE_DIR", &wh2)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let q = read(&["quarantine", "--period", "2026-06"]);
+    assert!(
+        q.contains("十字镇") && q.contains("残疾人体育活动") && q.contains("unknown indicator"),
+        "{q}"
+    );
+    assert!(!read(&["quarantine", "--period", "2026-05"]).contains("十字镇"));
+    let e = read(&["explain", "--township", "341124102", "--period", "2026-05"]);
+    assert!(e.contains("大墅镇(341124102) 2026-05"), "{e}");
+    assert!(e.contains("served as application/json"), "{e}");
+    assert!(e.contains("残疾人证核发"), "{e}");
+    let e = read(&["explain", "--township", "341124107", "--period", "2026-06"]);
+    assert!(e.contains("残疾人体育活动") && e.contains("unknown indicator"), "{e}");
+    let c = read(&["checks", "--period", "2026-05"]);
+    assert!(
+        c.contains("大墅镇(341124102) 2026-05 残疾人证核发: 合计 11 与按类别分项之和 9 不符")
+            && c.contains("未计入县汇总"),
+        "{c}"
     );
 }
 

@@ -2,9 +2,13 @@
 //! official tables: traditional → simplified characters, full-width → ASCII,
 //! whitespace dropped. Used on distinct labels, never on every value.
 
+use crate::fold_table::TS_CHARACTERS;
+
 /// Traditional characters seen in township names, indicator names and units,
-/// paired with their simplified form. Sorted by the traditional character so
-/// lookups can binary-search.
+/// paired with their simplified form: the spelling `to_traditional` uses for
+/// fixtures. Folding uses OpenCC's full table ([`TS_CHARACTERS`], 4,098
+/// characters) first. Sorted by the traditional character so lookups can
+/// binary-search.
 const TRAD_SIMP: &[(char, char)] = &[
     ('亂', '乱'),
     ('來', '来'),
@@ -312,6 +316,9 @@ const TRAD_SIMP: &[(char, char)] = &[
 
 /// Folds one character: traditional → simplified, full-width ASCII → ASCII.
 pub fn fold_char(c: char) -> char {
+    if let Ok(i) = TS_CHARACTERS.binary_search_by_key(&c, |&(t, _)| t) {
+        return TS_CHARACTERS[i].1;
+    }
     if let Ok(i) = TRAD_SIMP.binary_search_by_key(&c, |&(t, _)| t) {
         return TRAD_SIMP[i].1;
     }
@@ -346,6 +353,19 @@ mod tests {
     #[test]
     fn table_is_sorted_so_binary_search_works() {
         assert!(TRAD_SIMP.windows(2).all(|w| w[0].0 < w[1].0));
+        assert!(TS_CHARACTERS.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn full_table_agrees_with_the_fixture_spellings() {
+        for &(t, s) in TRAD_SIMP {
+            assert_eq!(fold_char(t), s, "{t}");
+        }
+        // Characters only the full table knows, and one it leaves alone
+        // because it is simplified Chinese too (乾县).
+        assert_eq!(fold("章輝鄉"), "章辉乡");
+        assert_eq!(fold("蘆溝"), "芦沟");
+        assert_eq!(fold("乾縣"), "乾县");
     }
 
     #[test]

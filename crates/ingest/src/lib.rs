@@ -12,6 +12,7 @@
 pub mod catalog;
 pub mod dhis2;
 pub mod fold;
+mod fold_table;
 pub mod normalize_value;
 pub mod period;
 pub mod registry;

@@ -390,6 +390,35 @@ mod tests {
     }
 
     #[test]
+    fn upgrades_aliases_and_ambiguity() {
+        let cfg: RegistryConfig = toml::from_str(
+            r#"counties = ["341124", "120114", "120115"]
+               [[aliases]]
+               name = "章辉乡"
+               township = "341124100"
+               until = "2005-01-01""#,
+        )
+        .unwrap();
+        let r = Registry::build("registry.toml", &cfg, &Divisions::embedded()).unwrap();
+        let found = |s: &str| NameMatch::Found(s.to_string());
+        // 乡 → 镇 and 镇 → 街道 upgrades: the old suffix still finds the township.
+        assert_eq!(r.resolve_name("古河乡"), found("341124101"));
+        assert_eq!(r.resolve_name("大墅街道"), found("341124102"));
+        // A merged township's old name, kept as an alias.
+        assert_eq!(r.resolve_name("章辉乡"), found("341124100"));
+        assert_eq!(r.resolve_name("章輝鄉"), found("341124100"));
+        // 黄庄街道 (武清区) and 黄庄镇 (宝坻区): 黄庄 alone could be either.
+        match r.resolve_name("黄庄") {
+            NameMatch::Ambiguous(c) => {
+                assert!(c.iter().any(|c| c.contains("120114004")), "{c:?}");
+                assert!(c.iter().any(|c| c.contains("120115125")), "{c:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.resolve_name("黄庄镇"), found("120115125"));
+    }
+
+    #[test]
     fn population_is_attached_and_checked() {
         let mut cfg: RegistryConfig =
             toml::from_str("counties = [\"341124\"]\n[population]\n341124102 = 31000").unwrap();
