@@ -5,12 +5,11 @@
 use polars::prelude::*;
 use serde_json::json;
 
-use taizhang::demo::{demo_config, start_portal};
 use taizhang::land::sha256_hex;
 use taizhang::run::{RunOptions, run};
 use taizhang::simulator::{Canned, faults};
 
-use crate::support::{Receiver, at, read_year, rows, snapshot, total};
+use crate::support::{Demo, at, read_year, rows, snapshot, total};
 
 const CONTRACT_EXAMPLE: &str = r#"{
   "township": "341124102",
@@ -38,12 +37,13 @@ fn opts(now: &str) -> RunOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("warehouse");
-    let mut cfg = demo_config(&wh).unwrap();
-    let (portal, _addr) = start_portal(&mut cfg).await.unwrap();
-    let (receiver, hook) = Receiver::start().await;
-    cfg.webhook_url = Some(hook);
+    let Demo {
+        _dir,
+        wh,
+        cfg,
+        portal,
+        receiver,
+    } = Demo::start().await;
     portal.set(
         "341124102",
         "2026-06",
@@ -51,7 +51,6 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
     );
     // A township whose portal page is broken: fetched, retried, reported.
     portal.set("341124104", "2026-02", Canned::status(500, "internal error"));
-    cfg.settings.http.retry_base_ms = 1;
 
     let s = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
     assert_eq!(s.planned, 60);

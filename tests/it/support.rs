@@ -1,7 +1,7 @@
 //! Shared helpers: a webhook receiver, Parquet readers, the demo clock.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -9,6 +9,36 @@ use axum::extract::State;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
+
+/// The demo county in a temp dir: its configuration pointed at a fresh demo
+/// portal, and a webhook receiver that gets the alerts. Retries are quick.
+pub struct Demo {
+    /// Kept alive for the test's duration.
+    pub _dir: tempfile::TempDir,
+    pub wh: PathBuf,
+    pub cfg: taizhang::config::Loaded,
+    pub portal: taizhang::simulator::Portal,
+    pub receiver: Receiver,
+}
+
+impl Demo {
+    pub async fn start() -> Demo {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = dir.path().join("warehouse");
+        let mut cfg = taizhang::demo::demo_config(&wh).unwrap();
+        let (portal, _addr) = taizhang::demo::start_portal(&mut cfg).await.unwrap();
+        let (receiver, hook) = Receiver::start().await;
+        cfg.webhook_url = Some(hook);
+        cfg.settings.http.retry_base_ms = 1;
+        Demo {
+            _dir: dir,
+            wh,
+            cfg,
+            portal,
+            receiver,
+        }
+    }
+}
 
 /// A webhook receiver on loopback that keeps every JSON body posted to it.
 #[derive(Clone, Default)]

@@ -7,12 +7,11 @@
 use polars::prelude::*;
 use serde_json::json;
 
-use taizhang::demo::{demo_config, start_portal};
 use taizhang::land::sha256_hex;
 use taizhang::run::{RunOptions, run};
 use taizhang::simulator::Canned;
 
-use crate::support::{Receiver, at, read_year, rows, total};
+use crate::support::{Demo, at, read_year, rows, total};
 
 fn report(township: &str, explanation: &str) -> serde_json::Value {
     json!({
@@ -32,13 +31,13 @@ fn text(df: &DataFrame, c: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_cut_off_and_mistyped_bodies_are_landed_quarantined_and_alerted() {
-    let dir = tempfile::tempdir().unwrap();
-    let wh = dir.path().join("warehouse");
-    let mut cfg = demo_config(&wh).unwrap();
-    let (portal, _addr) = start_portal(&mut cfg).await.unwrap();
-    let (receiver, hook) = Receiver::start().await;
-    cfg.webhook_url = Some(hook);
-    cfg.settings.http.retry_base_ms = 1;
+    let Demo {
+        _dir,
+        wh,
+        mut cfg,
+        portal,
+        receiver,
+    } = Demo::start().await;
     cfg.settings.http.max_body_bytes = 64 * 1024;
 
     let huge = Canned::json(&report("341124102", &"很长的说明。".repeat(10_000)));

@@ -102,6 +102,24 @@ pub struct Submission {
     pub values: Vec<RawValue>,
 }
 
+impl Submission {
+    /// A submission with no header fields and no values yet.
+    pub fn empty(format: Format, encoding: &'static str) -> Submission {
+        Submission {
+            format,
+            encoding,
+            township: None,
+            township_name: None,
+            program: None,
+            period: None,
+            submitted_at: None,
+            version: None,
+            explanation: None,
+            values: Vec::new(),
+        }
+    }
+}
+
 /// Bytes that are not a submission at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseError {
@@ -475,18 +493,7 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
             })
         })
         .collect::<Result<_, _>>()?;
-    let mut sub = Submission {
-        format: Format::Csv,
-        encoding: "utf-8",
-        township: None,
-        township_name: None,
-        program: None,
-        period: None,
-        submitted_at: None,
-        version: None,
-        explanation: None,
-        values: Vec::new(),
-    };
+    let mut sub = Submission::empty(Format::Csv, "utf-8");
     for (i, line) in lines {
         if line.trim().is_empty() {
             continue;

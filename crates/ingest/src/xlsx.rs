@@ -237,18 +237,7 @@ pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, Pa
         })
         .collect();
     let rows: Vec<&[Data]> = dense.iter().map(Vec::as_slice).collect();
-    let mut sub = Submission {
-        format: Format::Xlsx,
-        encoding: "xlsx",
-        township: None,
-        township_name: None,
-        program: None,
-        period: None,
-        submitted_at: None,
-        version: None,
-        explanation: None,
-        values: Vec::new(),
-    };
+    let mut sub = Submission::empty(Format::Xlsx, "xlsx");
     let header_row = rows
         .iter()
         .position(|r| r.first().and_then(cell_text).is_some_and(|t| t.contains("指标")))
