@@ -474,8 +474,41 @@ fn csv_fields(line: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
+/// Splits CSV text into records with the line each starts on (1-based). A
+/// newline inside a quoted field (Excel writes one for Alt+Enter) belongs to
+/// the field; a quote opens a field only at its start, as in [`csv_fields`].
+fn csv_records(text: &str) -> Vec<(usize, &str)> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    let (mut start, mut line, mut start_line) = (0, 1, 1);
+    let (mut quoted, mut field_start) = (false, true);
+    let mut i = 0;
+    while i < b.len() {
+        match (quoted, b[i]) {
+            (true, b'"') if b.get(i + 1) == Some(&b'"') => i += 1,
+            (true, b'"') => quoted = false,
+            (true, b'\n') => line += 1,
+            (true, _) => {}
+            (false, b'"') if field_start => (quoted, field_start) = (true, false),
+            (false, b',') => field_start = true,
+            (false, b'\n') => {
+                out.push((start_line, text[start..i].trim_end_matches('\r')));
+                line += 1;
+                (start, start_line, field_start) = (i + 1, line, true);
+            }
+            (false, b' ' | b'\t' | b'\r') => {}
+            (false, _) => field_start = false,
+        }
+        i += 1;
+    }
+    if start < b.len() {
+        out.push((start_line, text[start..].trim_end_matches('\r')));
+    }
+    out
+}
+
 fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> {
-    let mut lines = text.lines().enumerate();
+    let mut lines = csv_records(text).into_iter();
     let (_, header) = lines.next().ok_or(ParseError::Empty)?;
     let cols: Vec<String> = csv_fields(header)
         .map_err(|reason| ParseError::Csv { line: 1, reason })?
@@ -499,8 +532,8 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
             continue;
         }
         limits.check_rows(sub.values.len() + 1, "CSV records")?;
-        let f = csv_fields(line).map_err(|reason| ParseError::Csv { line: i + 1, reason })?;
-        limits.check_row_values(f.len(), &format!("CSV line {}", i + 1))?;
+        let f = csv_fields(line).map_err(|reason| ParseError::Csv { line: i, reason })?;
+        limits.check_row_values(f.len(), &format!("CSV line {i}"))?;
         let get = |k: usize| f.get(idx[k]).map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let (township, period) = (get(0), get(1));
         let mut problem = None;
@@ -517,8 +550,7 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
             sub.period = period.clone();
         } else if township != sub.township.clone().or(sub.township_name.clone()) || period != sub.period {
             problem = Some(format!(
-                "CSV line {} is for {}/{}, not the submission's township and period",
-                i + 1,
+                "CSV line {i} is for {}/{}, not the submission's township and period",
                 township.as_deref().unwrap_or("?"),
                 period.as_deref().unwrap_or("?")
             ));
@@ -560,6 +592,30 @@ mod tests {
             let why = content_type_problem(bad).unwrap();
             assert!(why.contains(bad) && why.contains("not a report format"), "{why}");
         }
+    }
+
+    #[test]
+    fn csv_cells_with_line_breaks_from_excel() {
+        // Alt+Enter in a cell: Excel quotes the field and keeps the newline.
+        let text = "township,period,indicator,dimension,category,value\r\n\
+                    大墅镇,2026-06,\"残疾人证\r\n核发\",,,\"1,774\"\r\n\
+                    大墅镇,2026-06,白内障复明手术,,,12\r\n\
+                    古河镇,2026-06,白内障复明手术,,,1\r\n";
+        let s = parse(text.as_bytes()).unwrap();
+        assert_eq!(s.values.len(), 3);
+        assert_eq!(s.values[0].indicator.as_deref(), Some("残疾人证\r\n核发"));
+        assert_eq!(s.values[0].value, Cell::Text("1,774".into()));
+        assert_eq!(s.values[1].value, Cell::Text("12".into()));
+        // Line numbers count the physical lines: the third record starts on line 5.
+        let p = s.values[2].problem.as_deref().unwrap();
+        assert!(p.starts_with("CSV line 5 is for 古河镇/2026-06"), "{p}");
+        // A quote in the middle of a field is a character, not a field opener.
+        let s = parse("township,period,indicator,dimension,category,value\n大墅镇,2026-06,轮椅,,,5\"\n大墅镇,2026-06,白内障复明手术,,,1\n".as_bytes()).unwrap();
+        assert_eq!(s.values.len(), 2);
+        let err = parse("township,period,indicator,dimension,category,value\n大墅镇,2026-06,\"未闭合,,,1\n".as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("CSV line 2") && err.contains("unterminated"), "{err}");
     }
 
     #[test]
