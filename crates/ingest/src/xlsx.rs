@@ -70,19 +70,34 @@ fn inflate_and_scan(bytes: &[u8], limit: u64) -> Result<u64, String> {
                 "inflates to more than the {limit}-byte limit (its directory declares less)"
             ));
         }
-        if xml && let Some(r) = bad_reference(&buf) {
-            return Err(format!(
-                "cell reference {r:?} is outside any worksheet (Excel stops at XFD1048576)"
-            ));
+        if xml && let Some((r, why)) = bad_reference(&buf) {
+            return Err(format!("cell reference {r:?} {why}"));
         }
     }
     Ok(total)
 }
 
-/// The first `r="…"` or `ref="…"` attribute whose cell reference has more
-/// than 3 column letters or 7 row digits. Excel never writes one; calamine
-/// overflows on one, so it is refused before calamine reads the sheet.
-fn bad_reference(xml: &[u8]) -> Option<String> {
+/// A cell reference as calamine reads it (`AB12` → column 28, row 12; both
+/// 1-based), if it is letters then digits; with the letter and digit counts.
+fn cell_ref(part: &[u8]) -> Option<(u64, u64, usize, usize)> {
+    let letters = part.iter().take_while(|b| b.is_ascii_alphabetic()).count();
+    let digits = part[letters..].iter().take_while(|b| b.is_ascii_digit()).count();
+    if letters + digits != part.len() || letters == 0 || digits == 0 || letters > 8 || digits > 12 {
+        return (letters + digits == part.len()).then_some((0, 0, letters, digits));
+    }
+    let col = part[..letters]
+        .iter()
+        .fold(0u64, |c, b| c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1);
+    let row = part[letters..].iter().fold(0u64, |r, b| r * 10 + u64::from(b - b'0'));
+    Some((col, row, letters, digits))
+}
+
+/// The first `r="…"` or `ref="…"` attribute calamine would overflow on, with
+/// why: a cell reference over 3 column letters or 7 row digits (Excel stops
+/// at XFD1048576), or a range whose end is above or left of its start
+/// (`AA1:N30`). Excel writes neither; calamine 0.38 panics on both (found by
+/// the fuzz targets), so they are refused before calamine reads the sheet.
+fn bad_reference(xml: &[u8]) -> Option<(String, &'static str)> {
     let ws = |b: u8| b.is_ascii_whitespace();
     let mut i = 0;
     while i < xml.len() {
@@ -118,13 +133,21 @@ fn bad_reference(xml: &[u8]) -> Option<String> {
             .position(|&b| b == q)
             .map_or(xml.len(), |n| start + n);
         let value = &xml[start..end];
-        let too_long = value.split(|&b| b == b':').any(|part| {
-            let letters = part.iter().take_while(|b| b.is_ascii_alphabetic()).count();
-            let digits = part[letters..].iter().take_while(|b| b.is_ascii_digit()).count();
-            letters > 3 || digits > 7
-        });
-        if too_long {
-            return Some(String::from_utf8_lossy(&value[..value.len().min(40)]).into_owned());
+        let shown = || String::from_utf8_lossy(&value[..value.len().min(40)]).into_owned();
+        let parts: Vec<_> = value.split(|&b| b == b':').map(cell_ref).collect();
+        if parts
+            .iter()
+            .flatten()
+            .any(|&(_, _, letters, digits)| letters > 3 || digits > 7)
+        {
+            return Some((shown(), "is outside any worksheet (Excel stops at XFD1048576)"));
+        }
+        if let [Some((c0, r0, ..)), Some((c1, r1, ..))] = parts[..]
+            && c0 > 0
+            && r0 > 0
+            && (c1 < c0 || r1 < r0)
+        {
+            return Some((shown(), "is a range that ends before it starts"));
         }
         i = end;
     }
@@ -364,6 +387,22 @@ mod tests {
         assert!(parse(&z).unwrap_err().to_string().contains("outside any worksheet"));
         // The fuzzer's own input (a mutated template) is refused too.
         assert!(parse(include_bytes!("../tests/data/fuzz-overflowing-cell-ref.xlsx")).is_err());
+    }
+
+    #[test]
+    fn backwards_range_is_refused_not_a_panic() {
+        // calamine subtracts the start from the end of the sheet's dimension
+        // (found by the xlsx_sheet fuzz target).
+        let z = rezip(sheet_edit("<dimension ref=\"A1", "<dimension ref=\"AA1".into()));
+        let err = parse(&z).unwrap_err().to_string();
+        assert!(err.contains("ends before it starts"), "{err}");
+        assert!(
+            parse(include_bytes!("../tests/data/fuzz-backwards-dimension.xlsx")).is_err(),
+            "the fuzzer's own input"
+        );
+        // Forward ranges and single cells are fine.
+        assert_eq!(bad_reference(b"<dimension ref=\"A1:N30\"/><c r=\"B2\">"), None);
+        assert_eq!(bad_reference(b"<x r=\"$A$1:$B$2\"/>"), None);
     }
 
     #[test]
