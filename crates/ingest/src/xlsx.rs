@@ -77,19 +77,22 @@ fn inflate_and_scan(bytes: &[u8], limit: u64) -> Result<u64, String> {
     Ok(total)
 }
 
-/// A cell reference as calamine reads it (`AB12` → column 28, row 12; both
-/// 1-based), if it is letters then digits; with the letter and digit counts.
-fn cell_ref(part: &[u8]) -> Option<(u64, u64, usize, usize)> {
+/// How calamine reads one cell reference: the leading letters (column) and
+/// the digits right after them (row), counted even when junk follows (it
+/// multiplies before it sees the junk), and the 1-based (column, row) when
+/// the part is letters then digits and nothing else.
+fn cell_ref(part: &[u8]) -> (usize, usize, Option<(u64, u64)>) {
     let letters = part.iter().take_while(|b| b.is_ascii_alphabetic()).count();
     let digits = part[letters..].iter().take_while(|b| b.is_ascii_digit()).count();
-    if letters + digits != part.len() || letters == 0 || digits == 0 || letters > 8 || digits > 12 {
-        return (letters + digits == part.len()).then_some((0, 0, letters, digits));
-    }
-    let col = part[..letters]
-        .iter()
-        .fold(0u64, |c, b| c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1);
-    let row = part[letters..].iter().fold(0u64, |r, b| r * 10 + u64::from(b - b'0'));
-    Some((col, row, letters, digits))
+    let whole = letters > 0 && digits > 0 && letters + digits == part.len() && letters <= 3 && digits <= 7;
+    let pos = whole.then(|| {
+        let col = part[..letters]
+            .iter()
+            .fold(0u64, |c, b| c * 26 + u64::from(b.to_ascii_uppercase() - b'A') + 1);
+        let row = part[letters..].iter().fold(0u64, |r, b| r * 10 + u64::from(b - b'0'));
+        (col, row)
+    });
+    (letters, digits, pos)
 }
 
 /// The first `r="…"` or `ref="…"` attribute calamine would overflow on, with
@@ -135,16 +138,10 @@ fn bad_reference(xml: &[u8]) -> Option<(String, &'static str)> {
         let value = &xml[start..end];
         let shown = || String::from_utf8_lossy(&value[..value.len().min(40)]).into_owned();
         let parts: Vec<_> = value.split(|&b| b == b':').map(cell_ref).collect();
-        if parts
-            .iter()
-            .flatten()
-            .any(|&(_, _, letters, digits)| letters > 3 || digits > 7)
-        {
+        if parts.iter().any(|&(letters, digits, _)| letters > 3 || digits > 7) {
             return Some((shown(), "is outside any worksheet (Excel stops at XFD1048576)"));
         }
-        if let [Some((c0, r0, ..)), Some((c1, r1, ..))] = parts[..]
-            && c0 > 0
-            && r0 > 0
+        if let [(_, _, Some((c0, r0))), (_, _, Some((c1, r1)))] = parts[..]
             && (c1 < c0 || r1 < r0)
         {
             return Some((shown(), "is a range that ends before it starts"));
@@ -403,6 +400,9 @@ mod tests {
         // Forward ranges and single cells are fine.
         assert_eq!(bad_reference(b"<dimension ref=\"A1:N30\"/><c r=\"B2\">"), None);
         assert_eq!(bad_reference(b"<x r=\"$A$1:$B$2\"/>"), None);
+        // Letters followed by junk still overflow calamine's column (fuzz find #3).
+        assert!(bad_reference(b"<sheetView ref=\"A1:NbookViewId=\"0\">").is_some());
+        assert!(parse(include_bytes!("../tests/data/fuzz-letters-then-junk.xlsx")).is_err());
     }
 
     #[test]
