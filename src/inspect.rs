@@ -275,15 +275,8 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
         if let Some(ct) = &current.content_type {
             out.push_str(&format!("  served as {ct}\n"));
         }
-        if let Some(defect) = &current.defect {
-            out.push_str(&format!("  NOT WHOLE {defect}\n"));
-        }
-        if let Some(reason) = current
-            .content_type
-            .as_deref()
-            .and_then(crate::submission::content_type_problem)
-        {
-            out.push_str(&format!("  refused   {reason}\n"));
+        if let Some(reason) = crate::normalize::transfer_problem(current) {
+            out.push_str(&format!("  set aside {reason}\n"));
         }
         let sub = crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read());
         match &sub {

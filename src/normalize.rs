@@ -212,6 +212,18 @@ fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, regi
     None
 }
 
+/// Why what was landed is not the report as sent, or not a report at all:
+/// the landing's defect (over the size limit, cut off), else a Content-Type
+/// that is no report format. Such a submission is quarantined whole.
+pub fn transfer_problem(landing: &Landing) -> Option<String> {
+    landing.defect.clone().or_else(|| {
+        landing
+            .content_type
+            .as_deref()
+            .and_then(crate::submission::content_type_problem)
+    })
+}
+
 /// Normalizes the current submissions of one pipeline.
 pub fn normalize(
     pipeline: &Pipeline,
@@ -247,12 +259,7 @@ pub fn normalize(
         let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
         let parsed = crate::submission::parse_with(l.body, dhis2, &limits.read());
         // What arrived is not the report as sent, or not a report at all.
-        let transfer = landing.defect.clone().or_else(|| {
-            landing
-                .content_type
-                .as_deref()
-                .and_then(crate::submission::content_type_problem)
-        });
+        let transfer = transfer_problem(landing);
         let sub = match &parsed {
             Ok(sub) => match transfer
                 .clone()

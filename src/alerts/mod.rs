@@ -83,8 +83,9 @@ pub fn derive(
         strs(quarantine, "indicator_label")?,
     );
     let index = quarantine.column("value_index")?.as_materialized_series().is_null();
-    let mut by_sub: BTreeMap<(String, String, String), (usize, String)> = BTreeMap::new();
-    let mut whole: std::collections::BTreeSet<(String, String, String)> = Default::default();
+    // Per submission: values quarantined, the first reason, whether a row
+    // stands for the whole submission (no value index: it could not be read).
+    let mut by_sub: BTreeMap<(String, String, String), (usize, String, bool)> = BTreeMap::new();
     for i in 0..quarantine.height() {
         let k = (
             tw.get(i).unwrap_or("").to_string(),
@@ -95,14 +96,13 @@ pub fn derive(
             Some(l) => format!("{l}: {}", reason.get(i).unwrap_or("")),
             None => reason.get(i).unwrap_or("").to_string(),
         };
-        if index.get(i) == Some(true) {
-            whole.insert(k.clone());
-        }
-        by_sub.entry(k).or_insert((0, first)).0 += 1;
+        let e = by_sub.entry(k).or_insert((0, first, false));
+        e.0 += 1;
+        e.2 |= index.get(i) == Some(true);
     }
-    for ((t, p, s), (n, first)) in by_sub {
+    for ((t, p, s), (n, first, whole)) in by_sub {
         let who = crate::checks::township_label(registry, &t);
-        let message = if whole.contains(&(t.clone(), p.clone(), s.clone())) {
+        let message = if whole {
             format!("{who} {p}: 报表无法读取，已整份隔离 (submission unreadable, quarantined whole: {first})")
         } else {
             format!("{who} {p}: {n} 项数据无法识别，已隔离待核 ({n} value(s) quarantined; first: {first})")
