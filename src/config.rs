@@ -151,10 +151,28 @@ pub struct AlertSettings {
     pub webhook_url_file: Option<PathBuf>,
 }
 
+/// How the warehouse keeps its snapshots.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WarehouseSettings {
+    /// Published snapshots kept (the current one included); older ones are
+    /// removed after each commit. A reader holding an older snapshot's path
+    /// keeps it readable for this many runs.
+    pub keep_snapshots: usize,
+}
+
+impl Default for WarehouseSettings {
+    fn default() -> Self {
+        WarehouseSettings { keep_snapshots: 3 }
+    }
+}
+
 /// `config/taizhang.toml`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
+    /// Snapshot retention.
+    pub warehouse: WarehouseSettings,
     /// Where things live.
     pub paths: Paths,
     /// Fetch limits.
@@ -458,7 +476,15 @@ pub struct Loaded {
     pub webhook_url: Option<String>,
     /// DHIS2 UID mapping.
     pub dhis2: crate::dhis2::Mapping,
+    /// Digest of everything normalization reads besides the body: the
+    /// catalog, the registry (its text and resolved townships) and the DHIS2
+    /// mapping. See [`Loaded::normalize_fingerprint`].
+    pub texts_digest: String,
 }
+
+/// Bumped whenever normalization itself changes what it makes of a body, so
+/// that kept results from an older binary are made again.
+pub const NORMALIZE_VERSION: u32 = 1;
 
 /// The texts of a configuration, wherever they came from.
 pub struct Texts<'a> {
@@ -539,6 +565,19 @@ impl Loaded {
             Some((file, text)) => toml::from_str(text).map_err(|e| with_lines(file, text, e))?,
             None => crate::dhis2::Mapping::default(),
         };
+        let mut digest = String::new();
+        for text in [&t.catalog.1, &t.registry.1] {
+            digest.push_str(&crate::land::sha256_hex(text.as_bytes()));
+        }
+        if let Some((_, text)) = &t.dhis2 {
+            digest.push_str(&crate::land::sha256_hex(text.as_bytes()));
+        }
+        let townships: String = registry
+            .townships
+            .values()
+            .map(|t| format!("{}={}@{};", t.code, t.name, t.county))
+            .collect();
+        digest.push_str(&crate::land::sha256_hex(townships.as_bytes()));
         Ok(Loaded {
             settings,
             catalog,
@@ -547,7 +586,26 @@ impl Loaded {
             quotas,
             webhook_url,
             dhis2,
+            texts_digest: crate::land::sha256_hex(digest.as_bytes()),
         })
+    }
+
+    /// What one pipeline's normalization of a body depends on besides the
+    /// body and its landing record: configuration and code. Kept results
+    /// are valid for one fingerprint; a catalog, registry, mapping, limit or
+    /// program change makes them again.
+    pub fn normalize_fingerprint(&self, p: &Pipeline) -> String {
+        let text = format!(
+            "v{NORMALIZE_VERSION} {} {} {} {:?} {} {:?} {:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.texts_digest,
+            p.name,
+            p.indicators,
+            p.deadline_days,
+            self.settings.limits,
+            p.period_type,
+        );
+        crate::land::sha256_hex(text.as_bytes())[..16].to_string()
     }
 
     /// Loads the settings file, then everything it points at, and validates it all.
@@ -585,6 +643,7 @@ impl Loaded {
             *p = abs(p);
         }
         validate_http(&file, &settings.http)?;
+        validate_warehouse(&file, &settings.warehouse)?;
         let webhook_url = read_webhook_secret(&file, &settings.alerts, &base)?;
 
         let read = |p: &Path| -> Result<(String, String), ConfigError> {
@@ -645,6 +704,17 @@ fn validate_http(file: &str, h: &HttpSettings) -> Result<(), ConfigError> {
     }
     if h.timeout_secs == 0 {
         return Err(ConfigError::new(file, "http.timeout_secs", "must be at least 1"));
+    }
+    Ok(())
+}
+
+fn validate_warehouse(file: &str, w: &WarehouseSettings) -> Result<(), ConfigError> {
+    if w.keep_snapshots == 0 {
+        return Err(ConfigError::new(
+            file,
+            "warehouse.keep_snapshots",
+            "must be at least 1 (the current snapshot)",
+        ));
     }
     Ok(())
 }

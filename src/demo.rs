@@ -54,14 +54,6 @@ pub async fn demo(warehouse: &Path) -> Result<(Loaded, RunSummary), DemoError> {
     let now: DateTime<Utc> = DateTime::parse_from_rfc3339(DEMO_NOW)
         .expect("constant is RFC 3339")
         .with_timezone(&Utc);
-    let summary = run(
-        &cfg,
-        &RunOptions {
-            now,
-            dry_run: false,
-            only: vec![],
-        },
-    )
-    .await?;
+    let summary = run(&cfg, &RunOptions::at(now)).await?;
     Ok((cfg, summary))
 }

@@ -24,16 +24,42 @@ pub enum InspectError {
     },
 }
 
-/// Reads every year partition of a table.
+/// Every Parquet file under `dir`, recursively, sorted.
+fn parquet_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The directory of the published snapshot, resolved once so that every
+/// table read through it comes from the same run (the warehouse itself
+/// when it has no snapshot yet).
+pub fn published_root(warehouse: &Path) -> std::path::PathBuf {
+    match std::fs::read_link(warehouse.join("current")) {
+        Ok(target) => warehouse.join(target),
+        Err(_) => warehouse.to_path_buf(),
+    }
+}
+
+/// Reads every file of a table (all partitions and programs) from the
+/// published snapshot.
 pub fn read_table(warehouse: &Path, table: &str) -> Result<DataFrame, InspectError> {
-    let dir = warehouse.join(table);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map_err(|_| InspectError::Missing(dir.display().to_string()))?
-        .flatten()
-        .map(|e| e.path().join("part-0.parquet"))
-        .filter(|p| p.exists())
-        .collect();
-    files.sort();
+    let dir = published_root(warehouse).join(table);
+    if !dir.is_dir() {
+        return Err(InspectError::Missing(dir.display().to_string()));
+    }
+    let files = parquet_files(&dir);
     let mut out: Option<DataFrame> = None;
     for f in files {
         let read = |source| InspectError::Read {

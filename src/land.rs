@@ -21,6 +21,9 @@ pub struct LandError {
 #[derive(Debug, Clone)]
 pub struct RawStore {
     root: PathBuf,
+    /// Bodies being written: `<warehouse>/raw/.tmp`, on the same file
+    /// system, emptied by [`RawStore::clear_leftovers`].
+    tmp: PathBuf,
 }
 
 /// Hex sha256 of a body.
@@ -33,6 +36,7 @@ impl RawStore {
     pub fn new(warehouse: &Path) -> RawStore {
         RawStore {
             root: warehouse.join("raw").join("sha256"),
+            tmp: warehouse.join("raw").join(".tmp"),
         }
     }
 
@@ -55,13 +59,31 @@ impl RawStore {
         };
         let dir = path.parent().expect("raw paths have a parent");
         std::fs::create_dir_all(dir).map_err(err(dir))?;
-        let tmp = dir.join(format!(".{}.tmp-{}", &sha[2..], std::process::id()));
+        std::fs::create_dir_all(&self.tmp).map_err(err(&self.tmp))?;
+        let tmp = self.tmp.join(format!("{sha}-{}", std::process::id()));
         let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
         f.write_all(bytes).map_err(err(&tmp))?;
         f.sync_all().map_err(err(&tmp))?;
         drop(f);
         std::fs::rename(&tmp, &path).map_err(err(&path))?;
         Ok(sha)
+    }
+
+    /// Removes bodies a killed process was still writing (never renamed into
+    /// place, so never recorded). Call it holding the run lock.
+    pub fn clear_leftovers(&self) -> Result<usize, LandError> {
+        let Ok(entries) = std::fs::read_dir(&self.tmp) else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for e in entries.flatten() {
+            std::fs::remove_file(e.path()).map_err(|source| LandError {
+                path: e.path().display().to_string(),
+                source,
+            })?;
+            n += 1;
+        }
+        Ok(n)
     }
 
     /// Reads a stored body back.

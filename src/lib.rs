@@ -15,7 +15,9 @@ pub mod demo;
 #[cfg(test)]
 mod fixtures;
 pub mod inspect;
+pub mod kept;
 pub mod land;
+pub mod lock;
 pub mod normalize;
 pub mod publish;
 pub mod rollup;

@@ -8,7 +8,8 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 
 use taizhang::config::{Loaded, Severity};
-use taizhang::run::{RunOptions, RunSummary, plan, run};
+use taizhang::lock::{EXIT_BUSY, LockError};
+use taizhang::run::{RunError, RunOptions, RunSummary, plan, run};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,10 @@ enum Command {
         /// Print what would be fetched; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// When another run holds the lock, wait this long for it before
+        /// giving up with exit code 75.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
     },
     /// Run pipelines on their cron schedules until SIGINT/SIGTERM.
     Serve {
@@ -116,6 +121,7 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
         s.fetched, s.planned, s.not_submitted, s.fetch_failed
     );
     println!("  newly landed        {}", s.landed_new);
+    println!("  bodies parsed       {}", s.bodies_parsed);
     println!(
         "  rows published      {} fact rows, {} county rollup rows",
         s.rows_published, s.rollup_rows
@@ -148,7 +154,10 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
     } else if cfg.webhook_url.is_some() {
         println!("  webhook             {} alerts delivered", s.alerts_delivered);
     }
-    println!("  warehouse           {}", s.warehouse.display());
+    match s.snapshot {
+        Some(n) => println!("  warehouse           {} (snapshot {n})", s.warehouse.display()),
+        None => println!("  warehouse           {}", s.warehouse.display()),
+    }
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -161,7 +170,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             println!();
             println!("Try it with DuckDB (pip install duckdb):");
             println!(
-                "  python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT period, value, townships_reporting, townships_excluded, progress FROM read_parquet('{wh}/rollup_county/*/*.parquet', hive_partitioning = true) WHERE indicator = 'certificates_issued' AND dimension IS NULL ORDER BY period\\\"))\""
+                "  python3 -c \"import duckdb; print(duckdb.sql(\\\"SELECT period, value, townships_reporting, townships_excluded, progress FROM read_parquet('{wh}/current/rollup_county/*/*.parquet', hive_partitioning = true) WHERE indicator = 'certificates_issued' AND dimension IS NULL ORDER BY period\\\"))\""
             );
             Ok(ExitCode::SUCCESS)
         }
@@ -170,6 +179,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             now,
             pipelines,
             dry_run,
+            wait_secs,
         } => {
             init_logging("info");
             let cfg = Loaded::from_file(&config)?;
@@ -177,6 +187,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 now: now.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now),
                 dry_run,
                 only: pipelines,
+                lock_wait: std::time::Duration::from_secs(wait_secs),
             };
             if dry_run {
                 let targets = plan(&cfg, &opts);
@@ -189,7 +200,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 return Ok(ExitCode::SUCCESS);
             }
-            let summary = run(&cfg, &opts).await?;
+            let summary = match run(&cfg, &opts).await {
+                Err(RunError::Lock(e @ LockError::Busy { .. })) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BUSY));
+                }
+                other => other?,
+            };
             print_summary(&cfg, &summary);
             Ok(ExitCode::SUCCESS)
         }

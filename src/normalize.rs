@@ -17,7 +17,11 @@ use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
 use crate::state::Landing;
-use crate::submission::{Cell, Submission};
+use crate::submission::{Cell, ECHO_CHARS, Submission, clip};
+
+/// Longest force-submit explanation published (submissions, check results);
+/// the whole text stays in the raw body.
+pub const EXPLANATION_CHARS: usize = 2000;
 
 /// One landed body chosen as the current version of its (township, period).
 pub struct Landed<'a> {
@@ -158,15 +162,25 @@ fn micros(t: DateTime<Utc>) -> i64 {
 
 /// Checks the submission's own header against what was requested; returns
 /// the reason the whole submission must be set aside, if any.
+/// Every field the township wrote is clipped before it is echoed.
 fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, registry: &Registry) -> Option<String> {
     if let Some(p) = &sub.program
         && p != &pipeline.name
     {
-        return Some(format!("submission is for program {p:?}, not {:?}", pipeline.name));
+        return Some(format!(
+            "submission is for program {:?}, not {:?}",
+            clip(p, ECHO_CHARS),
+            pipeline.name
+        ));
     }
     if let Some(p) = &sub.period {
         match p.parse::<Period>() {
-            Err(e) => return Some(e.to_string()),
+            Err(_) => {
+                return Some(format!(
+                    "period {:?} is not YYYY-MM, YYYY-Qn, YYYY-H1/H2 or YYYY",
+                    clip(p, ECHO_CHARS)
+                ));
+            }
             Ok(p) if p.to_string() != landing.period => {
                 return Some(format!(
                     "submission is for period {p}, but {} was requested",
@@ -179,12 +193,18 @@ fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, regi
     let resolved = match (&sub.township, &sub.township_name) {
         (Some(code), _) => match registry.get(code) {
             Some(_) => code.clone(),
-            None => return Some(format!("township code {code:?} is not in the registry")),
+            None => {
+                return Some(format!(
+                    "township code {:?} is not in the registry",
+                    clip(code, ECHO_CHARS)
+                ));
+            }
         },
         (None, Some(name)) => match registry.resolve_name(name) {
             NameMatch::Found(code) => code,
             NameMatch::Unknown => {
                 let similar = registry.similar(name);
+                let name = clip(name, ECHO_CHARS);
                 return Some(format!(
                     "township name {name:?} matches no township of the registry (considered: {})",
                     if similar.is_empty() {
@@ -196,7 +216,8 @@ fn header_problem(sub: &Submission, landing: &Landing, pipeline: &Pipeline, regi
             }
             NameMatch::Ambiguous(c) => {
                 return Some(format!(
-                    "township name {name:?} is ambiguous: could be {}",
+                    "township name {:?} is ambiguous: could be {}",
+                    clip(name, ECHO_CHARS),
                     c.join(", ")
                 ));
             }
@@ -436,7 +457,11 @@ pub fn normalize(
         s.first_fetched_at.push(micros(landing.first_fetched_at));
         s.deadline.push(micros(deadline));
         s.status.push(status.to_string());
-        s.explanation.push(sub_ok.and_then(|s| s.explanation.clone()));
+        s.explanation.push(
+            sub_ok
+                .and_then(|s| s.explanation.as_deref())
+                .map(|e| clip(e, EXPLANATION_CHARS)),
+        );
         s.received.push(received);
         s.published.push(published);
         s.quarantined.push(quarantined);
@@ -518,33 +543,28 @@ struct Change {
 
 type CellKey = (String, Option<String>, Option<String>);
 
+/// One landed version with the fact rows normalize made of it.
+pub struct Version<'a> {
+    /// Its landing record.
+    pub landing: &'a Landing,
+    /// Its fact rows (see [`FACT_COLUMNS`]).
+    pub facts: &'a DataFrame,
+}
+
 /// What changed between consecutive versions of each (township, period):
 /// one row per cell whose value changed, appeared or disappeared (old → new).
 /// `versions` holds every landed version of one or more (township, period),
-/// in any order; each is normalized on its own.
-pub fn history(
-    pipeline: &Pipeline,
-    catalog: &Catalog,
-    registry: &Registry,
-    dhis2: &crate::dhis2::Mapping,
-    limits: &crate::config::Limits,
-    versions: &[Landed<'_>],
-) -> PolarsResult<DataFrame> {
-    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<&Landed<'_>>> = Default::default();
+/// in any order, each with the facts normalize made of it on its own.
+pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFrame> {
+    let mut groups: std::collections::BTreeMap<(&str, &str), Vec<&Version<'_>>> = Default::default();
     for v in versions {
         groups
             .entry((&v.landing.township, &v.landing.period))
             .or_default()
             .push(v);
     }
-    let cells = |l: &Landed<'_>| -> PolarsResult<HashMap<CellKey, (Option<f64>, String)>> {
-        let one = [Landed {
-            landing: l.landing,
-            body: l.body,
-            versions_landed: 1,
-        }];
-        let n = normalize(pipeline, catalog, registry, dhis2, limits, &one)?;
-        let f = &n.facts;
+    let cells = |v: &Version<'_>| -> PolarsResult<HashMap<CellKey, (Option<f64>, String)>> {
+        let f = v.facts;
         let (ind, dim, cat, raw) = (
             f.column("indicator")?.str()?,
             f.column("dimension")?.str()?,
@@ -604,7 +624,7 @@ pub fn history(
     let strs = |f: fn(&Change) -> Option<String>| out.iter().map(f).collect::<Vec<Option<String>>>();
     let nums = |f: fn(&Change) -> Option<f64>| out.iter().map(f).collect::<Vec<Option<f64>>>();
     DataFrame::new_infer_height(vec![
-        Column::new("program".into(), vec![pipeline.name.clone(); out.len()]),
+        Column::new("program".into(), vec![program.to_string(); out.len()]),
         Column::new("township".into(), strs(|c| Some(c.township.clone()))),
         Column::new("period".into(), strs(|c| Some(c.period.clone()))),
         Column::new("year".into(), out.iter().map(|c| c.year).collect::<Vec<i32>>()),

@@ -1,21 +1,12 @@
-//! The warehouse layout: which tables exist, their columns, units and
-//! descriptions, and how they are partitioned. The bytes are written by
-//! `sinks::parquet`.
+//! The warehouse tables: which exist, their columns, units and descriptions,
+//! and how they are partitioned. Each snapshot (see `sinks::snapshot`) holds:
 //!
 //! ```text
-//! <warehouse>/
-//!   raw/sha256/ab/cdef…                       every body as sent
-//!   facts/<indicator>/year=YYYY/part-0.parquet one table per indicator
-//!   rollup_county/year=YYYY/part-0.parquet
-//!   landings/year=YYYY/part-0.parquet
-//!   submission_history/year=YYYY/part-0.parquet
-//!   submissions/year=YYYY/part-0.parquet
-//!   quarantine/year=YYYY/part-0.parquet
-//!   check_results/year=YYYY/part-0.parquet
-//!   quotas/year=YYYY/part-0.parquet
-//!   alerts/part-0.parquet
-//!   dim_townships/part-0.parquet
-//!   dim_indicators/part-0.parquet
+//! facts/<indicator>/year=YYYY/part-<program>-<hash>.parquet   one table per indicator
+//! rollup_county/ landings/ submission_history/ submissions/
+//! quarantine/ check_results/  …/year=YYYY/part-<program>-<hash>.parquet
+//! quotas/year=YYYY/part-<hash>.parquet
+//! alerts/ dim_townships/ dim_indicators/  part-<hash>.parquet
 //! ```
 
 use std::collections::BTreeSet;
@@ -24,9 +15,8 @@ use polars::prelude::*;
 
 use crate::config::Loaded;
 use crate::run::Computed;
-use crate::sinks::parquet::{
-    ColSpec, ColType, PublishError, PublishReport, Table, c, publish_by_year, publish_single, remove_stale,
-};
+use crate::sinks::TableSink;
+use crate::sinks::parquet::{ColSpec, ColType, PublishError, Table, c};
 
 use ColType::{Bool, F64, I64, Str, Timestamp};
 
@@ -275,8 +265,9 @@ fn alert_columns() -> Vec<ColSpec> {
         c(
             "alert_key",
             Str,
-            "stable identity: kind/township/period/indicator/dimension",
+            "stable identity: program/kind/township/period/indicator/dimension",
         ),
+        c("program", Str, "reporting program the alert belongs to"),
         c("kind", Str, "overdue, breakdown, quarantined, fetch_failed"),
         c("severity", Str, "error or warning"),
         c("township", Str, "township code"),
@@ -296,17 +287,95 @@ fn alert_columns() -> Vec<ColSpec> {
     ]
 }
 
-/// Publishes every table computed by a run. `year` names the partition of
-/// tables that happen to be empty.
-pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishReport, PublishError> {
-    let root = &cfg.settings.paths.warehouse_dir;
-    let mut report = PublishReport::default();
+/// Rows of `frame` for one program.
+fn of_program(frame: &DataFrame, program: &str, table: &str) -> Result<DataFrame, PublishError> {
+    if frame.height() == 0 {
+        return Ok(frame.clone());
+    }
+    frame
+        .clone()
+        .lazy()
+        .filter(col("program").eq(lit(program.to_string())))
+        .collect()
+        .map_err(frame_err(table))
+}
 
+/// Gives every table computed by a run to the sink: each program's rows as
+/// that program's files, the shared tables (quotas, dimensions, alerts) whole.
+/// `year` names the partition of tables that happen to be empty.
+pub fn publish_all(
+    cfg: &Loaded,
+    c: &Computed,
+    programs: &[String],
+    alerts: &DataFrame,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
+    for program in programs {
+        publish_program(cfg, c, program, sink, year)?;
+    }
+    let quotas = quota_frame(cfg).map_err(frame_err("quotas"))?;
+    sink.write_by_year(
+        &Table {
+            name: "quotas".into(),
+            description: "yearly quotas (任务数) of the county and its townships".into(),
+            columns: quota_columns(),
+            metadata: vec![],
+            frame: &quotas,
+        },
+        None,
+        year,
+    )?;
+    let dims = [
+        (
+            "dim_townships",
+            "townships of the registry with their county, city and province",
+            township_columns(),
+            township_frame(cfg),
+        ),
+        (
+            "dim_indicators",
+            "the indicator catalog",
+            indicator_columns(),
+            indicator_frame(cfg),
+        ),
+    ];
+    for (name, description, columns, frame) in dims {
+        let frame = frame.map_err(frame_err(name))?;
+        let t = Table {
+            name: name.into(),
+            description: description.into(),
+            columns,
+            metadata: vec![],
+            frame: &frame,
+        };
+        sink.write_file(&t, None, None)?;
+    }
+    sink.write_file(
+        &Table {
+            name: "alerts".into(),
+            description: "every alert raised, open and resolved, of every program".into(),
+            columns: alert_columns(),
+            metadata: vec![],
+            frame: alerts,
+        },
+        None,
+        None,
+    )
+}
+
+fn publish_program(
+    cfg: &Loaded,
+    c: &Computed,
+    program: &str,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
     // One table per indicator.
-    let present: BTreeSet<String> = match c.facts.height() {
+    let facts = of_program(&c.facts, program, "facts")?;
+    let present: BTreeSet<String> = match facts.height() {
         0 => BTreeSet::new(),
-        _ => c
-            .facts
+        _ => facts
             .column("indicator")
             .and_then(|s| s.str().cloned())
             .map_err(frame_err("facts"))?
@@ -317,8 +386,7 @@ pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishRepor
     };
     for code in &present {
         let Some(ind) = cfg.catalog.get(code) else { continue };
-        let rows = c
-            .facts
+        let rows = facts
             .clone()
             .lazy()
             .filter(col("indicator").eq(lit(code.clone())))
@@ -339,11 +407,10 @@ pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishRepor
             metadata: vec![("taizhang.indicator".into(), info.to_string())],
             frame: &rows,
         };
-        report.add(&publish_by_year(root, &t, year)?);
+        sink.write_by_year(&t, Some(program), year)?;
     }
-    report.removed += remove_stale(&root.join("facts"), |name| !present.contains(name))?;
 
-    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 7] = [
+    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 6] = [
         (
             "submission_history",
             "cells changed by resubmissions: old value → new value, per version",
@@ -380,62 +447,19 @@ pub fn publish_all(cfg: &Loaded, c: &Computed, year: i32) -> Result<PublishRepor
             check_columns(),
             &c.checks,
         ),
-        (
-            "quotas",
-            "yearly quotas (任务数) of the county and its townships",
-            quota_columns(),
-            &quota_frame(cfg).map_err(frame_err("quotas"))?,
-        ),
     ];
     for (name, description, columns, frame) in tables {
+        let rows = of_program(frame, program, name)?;
         let t = Table {
             name: name.into(),
             description: description.into(),
             columns,
             metadata: vec![],
-            frame,
+            frame: &rows,
         };
-        report.add(&publish_by_year(root, &t, year)?);
+        sink.write_by_year(&t, Some(program), year)?;
     }
-
-    let dims = [
-        (
-            "dim_townships",
-            "townships of the registry with their county, city and province",
-            township_columns(),
-            township_frame(cfg),
-        ),
-        (
-            "dim_indicators",
-            "the indicator catalog",
-            indicator_columns(),
-            indicator_frame(cfg),
-        ),
-    ];
-    for (name, description, columns, frame) in dims {
-        let frame = frame.map_err(frame_err(name))?;
-        let t = Table {
-            name: name.into(),
-            description: description.into(),
-            columns,
-            metadata: vec![],
-            frame: &frame,
-        };
-        report.add(&publish_single(root, &t, "part-0.parquet")?);
-    }
-    Ok(report)
-}
-
-/// Publishes the alerts table.
-pub fn publish_alerts(cfg: &Loaded, frame: &DataFrame) -> Result<PublishReport, PublishError> {
-    let t = Table {
-        name: "alerts".into(),
-        description: "every alert raised, open and resolved".into(),
-        columns: alert_columns(),
-        metadata: vec![],
-        frame,
-    };
-    publish_single(&cfg.settings.paths.warehouse_dir, &t, "part-0.parquet")
+    Ok(())
 }
 
 fn quota_columns() -> Vec<ColSpec> {

@@ -62,21 +62,21 @@ pub fn county(
         col("dimension"),
         col("category"),
     ];
-    let included = marked
-        .clone()
-        .filter(col("is_excluded").not())
-        .group_by(cell.clone())
-        .agg([
-            when(col("value").count().gt(lit(0)))
-                .then(col("value").sum())
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias("value"),
-            col("unit").first().alias("unit"),
-            col("township")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("townships_included"),
-        ]);
+    // Every cell any township reported appears, even when every township
+    // of it is excluded: value null, the exclusions counted.
+    let kept = col("is_excluded").not();
+    let included = marked.clone().group_by(cell.clone()).agg([
+        when(col("value").filter(kept.clone()).count().gt(lit(0)))
+            .then(col("value").filter(kept.clone()).sum())
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("value"),
+        col("unit").first().alias("unit"),
+        col("township")
+            .filter(kept)
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_included"),
+    ]);
     let excluded_counts = marked
         .filter(col("is_excluded"))
         .group_by([col("county"), col("period"), col("indicator")])
@@ -320,6 +320,38 @@ mod tests {
             total.column("progress").unwrap().f64().unwrap().get(0),
             Some(108.0 / 1200.0)
         );
+    }
+
+    #[test]
+    fn a_cell_whose_townships_are_all_excluded_still_appears() {
+        let cfg = config();
+        // The only township reporting May certificates fails its breakdown.
+        let n = normalized(&cfg, &[("341124101", "2026-05", certs(20, [3, 3, 3, 3, 3, 3, 0]))]);
+        let checks = checked(&cfg, &n);
+        let roll = county(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        let total = roll
+            .lazy()
+            .filter(
+                col("indicator")
+                    .eq(lit("certificates_issued"))
+                    .and(col("dimension").is_null()),
+            )
+            .collect()
+            .unwrap();
+        assert_eq!(total.height(), 1, "the cell is kept");
+        let get_i = |c: &str| total.column(c).unwrap().i64().unwrap().get(0);
+        assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), None, "not 0");
+        assert_eq!(get_i("townships_included"), Some(0));
+        assert_eq!(get_i("townships_excluded"), Some(1));
+        assert_eq!(get_i("townships_reporting"), Some(1));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
@@ -12,15 +13,18 @@ use polars::prelude::*;
 use crate::alerts::{self, Candidate};
 use crate::checks::{self, CheckInput};
 use crate::config::{Loaded, Pipeline};
+use crate::kept::{Kept, KeptError};
 use crate::land::{LandError, RawStore};
+use crate::lock::{LockError, RunLock};
 use crate::normalize::{self, Landed};
 use crate::period::Period;
 use crate::publish;
 use crate::rollup;
 use crate::sinks::parquet::{PublishError, PublishReport};
+use crate::sinks::snapshot::{Recovery, Snapshots};
 use crate::sources::http::HttpSource;
 use crate::sources::{FetchOutcome, FetchTarget, Source};
-use crate::state::{AlertRecord, Landing, State, StateError};
+use crate::state::{AlertRecord, Commit, Landing, State, StateError};
 
 /// A run that could not complete. Bad township input is never one of these:
 /// it is quarantined and alerted, and the run goes on.
@@ -35,6 +39,9 @@ pub enum RunError {
     /// Publishing failed.
     #[error(transparent)]
     Publish(#[from] PublishError),
+    /// Kept normalization results could not be written.
+    #[error(transparent)]
+    Kept(#[from] KeptError),
     /// A frame operation failed: a bug, not bad input.
     #[error("internal error in {stage}: {source}")]
     Internal {
@@ -46,6 +53,12 @@ pub enum RunError {
     /// The HTTP client could not be built.
     #[error("HTTP client: {0}")]
     Client(String),
+    /// Another run holds the lock (or it cannot be taken).
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    /// A blocking task died (a bug).
+    #[error("internal error: {0}")]
+    Task(String),
 }
 
 fn internal(stage: &'static str) -> impl FnOnce(PolarsError) -> RunError {
@@ -61,6 +74,8 @@ pub struct RunOptions {
     pub dry_run: bool,
     /// Only these pipelines (all when empty).
     pub only: Vec<String>,
+    /// How long to wait for another run to finish before giving up.
+    pub lock_wait: Duration,
 }
 
 impl RunOptions {
@@ -70,6 +85,7 @@ impl RunOptions {
             now,
             dry_run: false,
             only: vec![],
+            lock_wait: Duration::ZERO,
         }
     }
 }
@@ -111,6 +127,11 @@ pub struct RunSummary {
     pub warehouse: PathBuf,
     /// County rollup rows.
     pub rollup_rows: usize,
+    /// The published snapshot after the run.
+    pub snapshot: Option<u64>,
+    /// Landed bodies parsed (each body is parsed once in its life; a rerun
+    /// with nothing new parses none).
+    pub bodies_parsed: usize,
 }
 
 /// Every (township, period) each pipeline expects by `now`.
@@ -181,7 +202,12 @@ fn land(
             } => {
                 summary.fetched += 1;
                 let sha = raw.put(&body)?;
-                let header = crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read()).ok();
+                // A body landed before is not parsed again: only its last fetch moves.
+                let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
+                let header = match known {
+                    true => None,
+                    false => crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read()).ok(),
+                };
                 let landing = Landing {
                     pipeline: t.pipeline.clone(),
                     township: t.township.clone(),
@@ -273,6 +299,8 @@ pub struct Computed {
     pub history: DataFrame,
     /// Alert conditions.
     pub candidates: Vec<Candidate>,
+    /// Landed bodies parsed by this run (those never normalized before).
+    pub bodies_parsed: usize,
 }
 
 /// The landings table: every version of every submission, current marked.
@@ -336,7 +364,7 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
 /// Conservation, checked on every run: values received = published +
 /// quarantined for every submission. A violation is a bug in taizhang, raised
 /// as an alert so it cannot pass unnoticed.
-fn conservation(submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
+fn conservation(program: &str, submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
     let broken = submissions
         .clone()
         .lazy()
@@ -354,7 +382,8 @@ fn conservation(submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
                 "Conservation violated: a value was lost. This is a bug."
             );
             Candidate {
-                key: format!("conservation/{t}/{p}"),
+                key: format!("{program}/conservation/{t}/{p}"),
+                program: program.to_string(),
                 kind: "conservation".into(),
                 severity: "error".into(),
                 township: t.to_string(),
@@ -371,68 +400,78 @@ fn conservation(submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
         .collect())
 }
 
+/// The normalization of one landing: kept from an earlier run, or made now
+/// from its body (and kept). `parsed` counts bodies parsed.
+fn normalized_once(
+    cfg: &Loaded,
+    p: &Pipeline,
+    kept: &Kept,
+    raw: &RawStore,
+    l: &Landing,
+    parsed: &mut usize,
+) -> Result<normalize::Normalized, RunError> {
+    if let Some(n) = kept.get(l) {
+        return Ok(n);
+    }
+    let body = raw.get(&l.sha256)?;
+    *parsed += 1;
+    let one = [Landed {
+        landing: l,
+        body: &body,
+        versions_landed: 1,
+    }];
+    let n = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &one)
+        .map_err(internal("normalize"))?;
+    kept.put(l, &n)?;
+    Ok(n)
+}
+
 /// Normalize, check and roll up every selected pipeline from what is landed.
+/// Each landed body is normalized once in its life (per configuration
+/// fingerprint, see [`Kept`]); everything else reads the kept results.
 pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
     let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
     let mut landings = vec![];
     let mut histories = vec![];
     let mut candidates = Vec::new();
+    let mut parsed = 0;
     for p in selected(cfg, opts) {
+        let kept = Kept::open(&cfg.settings.paths.state_dir, &p.name, &cfg.normalize_fingerprint(p))?;
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
         landings.push(landings_frame(&all, &current).map_err(internal("land"))?);
+
         // Every version of the (township, period)s that have more than one.
-        let resubmitted: Vec<&Landing> = current
+        let mut versions: Vec<(&Landing, DataFrame)> = Vec::new();
+        for (c, _) in current.iter().filter(|(_, n)| *n > 1) {
+            for l in all.iter().filter(|l| l.township == c.township && l.period == c.period) {
+                versions.push((l, normalized_once(cfg, p, &kept, raw, l, &mut parsed)?.facts));
+            }
+        }
+        let versions: Vec<normalize::Version<'_>> = versions
             .iter()
-            .filter(|(_, n)| *n > 1)
-            .flat_map(|(c, _)| all.iter().filter(|l| l.township == c.township && l.period == c.period))
+            .map(|(landing, facts)| normalize::Version { landing, facts })
             .collect();
-        let old_bodies: Vec<Vec<u8>> = resubmitted
-            .iter()
-            .map(|l| raw.get(&l.sha256))
-            .collect::<Result<_, _>>()?;
-        let versions: Vec<Landed<'_>> = resubmitted
-            .iter()
-            .zip(&old_bodies)
-            .map(|(l, b)| Landed {
-                landing: l,
-                body: b,
-                versions_landed: 1,
-            })
-            .collect();
-        histories.push(
-            normalize::history(
-                p,
-                &cfg.catalog,
-                &cfg.registry,
-                &cfg.dhis2,
-                &cfg.settings.limits,
-                &versions,
-            )
-            .map_err(internal("normalize"))?,
-        );
-        let bodies: Vec<Vec<u8>> = current
-            .iter()
-            .map(|(l, _)| raw.get(&l.sha256))
-            .collect::<Result<_, _>>()?;
-        let landed: Vec<Landed<'_>> = current
-            .iter()
-            .zip(&bodies)
-            .map(|((l, n), b)| Landed {
-                landing: l,
-                body: b,
-                versions_landed: *n,
-            })
-            .collect();
-        let n = normalize::normalize(
-            p,
-            &cfg.catalog,
-            &cfg.registry,
-            &cfg.dhis2,
-            &cfg.settings.limits,
-            &landed,
-        )
-        .map_err(internal("normalize"))?;
+        histories.push(normalize::history(&p.name, &versions).map_err(internal("normalize"))?);
+
+        let (mut f, mut q, mut s) = (vec![], vec![], vec![]);
+        for (l, n) in &current {
+            let one = normalized_once(cfg, p, &kept, raw, l, &mut parsed)?;
+            f.push(one.facts);
+            q.push(one.quarantine);
+            let mut sub = one.submissions;
+            sub.with_column(Column::new("versions_landed".into(), vec![*n as i64; sub.height()]))
+                .map_err(internal("normalize"))?;
+            s.push(sub);
+        }
+        // An empty pipeline still has the tables' schemas.
+        let empty = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &[])
+            .map_err(internal("normalize"))?;
+        let n = normalize::Normalized {
+            facts: vstack_or(f, empty.facts).map_err(internal("normalize"))?,
+            quarantine: vstack_or(q, empty.quarantine).map_err(internal("normalize"))?,
+            submissions: vstack_or(s, empty.submissions).map_err(internal("normalize"))?,
+        };
         let failures = state.fetch_failures(&p.name)?;
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         let input = CheckInput {
@@ -455,9 +494,10 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
             &cfg.catalog,
         )
         .map_err(internal("rollup"))?;
-        candidates
-            .extend(alerts::derive(&results, &n.quarantine, &failures, &cfg.registry).map_err(internal("alert"))?);
-        candidates.extend(conservation(&n.submissions).map_err(internal("normalize"))?);
+        candidates.extend(
+            alerts::derive(&p.name, &results, &n.quarantine, &failures, &cfg.registry).map_err(internal("alert"))?,
+        );
+        candidates.extend(conservation(&p.name, &n.submissions).map_err(internal("normalize"))?);
         facts.push(n.facts);
         quarantine.push(n.quarantine);
         subs.push(n.submissions);
@@ -473,10 +513,42 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
         landings: vstack(landings).map_err(internal("land"))?,
         history: vstack(histories).map_err(internal("normalize"))?,
         candidates,
+        bodies_parsed: parsed,
     })
 }
 
-/// One run of every selected pipeline.
+/// Stacks frames of one schema; `empty` when there are none.
+fn vstack_or(frames: Vec<DataFrame>, empty: DataFrame) -> PolarsResult<DataFrame> {
+    if frames.is_empty() {
+        return Ok(empty);
+    }
+    vstack(frames)
+}
+
+/// Takes the run lock without blocking the async runtime.
+async fn lock(cfg: &Loaded, programs: &[String], wait: Duration) -> Result<RunLock, RunError> {
+    let dir = cfg.settings.paths.state_dir.clone();
+    let holder = format!(
+        "pid {} since {} programs {}",
+        std::process::id(),
+        Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        programs.join(",")
+    );
+    tokio::task::spawn_blocking(move || RunLock::acquire(&dir, wait, &holder))
+        .await
+        .map_err(|e| RunError::Task(e.to_string()))?
+        .map_err(RunError::from)
+}
+
+/// One run of every selected pipeline: the only place that sequences IO.
+///
+/// Nothing the run computes is visible, or remembered, before its commit:
+/// the tables are written into a sealed snapshot, then one state-store
+/// transaction records the snapshot with the run's check and alert state and
+/// the alerts to deliver, then the warehouse pointer is swapped. Alerts are
+/// delivered from the outbox after that. A process killed anywhere leaves the
+/// previous run's warehouse and state, or this one's, never a mix; the next
+/// run cleans up what it left (see [`Snapshots::recover`]).
 pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError> {
     let wh = cfg.settings.paths.warehouse_dir.clone();
     let mut summary = RunSummary {
@@ -488,20 +560,39 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
     if opts.dry_run {
         return Ok(summary);
     }
-    let state = State::open(&cfg.settings.paths.state_dir)?;
-    let run_id = state.start_run(Utc::now(), opts.now)?;
+    let programs: Vec<String> = selected(cfg, opts).map(|p| p.name.clone()).collect();
+    let _lock = lock(cfg, &programs, opts.lock_wait).await?;
+
+    let mut state = State::open(&cfg.settings.paths.state_dir)?;
+    let snaps = Snapshots::new(&wh);
     let raw = RawStore::new(&wh);
+    let recovery = snaps.recover(state.published_snapshot()?)?;
+    let leftovers = raw.clear_leftovers()?;
+    if recovery != Recovery::default() || leftovers > 0 {
+        tracing::warn!(
+            staging_removed = recovery.staging_removed,
+            uncommitted_removed = recovery.uncommitted_removed,
+            rolled_forward = recovery.rolled_forward,
+            raw_leftovers = leftovers,
+            "An earlier run was interrupted; its leftovers were cleaned up."
+        );
+    }
+    let all: Vec<String> = cfg.pipelines.iter().map(|p| p.name.clone()).collect();
+    state.adopt_legacy_alerts(&all, opts.now)?;
+    let run_id = state.start_run(Utc::now(), opts.now)?;
 
     let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
     let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
     land(cfg, &state, &raw, results, opts.now, &mut summary)?;
 
-    let mut state = state;
     let mut c = compute(cfg, &state, &raw, opts)?;
-    let known = state.check_records()?;
-    let (tracked, records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
-    state.upsert_checks(&records)?;
+    let mut known = Vec::new();
+    for p in &programs {
+        known.extend(state.check_records(p)?);
+    }
+    let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
     c.checks = tracked;
+    summary.bodies_parsed = c.bodies_parsed;
     summary.submissions = c.submissions.height();
     summary.quarantined = c.quarantine.height();
     summary.rows_published = c.facts.height();
@@ -518,60 +609,115 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
             *summary.check_failures.entry(s.to_string()).or_default() += 1;
         }
     }
-    let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
-    summary.publish = publish::publish_all(cfg, &c, year)?;
 
-    // Alerts: reconcile, remember, deliver.
-    let known = state.alerts()?;
-    let rec = alerts::reconcile(&known, &c.candidates, opts.now);
+    // Alerts of the selected programs: reconcile; the others stay as they are.
+    let remembered = state.alerts()?;
+    let mine: Vec<AlertRecord> = remembered
+        .iter()
+        .filter(|a| programs.contains(&a.program))
+        .cloned()
+        .collect();
+    let rec = alerts::reconcile(&mine, &c.candidates, opts.now);
+    let outbox = alerts::outbox(&rec.raised, &cfg.registry, opts.now);
+    let mut after: BTreeMap<String, AlertRecord> = remembered.into_iter().map(|a| (a.key.clone(), a)).collect();
     for a in &rec.upserts {
-        state.upsert_alert(a)?;
+        after.insert(a.key.clone(), a.clone());
     }
+    let after: Vec<AlertRecord> = after.into_values().collect();
+    summary.alerts_open = after.iter().filter(|a| a.resolved_at.is_none()).count();
     summary.alerts_resolved = rec.resolved.len();
-    if !rec.to_notify.is_empty() {
-        match &cfg.webhook_url {
-            Some(url) => {
-                let body = alerts::webhook::payload(&rec.to_notify, &cfg.registry);
-                match alerts::webhook::post(url, &body, cfg.settings.http.timeout_secs).await {
-                    Ok(()) => {
-                        for a in &rec.to_notify {
-                            state.upsert_alert(&AlertRecord {
-                                notified_at: Some(opts.now),
-                                ..a.clone()
-                            })?;
-                        }
-                        summary.alerts_delivered = rec.to_notify.len();
-                    }
-                    Err(e) => {
-                        tracing::warn!(alerts = rec.to_notify.len(), error = %e, "Alerts not delivered; they are retried next run.");
-                        summary.delivery_error = Some(e.to_string());
-                    }
-                }
-            }
-            None => tracing::debug!("No webhook configured; alerts are in the alerts table."),
+    let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
+
+    // Stage and seal the snapshot; nothing is visible yet.
+    let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
+    let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
+    publish::publish_all(cfg, &c, &programs, &alert_table, &mut staging, year)?;
+    let sealed = staging.seal()?;
+    summary.publish = sealed.report.clone();
+
+    // The commit.
+    let line = serde_json::json!({
+        "programs": programs, "planned": summary.planned, "fetched": summary.fetched,
+        "landed_new": summary.landed_new, "fetch_failed": summary.fetch_failed,
+        "rows_published": summary.rows_published, "quarantined": summary.quarantined,
+        "alerts_raised": rec.raised.len(), "files_written": summary.publish.written,
+        "bodies_parsed": summary.bodies_parsed,
+        "snapshot": sealed.seq,
+    });
+    state.commit(&Commit {
+        run_id,
+        checks: &check_records,
+        alerts: &rec.upserts,
+        outbox: &outbox,
+        snapshot: sealed.seq,
+        finished_at: Utc::now(),
+        summary: &line.to_string(),
+    })?;
+    if let Some(seq) = sealed.seq {
+        snaps.publish(seq)?;
+        summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
+    }
+    summary.snapshot = snaps.current();
+    summary.alerts_raised = rec.raised;
+
+    deliver(cfg, &mut state, opts.now, &mut summary).await?;
+    if summary.alerts_delivered > 0 {
+        // The alerts table says what was delivered: a follow-up snapshot in
+        // which only the shared tables are new (the rest is linked), so the
+        // warehouse a run leaves reflects its delivery and a rerun with
+        // nothing new publishes nothing.
+        let after = state.alerts()?;
+        let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
+        let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &[])?;
+        publish::publish_all(cfg, &c, &[], &alert_table, &mut staging, year)?;
+        if let Some(seq) = staging.seal()?.seq {
+            state.commit_snapshot(seq)?;
+            snaps.publish(seq)?;
+            summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
+            summary.snapshot = Some(seq);
         }
     }
-    let all_alerts = state.alerts()?;
-    summary.alerts_open = all_alerts.iter().filter(|a| a.resolved_at.is_none()).count();
-    summary.alerts_raised = rec.raised;
-    let table = alerts::table(&all_alerts, &cfg.registry).map_err(internal("alert"))?;
-    summary.publish.add(&publish::publish_alerts(cfg, &table)?);
-
-    let line = serde_json::json!({
-        "planned": summary.planned, "fetched": summary.fetched, "landed_new": summary.landed_new,
-        "fetch_failed": summary.fetch_failed, "rows_published": summary.rows_published,
-        "quarantined": summary.quarantined, "alerts_raised": summary.alerts_raised.len(),
-        "files_written": summary.publish.written,
-    });
-    state.finish_run(run_id, Utc::now(), &line.to_string())?;
     tracing::info!(
         fetched = summary.fetched,
         rows = summary.rows_published,
         quarantined = summary.quarantined,
         alerts = summary.alerts_raised.len(),
+        snapshot = summary.snapshot,
         "Run finished."
     );
     Ok(summary)
+}
+
+/// Delivers the outbox: every committed alert state change not yet
+/// delivered, from this run or earlier ones, in one POST. A 2xx marks them
+/// delivered; anything else leaves them for the next run.
+async fn deliver(
+    cfg: &Loaded,
+    state: &mut State,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), RunError> {
+    let pending = state.pending_outbox()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let Some(url) = &cfg.webhook_url else {
+        tracing::debug!("No webhook configured; alerts are in the alerts table.");
+        return Ok(());
+    };
+    let body = alerts::webhook::payload(&pending);
+    match alerts::webhook::post(url, &body, cfg.settings.http.timeout_secs).await {
+        Ok(()) => {
+            state.mark_delivered(&pending, now)?;
+            summary.alerts_delivered = pending.len();
+        }
+        Err(e) => {
+            tracing::warn!(alerts = pending.len(), error = %e, "Alerts not delivered; they are retried next run.");
+            state.delivery_failed(&pending, &e.to_string())?;
+            summary.delivery_error = Some(e.to_string());
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -588,8 +734,8 @@ mod tests {
             "values_quarantined" => [1i64, 1]
         )
         .unwrap();
-        let c = conservation(&subs).unwrap();
+        let c = conservation("p", &subs).unwrap();
         assert_eq!(c.len(), 1);
-        assert_eq!(c[0].key, "conservation/341124103/2026-06");
+        assert_eq!(c[0].key, "p/conservation/341124103/2026-06");
     }
 }

@@ -28,6 +28,10 @@ async fn shutdown() {
     }
 }
 
+/// How long a scheduled run waits for a run that holds the lock (a manual
+/// `taizhang run`, say) before it skips this tick.
+pub const TICK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// Runs pipelines on schedule until a shutdown signal.
 pub async fn serve(cfg: Loaded) {
     let schedules: Vec<(String, cron::Schedule)> = cfg
@@ -65,6 +69,7 @@ pub async fn serve(cfg: Loaded) {
             now: Utc::now(),
             dry_run: false,
             only: due,
+            lock_wait: TICK_LOCK_WAIT,
         };
         match run(&cfg, &opts).await {
             Ok(s) => tracing::info!(
@@ -73,6 +78,9 @@ pub async fn serve(cfg: Loaded) {
                 alerts = s.alerts_raised.len(),
                 "Scheduled run finished."
             ),
+            Err(crate::run::RunError::Lock(e)) => {
+                tracing::warn!(error = %e, "Scheduled run skipped: another run holds the lock; the next tick tries again.")
+            }
             Err(e) => tracing::error!(error = %e, "Scheduled run failed; the next one retries."),
         }
     }

@@ -75,6 +75,7 @@ impl Canned {
 pub struct Portal {
     reports: Arc<RwLock<HashMap<(String, String), Canned>>>,
     hits: Arc<RwLock<usize>>,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Demo townships with a fault, for tests and the demo summary.
@@ -125,6 +126,13 @@ impl Portal {
             .cloned()
     }
 
+    /// Answers every request this much later (a slow portal, so that tests
+    /// can interrupt a run while it fetches).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_ms
+            .store(delay.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Requests answered so far.
     pub fn hits(&self) -> usize {
         *self.hits.read().expect("portal lock")
@@ -169,6 +177,10 @@ impl Portal {
 }
 
 async fn report(State(portal): State<Portal>, Path((township, period)): Path<(String, String)>) -> Response {
+    let delay = portal.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
     *portal.hits.write().expect("portal lock") += 1;
     match portal.get(&township, &period) {
         None => (StatusCode::NOT_FOUND, "no submission").into_response(),

@@ -61,8 +61,11 @@ pub struct Landing {
 /// One alert as remembered between runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AlertRecord {
-    /// Stable identity: kind/township/period/indicator.
+    /// Stable identity: program/kind/township/period/indicator/dimension.
     pub key: String,
+    /// The reporting program the alert belongs to; a run of one program
+    /// never raises, changes or resolves another's alerts.
+    pub program: String,
     /// Alert kind (overdue, breakdown, fetch_failed, quarantined, …).
     pub kind: String,
     /// error, warning or info.
@@ -122,6 +125,43 @@ pub struct CheckRecord {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
+/// An alert state change waiting in the outbox to be delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEntry {
+    /// Identity of this state change: the same on every delivery attempt,
+    /// so a receiver can deduplicate (delivery is at least once).
+    pub idempotency_key: String,
+    /// The alert's stable key.
+    pub alert_key: String,
+    /// The alert's program.
+    pub program: String,
+    /// `raised`.
+    pub change: String,
+    /// The alert as delivered (one element of the payload's `alerts`).
+    pub alert: serde_json::Value,
+    /// The run time that made the change.
+    pub created_at: DateTime<Utc>,
+}
+
+/// What a run commits to the state store, all at once (see [`State::commit`]).
+pub struct Commit<'a> {
+    /// The run's id (from [`State::start_run`]).
+    pub run_id: i64,
+    /// Check results to remember.
+    pub checks: &'a [CheckRecord],
+    /// Alert records that changed.
+    pub alerts: &'a [AlertRecord],
+    /// Alert state changes to deliver.
+    pub outbox: &'a [OutboxEntry],
+    /// The snapshot holding the run's tables; None when the tables did not
+    /// change and the published snapshot stays.
+    pub snapshot: Option<u64>,
+    /// When the run finished.
+    pub finished_at: DateTime<Utc>,
+    /// The run's summary line (JSON).
+    pub summary: &'a str,
+}
+
 /// The open state store.
 pub struct State {
     conn: Connection,
@@ -143,7 +183,8 @@ CREATE TABLE IF NOT EXISTS fetch_failures (
 CREATE TABLE IF NOT EXISTS alerts (
     key TEXT PRIMARY KEY, kind TEXT NOT NULL, severity TEXT NOT NULL,
     township TEXT NOT NULL, period TEXT NOT NULL, indicator TEXT NOT NULL, message TEXT NOT NULL,
-    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, notified_at TEXT, resolved_at TEXT);
+    first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, notified_at TEXT, resolved_at TEXT,
+    program TEXT NOT NULL DEFAULT '');
 CREATE TABLE IF NOT EXISTS check_state (
     key TEXT PRIMARY KEY, rule TEXT NOT NULL, severity TEXT NOT NULL, program TEXT NOT NULL,
     township TEXT NOT NULL, period TEXT NOT NULL, year INTEGER NOT NULL, indicator TEXT, dimension TEXT,
@@ -152,7 +193,17 @@ CREATE TABLE IF NOT EXISTS check_state (
 CREATE TABLE IF NOT EXISTS runs (
     id INTEGER PRIMARY KEY AUTOINCREMENT, started_at TEXT NOT NULL, now TEXT NOT NULL,
     finished_at TEXT, summary TEXT);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    idempotency_key TEXT PRIMARY KEY, alert_key TEXT NOT NULL, program TEXT NOT NULL,
+    change TEXT NOT NULL, alert TEXT NOT NULL, created_at TEXT NOT NULL, run_id INTEGER NOT NULL,
+    delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
 ";
+
+/// The state store's schema version (`PRAGMA user_version`). 2: alerts carry
+/// their program and every check and alert key starts with it; the outbox and
+/// the published snapshot exist.
+const SCHEMA_VERSION: i64 = 2;
 
 fn ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
@@ -193,6 +244,29 @@ impl State {
         if !has_defect {
             conn.execute_batch("ALTER TABLE landings ADD COLUMN defect TEXT")
                 .map_err(wrap)?;
+        }
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(wrap)?;
+        if version < 2 {
+            // Stores from before programs were independent: alerts gain a
+            // program (adopted by the first run, see `adopt_legacy_alerts`),
+            // check keys gain their program as a prefix.
+            let has_program: bool = conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('alerts') WHERE name = 'program'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(wrap)?
+                > 0;
+            let add = if has_program {
+                ""
+            } else {
+                "ALTER TABLE alerts ADD COLUMN program TEXT NOT NULL DEFAULT '';"
+            };
+            conn.execute_batch(&format!(
+                "BEGIN; {add} UPDATE check_state SET key = program || '/' || key; PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+            ))
+            .map_err(wrap)?;
         }
         Ok(State { conn, path: p })
     }
@@ -245,6 +319,18 @@ impl State {
             )
             .map_err(|e| self.err(e))?;
         Ok(n > 0)
+    }
+
+    /// Whether this body was landed before for (pipeline, township, period).
+    pub fn has_landing(&self, pipeline: &str, township: &str, period: &str, sha256: &str) -> Result<bool, StateError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM landings WHERE pipeline=?1 AND township=?2 AND period=?3 AND sha256=?4",
+                params![pipeline, township, period, sha256],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(|e| self.err(e))
     }
 
     /// Every landing of a pipeline, all versions, oldest first.
@@ -327,7 +413,7 @@ impl State {
             .conn
             .prepare(
                 "SELECT key, kind, severity, township, period, indicator, message, first_seen, last_seen,
-                        notified_at, resolved_at FROM alerts ORDER BY key",
+                        notified_at, resolved_at, program FROM alerts ORDER BY key",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
@@ -344,50 +430,47 @@ impl State {
                     last_seen: parse_ts(r.get(8)?),
                     notified_at: r.get::<_, Option<String>>(9)?.map(parse_ts),
                     resolved_at: r.get::<_, Option<String>>(10)?.map(parse_ts),
+                    program: r.get(11)?,
                 })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Writes an alert's state.
-    pub fn upsert_alert(&self, a: &AlertRecord) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "INSERT INTO alerts VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)
-                 ON CONFLICT (key) DO UPDATE SET kind=excluded.kind, severity=excluded.severity,
-                   message=excluded.message, first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                   notified_at=excluded.notified_at, resolved_at=excluded.resolved_at",
-                params![
-                    a.key,
-                    a.kind,
-                    a.severity,
-                    a.township,
-                    a.period,
-                    a.indicator,
-                    a.message,
-                    ts(&a.first_seen),
-                    ts(&a.last_seen),
-                    a.notified_at.as_ref().map(ts),
-                    a.resolved_at.as_ref().map(ts)
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+    /// Alerts left by a store from before programs were independent (no
+    /// program, keys without one) are adopted by the only program when there
+    /// is one; otherwise they are closed, and the conditions that still hold
+    /// are raised again under their program's keys.
+    pub fn adopt_legacy_alerts(&mut self, programs: &[String], now: DateTime<Utc>) -> Result<(), StateError> {
+        let n = match programs {
+            [only] => self.conn.execute(
+                "UPDATE alerts SET program = ?1, key = ?1 || '/' || key WHERE program = ''",
+                params![only],
+            ),
+            _ => self.conn.execute(
+                "UPDATE alerts SET program = '(none)', resolved_at = coalesce(resolved_at, ?1) WHERE program = ''",
+                params![ts(&now)],
+            ),
+        }
+        .map_err(|e| self.err(e))?;
+        if n > 0 {
+            tracing::info!(alerts = n, "Alerts from an earlier version adopted by their program.");
+        }
         Ok(())
     }
 
-    /// Every check result remembered.
-    pub fn check_records(&self) -> Result<Vec<CheckRecord>, StateError> {
+    /// Every check result remembered for one program.
+    pub fn check_records(&self, program: &str) -> Result<Vec<CheckRecord>, StateError> {
         let mut st = self
             .conn
             .prepare(
                 "SELECT key, rule, severity, program, township, period, year, indicator, dimension, observed,
                         expected, message, explanation, first_seen, last_seen, resolved_at
-                 FROM check_state ORDER BY key",
+                 FROM check_state WHERE program = ?1 ORDER BY key",
             )
             .map_err(|e| self.err(e))?;
         let rows = st
-            .query_map([], |r| {
+            .query_map([program], |r| {
                 Ok(CheckRecord {
                     key: r.get(0)?,
                     rule: r.get(1)?,
@@ -411,8 +494,12 @@ impl State {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// Writes check results' state in one transaction.
-    pub fn upsert_checks(&mut self, recs: &[CheckRecord]) -> Result<(), StateError> {
+    /// The run's commit: check and alert state, the alerts to deliver and
+    /// the snapshot that publishes the run's tables, in one SQLite
+    /// transaction. Before it nothing of the run counts; after it the run
+    /// happened (the warehouse pointer is rolled forward to `snapshot` by
+    /// whoever comes next if the process dies before swapping it).
+    pub fn commit(&mut self, c: &Commit<'_>) -> Result<(), StateError> {
         let path = self.path.clone();
         let wrap = |source| StateError::Sqlite {
             path: path.clone(),
@@ -428,7 +515,7 @@ impl State {
                        first_seen=excluded.first_seen, last_seen=excluded.last_seen, resolved_at=excluded.resolved_at",
                 )
                 .map_err(wrap)?;
-            for c in recs {
+            for c in c.checks {
                 st.execute(params![
                     c.key,
                     c.rule,
@@ -449,6 +536,161 @@ impl State {
                 ])
                 .map_err(wrap)?;
             }
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO alerts (key, kind, severity, township, period, indicator, message, first_seen,
+                                         last_seen, notified_at, resolved_at, program)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
+                     ON CONFLICT (key) DO UPDATE SET kind=excluded.kind, severity=excluded.severity,
+                       message=excluded.message, first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                       notified_at=excluded.notified_at, resolved_at=excluded.resolved_at, program=excluded.program",
+                )
+                .map_err(wrap)?;
+            for a in c.alerts {
+                st.execute(params![
+                    a.key,
+                    a.kind,
+                    a.severity,
+                    a.township,
+                    a.period,
+                    a.indicator,
+                    a.message,
+                    ts(&a.first_seen),
+                    ts(&a.last_seen),
+                    a.notified_at.as_ref().map(ts),
+                    a.resolved_at.as_ref().map(ts),
+                    a.program
+                ])
+                .map_err(wrap)?;
+            }
+            let mut st = tx
+                .prepare(
+                    "INSERT INTO outbox (idempotency_key, alert_key, program, change, alert, created_at, run_id)
+                     VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (idempotency_key) DO NOTHING",
+                )
+                .map_err(wrap)?;
+            for o in c.outbox {
+                st.execute(params![
+                    o.idempotency_key,
+                    o.alert_key,
+                    o.program,
+                    o.change,
+                    o.alert.to_string(),
+                    ts(&o.created_at),
+                    c.run_id
+                ])
+                .map_err(wrap)?;
+            }
+            if let Some(seq) = c.snapshot {
+                tx.execute(
+                    "INSERT INTO meta VALUES ('published_snapshot', ?1)
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![seq.to_string()],
+                )
+                .map_err(wrap)?;
+            }
+            tx.execute(
+                "UPDATE runs SET finished_at=?2, summary=?3 WHERE id=?1",
+                params![c.run_id, ts(&c.finished_at), c.summary],
+            )
+            .map_err(wrap)?;
+        }
+        tx.commit().map_err(wrap)
+    }
+
+    /// Records a snapshot that changes no state but the published tables
+    /// (the alerts table after delivery).
+    pub fn commit_snapshot(&self, seq: u64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta VALUES ('published_snapshot', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![seq.to_string()],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The snapshot the last committed run published, if any.
+    pub fn published_snapshot(&self) -> Result<Option<u64>, StateError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'published_snapshot'", [], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| v.parse().ok()))
+    }
+
+    /// Alert state changes committed but not yet delivered, oldest first.
+    pub fn pending_outbox(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let mut st = self
+            .conn
+            .prepare(
+                "SELECT idempotency_key, alert_key, program, change, alert, created_at FROM outbox
+                 WHERE delivered_at IS NULL ORDER BY created_at, idempotency_key",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| {
+                let alert: String = r.get(4)?;
+                Ok(OutboxEntry {
+                    idempotency_key: r.get(0)?,
+                    alert_key: r.get(1)?,
+                    program: r.get(2)?,
+                    change: r.get(3)?,
+                    alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
+                    created_at: parse_ts(r.get(5)?),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Marks outbox entries delivered (the receiver answered 2xx), and the
+    /// alerts they raised as notified, in one transaction.
+    pub fn mark_delivered(&mut self, entries: &[OutboxEntry], at: DateTime<Utc>) -> Result<(), StateError> {
+        self.outbox_update(entries, |tx, e| {
+            tx.execute(
+                "UPDATE outbox SET delivered_at = ?2, attempts = attempts + 1, last_error = NULL
+                 WHERE idempotency_key = ?1",
+                params![e.idempotency_key, ts(&at)],
+            )?;
+            if e.change == "raised" {
+                tx.execute(
+                    "UPDATE alerts SET notified_at = coalesce(notified_at, ?2) WHERE key = ?1",
+                    params![e.alert_key, ts(&at)],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Records a failed delivery attempt; the entries stay pending.
+    pub fn delivery_failed(&mut self, entries: &[OutboxEntry], error: &str) -> Result<(), StateError> {
+        self.outbox_update(entries, |tx, e| {
+            tx.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?2 WHERE idempotency_key = ?1",
+                params![e.idempotency_key, error],
+            )
+            .map(|_| ())
+        })
+    }
+
+    fn outbox_update(
+        &mut self,
+        entries: &[OutboxEntry],
+        f: impl Fn(&rusqlite::Transaction<'_>, &OutboxEntry) -> rusqlite::Result<()>,
+    ) -> Result<(), StateError> {
+        let path = self.path.clone();
+        let wrap = |source| StateError::Sqlite {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(wrap)?;
+        for e in entries {
+            f(&tx, e).map_err(wrap)?;
         }
         tx.commit().map_err(wrap)
     }

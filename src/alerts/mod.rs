@@ -17,8 +17,10 @@ use crate::state::AlertRecord;
 /// An alert condition that holds now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
-    /// Stable identity.
+    /// Stable identity, starting with the program.
     pub key: String,
+    /// The reporting program.
+    pub program: String,
     /// overdue, breakdown, quarantined, fetch_failed, …
     pub kind: String,
     /// error or warning.
@@ -39,6 +41,7 @@ fn strs<'a>(df: &'a DataFrame, name: &str) -> PolarsResult<&'a StringChunked> {
 
 /// Alert conditions from one pipeline's results.
 pub fn derive(
+    program: &str,
     checks: &DataFrame,
     quarantine: &DataFrame,
     fetch_failures: &[(String, String, String, String)],
@@ -65,7 +68,8 @@ pub fn derive(
         );
         let (ind_i, dim_i) = (ind.get(i).unwrap_or(""), dim.get(i).unwrap_or(""));
         out.push(Candidate {
-            key: format!("{r}/{t}/{p}/{ind_i}/{dim_i}"),
+            key: format!("{program}/{r}/{t}/{p}/{ind_i}/{dim_i}"),
+            program: program.to_string(),
             kind: r.to_string(),
             severity: "error".into(),
             township: t.to_string(),
@@ -108,7 +112,8 @@ pub fn derive(
             format!("{who} {p}: {n} 项数据无法识别，已隔离待核 ({n} value(s) quarantined; first: {first})")
         };
         out.push(Candidate {
-            key: format!("quarantined/{t}/{p}/{}", &s[..s.len().min(12)]),
+            key: format!("{program}/quarantined/{t}/{p}/{}", &s[..s.len().min(12)]),
+            program: program.to_string(),
             kind: "quarantined".into(),
             severity: "error".into(),
             township: t,
@@ -120,7 +125,8 @@ pub fn derive(
     for (t, p, _url, error) in fetch_failures {
         let who = crate::checks::township_label(registry, t);
         out.push(Candidate {
-            key: format!("fetch_failed/{t}/{p}"),
+            key: format!("{program}/fetch_failed/{t}/{p}"),
+            program: program.to_string(),
             kind: "fetch_failed".into(),
             severity: "error".into(),
             township: t.clone(),
@@ -141,8 +147,29 @@ pub struct Reconciled {
     pub raised: Vec<AlertRecord>,
     /// Alerts that stopped holding.
     pub resolved: Vec<AlertRecord>,
-    /// Open alerts not yet delivered (includes `raised`).
-    pub to_notify: Vec<AlertRecord>,
+}
+
+/// The idempotency key of an alert's raising: the same on every delivery
+/// attempt of this state change, different when the alert is raised again
+/// after it was resolved.
+pub fn idempotency_key(a: &AlertRecord) -> String {
+    format!("raised:{}@{}", a.key, a.first_seen.to_rfc3339())
+}
+
+/// The outbox entries for the alerts a run raised: what the webhook will be
+/// sent once the run has committed.
+pub fn outbox(raised: &[AlertRecord], registry: &Registry, now: DateTime<Utc>) -> Vec<crate::state::OutboxEntry> {
+    raised
+        .iter()
+        .map(|a| crate::state::OutboxEntry {
+            idempotency_key: idempotency_key(a),
+            alert_key: a.key.clone(),
+            program: a.program.clone(),
+            change: "raised".into(),
+            alert: webhook::item(a, registry),
+            created_at: now,
+        })
+        .collect()
 }
 
 /// Reconciles candidates with the remembered alerts at `now`.
@@ -163,6 +190,7 @@ pub fn reconcile(state: &[AlertRecord], candidates: &[Candidate], now: DateTime<
             _ => {
                 let rec = AlertRecord {
                     key: c.key.clone(),
+                    program: c.program.clone(),
                     kind: c.kind.clone(),
                     severity: c.severity.clone(),
                     township: c.township.clone(),
@@ -178,9 +206,6 @@ pub fn reconcile(state: &[AlertRecord], candidates: &[Candidate], now: DateTime<
                 rec
             }
         };
-        if rec.notified_at.is_none() {
-            r.to_notify.push(rec.clone());
-        }
         if known.get(c.key.as_str()).is_none_or(|old| **old != rec) {
             r.upserts.push(rec);
         }
@@ -214,6 +239,7 @@ pub fn table(records: &[AlertRecord], registry: &Registry) -> PolarsResult<DataF
         .collect();
     DataFrame::new_infer_height(vec![
         Column::new("alert_key".into(), s(|a| a.key.clone())),
+        Column::new("program".into(), s(|a| a.program.clone())),
         Column::new("kind".into(), s(|a| a.kind.clone())),
         Column::new("severity".into(), s(|a| a.severity.clone())),
         Column::new("township".into(), s(|a| a.township.clone())),
@@ -250,6 +276,7 @@ mod tests {
     fn cand(key: &str) -> Candidate {
         Candidate {
             key: key.into(),
+            program: "p".into(),
             kind: "overdue".into(),
             severity: "error".into(),
             township: "341124109".into(),
@@ -268,7 +295,7 @@ mod tests {
         let mut state = r.upserts.clone();
         state[0].notified_at = Some(t1);
         let again = reconcile(&state, &[cand("a")], t1);
-        assert!(again.raised.is_empty() && again.to_notify.is_empty() && again.upserts.is_empty());
+        assert!(again.raised.is_empty() && again.upserts.is_empty());
         let next_day = reconcile(&state, &[cand("a")], t2);
         assert!(next_day.raised.is_empty());
         assert_eq!(next_day.upserts[0].last_seen, t2);

@@ -1,40 +1,56 @@
-//! Webhook delivery: one JSON POST per run carrying every alert not yet
-//! delivered. The URL is a secret (it usually embeds a key) and is never logged.
+//! Webhook delivery: one JSON POST per run carrying every alert state change
+//! in the outbox not yet delivered, each with its idempotency key. Delivery
+//! is at least once: a change is sent again only when the receiver's answer
+//! was lost. The URL is a secret (it usually embeds a key) and is never logged.
 
 use std::time::Duration;
 
 use serde_json::json;
 
 use crate::registry::Registry;
-use crate::state::AlertRecord;
+use crate::state::{AlertRecord, OutboxEntry};
 
 /// A delivery failure. Deliberately carries no URL.
 #[derive(Debug, thiserror::Error)]
 #[error("webhook delivery failed: {0}")]
 pub struct WebhookError(pub String);
 
-/// The JSON body posted for a batch of alerts.
-pub fn payload(alerts: &[AlertRecord], registry: &Registry) -> serde_json::Value {
-    let text = alerts
+/// One alert as delivered: an element of the payload's `alerts`.
+pub fn item(a: &AlertRecord, registry: &Registry) -> serde_json::Value {
+    json!({
+        "idempotency_key": crate::alerts::idempotency_key(a),
+        "change": "raised",
+        "key": a.key,
+        "program": a.program,
+        "kind": a.kind,
+        "severity": a.severity,
+        "township": a.township,
+        "township_name": registry.get(&a.township).map(|t| t.name.clone()),
+        "period": a.period,
+        "indicator": if a.indicator.is_empty() { None } else { Some(&a.indicator) },
+        "message": a.message,
+        "first_seen": a.first_seen.to_rfc3339(),
+    })
+}
+
+/// The JSON body posted for the pending outbox entries.
+pub fn payload(entries: &[OutboxEntry]) -> serde_json::Value {
+    let text = entries
         .iter()
-        .map(|a| format!("[{}] {}", a.kind, a.message))
+        .map(|e| {
+            format!(
+                "[{}] {}",
+                e.alert["kind"].as_str().unwrap_or(""),
+                e.alert["message"].as_str().unwrap_or("")
+            )
+        })
         .collect::<Vec<_>>()
         .join("\n");
     json!({
         "source": "taizhang",
-        "count": alerts.len(),
+        "count": entries.len(),
         "text": text,
-        "alerts": alerts.iter().map(|a| json!({
-            "key": a.key,
-            "kind": a.kind,
-            "severity": a.severity,
-            "township": a.township,
-            "township_name": registry.get(&a.township).map(|t| t.name.clone()),
-            "period": a.period,
-            "indicator": if a.indicator.is_empty() { None } else { Some(&a.indicator) },
-            "message": a.message,
-            "first_seen": a.first_seen.to_rfc3339(),
-        })).collect::<Vec<_>>(),
+        "alerts": entries.iter().map(|e| e.alert.clone()).collect::<Vec<_>>(),
     })
 }
 

@@ -11,9 +11,16 @@ use polars::prelude::*;
 use crate::state::CheckRecord;
 
 /// The key of a result row.
-pub fn key(rule: &str, township: &str, period: &str, indicator: Option<&str>, dimension: Option<&str>) -> String {
+pub fn key(
+    program: &str,
+    rule: &str,
+    township: &str,
+    period: &str,
+    indicator: Option<&str>,
+    dimension: Option<&str>,
+) -> String {
     format!(
-        "{rule}/{township}/{period}/{}/{}",
+        "{program}/{rule}/{township}/{period}/{}/{}",
         indicator.unwrap_or(""),
         dimension.unwrap_or("")
     )
@@ -41,6 +48,7 @@ fn records(df: &DataFrame) -> PolarsResult<Vec<CheckRecord>> {
     Ok((0..df.height())
         .map(|i| CheckRecord {
             key: key(
+                program.get(i).unwrap_or(""),
                 rule.get(i).unwrap_or(""),
                 township.get(i).unwrap_or(""),
                 period.get(i).unwrap_or(""),

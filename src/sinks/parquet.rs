@@ -1,13 +1,10 @@
-//! Publish: polars frames to Parquet tables with arrow-rs, so that units and
-//! descriptions travel as Arrow field metadata and Parquet key-value metadata.
-//! Every file is written aside, its footer read back and checked, then renamed
-//! into place: a reader never sees a half-written file. A file whose bytes
-//! would not change is not touched, so a rerun on the same inputs changes
-//! nothing. Partitions no longer produced are removed (replaced, not appended).
+//! Parquet encoding: polars frames to Parquet files with arrow-rs, so that
+//! units and descriptions travel as Arrow field metadata and Parquet key-value
+//! metadata, and the footer check every written file passes. Where the files
+//! go, and when readers see them, is `sinks::snapshot`'s business.
 
-use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::{
@@ -20,7 +17,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
-use polars::prelude::{DataFrame, DataType, IntoLazy, PolarsError, col, lit};
+use polars::prelude::{DataFrame, DataType, PolarsError};
 
 /// A publishing failure.
 #[derive(Debug, thiserror::Error)]
@@ -113,12 +110,26 @@ pub struct Table<'a> {
     pub frame: &'a DataFrame,
 }
 
+impl<'a> Table<'a> {
+    /// The same table over other rows.
+    pub fn clone_with_frame<'b>(&self, frame: &'b DataFrame) -> Table<'b> {
+        Table {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            columns: self.columns.clone(),
+            metadata: self.metadata.clone(),
+            frame,
+        }
+    }
+}
+
 /// What publishing did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PublishReport {
     /// Files written (new or changed).
     pub written: usize,
-    /// Files left as they were.
+    /// Files carried over from the previous snapshot as they were (their
+    /// rows and description did not change: not even encoded).
     pub unchanged: usize,
     /// Stale partitions removed.
     pub removed: usize,
@@ -200,12 +211,11 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
     })
 }
 
-fn encode(t: &Table<'_>, df: &DataFrame) -> Result<Vec<u8>, PublishError> {
+fn encode_with(t: &Table<'_>, batch: &RecordBatch) -> Result<Vec<u8>, PublishError> {
     let enc = |e: parquet::errors::ParquetError| PublishError::Encode {
         table: t.name.clone(),
         reason: e.to_string(),
     };
-    let batch = to_batch(&t.name, df, &t.columns)?;
     let columns: serde_json::Map<String, serde_json::Value> = t
         .columns
         .iter()
@@ -231,7 +241,7 @@ fn encode(t: &Table<'_>, df: &DataFrame) -> Result<Vec<u8>, PublishError> {
         .set_key_value_metadata(Some(kv))
         .build();
     let mut w = ArrowWriter::try_new(Vec::new(), batch.schema(), Some(props)).map_err(enc)?;
-    w.write(&batch).map_err(enc)?;
+    w.write(batch).map_err(enc)?;
     w.into_inner().map_err(enc)
 }
 
@@ -242,25 +252,50 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
     }
 }
 
-/// Writes `bytes` to `path` atomically unless it already holds them; the
-/// footer is read back and checked before the rename. Returns true if written.
-fn put(path: &Path, bytes: &[u8], rows: usize, table: &str) -> Result<bool, PublishError> {
-    if std::fs::read(path).is_ok_and(|old| old == bytes) {
-        return Ok(false);
+/// A table's rows (`t.frame`) as an Arrow record batch of its declared columns.
+pub fn table_batch(t: &Table<'_>) -> Result<RecordBatch, PublishError> {
+    to_batch(&t.name, t.frame, &t.columns)
+}
+
+/// What a file of `t` would hold, as a digest: its rows (in Arrow's row
+/// format, which encodes every value and null unambiguously) and everything
+/// the file says about them (name, description, columns, metadata). Equal
+/// fingerprints make equal files, so a file can be reused without encoding.
+pub fn fingerprint(t: &Table<'_>, batch: &RecordBatch) -> Result<String, PublishError> {
+    use sha2::{Digest, Sha256};
+    let enc = |e: arrow::error::ArrowError| PublishError::Encode {
+        table: t.name.clone(),
+        reason: e.to_string(),
+    };
+    let mut h = Sha256::new();
+    let about = serde_json::json!({
+        "table": t.name, "description": t.description, "metadata": t.metadata,
+        "columns": t.columns.iter().map(|c| (&c.name, format!("{:?}", c.ty), &c.description, &c.unit)).collect::<Vec<_>>(),
+        "writer": env!("CARGO_PKG_VERSION"),
+    });
+    h.update(about.to_string().as_bytes());
+    let fields = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| arrow::row::SortField::new(f.data_type().clone()))
+        .collect();
+    let rows = arrow::row::RowConverter::new(fields)
+        .and_then(|c| c.convert_columns(batch.columns()))
+        .map_err(enc)?;
+    h.update((batch.num_rows() as u64).to_le_bytes());
+    for r in rows.iter() {
+        let b: &[u8] = r.as_ref();
+        h.update((b.len() as u64).to_le_bytes());
+        h.update(b);
     }
-    let dir = path.parent().expect("table files have a directory");
-    std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let tmp = dir.join(format!(".part-0.parquet.tmp-{}", std::process::id()));
-    let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-    f.write_all(bytes).map_err(io(&tmp))?;
-    f.sync_all().map_err(io(&tmp))?;
-    drop(f);
-    if let Err(e) = verify(&tmp, rows, table) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    Ok(true)
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Encodes a record batch of `t` as one Parquet file (zstd), with the
+/// table's description and column metadata.
+pub fn encode_batch(t: &Table<'_>, batch: &RecordBatch) -> Result<Vec<u8>, PublishError> {
+    encode_with(t, batch)
 }
 
 /// Reads a written file's footer: row count and table name must match.
@@ -285,89 +320,15 @@ pub fn verify(path: &Path, rows: usize, table: &str) -> Result<(), PublishError>
     Ok(())
 }
 
-/// Publishes an unpartitioned table as `<root>/<name>/<file>`.
-pub fn publish_single(root: &Path, t: &Table<'_>, file: &str) -> Result<PublishReport, PublishError> {
-    let bytes = encode(t, t.frame)?;
-    let written = put(&root.join(&t.name).join(file), &bytes, t.frame.height(), &t.name)?;
-    Ok(PublishReport {
-        written: usize::from(written),
-        unchanged: usize::from(!written),
-        removed: 0,
-        rows: t.frame.height(),
-    })
-}
-
-/// Publishes a table Hive-partitioned by its `year` column as
-/// `<root>/<name>/year=YYYY/part-0.parquet`. An empty table is written as an
-/// empty partition for `empty_year`, so readers always find a schema.
-pub fn publish_by_year(root: &Path, t: &Table<'_>, empty_year: i32) -> Result<PublishReport, PublishError> {
-    let frame = |source| PublishError::Frame {
-        table: t.name.clone(),
-        source,
-    };
-    let years: BTreeSet<i32> = match t.frame.height() {
-        0 => BTreeSet::from([empty_year]),
-        _ => t
-            .frame
-            .column("year")
-            .map_err(frame)?
-            .i32()
-            .map_err(frame)?
-            .iter()
-            .flatten()
-            .collect(),
-    };
-    let dir = root.join(&t.name);
-    let mut report = PublishReport::default();
-    for y in &years {
-        let part = t
-            .frame
-            .clone()
-            .lazy()
-            .filter(col("year").eq(lit(*y)))
-            .collect()
-            .map_err(frame)?;
-        let bytes = encode(t, &part)?;
-        let path = dir.join(format!("year={y}")).join("part-0.parquet");
-        let written = put(&path, &bytes, part.height(), &t.name)?;
-        report.written += usize::from(written);
-        report.unchanged += usize::from(!written);
-        report.rows += part.height();
-    }
-    report.removed += remove_stale(&dir, |name| {
-        name.strip_prefix("year=")
-            .and_then(|y| y.parse::<i32>().ok())
-            .is_some_and(|y| !years.contains(&y))
-    })?;
-    Ok(report)
-}
-
-/// Removes subdirectories of `dir` whose name `stale` accepts.
-pub fn remove_stale(dir: &Path, stale: impl Fn(&str) -> bool) -> Result<usize, PublishError> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    let mut removed = 0;
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let p: PathBuf = e.path();
-        if p.is_dir() && stale(&name) {
-            std::fs::remove_dir_all(&p).map_err(io(&p))?;
-            removed += 1;
-        }
-    }
-    Ok(removed)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use polars::prelude::*;
 
     #[test]
-    fn writes_verifies_and_skips_identical_rewrites() {
+    fn encodes_units_and_verifies_the_footer() {
         let dir = tempfile::tempdir().unwrap();
-        let df = df!("year" => [2026i32, 2026, 2025], "value" => [Some(1.5), None, Some(3.0)]).unwrap();
+        let df = df!("value" => [Some(1.5), None, Some(3.0)]).unwrap();
         let t = Table {
             name: "facts/x".into(),
             description: "test".into(),
@@ -380,13 +341,18 @@ mod tests {
             metadata: vec![],
             frame: &df,
         };
-        let r = publish_by_year(dir.path(), &t, 2026).unwrap();
-        assert_eq!((r.written, r.unchanged, r.rows), (2, 0, 3));
-        let r = publish_by_year(dir.path(), &t, 2026).unwrap();
-        assert_eq!((r.written, r.unchanged), (0, 2));
-        let f = dir.path().join("facts/x/year=2026/part-0.parquet");
-        verify(&f, 2, "facts/x").unwrap();
-        assert!(verify(&f, 3, "facts/x").is_err());
+        let f = dir.path().join("x.parquet");
+        let batch = table_batch(&t).unwrap();
+        std::fs::write(&f, encode_batch(&t, &batch).unwrap()).unwrap();
+        // The fingerprint follows the rows and what the file says about them.
+        let same = fingerprint(&t, &batch).unwrap();
+        assert_eq!(same, fingerprint(&t, &table_batch(&t).unwrap()).unwrap());
+        let other = df!("value" => [Some(1.5), Some(0.0), Some(3.0)]).unwrap();
+        let t2 = t.clone_with_frame(&other);
+        assert_ne!(same, fingerprint(&t2, &table_batch(&t2).unwrap()).unwrap(), "null ≠ 0");
+        verify(&f, 3, "facts/x").unwrap();
+        assert!(verify(&f, 2, "facts/x").is_err());
+        assert!(verify(&f, 3, "facts/y").is_err());
         // The unit travels in the Arrow field metadata.
         let file = std::fs::File::open(&f).unwrap();
         let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file).unwrap();
@@ -394,10 +360,5 @@ mod tests {
             b.schema().field(0).metadata().get("unit").map(String::as_str),
             Some("元")
         );
-        // A year no longer produced is removed.
-        let only = df!("year" => [2026i32], "value" => [Some(1.0)]).unwrap();
-        let t2 = Table { frame: &only, ..t };
-        assert_eq!(publish_by_year(dir.path(), &t2, 2026).unwrap().removed, 1);
-        assert!(!dir.path().join("facts/x/year=2025").exists());
     }
 }

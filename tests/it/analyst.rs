@@ -2,43 +2,12 @@
 //! warehouse with hive partitioning and gets the county totals of the rollup.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+
 use std::process::Command;
 
 use polars::prelude::*;
 
-use crate::support::read_year;
-
-/// The Python with duckdb that scripts/test installs (target/pyenv);
-/// created here when missing so that plain `cargo test` works too.
-fn python() -> PathBuf {
-    if let Ok(p) = std::env::var("TAIZHANG_PYTHON") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let venv = root.join("target/pyenv");
-    let py = venv.join("bin/python");
-    let has_duckdb = |py: &Path| {
-        Command::new(py)
-            .args(["-c", "import duckdb"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if !has_duckdb(&py) {
-        let ok = Command::new("python3")
-            .arg("-m")
-            .arg("venv")
-            .arg(&venv)
-            .status()
-            .is_ok_and(|s| s.success())
-            && Command::new(venv.join("bin/pip"))
-                .args(["install", "--quiet", "duckdb"])
-                .status()
-                .is_ok_and(|s| s.success());
-        assert!(ok, "could not install duckdb into {}; run scripts/test", venv.display());
-    }
-    py
-}
+use crate::support::{python, read_year};
 
 const SCRIPT: &str = r#"
 import duckdb, json, sys

@@ -28,11 +28,7 @@ const CONTRACT_EXAMPLE: &str = r#"{
 }"#;
 
 fn opts(now: &str) -> RunOptions {
-    RunOptions {
-        now: at(now),
-        dry_run: false,
-        only: vec![],
-    }
+    RunOptions::at(at(now))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,26 +229,42 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
         .iter()
         .map(|a| a["key"].as_str().unwrap().to_string())
         .collect();
-    assert!(keys.contains(&"overdue/341124109/2026-06//".to_string()), "{keys:?}");
     assert!(
-        keys.contains(&"breakdown/341124102/2026-05/certificates_issued/类别".to_string()),
+        keys.contains(&"cdpf-monthly/overdue/341124109/2026-06//".to_string()),
         "{keys:?}"
     );
     assert!(
-        keys.iter().any(|k| k.starts_with("quarantined/341124107/2026-06/")),
+        keys.contains(&"cdpf-monthly/breakdown/341124102/2026-05/certificates_issued/类别".to_string()),
         "{keys:?}"
     );
-    assert!(keys.contains(&"fetch_failed/341124104/2026-02".to_string()), "{keys:?}");
+    assert!(
+        keys.iter()
+            .any(|k| k.starts_with("cdpf-monthly/quarantined/341124107/2026-06/")),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"cdpf-monthly/fetch_failed/341124104/2026-02".to_string()),
+        "{keys:?}"
+    );
     assert_eq!(keys.len(), 4, "{keys:?}");
+    // Each state change carries the key a receiver deduplicates on.
+    for a in posts[0]["alerts"].as_array().unwrap() {
+        let (key, first_seen) = (a["key"].as_str().unwrap(), a["first_seen"].as_str().unwrap());
+        assert_eq!(a["idempotency_key"], json!(format!("raised:{key}@{first_seen}")));
+        assert_eq!(a["program"], json!("cdpf-monthly"));
+    }
     assert_eq!(s.alerts_raised.len(), 4);
-    let alerts = crate::support::read(&wh.join("alerts/part-0.parquet"));
+    let alerts = crate::support::read_table(&wh, "alerts");
     assert_eq!(alerts.height(), 4);
 
     // Second run on the same inputs: nothing changes, nothing is re-sent.
     let before = snapshot(&wh);
     let again = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
     assert_eq!(again.landed_new, 0);
+    assert_eq!(s.bodies_parsed, 58, "every body landed was parsed once");
+    assert_eq!(again.bodies_parsed, 0, "a rerun with nothing new parses no body");
     assert_eq!(again.publish.written, 0, "{:?}", again.publish);
+    assert!(again.publish.unchanged > 0, "nor encodes one: {:?}", again.publish);
     assert!(again.alerts_raised.is_empty());
     assert_eq!(receiver.posts().len(), 1);
     assert_eq!(snapshot(&wh), before);

@@ -4,6 +4,7 @@
 mod analyst;
 mod cases;
 mod cli;
+mod commit;
 mod end_to_end;
 mod support;
 mod transport;

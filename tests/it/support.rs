@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -41,9 +42,14 @@ impl Demo {
 }
 
 /// A webhook receiver on loopback that keeps every JSON body posted to it.
+/// It can answer late (`delay_ms`), so that a sender can be stopped while
+/// its request is pending; `requests` counts arrivals, `answered` answers.
 #[derive(Clone, Default)]
 pub struct Receiver {
     pub bodies: Arc<Mutex<Vec<serde_json::Value>>>,
+    pub delay_ms: Arc<AtomicU64>,
+    pub requests: Arc<AtomicUsize>,
+    pub answered: Arc<AtomicUsize>,
 }
 
 impl Receiver {
@@ -55,6 +61,12 @@ impl Receiver {
                 post(
                     |State(r): State<Receiver>, Json(v): Json<serde_json::Value>| async move {
                         r.bodies.lock().unwrap().push(v);
+                        r.requests.fetch_add(1, Ordering::SeqCst);
+                        let delay = r.delay_ms.load(Ordering::SeqCst);
+                        if delay > 0 {
+                            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                        }
+                        r.answered.fetch_add(1, Ordering::SeqCst);
                         "ok"
                     },
                 ),
@@ -71,21 +83,30 @@ impl Receiver {
     pub fn posts(&self) -> Vec<serde_json::Value> {
         self.bodies.lock().unwrap().clone()
     }
+
+    /// The idempotency keys of every alert posted from the `from`-th body on.
+    pub fn keys_since(&self, from: usize) -> Vec<String> {
+        self.posts()[from..]
+            .iter()
+            .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+            .map(|a| a["idempotency_key"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
 }
 
 pub fn at(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
-/// Reads one Parquet file.
-pub fn read(path: &Path) -> DataFrame {
-    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    ParquetReader::new(f).finish().unwrap()
+/// Reads a year partition of a table (every program's file) from the
+/// published snapshot.
+pub fn read_year(wh: &Path, table: &str, year: i32) -> DataFrame {
+    taizhang::inspect::read_table(wh, &format!("{table}/year={year}")).unwrap_or_else(|e| panic!("{table} {year}: {e}"))
 }
 
-/// Reads a year partition of a table.
-pub fn read_year(wh: &Path, table: &str, year: i32) -> DataFrame {
-    read(&wh.join(table).join(format!("year={year}")).join("part-0.parquet"))
+/// Reads a whole table from the published snapshot.
+pub fn read_table(wh: &Path, table: &str) -> DataFrame {
+    taizhang::inspect::read_table(wh, table).unwrap_or_else(|e| panic!("{table}: {e}"))
 }
 
 /// Rows of `df` matching every (column, value) string equality.
@@ -108,8 +129,11 @@ pub fn total(df: &DataFrame, township: &str, period: &str) -> Option<f64> {
     r.column("value").unwrap().f64().unwrap().get(0)
 }
 
-/// Every Parquet file under `dir` with its bytes, sorted by path.
-pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+/// Every Parquet file of the published snapshot with its bytes, sorted by
+/// path: what a reader of the warehouse sees.
+pub fn snapshot(wh: &Path) -> Vec<(String, Vec<u8>)> {
+    let dir = taizhang::inspect::published_root(wh);
+    let dir = dir.as_path();
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -127,4 +151,54 @@ pub fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+/// The taizhang binary, as cron runs it.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_taizhang"))
+}
+
+/// Copies the shipped config/, pipelines/ and schemas/ into `dir`.
+pub fn copy_config(dir: &Path) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for sub in ["config", "config/quotas", "pipelines", "schemas", "schemas/divisions"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+        for e in std::fs::read_dir(root.join(sub)).unwrap().flatten() {
+            if e.path().is_file() {
+                std::fs::copy(e.path(), dir.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
+
+/// The Python with duckdb that scripts/test installs (target/pyenv);
+/// created here when missing so that plain `cargo test` works too.
+pub fn python() -> PathBuf {
+    use std::process::Command;
+    if let Ok(p) = std::env::var("TAIZHANG_PYTHON") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let venv = root.join("target/pyenv");
+    let py = venv.join("bin/python");
+    let has_duckdb = |py: &Path| {
+        Command::new(py)
+            .args(["-c", "import duckdb"])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !has_duckdb(&py) {
+        let ok = Command::new("python3")
+            .arg("-m")
+            .arg("venv")
+            .arg(&venv)
+            .status()
+            .is_ok_and(|s| s.success())
+            && Command::new(venv.join("bin/pip"))
+                .args(["install", "--quiet", "duckdb"])
+                .status()
+                .is_ok_and(|s| s.success());
+        assert!(ok, "could not install duckdb into {}; run scripts/test", venv.display());
+    }
+    py
 }

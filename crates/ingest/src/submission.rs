@@ -403,6 +403,19 @@ fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) ->
     })
 }
 
+/// Longest township-controlled text echoed into a reason, message or log.
+pub const ECHO_CHARS: usize = 64;
+
+/// `text` cut to `max` characters for echoing (a reason, an alert, a log
+/// line), saying how much was cut: a township controls what it sends, and a
+/// 3 MB field must not be repeated into every row that names it.
+pub fn clip(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…(+{} chars)", &text[..end], text[end..].chars().count()),
+    }
+}
+
 fn json_value(v: &Value) -> RawValue {
     let Value::Object(o) = v else {
         return RawValue {
@@ -568,6 +581,16 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn clip_keeps_short_text_and_says_how_much_it_cut() {
+        assert_eq!(super::clip("大墅镇", 3), "大墅镇");
+        assert_eq!(super::clip("大墅镇镇镇", 3), "大墅镇…(+2 chars)");
+        assert_eq!(
+            super::clip(&"x".repeat(3_000_000), 64).len(),
+            64 + "…(+2999936 chars)".len()
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,565 @@
+//! The warehouse as immutable snapshots: every run that changes a table
+//! writes a complete new snapshot aside, then one pointer swap publishes it.
+//!
+//! ```text
+//! <warehouse>/
+//!   current -> snapshots/00000042       the pointer (a symlink, swapped with rename(2))
+//!   snapshots/00000042/_manifest.json   run, programs, every file with its table and rows
+//!   snapshots/00000042/facts/<indicator>/year=2026/part-<program>-<hash>.parquet
+//!   snapshots/00000042/rollup_county/year=2026/part-<program>-<hash>.parquet
+//!   facts -> current/facts              one link per top-level table, so that
+//!   rollup_county -> current/rollup_county   paths of the earlier layout still read
+//! ```
+//!
+//! File names carry the first 16 hex digits of the file's sha256, so a name
+//! means one content: a file a run does not change is hard-linked from the
+//! previous snapshot (no copy), and a reader that listed files under
+//! `current/` just before a swap either opens the same bytes or fails loudly
+//! on a name that is gone; it never mixes two runs' rows.
+//!
+//! The commit point is the state store (see `State::commit`): a snapshot is
+//! sealed (durable, complete, not yet visible), the state store records it
+//! with the run's check and alert state in one transaction, then the pointer
+//! is swapped. A process killed in between leaves a sealed snapshot that the
+//! next run either publishes (the state store says it was committed) or
+//! removes (it was not), together with any `.staging` leftovers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::TableSink;
+use super::parquet::{PublishError, PublishReport, Table, encode_batch, fingerprint, table_batch, verify};
+
+const SNAPSHOTS: &str = "snapshots";
+const CURRENT: &str = "current";
+const MANIFEST: &str = "_manifest.json";
+const STAGING_SUFFIX: &str = ".staging";
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
+    move |source| PublishError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// One snapshot's table of contents (`_manifest.json` at its root).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Manifest format (1).
+    pub format: u32,
+    /// The snapshot's sequence number (its directory name).
+    pub snapshot: u64,
+    /// The state store's id of the run that wrote it.
+    pub run_id: i64,
+    /// The run's clock (RFC 3339).
+    pub now: String,
+    /// Programs whose files this run replaced.
+    pub programs: Vec<String>,
+    /// Every file of the snapshot.
+    pub files: Vec<FileEntry>,
+}
+
+/// One file of a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Path relative to the snapshot root.
+    pub path: String,
+    /// Table name (`facts/cataract_surgery`, `rollup_county`, …).
+    pub table: String,
+    /// The program whose rows it holds; null for tables every program shares.
+    pub program: Option<String>,
+    /// Rows.
+    pub rows: u64,
+    /// Fingerprint of what the file holds (see `parquet::fingerprint`): a
+    /// later run whose rows for the same file have the same fingerprint
+    /// links this file instead of encoding a new one.
+    #[serde(default)]
+    pub input: String,
+}
+
+/// The snapshots of one warehouse directory.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    root: PathBuf,
+}
+
+/// What [`Snapshots::recover`] cleaned up.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    /// Unsealed staging directories removed.
+    pub staging_removed: usize,
+    /// Sealed snapshots no committed run published, removed.
+    pub uncommitted_removed: usize,
+    /// The pointer was rolled forward to the committed snapshot.
+    pub rolled_forward: bool,
+}
+
+fn seq_name(seq: u64) -> String {
+    format!("{seq:08}")
+}
+
+/// Makes a directory's entries durable.
+fn sync_dir(dir: &Path) -> Result<(), PublishError> {
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))
+}
+
+impl Snapshots {
+    /// The snapshots of `warehouse` (nothing is created until a run seals one).
+    pub fn new(warehouse: &Path) -> Snapshots {
+        Snapshots {
+            root: warehouse.to_path_buf(),
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.root.join(SNAPSHOTS)
+    }
+
+    /// The directory of snapshot `seq`.
+    pub fn path(&self, seq: u64) -> PathBuf {
+        self.dir().join(seq_name(seq))
+    }
+
+    /// The published snapshot: where `current` points.
+    pub fn current(&self) -> Option<u64> {
+        let target = std::fs::read_link(self.root.join(CURRENT)).ok()?;
+        target.file_name()?.to_str()?.parse().ok()
+    }
+
+    /// A snapshot's manifest.
+    pub fn manifest(&self, seq: u64) -> Result<Manifest, PublishError> {
+        let path = self.path(seq).join(MANIFEST);
+        let text = std::fs::read(&path).map_err(io(&path))?;
+        serde_json::from_slice(&text).map_err(|e| PublishError::Verify {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Sealed snapshots on disk, by sequence number.
+    fn sealed(&self) -> Result<Vec<u64>, PublishError> {
+        let dir = self.dir();
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Ok(vec![]);
+        };
+        let mut out: Vec<u64> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    /// Brings the directory in line with the state store after whatever
+    /// happened to the last process: removes staging leftovers and sealed
+    /// snapshots that were never committed, and points `current` at
+    /// `committed` (the state store's published snapshot) if it does not yet.
+    /// Call it holding the run lock.
+    pub fn recover(&self, committed: Option<u64>) -> Result<Recovery, PublishError> {
+        let mut r = Recovery::default();
+        if let Ok(entries) = std::fs::read_dir(&self.root) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if name.starts_with(&format!("{CURRENT}.tmp")) {
+                    std::fs::remove_file(e.path()).map_err(io(&e.path()))?;
+                }
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(self.dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let uncommitted = name.parse::<u64>().ok().zip(committed).is_some_and(|(seq, c)| seq > c);
+                if name.ends_with(STAGING_SUFFIX) || uncommitted {
+                    std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
+                    if uncommitted {
+                        r.uncommitted_removed += 1;
+                    } else {
+                        r.staging_removed += 1;
+                    }
+                }
+            }
+        }
+        if let Some(c) = committed
+            && self.current() != Some(c)
+            && self.path(c).is_dir()
+        {
+            self.publish(c)?;
+            r.rolled_forward = true;
+        }
+        Ok(r)
+    }
+
+    /// Starts the next snapshot for a run that replaces `programs`' files.
+    pub fn begin(&self, run_id: i64, now: &str, programs: &[String]) -> Result<Staging, PublishError> {
+        let last = self.sealed()?.last().copied().max(self.current()).unwrap_or(0);
+        let seq = last + 1;
+        let dir = self.dir().join(format!("{}{STAGING_SUFFIX}", seq_name(seq)));
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
+        }
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let prev = match self.current() {
+            Some(c) => Some((self.path(c), self.manifest(c)?)),
+            None => None,
+        };
+        Ok(Staging {
+            snaps: self.clone(),
+            seq,
+            dir,
+            prev,
+            manifest: Manifest {
+                format: 1,
+                snapshot: seq,
+                run_id,
+                now: now.to_string(),
+                programs: programs.to_vec(),
+                files: vec![],
+            },
+            dirs: BTreeSet::new(),
+            report: PublishReport::default(),
+        })
+    }
+
+    /// Publishes sealed snapshot `seq`: swaps `current` to it in one
+    /// rename(2), then makes sure every top-level table path links through
+    /// `current` (replacing a directory of the earlier, in-place layout).
+    pub fn publish(&self, seq: u64) -> Result<(), PublishError> {
+        let tmp = self.root.join(format!("{CURRENT}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        let target = Path::new(SNAPSHOTS).join(seq_name(seq));
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io(&tmp))?;
+        let cur = self.root.join(CURRENT);
+        std::fs::rename(&tmp, &cur).map_err(io(&cur))?;
+        sync_dir(&self.root)?;
+        let manifest = self.manifest(seq)?;
+        let tops: BTreeSet<&str> = manifest
+            .files
+            .iter()
+            .filter_map(|f| f.table.split('/').next())
+            .collect();
+        for top in tops {
+            let link = self.root.join(top);
+            let want = Path::new(CURRENT).join(top);
+            match std::fs::symlink_metadata(&link) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    if std::fs::read_link(&link).ok().as_deref() == Some(want.as_path()) {
+                        continue;
+                    }
+                    std::fs::remove_file(&link).map_err(io(&link))?;
+                }
+                // A table directory of the in-place layout: derived data,
+                // superseded by the snapshot just published.
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&link).map_err(io(&link))?,
+                Ok(_) => std::fs::remove_file(&link).map_err(io(&link))?,
+                Err(_) => {}
+            }
+            std::os::unix::fs::symlink(&want, &link).map_err(io(&link))?;
+        }
+        Ok(())
+    }
+
+    /// Removes published snapshots older than the newest `keep` (never the
+    /// current one). Returns how many were removed.
+    pub fn retain(&self, keep: usize) -> Result<usize, PublishError> {
+        let current = self.current();
+        let all: Vec<u64> = self.sealed()?.into_iter().filter(|s| Some(*s) <= current).collect();
+        let drop_n = all.len().saturating_sub(keep.max(1));
+        for seq in &all[..drop_n] {
+            let p = self.path(*seq);
+            std::fs::remove_dir_all(&p).map_err(io(&p))?;
+        }
+        Ok(drop_n)
+    }
+}
+
+/// A snapshot being written: not visible to any reader.
+#[derive(Debug)]
+pub struct Staging {
+    snaps: Snapshots,
+    seq: u64,
+    dir: PathBuf,
+    prev: Option<(PathBuf, Manifest)>,
+    manifest: Manifest,
+    dirs: BTreeSet<PathBuf>,
+    report: PublishReport,
+}
+
+/// A sealed snapshot, ready to be committed and published.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sealed {
+    /// Its sequence number; None when it would equal the published one
+    /// (nothing to publish; the staging directory is gone).
+    pub seq: Option<u64>,
+    /// Files written and linked.
+    pub report: PublishReport,
+}
+
+impl Staging {
+    fn mkdirs(&mut self, dir: &Path) -> Result<(), PublishError> {
+        if self.dirs.insert(dir.to_path_buf()) {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        Ok(())
+    }
+
+    /// Links `rel` from the previous snapshot (copies where links are not
+    /// possible).
+    fn link_prev(&mut self, prev_dir: &Path, rel: &str) -> Result<(), PublishError> {
+        let (from, to) = (prev_dir.join(rel), self.dir.join(rel));
+        self.mkdirs(to.parent().expect("files have a directory"))?;
+        if std::fs::hard_link(&from, &to).is_err() {
+            std::fs::copy(&from, &to).map_err(io(&from))?;
+        }
+        Ok(())
+    }
+
+    /// Completes the snapshot: carries over the previous snapshot's files of
+    /// programs this run did not replace, writes the manifest and makes
+    /// everything durable, then renames the staging directory into place.
+    pub fn seal(mut self) -> Result<Sealed, PublishError> {
+        if let Some((prev_dir, prev)) = self.prev.take() {
+            for f in &prev.files {
+                let kept = f.program.as_ref().is_some_and(|p| !self.manifest.programs.contains(p));
+                if kept {
+                    self.link_prev(&prev_dir, &f.path)?;
+                    self.manifest.files.push(f.clone());
+                }
+            }
+            let mut mine = self.manifest.files.clone();
+            mine.sort();
+            let mut theirs = prev.files.clone();
+            theirs.sort();
+            if mine == theirs {
+                std::fs::remove_dir_all(&self.dir).map_err(io(&self.dir))?;
+                return Ok(Sealed {
+                    seq: None,
+                    report: self.report,
+                });
+            }
+        }
+        self.manifest.files.sort();
+        let path = self.dir.join(MANIFEST);
+        let text = serde_json::to_vec_pretty(&self.manifest).expect("a manifest serializes");
+        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+        f.write_all(&text).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        for d in self.dirs.iter().rev() {
+            sync_dir(d)?;
+        }
+        sync_dir(&self.dir)?;
+        let dest = self.snaps.path(self.seq);
+        std::fs::rename(&self.dir, &dest).map_err(io(&dest))?;
+        sync_dir(&self.snaps.dir())?;
+        Ok(Sealed {
+            seq: Some(self.seq),
+            report: self.report,
+        })
+    }
+}
+
+fn file_name(program: Option<&str>, hash: &str) -> String {
+    match program {
+        // Program names come from the operator's pipeline files; keep them
+        // to characters every file system and URL takes.
+        Some(p) => {
+            let p: String = p
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            format!("part-{p}-{hash}.parquet")
+        }
+        None => format!("part-{hash}.parquet"),
+    }
+}
+
+impl TableSink for Staging {
+    fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, program: Option<&str>) -> Result<(), PublishError> {
+        let batch = table_batch(t)?;
+        let input = fingerprint(t, &batch)?;
+        let mut dir = PathBuf::from(&t.name);
+        if let Some(y) = year {
+            dir.push(format!("year={y}"));
+        }
+        let rows = t.frame.height();
+        // The same file in the previous snapshot: same table, partition,
+        // program and fingerprint. Linked, not encoded.
+        let same = self.prev.as_ref().and_then(|(prev_dir, m)| {
+            m.files
+                .iter()
+                .find(|f| {
+                    f.input == input
+                        && f.table == t.name
+                        && f.program.as_deref() == program
+                        && Path::new(&f.path).parent() == Some(dir.as_path())
+                })
+                .map(|f| (prev_dir.clone(), f.path.clone()))
+        });
+        let rel = match same {
+            Some((prev_dir, rel)) => {
+                self.link_prev(&prev_dir, &rel)?;
+                self.report.unchanged += 1;
+                rel
+            }
+            None => {
+                let bytes = encode_batch(t, &batch)?;
+                let hash = &crate::land::sha256_hex(&bytes)[..16];
+                let rel = dir.join(file_name(program, hash)).to_string_lossy().to_string();
+                let path = self.dir.join(&rel);
+                self.mkdirs(path.parent().expect("files have a directory"))?;
+                let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+                f.write_all(&bytes).map_err(io(&path))?;
+                f.sync_all().map_err(io(&path))?;
+                verify(&path, rows, &t.name)?;
+                self.report.written += 1;
+                rel
+            }
+        };
+        self.report.rows += rows;
+        self.manifest.files.push(FileEntry {
+            path: rel,
+            table: t.name.clone(),
+            program: program.map(str::to_string),
+            rows: rows as u64,
+            input,
+        });
+        Ok(())
+    }
+}
+
+/// Files of a snapshot by table, for readers that want a fixed view.
+pub fn files_by_table(m: &Manifest) -> BTreeMap<&str, Vec<&FileEntry>> {
+    let mut out: BTreeMap<&str, Vec<&FileEntry>> = BTreeMap::new();
+    for f in &m.files {
+        out.entry(f.table.as_str()).or_default().push(f);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::*;
+
+    use super::*;
+    use crate::sinks::parquet::{ColType, c};
+
+    fn table<'a>(name: &str, df: &'a DataFrame) -> Table<'a> {
+        Table {
+            name: name.into(),
+            description: "test".into(),
+            columns: vec![c("v", ColType::F64, "v")],
+            metadata: vec![],
+            frame: df,
+        }
+    }
+
+    fn stage(s: &Snapshots, programs: &[&str], rows: &[(&str, Option<&str>, f64)]) -> Sealed {
+        let programs: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
+        let mut st = s.begin(1, "2026-07-10T00:00:00Z", &programs).unwrap();
+        for (name, program, v) in rows {
+            let df = df!("year" => [2026i32], "v" => [*v]).unwrap();
+            st.write_by_year(&table(name, &df), *program, 2026).unwrap();
+        }
+        st.seal().unwrap()
+    }
+
+    fn files(dir: &Path) -> Vec<String> {
+        let mut out = vec![];
+        let mut stack = vec![dir.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    out.push(e.path().strip_prefix(dir).unwrap().display().to_string());
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn nothing_is_visible_until_published_and_other_programs_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(dir.path());
+        let one = stage(
+            &s,
+            &["a", "b"],
+            &[("t", Some("a"), 1.0), ("t", Some("b"), 2.0), ("d", None, 0.0)],
+        );
+        assert_eq!(one.report.written, 3);
+        let one = one.seq.unwrap();
+        assert_eq!(s.current(), None, "sealed is not published");
+        assert!(!dir.path().join("t").exists());
+        s.publish(one).unwrap();
+        assert_eq!(s.current(), Some(one));
+        let visible = files(&dir.path().join("t"));
+        assert_eq!(visible.len(), 2, "{visible:?}");
+        assert!(visible.iter().all(|f| f.starts_with("year=2026/part-")));
+
+        // A run of program a alone: b's file is carried, a's replaced.
+        let two = stage(&s, &["a"], &[("t", Some("a"), 5.0), ("d", None, 0.0)]);
+        assert_eq!((two.report.written, two.report.unchanged), (1, 1));
+        let two = two.seq.unwrap();
+        s.publish(two).unwrap();
+        let m = s.manifest(two).unwrap();
+        assert_eq!(m.files.len(), 3);
+        assert!(m.files.iter().any(|f| f.program.as_deref() == Some("b")));
+        // The same again: nothing to publish.
+        assert_eq!(stage(&s, &["a"], &[("t", Some("a"), 5.0), ("d", None, 0.0)]).seq, None);
+        assert_eq!(s.retain(1).unwrap(), 1);
+        assert!(!s.path(one).exists() && s.path(two).exists());
+    }
+
+    #[test]
+    fn recovery_removes_leftovers_and_rolls_forward_what_was_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(dir.path());
+        let one = stage(&s, &["a"], &[("t", Some("a"), 1.0)]).seq.unwrap();
+        s.publish(one).unwrap();
+        // Sealed but the process died before the state store committed it.
+        let two = stage(&s, &["a"], &[("t", Some("a"), 2.0)]).seq.unwrap();
+        // And a staging directory a killed run left half written.
+        let st = s.begin(3, "x", &["a".into()]).unwrap();
+        drop(st);
+        let r = s.recover(Some(one)).unwrap();
+        assert_eq!(
+            (r.staging_removed, r.uncommitted_removed, r.rolled_forward),
+            (1, 1, false)
+        );
+        assert!(!s.path(two).exists());
+        assert_eq!(s.current(), Some(one));
+        // Committed, but the process died before swapping the pointer.
+        let three = stage(&s, &["a"], &[("t", Some("a"), 3.0)]).seq.unwrap();
+        let r = s.recover(Some(three)).unwrap();
+        assert!(r.rolled_forward);
+        assert_eq!(s.current(), Some(three));
+    }
+
+    #[test]
+    fn a_table_directory_of_the_in_place_layout_becomes_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("t/year=2026")).unwrap();
+        std::fs::write(dir.path().join("t/year=2026/part-0.parquet"), b"old").unwrap();
+        let s = Snapshots::new(dir.path());
+        let one = stage(&s, &["a"], &[("t", Some("a"), 1.0)]).seq.unwrap();
+        s.publish(one).unwrap();
+        assert!(
+            std::fs::symlink_metadata(dir.path().join("t"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert!(!dir.path().join("t/year=2026/part-0.parquet").exists());
+        assert_eq!(files(&s.path(one).join("t")).len(), 1);
+    }
+}

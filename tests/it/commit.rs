@@ -1,0 +1,584 @@
+//! Runs that commit once, with the real binary, the real portal and a real
+//! webhook receiver: kill -9 anywhere never shows two runs mixed and a rerun
+//! converges; two runs take turns; one program's run leaves another's tables
+//! and alerts alone; a 3 MB header field costs nothing and is forgotten once
+//! the township sends a clean report.
+//!
+//! More kills than CI's: `TAIZHANG_KILL_TRIALS=300 cargo test --test it commit::kill`
+//! (`TAIZHANG_KILL_SEED` replays a sequence).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use taizhang::simulator::{Canned, Portal};
+
+use crate::support::{Receiver, bin, copy_config, python, read_table, rows};
+
+const T1: &str = "2026-06-10T10:00:00+08:00";
+const T2: &str = "2026-07-10T10:00:00+08:00";
+
+/// A county deployment on disk (config, warehouse, state), fed by a demo
+/// portal and alerting a receiver. Copies of its directory are independent
+/// deployments sharing the portal and the receiver.
+struct Deployment {
+    dir: tempfile::TempDir,
+    portal: Portal,
+    receiver: Receiver,
+}
+
+impl Deployment {
+    async fn start() -> Deployment {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("county");
+        copy_config(&root);
+        let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+        let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+        let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+        let pipeline = root.join("pipelines/cdpf-monthly.toml");
+        let text = std::fs::read_to_string(&pipeline)
+            .unwrap()
+            .replace("127.0.0.1:8080", &addr.to_string());
+        std::fs::write(&pipeline, text).unwrap();
+        let (receiver, hook) = Receiver::start().await;
+        let hook_file = dir.path().join("hook-url");
+        std::fs::write(&hook_file, format!("{hook}\n")).unwrap();
+        let settings = root.join("config/taizhang.toml");
+        let s = std::fs::read_to_string(&settings)
+            .unwrap()
+            .replace(
+                "# webhook_url_file = \"/run/secrets/taizhang-webhook\"",
+                &format!("webhook_url_file = {:?}", hook_file.display().to_string()),
+            )
+            .replace("retry_base_ms = 500", "retry_base_ms = 1");
+        std::fs::write(&settings, s).unwrap();
+        Deployment { dir, portal, receiver }
+    }
+
+    fn root(&self) -> PathBuf {
+        self.dir.path().join("county")
+    }
+
+    /// A copy of the deployment (`cp -a`: links and modes kept).
+    fn copy(&self, from: &Path, name: &str) -> PathBuf {
+        let to = self.dir.path().join(name);
+        let _ = std::fs::remove_dir_all(&to);
+        let ok = Command::new("cp").arg("-a").arg(from).arg(&to).status().unwrap();
+        assert!(ok.success());
+        to
+    }
+}
+
+fn run_cmd(root: &Path, now: &str, extra: &[&str]) -> Command {
+    let mut c = bin();
+    c.args(["run", "--now", now, "--config"])
+        .arg(root.join("config/taizhang.toml"))
+        .args(extra)
+        .env("RUST_LOG", "warn");
+    c
+}
+
+async fn run_ok(root: &Path, now: &str, extra: &[&str]) -> String {
+    let mut c = run_cmd(root, now, extra);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// What DuckDB reads from each warehouse the documented way (through
+/// `current/`): per table, rows and a digest of them.
+const DIGEST: &str = r#"
+import duckdb, hashlib, json, os, sys
+out = {}
+for wh in sys.argv[1:]:
+    cur = os.path.join(wh, "current")
+    if not os.path.exists(cur):  # a snapshot directory itself
+        cur = wh
+    tables = set()
+    for root, dirs, files in os.walk(cur, followlinks=True):
+        if any(f.endswith(".parquet") for f in files):
+            parts = [p for p in os.path.relpath(root, cur).split(os.sep) if not p.startswith("year=")]
+            tables.add("/".join(parts))
+    d = {}
+    for t in sorted(tables):
+        rows = duckdb.sql(f"SELECT * FROM read_parquet('{cur}/{t}/**/*.parquet', hive_partitioning = true)").fetchall()
+        lines = sorted(repr(r) for r in rows)
+        d[t] = [len(rows), hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]]
+    out[wh] = d
+print(json.dumps(out))
+"#;
+
+type Digest = BTreeMap<String, (u64, String)>;
+
+fn digests(warehouses: &[PathBuf]) -> Vec<Digest> {
+    let out = Command::new(python())
+        .arg("-c")
+        .arg(DIGEST)
+        .args(warehouses)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: BTreeMap<String, Digest> = serde_json::from_slice(&out.stdout).unwrap();
+    warehouses.iter().map(|w| v[&w.display().to_string()].clone()).collect()
+}
+
+/// Where a trial stops the run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Moment {
+    /// After this many reports were served.
+    Fetching(usize),
+    /// This many ms after the last report was served (landing, normalizing).
+    AfterFetch(u64),
+    /// This many ms after the snapshot's staging directory appeared.
+    Staging(u64),
+    /// As soon as the snapshot is sealed (before or after the commit).
+    Sealed,
+    /// While the receiver holds the alerts' POST unanswered.
+    Delivering,
+    /// Right after the receiver answered.
+    Delivered,
+    /// This many ms into the follow-up snapshot that records the delivery.
+    FollowUp(u64),
+}
+
+/// A small deterministic generator (no dependency for this).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn snapshot_names(wh: &Path) -> Vec<String> {
+    std::fs::read_dir(wh.join("snapshots"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts a run and SIGKILLs it at `moment`; returns whether it was killed
+/// (false: it finished first).
+fn kill_at(root: &Path, portal: &Portal, receiver: &Receiver, moment: Moment, reports: usize) -> bool {
+    let wh = root.join("warehouse");
+    let before: BTreeSet<String> = snapshot_names(&wh).into_iter().collect();
+    let (hits0, req0, ans0) = (
+        portal.hits(),
+        receiver.requests.load(Ordering::SeqCst),
+        receiver.answered.load(Ordering::SeqCst),
+    );
+    let mut child = run_cmd(root, T2, &[])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let names = snapshot_names(&wh);
+        let fire = match moment {
+            Moment::Fetching(k) => portal.hits() - hits0 >= k,
+            Moment::AfterFetch(ms) => {
+                let done = portal.hits() - hits0 >= reports;
+                if done {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                done
+            }
+            Moment::Staging(ms) => {
+                let staging = names.iter().any(|n| n.ends_with(".staging"));
+                if staging {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                staging
+            }
+            Moment::Sealed => names.iter().any(|n| !n.ends_with(".staging") && !before.contains(n)),
+            Moment::Delivering => receiver.requests.load(Ordering::SeqCst) > req0,
+            Moment::Delivered => receiver.answered.load(Ordering::SeqCst) > ans0,
+            Moment::FollowUp(ms) => {
+                let go =
+                    receiver.answered.load(Ordering::SeqCst) > ans0 && names.iter().any(|n| n.ends_with(".staging"));
+                if go {
+                    std::thread::sleep(Duration::from_millis(ms));
+                }
+                go
+            }
+        };
+        if fire {
+            let _ = child.kill();
+            let _ = child.wait();
+            return true;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "run never reached {moment:?}"
+        );
+        std::thread::sleep(Duration::from_micros(300));
+    }
+}
+
+fn leftovers(wh: &Path) -> Vec<String> {
+    let mut out: Vec<String> = snapshot_names(wh)
+        .into_iter()
+        .filter(|n| n.ends_with(".staging"))
+        .collect();
+    for e in std::fs::read_dir(wh).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        if n.starts_with("current.tmp") {
+            out.push(n);
+        }
+    }
+    if let Ok(d) = std::fs::read_dir(wh.join("raw/.tmp")) {
+        out.extend(d.flatten().map(|e| e.file_name().to_string_lossy().to_string()));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_nine_anywhere_never_shows_two_runs_mixed_and_a_rerun_converges() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    // The month before: January to May, alerts delivered.
+    run_ok(&root, T1, &[]).await;
+    run_ok(&root, T1, &[]).await;
+    let base = d.copy(&root, "base");
+
+    // The reference: the July run uninterrupted; every snapshot it publishes
+    // is a state a reader may see. Once more: nothing new, nothing parsed,
+    // nothing encoded.
+    let reference = d.copy(&base, "reference");
+    let from = d.receiver.posts().len();
+    run_ok(&reference, T2, &[]).await;
+    let expected_keys: BTreeSet<String> = d.receiver.keys_since(from).into_iter().collect();
+    assert!(
+        expected_keys.len() >= 2,
+        "the July run raises alerts: {expected_keys:?}"
+    );
+    assert_eq!(d.receiver.keys_since(from).len(), expected_keys.len(), "each once");
+    let base_seq: u64 = snapshot_names(&base.join("warehouse"))
+        .iter()
+        .filter_map(|n| n.parse().ok())
+        .max()
+        .unwrap();
+    let published: Vec<PathBuf> = {
+        let mut n: Vec<u64> = snapshot_names(&reference.join("warehouse"))
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .filter(|n| *n > base_seq)
+            .collect();
+        n.sort_unstable();
+        n.iter()
+            .map(|n| reference.join(format!("warehouse/snapshots/{n:08}")))
+            .collect()
+    };
+    assert_eq!(published.len(), 2, "the run's commit and its delivery's");
+    let again = run_ok(&reference, T2, &[]).await;
+    assert!(again.contains("bodies parsed       0"), "{again}");
+    assert!(again.contains("files               0 written"), "{again}");
+
+    // The trials: a slow portal and a slow receiver, so every phase is hit.
+    d.portal.set_delay(Duration::from_millis(15));
+    d.receiver.delay_ms.store(200, Ordering::SeqCst);
+    let trials: usize = std::env::var("TAIZHANG_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let seed: u64 = std::env::var("TAIZHANG_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20261129);
+    let mut rng = Lcg(seed);
+    let reports = 60;
+    let mut mids = Vec::new();
+    let mut finals = Vec::new();
+    let mut killed = 0;
+    for i in 0..trials {
+        let moment = match i % 10 {
+            0..=2 => Moment::Fetching(1 + rng.next(reports as u64 - 1) as usize),
+            3 => Moment::AfterFetch(rng.next(40)),
+            4 | 5 => Moment::Staging(rng.next(25)),
+            6 => Moment::Sealed,
+            7 => Moment::Delivering,
+            8 => Moment::Delivered,
+            _ => Moment::FollowUp(rng.next(15)),
+        };
+        let trial = d.copy(&base, &format!("trial-{i}"));
+        let from = d.receiver.posts().len();
+        let (portal, receiver, t) = (d.portal.clone(), d.receiver.clone(), trial.clone());
+        let was_killed = tokio::task::spawn_blocking(move || kill_at(&t, &portal, &receiver, moment, reports))
+            .await
+            .unwrap();
+        killed += usize::from(was_killed);
+        eprintln!(
+            "trial {i}: {moment:?} {}",
+            if was_killed { "killed" } else { "finished first" }
+        );
+        mids.push((moment, d.copy(&trial, &format!("mid-{i}")).join("warehouse")));
+        // What the killed run left is cleaned up and the run converges.
+        run_ok(&trial, T2, &[]).await;
+        let wh = trial.join("warehouse");
+        assert_eq!(leftovers(&wh), Vec::<String>::new(), "trial {i} {moment:?}");
+        finals.push((moment, wh));
+        let keys = d.receiver.keys_since(from);
+        let distinct: BTreeSet<String> = keys.iter().cloned().collect();
+        assert_eq!(distinct, expected_keys, "trial {i} {moment:?}: every alert delivered");
+        if !matches!(moment, Moment::Delivering | Moment::Delivered) {
+            assert_eq!(keys.len(), distinct.len(), "trial {i} {moment:?}: nothing sent twice");
+        }
+    }
+    d.portal.set_delay(Duration::ZERO);
+    assert!(
+        killed * 10 >= trials * 8,
+        "most trials must kill the run: {killed} of {trials}"
+    );
+
+    let mut all = vec![base.join("warehouse"), reference.join("warehouse")];
+    all.extend(published.iter().cloned());
+    all.extend(mids.iter().map(|(_, w)| w.clone()));
+    all.extend(finals.iter().map(|(_, w)| w.clone()));
+    let got = digests(&all);
+    let (before, converged) = (&got[0], &got[1]);
+    let states = &got[2..2 + published.len()];
+    assert_ne!(before, converged);
+    assert_eq!(states.last(), Some(converged));
+    assert!(converged.contains_key("rollup_county") && converged.keys().any(|t| t.starts_with("facts/")));
+    let mids_at = 2 + published.len();
+    for (i, (moment, _)) in mids.iter().enumerate() {
+        let seen = &got[mids_at + i];
+        let which = match states.iter().position(|s| s == seen) {
+            Some(k) => format!("published snapshot {k} of the run"),
+            None => "the previous run's".into(),
+        };
+        eprintln!("trial {i} killed at {moment:?}: a reader saw {which}");
+        assert!(
+            seen == before || states.contains(seen),
+            "trial {i} killed at {moment:?}: the warehouse is neither the previous run's nor this one's:\n{}",
+            mixed(seen, before, converged)
+        );
+    }
+    for (i, (moment, _)) in finals.iter().enumerate() {
+        assert_eq!(
+            &got[mids_at + mids.len() + i],
+            converged,
+            "trial {i} {moment:?}: the rerun converges"
+        );
+    }
+}
+
+/// Which tables differ from either run, for a failure message.
+fn mixed(seen: &Digest, before: &Digest, after: &Digest) -> String {
+    seen.iter()
+        .map(|(t, v)| {
+            let tag = match (before.get(t) == Some(v), after.get(t) == Some(v)) {
+                (true, true) => "both",
+                (true, false) => "previous",
+                (false, true) => "this",
+                (false, false) => "NEITHER",
+            };
+            format!("  {t}: {tag}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runs_at_once_take_turns_and_alert_once() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    d.portal.set_delay(Duration::from_millis(30));
+    let from = d.receiver.posts().len();
+    let spawn = |extra: &'static [&'static str]| {
+        run_cmd(&root, T2, extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (spawn(&["--wait-secs", "120"]), spawn(&["--wait-secs", "120"]));
+    // A third that will not wait is refused while they run.
+    std::thread::sleep(Duration::from_millis(100));
+    let c = run_cmd(&root, T2, &[]).output().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    d.portal.set_delay(Duration::ZERO);
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    assert_eq!(c.status.code(), Some(75), "{}", String::from_utf8_lossy(&c.stderr));
+    let err = String::from_utf8_lossy(&c.stderr);
+    assert!(err.contains("another taizhang run holds"), "{err}");
+    assert!(err.contains("pid "), "the holder is named: {err}");
+    let keys = d.receiver.keys_since(from);
+    let distinct: BTreeSet<&String> = keys.iter().collect();
+    assert!(!keys.is_empty());
+    assert_eq!(keys.len(), distinct.len(), "every alert POSTed once: {keys:?}");
+}
+
+/// The quarterly report of the same townships: its own program, schedule,
+/// indicators and checks.
+fn quarterly_pipeline(addr: &str) -> String {
+    format!(
+        r#"name = "cdpf-quarterly"
+title = "残联季度报表"
+period_type = "quarterly"
+start_period = "2026-Q1"
+deadline_days = 30
+source_url = "http://{addr}/reports/{{township}}/{{period}}"
+schedule = "0 0 3 * * *"
+indicators = ["certificates_issued", "cataract_surgery"]
+
+[[checks]]
+kind = "overdue"
+severity = "error"
+
+[[checks]]
+kind = "breakdown"
+severity = "error"
+"#
+    )
+}
+
+fn quarterly_report(township: &str, total: i64) -> serde_json::Value {
+    json!({"township": township, "program": "cdpf-quarterly", "period": "2026-Q1",
+           "submitted_at": "2026-04-08T09:00:00+08:00",
+           "values": [{"indicator": "残疾人证核发", "value": total},
+                      {"indicator": "白内障复明手术", "value": 7}]})
+}
+
+/// Files of one program in the published snapshot, with their bytes.
+fn program_files(wh: &Path, program: &str) -> Vec<(String, Vec<u8>)> {
+    crate::support::snapshot(wh)
+        .into_iter()
+        .filter(|(p, _)| p.contains(&format!("part-{program}-")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    let pipeline = std::fs::read_to_string(root.join("pipelines/cdpf-monthly.toml")).unwrap();
+    let addr = pipeline
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .unwrap()
+        .to_string();
+    std::fs::write(root.join("pipelines/cdpf-quarterly.toml"), quarterly_pipeline(&addr)).unwrap();
+    for t in ["341124100", "341124101", "341124102"] {
+        d.portal.set(t, "2026-Q1", Canned::json(&quarterly_report(t, 40)));
+    }
+    let wh = root.join("warehouse");
+    run_ok(&root, T2, &[]).await;
+    let monthly = program_files(&wh, "cdpf-monthly");
+    assert!(!monthly.is_empty() && !program_files(&wh, "cdpf-quarterly").is_empty());
+    let alerts = read_table(&wh, "alerts");
+    let open =
+        |a: &polars::prelude::DataFrame, program: &str| rows(a, &[("program", program), ("status", "open")]).height();
+    let monthly_open = open(&alerts, "cdpf-monthly");
+    assert!(monthly_open >= 3);
+    // Seven townships never sent Q1: overdue in the quarterly program.
+    assert_eq!(open(&alerts, "cdpf-quarterly"), 7, "{alerts}");
+    let from = d.receiver.posts().len();
+
+    // The quarterly report alone, a day later, after one more township sent Q1.
+    d.portal
+        .set("341124103", "2026-Q1", Canned::json(&quarterly_report("341124103", 50)));
+    let out = run_ok(&root, "2026-07-11T10:00:00+08:00", &["--pipeline", "cdpf-quarterly"]).await;
+    assert!(out.contains("reports fetched     4 of 20"), "{out}");
+    assert_eq!(program_files(&wh, "cdpf-monthly"), monthly, "monthly files untouched");
+    let alerts = read_table(&wh, "alerts");
+    assert_eq!(open(&alerts, "cdpf-monthly"), monthly_open, "monthly alerts untouched");
+    assert_eq!(open(&alerts, "cdpf-quarterly"), 6, "one quarterly overdue resolved");
+    let checks = read_table(&wh, "check_results");
+    assert_eq!(
+        rows(&checks, &[("program", "cdpf-monthly"), ("status", "resolved")]).height(),
+        0,
+        "no monthly check result resolved by the quarterly run"
+    );
+    let facts = crate::support::read_year(&wh, "facts/certificates_issued", 2026);
+    assert!(rows(&facts, &[("program", "cdpf-monthly")]).height() > 0);
+    assert_eq!(rows(&facts, &[("program", "cdpf-quarterly")]).height(), 4);
+
+    // The next full run re-raises nothing of the monthly program.
+    run_ok(&root, "2026-07-11T10:00:00+08:00", &[]).await;
+    let resent: Vec<String> = d
+        .receiver
+        .keys_since(from)
+        .into_iter()
+        .filter(|k| k.contains("cdpf-monthly/"))
+        .collect();
+    assert_eq!(resent, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_3mb_header_field_costs_nothing_and_a_clean_resubmission_replaces_it() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    let wh = root.join("warehouse");
+    let huge = "镇".repeat(1_000_000); // 3 MB of UTF-8
+    let values: Vec<serde_json::Value> = (0..1000)
+        .map(|i| json!({"indicator": "白内障复明手术", "dimension": "x", "category": format!("c{i}"), "value": i}))
+        .collect();
+    let hostile = json!({"township": "341124102", "program": huge, "township_name": huge,
+                         "period": "2026-06", "values": values});
+    d.portal.set("341124102", "2026-06", Canned::json(&hostile));
+    run_ok(&root, T2, &[]).await;
+    let q = read_table(&wh, "quarantine");
+    let mine = rows(&q, &[("township", "341124102"), ("period", "2026-06")]);
+    assert_eq!(mine.height(), 1000, "every value set aside, none lost");
+    let longest = mine
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(str::len)
+        .max()
+        .unwrap();
+    assert!(
+        longest < 400,
+        "the reason echoes a clipped field, not 3 MB: {longest} bytes"
+    );
+    let alerts = read_table(&wh, "alerts");
+    let messages = alerts.column("message").unwrap().str().unwrap();
+    assert!(messages.iter().flatten().all(|m| m.len() < 1000));
+    let posted = serde_json::to_string(&d.receiver.posts()).unwrap();
+    assert!(posted.len() < 100_000, "webhook payload stays small: {}", posted.len());
+
+    // The township fixes its report: the next run publishes it and is not
+    // held back by the stored bad version.
+    let clean = taizhang::simulator::demo_submission(
+        &taizhang::demo::demo_config(&d.dir.path().join("x")).unwrap().catalog,
+        &[],
+        "341124102",
+        6,
+    );
+    d.portal.set("341124102", "2026-06", Canned::json(&clean));
+    run_ok(&root, "2026-07-11T10:00:00+08:00", &[]).await;
+    let q = read_table(&wh, "quarantine");
+    assert_eq!(
+        rows(&q, &[("township", "341124102"), ("period", "2026-06")]).height(),
+        0
+    );
+    let facts = crate::support::read_year(&wh, "facts/cataract_surgery", 2026);
+    assert!(crate::support::total(&facts, "341124102", "2026-06").is_some());
+    // And again: the bad version stays in raw/ and landings, and runs go on.
+    run_ok(&root, "2026-07-12T10:00:00+08:00", &[]).await;
+}
