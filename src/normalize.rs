@@ -254,17 +254,63 @@ pub fn normalize(
     limits: &crate::config::Limits,
     landed: &[Landed<'_>],
 ) -> PolarsResult<Normalized> {
-    let mut f = Facts::default();
-    let mut q = Quarantine::default();
-    let mut s = Submissions::default();
-    let mut readings: HashMap<String, Reading> = HashMap::new();
-    let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
-
+    let mut acc = Acc::default();
     for l in landed {
-        let landing = l.landing;
+        let parsed = crate::submission::parse_with(l.body, dhis2, &limits.read());
+        acc.add(
+            pipeline,
+            catalog,
+            registry,
+            limits,
+            l.landing,
+            l.versions_landed,
+            &parsed,
+        );
+    }
+    acc.finish()
+}
+
+/// Normalizes one landing from the result of parsing its body (landing
+/// parses a new body once, and normalizes it right away from that parse).
+pub fn normalize_parsed(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    registry: &Registry,
+    limits: &crate::config::Limits,
+    landing: &Landing,
+    parsed: &Result<Submission, crate::submission::ParseError>,
+) -> PolarsResult<Normalized> {
+    let mut acc = Acc::default();
+    acc.add(pipeline, catalog, registry, limits, landing, 1, parsed);
+    acc.finish()
+}
+
+/// Rows being built for one or more landings.
+#[derive(Default)]
+struct Acc {
+    f: Facts,
+    q: Quarantine,
+    s: Submissions,
+    readings: HashMap<String, Reading>,
+}
+
+impl Acc {
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        pipeline: &Pipeline,
+        catalog: &Catalog,
+        registry: &Registry,
+        limits: &crate::config::Limits,
+        landing: &Landing,
+        versions_landed: usize,
+        parsed: &Result<Submission, crate::submission::ParseError>,
+    ) {
+        let Acc { f, q, s, readings } = self;
+        let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
         let period: Period = match landing.period.parse() {
             Ok(p) => p,
-            Err(_) => continue, // landings are keyed by periods we generated; cannot happen
+            Err(_) => return, // landings are keyed by periods we generated; cannot happen
         };
         let o = Origin {
             program: &pipeline.name,
@@ -278,7 +324,6 @@ pub fn normalize(
             .map(|t| t.county.clone())
             .unwrap_or_default();
         let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
-        let parsed = crate::submission::parse_with(l.body, dhis2, &limits.read());
         // What arrived is not the report as sent, or not a report at all.
         let transfer = transfer_problem(landing);
         let sub = match &parsed {
@@ -465,65 +510,69 @@ pub fn normalize(
         s.received.push(received);
         s.published.push(published);
         s.quarantined.push(quarantined);
-        s.versions_landed.push(l.versions_landed as i64);
+        s.versions_landed.push(versions_landed as i64);
     }
 
-    let facts = DataFrame::new_infer_height(vec![
-        Column::new("program".into(), f.program),
-        Column::new("township".into(), f.township),
-        Column::new("county".into(), f.county),
-        Column::new("period".into(), f.period),
-        Column::new("year".into(), f.year),
-        Column::new("indicator".into(), f.indicator),
-        Column::new("dimension".into(), f.dimension),
-        Column::new("category".into(), f.category),
-        Column::new("value".into(), f.value),
-        Column::new("unit".into(), f.unit),
-        Column::new("approx".into(), f.approx),
-        Column::new("missing".into(), f.missing),
-        Column::new("value_raw".into(), f.value_raw),
-        Column::new("source_sha256".into(), f.sha),
-        Column::new("submitted_at".into(), f.submitted_at),
-        Column::new("version".into(), f.version),
-        Column::new("value_index".into(), f.index),
-    ])?;
-    let quarantine = DataFrame::new_infer_height(vec![
-        Column::new("program".into(), q.program),
-        Column::new("township".into(), q.township),
-        Column::new("period".into(), q.period),
-        Column::new("year".into(), q.year),
-        Column::new("source_sha256".into(), q.sha),
-        Column::new("indicator_label".into(), q.indicator_label),
-        Column::new("dimension".into(), q.dimension),
-        Column::new("category".into(), q.category),
-        Column::new("value_raw".into(), q.value_raw),
-        Column::new("reason".into(), q.reason),
-        Column::new("value_index".into(), q.index),
-    ])?;
-    let submissions = DataFrame::new_infer_height(vec![
-        Column::new("program".into(), s.program),
-        Column::new("township".into(), s.township),
-        Column::new("period".into(), s.period),
-        Column::new("year".into(), s.year),
-        Column::new("source_sha256".into(), s.sha),
-        Column::new("format".into(), s.format),
-        Column::new("encoding".into(), s.encoding),
-        Column::new("version".into(), s.version),
-        Column::new("submitted_at".into(), s.submitted_at),
-        Column::new("first_fetched_at".into(), s.first_fetched_at),
-        Column::new("deadline".into(), s.deadline),
-        Column::new("status".into(), s.status),
-        Column::new("explanation".into(), s.explanation),
-        Column::new("values_received".into(), s.received),
-        Column::new("values_published".into(), s.published),
-        Column::new("values_quarantined".into(), s.quarantined),
-        Column::new("versions_landed".into(), s.versions_landed),
-    ])?;
-    Ok(Normalized {
-        facts,
-        quarantine,
-        submissions,
-    })
+    fn finish(self) -> PolarsResult<Normalized> {
+        let Acc { f, q, s, .. } = self;
+
+        let facts = DataFrame::new_infer_height(vec![
+            Column::new("program".into(), f.program),
+            Column::new("township".into(), f.township),
+            Column::new("county".into(), f.county),
+            Column::new("period".into(), f.period),
+            Column::new("year".into(), f.year),
+            Column::new("indicator".into(), f.indicator),
+            Column::new("dimension".into(), f.dimension),
+            Column::new("category".into(), f.category),
+            Column::new("value".into(), f.value),
+            Column::new("unit".into(), f.unit),
+            Column::new("approx".into(), f.approx),
+            Column::new("missing".into(), f.missing),
+            Column::new("value_raw".into(), f.value_raw),
+            Column::new("source_sha256".into(), f.sha),
+            Column::new("submitted_at".into(), f.submitted_at),
+            Column::new("version".into(), f.version),
+            Column::new("value_index".into(), f.index),
+        ])?;
+        let quarantine = DataFrame::new_infer_height(vec![
+            Column::new("program".into(), q.program),
+            Column::new("township".into(), q.township),
+            Column::new("period".into(), q.period),
+            Column::new("year".into(), q.year),
+            Column::new("source_sha256".into(), q.sha),
+            Column::new("indicator_label".into(), q.indicator_label),
+            Column::new("dimension".into(), q.dimension),
+            Column::new("category".into(), q.category),
+            Column::new("value_raw".into(), q.value_raw),
+            Column::new("reason".into(), q.reason),
+            Column::new("value_index".into(), q.index),
+        ])?;
+        let submissions = DataFrame::new_infer_height(vec![
+            Column::new("program".into(), s.program),
+            Column::new("township".into(), s.township),
+            Column::new("period".into(), s.period),
+            Column::new("year".into(), s.year),
+            Column::new("source_sha256".into(), s.sha),
+            Column::new("format".into(), s.format),
+            Column::new("encoding".into(), s.encoding),
+            Column::new("version".into(), s.version),
+            Column::new("submitted_at".into(), s.submitted_at),
+            Column::new("first_fetched_at".into(), s.first_fetched_at),
+            Column::new("deadline".into(), s.deadline),
+            Column::new("status".into(), s.status),
+            Column::new("explanation".into(), s.explanation),
+            Column::new("values_received".into(), s.received),
+            Column::new("values_published".into(), s.published),
+            Column::new("values_quarantined".into(), s.quarantined),
+            Column::new("versions_landed".into(), s.versions_landed),
+        ])?;
+        Ok(Normalized {
+            facts,
+            quarantine,
+            submissions,
+        })
+    }
 }
 
 /// One changed cell between two versions.

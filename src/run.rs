@@ -184,11 +184,25 @@ async fn fetch_all<S: Source + Clone + 'static>(
     out.into_iter().map(|(_, t, o)| (t, o)).collect()
 }
 
+/// The kept normalization of each selected pipeline.
+fn kept_stores<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> Result<BTreeMap<String, (&'a Pipeline, Kept)>, RunError> {
+    selected(cfg, opts)
+        .map(|p| {
+            let kept = Kept::open(&cfg.settings.paths.state_dir, &p.name, &cfg.normalize_fingerprint(p))?;
+            Ok((p.name.clone(), (p, kept)))
+        })
+        .collect()
+}
+
 /// Lands what was fetched: bodies into the raw store, records into state.
+/// A body new for its (program, township, period) is parsed here, once, and
+/// normalized from that parse into the kept results; a body landed before
+/// is not parsed again (only its last fetch time moves).
 fn land(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
+    kept: &BTreeMap<String, (&Pipeline, Kept)>,
     results: Vec<(FetchTarget, FetchOutcome)>,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
@@ -202,12 +216,16 @@ fn land(
             } => {
                 summary.fetched += 1;
                 let sha = raw.put(&body)?;
-                // A body landed before is not parsed again: only its last fetch moves.
                 let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
-                let header = match known {
+                let parsed = match known {
                     true => None,
-                    false => crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read()).ok(),
+                    false => Some(crate::submission::parse_with(
+                        &body,
+                        &cfg.dhis2,
+                        &cfg.settings.limits.read(),
+                    )),
                 };
+                let header = parsed.as_ref().and_then(|p| p.as_ref().ok());
                 let landing = Landing {
                     pipeline: t.pipeline.clone(),
                     township: t.township.clone(),
@@ -217,11 +235,24 @@ fn land(
                     bytes: body.len() as i64,
                     content_type,
                     defect,
-                    version: header.as_ref().and_then(|h| h.version),
+                    version: header.and_then(|h| h.version),
                     submitted_at: header.and_then(|h| h.submitted_at).map(|t| t.to_rfc3339()),
                     first_fetched_at: now,
                     last_fetched_at: now,
                 };
+                if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get(&t.pipeline)) {
+                    summary.bodies_parsed += 1;
+                    let n = normalize::normalize_parsed(
+                        p,
+                        &cfg.catalog,
+                        &cfg.registry,
+                        &cfg.settings.limits,
+                        &landing,
+                        parsed,
+                    )
+                    .map_err(internal("normalize"))?;
+                    kept.put(&landing, &n)?;
+                }
                 if let Some(defect) = &landing.defect {
                     tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
                 }
@@ -429,14 +460,20 @@ fn normalized_once(
 /// Normalize, check and roll up every selected pipeline from what is landed.
 /// Each landed body is normalized once in its life (per configuration
 /// fingerprint, see [`Kept`]); everything else reads the kept results.
-pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -> Result<Computed, RunError> {
+pub fn compute(
+    cfg: &Loaded,
+    state: &State,
+    raw: &RawStore,
+    kept: &BTreeMap<String, (&Pipeline, Kept)>,
+    opts: &RunOptions,
+) -> Result<Computed, RunError> {
     let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
     let mut landings = vec![];
     let mut histories = vec![];
     let mut candidates = Vec::new();
     let mut parsed = 0;
-    for p in selected(cfg, opts) {
-        let kept = Kept::open(&cfg.settings.paths.state_dir, &p.name, &cfg.normalize_fingerprint(p))?;
+    for (p, kept) in kept.values() {
+        let p = *p;
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
         landings.push(landings_frame(&all, &current).map_err(internal("land"))?);
@@ -445,7 +482,7 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
         let mut versions: Vec<(&Landing, DataFrame)> = Vec::new();
         for (c, _) in current.iter().filter(|(_, n)| *n > 1) {
             for l in all.iter().filter(|l| l.township == c.township && l.period == c.period) {
-                versions.push((l, normalized_once(cfg, p, &kept, raw, l, &mut parsed)?.facts));
+                versions.push((l, normalized_once(cfg, p, kept, raw, l, &mut parsed)?.facts));
             }
         }
         let versions: Vec<normalize::Version<'_>> = versions
@@ -456,7 +493,7 @@ pub fn compute(cfg: &Loaded, state: &State, raw: &RawStore, opts: &RunOptions) -
 
         let (mut f, mut q, mut s) = (vec![], vec![], vec![]);
         for (l, n) in &current {
-            let one = normalized_once(cfg, p, &kept, raw, l, &mut parsed)?;
+            let one = normalized_once(cfg, p, kept, raw, l, &mut parsed)?;
             f.push(one.facts);
             q.push(one.quarantine);
             let mut sub = one.submissions;
@@ -583,16 +620,17 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
 
     let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
     let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
-    land(cfg, &state, &raw, results, opts.now, &mut summary)?;
+    let kept = kept_stores(cfg, opts)?;
+    land(cfg, &state, &raw, &kept, results, opts.now, &mut summary)?;
 
-    let mut c = compute(cfg, &state, &raw, opts)?;
+    let mut c = compute(cfg, &state, &raw, &kept, opts)?;
     let mut known = Vec::new();
     for p in &programs {
         known.extend(state.check_records(p)?);
     }
     let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
     c.checks = tracked;
-    summary.bodies_parsed = c.bodies_parsed;
+    summary.bodies_parsed += c.bodies_parsed;
     summary.submissions = c.submissions.height();
     summary.quarantined = c.quarantine.height();
     summary.rows_published = c.facts.height();
