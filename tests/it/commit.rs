@@ -290,6 +290,8 @@ async fn kill_nine_anywhere_never_shows_two_runs_mixed_and_a_rerun_converges() {
     };
     assert_eq!(published.len(), 2, "the run's commit and its delivery's");
     let again = run_ok(&reference, T2, &[]).await;
+    let mut reference_snapshots = snapshot_names(&reference.join("warehouse"));
+    reference_snapshots.sort();
     assert!(again.contains("bodies parsed       0"), "{again}");
     assert!(again.contains("files               0 written"), "{again}");
 
@@ -335,6 +337,12 @@ async fn kill_nine_anywhere_never_shows_two_runs_mixed_and_a_rerun_converges() {
         run_ok(&trial, T2, &[]).await;
         let wh = trial.join("warehouse");
         assert_eq!(leftovers(&wh), Vec::<String>::new(), "trial {i} {moment:?}");
+        // No snapshot that no commit published survives, and a committed one
+        // is published: the same snapshots as the uninterrupted run's.
+        run_ok(&trial, T2, &[]).await;
+        let mut names = snapshot_names(&wh);
+        names.sort();
+        assert_eq!(names, reference_snapshots, "trial {i} {moment:?}");
         finals.push((moment, wh));
         let keys = d.receiver.keys_since(from);
         let distinct: BTreeSet<String> = keys.iter().cloned().collect();
