@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use polars::prelude::*;
 
 use crate::config::Loaded;
+use crate::rollup::{LEVELS, Level};
 use crate::run::Computed;
 use crate::sinks::TableSink;
 use crate::sinks::parquet::{ColSpec, ColType, PublishError, Table, c};
@@ -79,12 +80,20 @@ pub fn fact_columns(unit: &str) -> Vec<ColSpec> {
     ]
 }
 
-/// Columns of the county rollup.
-fn rollup_columns() -> Vec<ColSpec> {
-    vec![
-        c("program", Str, "reporting program"),
-        c("county", Str, "6-digit county code"),
-        c("county_name", Str, "county name"),
+/// Columns of a rollup level's table.
+fn rollup_columns(level: Level) -> Vec<ColSpec> {
+    let area = level.label;
+    let mut out = vec![c("program", Str, "reporting program")];
+    if let (Some(code), Some(name)) = (level.code, level.name) {
+        let digits = match area {
+            "county" => "6-digit",
+            "city" => "4-digit",
+            _ => "2-digit",
+        };
+        out.push(c(code, Str, &format!("{digits} {area} code")));
+        out.push(c(name, Str, &format!("{area} name")));
+    }
+    out.extend([
         c("period", Str, "reporting period"),
         c("indicator", Str, "indicator code"),
         c("dimension", Str, "breakdown dimension; null for the total"),
@@ -92,10 +101,17 @@ fn rollup_columns() -> Vec<ColSpec> {
         c(
             "value",
             F64,
-            "sum over the included townships; null when none reported a value",
+            match area {
+                "county" => "sum over the included townships; null when none reported a value",
+                _ => "sum over the level below; null when no included township reported a value",
+            },
         ),
         c("unit", Str, "unit of value"),
-        c("townships_expected", I64, "townships of the county in the registry"),
+        c(
+            "townships_expected",
+            I64,
+            &format!("townships of the {area} in the registry"),
+        ),
         c(
             "townships_reporting",
             I64,
@@ -114,7 +130,14 @@ fn rollup_columns() -> Vec<ColSpec> {
         c(
             "quota",
             F64,
-            "yearly county quota (totals only): the county's own, else the sum of its townships'",
+            &match area {
+                "county" => {
+                    "yearly county quota (totals only): the county's own, else the sum of its townships'".to_string()
+                }
+                _ => format!(
+                    "yearly {area} quota (totals only): the sum of its counties' quotas; null unless every county of the {area} in the registry has one"
+                ),
+            },
         ),
         c(
             "ytd_value",
@@ -122,7 +145,8 @@ fn rollup_columns() -> Vec<ColSpec> {
             "year to date: running sum of flows, latest value of stocks and cumulatives",
         ),
         c("progress", F64, "ytd_value / quota"),
-    ]
+    ]);
+    out
 }
 
 fn submission_columns() -> Vec<ColSpec> {
@@ -410,7 +434,22 @@ fn publish_program(
         sink.write_by_year(&t, Some(program), year)?;
     }
 
-    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 6] = [
+    for (level, frame) in LEVELS.iter().zip(&c.rollup) {
+        let rows = of_program(frame, program, level.table)?;
+        let t = Table {
+            name: level.table.into(),
+            description: format!(
+                "{} totals per indicator, breakdown cell and period, with quota progress",
+                level.label
+            ),
+            columns: rollup_columns(*level),
+            metadata: vec![],
+            frame: &rows,
+        };
+        sink.write_by_year(&t, Some(program), year)?;
+    }
+
+    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 5] = [
         (
             "submission_history",
             "cells changed by resubmissions: old value → new value, per version",
@@ -422,12 +461,6 @@ fn publish_program(
             "every body landed: what came from where and when; the current version marked",
             landing_columns(),
             &c.landings,
-        ),
-        (
-            "rollup_county",
-            "county totals per indicator, breakdown cell and period, with quota progress",
-            rollup_columns(),
-            &c.rollup,
         ),
         (
             "submissions",

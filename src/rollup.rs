@@ -1,7 +1,11 @@
-//! Roll up: township rows to the county, per indicator, breakdown cell and
-//! period, from the rows that passed the error-severity checks; the excluded
-//! townships are counted, not hidden. Year-to-date value and progress against
-//! the county quota ride along on every row. Pure: no IO, no clock.
+//! Roll up: township rows to the county, then county to city, city to
+//! province and province to the nation, each level from the one below, per
+//! indicator, breakdown cell and period. The county level sums the rows that
+//! passed the error-severity checks and counts the excluded townships; every
+//! level carries townships expected (the registry's), reporting (readable
+//! submissions), included and excluded, the year-to-date value and progress
+//! against the area's quota. A cell whose townships are all excluded still
+//! appears (value null, exclusions counted). Pure: no IO, no clock.
 
 use polars::prelude::*;
 
@@ -9,11 +13,8 @@ use crate::catalog::{Catalog, Kind};
 use crate::config::Quota;
 use crate::registry::Registry;
 
-/// Columns of the county rollup, in order.
-pub const ROLLUP_COLUMNS: &[&str] = &[
-    "program",
-    "county",
-    "county_name",
+/// Columns every rollup level shares after its area columns.
+const CELL_COLUMNS: &[&str] = &[
     "period",
     "year",
     "indicator",
@@ -30,99 +31,90 @@ pub const ROLLUP_COLUMNS: &[&str] = &[
     "progress",
 ];
 
-/// Builds the county rollup.
-pub fn county(
-    facts: &DataFrame,
-    checks: &DataFrame,
-    submissions: &DataFrame,
-    registry: &Registry,
-    quotas: &[Quota],
-    catalog: &Catalog,
-) -> PolarsResult<DataFrame> {
-    let excluded = checks
-        .clone()
-        .lazy()
-        .filter(col("excluded"))
-        .select([col("township"), col("period"), col("indicator")])
-        .unique(None, UniqueKeepStrategy::First)
-        .with_column(lit(true).alias("is_excluded"));
-    let keys = [col("township"), col("period"), col("indicator")];
-    let marked = facts
-        .clone()
-        .lazy()
-        .join(excluded, keys.clone(), keys, JoinArgs::new(JoinType::Left))
-        .with_column(col("is_excluded").fill_null(lit(false)));
+/// One level of the hierarchy: its table and the columns naming its area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    /// Table name (`rollup_county`, …).
+    pub table: &'static str,
+    /// Area code column (`county`, …); None for the nation.
+    pub code: Option<&'static str>,
+    /// Area name column.
+    pub name: Option<&'static str>,
+    /// What the level is called in descriptions.
+    pub label: &'static str,
+}
 
-    let cell = [
-        col("program"),
-        col("county"),
-        col("period"),
-        col("year"),
-        col("indicator"),
-        col("dimension"),
-        col("category"),
-    ];
-    // Every cell any township reported appears, even when every township
-    // of it is excluded: value null, the exclusions counted.
-    let kept = col("is_excluded").not();
-    let included = marked.clone().group_by(cell.clone()).agg([
-        when(col("value").filter(kept.clone()).count().gt(lit(0)))
-            .then(col("value").filter(kept.clone()).sum())
-            .otherwise(lit(NULL).cast(DataType::Float64))
-            .alias("value"),
-        col("unit").first().alias("unit"),
-        col("township")
-            .filter(kept)
-            .n_unique()
-            .cast(DataType::Int64)
-            .alias("townships_included"),
-    ]);
-    let excluded_counts = marked
-        .filter(col("is_excluded"))
-        .group_by([col("county"), col("period"), col("indicator")])
-        .agg([col("township")
-            .n_unique()
-            .cast(DataType::Int64)
-            .alias("townships_excluded")]);
+/// The levels, bottom up.
+pub const LEVELS: [Level; 4] = [
+    Level {
+        table: "rollup_county",
+        code: Some("county"),
+        name: Some("county_name"),
+        label: "county",
+    },
+    Level {
+        table: "rollup_city",
+        code: Some("city"),
+        name: Some("city_name"),
+        label: "city",
+    },
+    Level {
+        table: "rollup_province",
+        code: Some("province"),
+        name: Some("province_name"),
+        label: "province",
+    },
+    Level {
+        table: "rollup_nation",
+        code: None,
+        name: None,
+        label: "nation",
+    },
+];
 
-    // Townships expected per county, and reporting per (county, period).
-    let counties = registry.counties();
-    let (mut c_code, mut c_name, mut c_n) = (Vec::new(), Vec::new(), Vec::new());
-    for (code, name) in &counties {
-        c_code.push(code.clone());
-        c_name.push(name.clone());
-        c_n.push(registry.townships.values().filter(|t| &t.county == code).count() as i64);
+/// The nation's code inside the computation (never published).
+const NATION: &str = "nation";
+
+impl Level {
+    fn code_col(&self) -> &'static str {
+        self.code.unwrap_or(NATION)
     }
-    let expected = DataFrame::new_infer_height(vec![
-        Column::new("county".into(), c_code),
-        Column::new("county_name".into(), c_name),
-        Column::new("townships_expected".into(), c_n),
-    ])?
-    .lazy();
-    let t_code: Vec<String> = registry.townships.keys().cloned().collect();
-    let t_county: Vec<String> = registry.townships.values().map(|t| t.county.clone()).collect();
-    let township_county = DataFrame::new_infer_height(vec![
-        Column::new("township".into(), t_code),
-        Column::new("county".into(), t_county),
-    ])?
-    .lazy();
-    let reporting = submissions
-        .clone()
-        .lazy()
-        .filter(col("status").neq(lit("quarantined")))
-        .join(
-            township_county,
-            [col("township")],
-            [col("township")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .group_by([col("county"), col("period")])
-        .agg([col("township")
-            .n_unique()
-            .cast(DataType::Int64)
-            .alias("townships_reporting")]);
 
-    // County quota: the county's own row, else the sum of its townships'.
+    /// Columns of the level's table, in order.
+    pub fn columns(&self) -> Vec<&'static str> {
+        let mut out = vec!["program"];
+        out.extend(self.code);
+        out.extend(self.name);
+        out.extend(CELL_COLUMNS);
+        out
+    }
+}
+
+/// Columns of the county rollup, in order.
+pub fn rollup_columns() -> Vec<&'static str> {
+    LEVELS[0].columns()
+}
+
+/// Every township of the registry with its county, city, province and the
+/// nation, codes and names.
+fn areas(registry: &Registry) -> PolarsResult<DataFrame> {
+    let ts: Vec<_> = registry.townships.values().collect();
+    let col = |f: fn(&crate::registry::Township) -> &String| ts.iter().map(|t| f(t).clone()).collect::<Vec<String>>();
+    DataFrame::new_infer_height(vec![
+        Column::new("township".into(), col(|t| &t.code)),
+        Column::new("county".into(), col(|t| &t.county)),
+        Column::new("county_name".into(), col(|t| &t.county_name)),
+        Column::new("city".into(), col(|t| &t.city)),
+        Column::new("city_name".into(), col(|t| &t.city_name)),
+        Column::new("province".into(), col(|t| &t.province)),
+        Column::new("province_name".into(), col(|t| &t.province_name)),
+        Column::new(NATION.into(), vec![NATION.to_string(); ts.len()]),
+    ])
+}
+
+/// Each county's yearly quota per indicator: the county's own row, else the
+/// sum of its townships'.
+fn county_quotas(registry: &Registry, quotas: &[Quota]) -> PolarsResult<LazyFrame> {
     let (mut q_county, mut q_year, mut q_ind, mut q_val, mut q_own) = (vec![], vec![], vec![], vec![], vec![]);
     for q in quotas {
         let (county, own) = match registry.get(&q.code) {
@@ -135,7 +127,7 @@ pub fn county(
         q_val.push(q.quota);
         q_own.push(own);
     }
-    let quota = DataFrame::new_infer_height(vec![
+    Ok(DataFrame::new_infer_height(vec![
         Column::new("county".into(), q_county),
         Column::new("year".into(), q_year),
         Column::new("indicator".into(), q_ind),
@@ -157,77 +149,274 @@ pub fn county(
             .then(col("own_q"))
             .otherwise(col("sum_q"))
             .alias("quota"),
-        lit(true).alias("is_total_quota"),
-    ]);
+    ]))
+}
 
+fn kinds(catalog: &Catalog) -> PolarsResult<LazyFrame> {
     let (codes, flows): (Vec<String>, Vec<bool>) = catalog
         .indicators
         .iter()
         .map(|i| (i.code.clone(), i.kind == Kind::Flow))
         .unzip();
-    let kinds = DataFrame::new_infer_height(vec![
+    Ok(DataFrame::new_infer_height(vec![
         Column::new("indicator".into(), codes),
         Column::new("is_flow".into(), flows),
     ])?
-    .lazy();
+    .lazy())
+}
 
-    let group = [
+/// What every level needs besides its cells.
+struct Context {
+    areas: DataFrame,
+    county_quotas: LazyFrame,
+    kinds: LazyFrame,
+    /// (township, period) of every readable submission.
+    reporting: LazyFrame,
+}
+
+impl Context {
+    fn new(submissions: &DataFrame, registry: &Registry, quotas: &[Quota], catalog: &Catalog) -> PolarsResult<Self> {
+        Ok(Context {
+            areas: areas(registry)?,
+            county_quotas: county_quotas(registry, quotas)?,
+            kinds: kinds(catalog)?,
+            reporting: submissions
+                .clone()
+                .lazy()
+                .filter(col("status").neq(lit("quarantined")))
+                .select([col("township"), col("period")]),
+        })
+    }
+
+    /// Completes a level's cells (program, area code, period, year,
+    /// indicator, dimension, category, value, unit, townships_included,
+    /// townships_excluded): area names, townships expected and reporting,
+    /// quota, year to date and progress.
+    fn finish(&self, cells: LazyFrame, level: Level) -> PolarsResult<DataFrame> {
+        let code = level.code_col();
+        let areas = self.areas.clone().lazy();
+        let mut named = vec![col(code)];
+        named.extend(level.name.map(col));
+        let expected = areas.clone().group_by(named.clone()).agg([col("township")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_expected")]);
+        let reporting = self
+            .reporting
+            .clone()
+            .join(
+                areas.clone().select([col("township"), col(code)]),
+                [col("township")],
+                [col("township")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .group_by([col(code), col("period")])
+            .agg([col("township")
+                .n_unique()
+                .cast(DataType::Int64)
+                .alias("townships_reporting")]);
+        // An area's quota is the sum of its counties' only when every county
+        // of the area (in the registry) has one: a partial sum would make
+        // progress look better than it is.
+        let county_area = areas
+            .clone()
+            .select([col("county"), col(code).alias("area")])
+            .unique(None, UniqueKeepStrategy::First);
+        let counties = county_area
+            .clone()
+            .group_by([col("area")])
+            .agg([col("county").n_unique().alias("counties")]);
+        let quota = self
+            .county_quotas
+            .clone()
+            .join(
+                county_area,
+                [col("county")],
+                [col("county")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .group_by([col("area"), col("year"), col("indicator")])
+            .agg([col("quota").sum(), col("county").n_unique().alias("with_quota")])
+            .join(counties, [col("area")], [col("area")], JoinArgs::new(JoinType::Left))
+            .select([
+                col("area").alias(code),
+                col("year"),
+                col("indicator"),
+                when(col("with_quota").eq(col("counties")))
+                    .then(col("quota"))
+                    .otherwise(lit(NULL).cast(DataType::Float64))
+                    .alias("quota"),
+            ]);
+        let group = [
+            col(code),
+            col("year"),
+            col("indicator"),
+            col("dimension"),
+            col("category"),
+        ];
+        let mut sort = vec!["program".to_string(), code.to_string()];
+        sort.extend(["indicator", "dimension", "category", "period"].map(String::from));
+        cells
+            .join(expected, [col(code)], [col(code)], JoinArgs::new(JoinType::Left))
+            .join(
+                reporting,
+                [col(code), col("period")],
+                [col(code), col("period")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                quota,
+                [col(code), col("year"), col("indicator")],
+                [col(code), col("year"), col("indicator")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .join(
+                self.kinds.clone(),
+                [col("indicator")],
+                [col("indicator")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .sort(sort, SortMultipleOptions::default().with_nulls_last(false))
+            .with_columns([
+                col("townships_excluded").fill_null(lit(0i64)),
+                col("townships_reporting").fill_null(lit(0i64)),
+                when(col("dimension").is_null())
+                    .then(col("quota"))
+                    .otherwise(lit(NULL).cast(DataType::Float64))
+                    .alias("quota"),
+                when(col("is_flow"))
+                    .then(col("value").fill_null(lit(0.0)).cum_sum(false).over(group)?)
+                    .otherwise(col("value"))
+                    .alias("ytd_value"),
+            ])
+            .with_column((col("ytd_value") / col("quota")).alias("progress"))
+            .select(level.columns().into_iter().map(col).collect::<Vec<_>>())
+            .collect()
+    }
+}
+
+/// Builds the county rollup.
+pub fn county(
+    facts: &DataFrame,
+    checks: &DataFrame,
+    submissions: &DataFrame,
+    registry: &Registry,
+    quotas: &[Quota],
+    catalog: &Catalog,
+) -> PolarsResult<DataFrame> {
+    let ctx = Context::new(submissions, registry, quotas, catalog)?;
+    county_level(facts, checks, &ctx)
+}
+
+fn county_level(facts: &DataFrame, checks: &DataFrame, ctx: &Context) -> PolarsResult<DataFrame> {
+    let excluded = checks
+        .clone()
+        .lazy()
+        .filter(col("excluded"))
+        .select([col("township"), col("period"), col("indicator")])
+        .unique(None, UniqueKeepStrategy::First)
+        .with_column(lit(true).alias("is_excluded"));
+    let keys = [col("township"), col("period"), col("indicator")];
+    let marked = facts
+        .clone()
+        .lazy()
+        .join(excluded, keys.clone(), keys, JoinArgs::new(JoinType::Left))
+        .with_column(col("is_excluded").fill_null(lit(false)));
+    let cell = [
+        col("program"),
         col("county"),
+        col("period"),
         col("year"),
         col("indicator"),
         col("dimension"),
         col("category"),
     ];
-    included
+    // Every cell any township reported appears, even when every township
+    // of it is excluded: value null, the exclusions counted.
+    let kept = col("is_excluded").not();
+    let included = marked.clone().group_by(cell).agg([
+        when(col("value").filter(kept.clone()).count().gt(lit(0)))
+            .then(col("value").filter(kept.clone()).sum())
+            .otherwise(lit(NULL).cast(DataType::Float64))
+            .alias("value"),
+        col("unit").first().alias("unit"),
+        col("township")
+            .filter(kept)
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_included"),
+    ]);
+    let excluded_counts = marked
+        .filter(col("is_excluded"))
+        .group_by([col("county"), col("period"), col("indicator")])
+        .agg([col("township")
+            .n_unique()
+            .cast(DataType::Int64)
+            .alias("townships_excluded")]);
+    let cells = included.join(
+        excluded_counts,
+        [col("county"), col("period"), col("indicator")],
+        [col("county"), col("period"), col("indicator")],
+        JoinArgs::new(JoinType::Left),
+    );
+    ctx.finish(cells, LEVELS[0])
+}
+
+/// One level up: the cells of `child` (a level's table) summed by the
+/// parent area, then completed like every level.
+fn level_up(child: &DataFrame, from: Level, to: Level, ctx: &Context) -> PolarsResult<DataFrame> {
+    let (child_code, code) = (from.code_col(), to.code_col());
+    let map = ctx
+        .areas
+        .clone()
+        .lazy()
+        .select([col(child_code), col(code)])
+        .unique(None, UniqueKeepStrategy::First);
+    let cells = child
+        .clone()
+        .lazy()
         .join(
-            excluded_counts,
-            [col("county"), col("period"), col("indicator")],
-            [col("county"), col("period"), col("indicator")],
-            JoinArgs::new(JoinType::Left),
+            map,
+            [col(child_code)],
+            [col(child_code)],
+            JoinArgs::new(JoinType::Inner),
         )
-        .join(
-            expected,
-            [col("county")],
-            [col("county")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            reporting,
-            [col("county"), col("period")],
-            [col("county"), col("period")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            quota,
-            [col("county"), col("year"), col("indicator")],
-            [col("county"), col("year"), col("indicator")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(
-            kinds,
-            [col("indicator")],
-            [col("indicator")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .sort(
-            ["program", "county", "indicator", "dimension", "category", "period"],
-            SortMultipleOptions::default().with_nulls_last(false),
-        )
-        .with_columns([
-            col("townships_excluded").fill_null(lit(0i64)),
-            col("townships_reporting").fill_null(lit(0i64)),
-            when(col("dimension").is_null())
-                .then(col("quota"))
-                .otherwise(lit(NULL).cast(DataType::Float64))
-                .alias("quota"),
-            when(col("is_flow"))
-                .then(col("value").fill_null(lit(0.0)).cum_sum(false).over(group)?)
-                .otherwise(col("value"))
-                .alias("ytd_value"),
+        .group_by([
+            col("program"),
+            col(code),
+            col("period"),
+            col("year"),
+            col("indicator"),
+            col("dimension"),
+            col("category"),
         ])
-        .with_column((col("ytd_value") / col("quota")).alias("progress"))
-        .select(ROLLUP_COLUMNS.iter().map(|c| col(*c)).collect::<Vec<_>>())
-        .collect()
+        .agg([
+            when(col("value").count().gt(lit(0)))
+                .then(col("value").sum())
+                .otherwise(lit(NULL).cast(DataType::Float64))
+                .alias("value"),
+            col("unit").first().alias("unit"),
+            col("townships_included").sum().alias("townships_included"),
+            col("townships_excluded").sum().alias("townships_excluded"),
+        ]);
+    ctx.finish(cells, to)
+}
+
+/// Every level's rollup, bottom up: county, city, province, nation.
+pub fn hierarchy(
+    facts: &DataFrame,
+    checks: &DataFrame,
+    submissions: &DataFrame,
+    registry: &Registry,
+    quotas: &[Quota],
+    catalog: &Catalog,
+) -> PolarsResult<[DataFrame; 4]> {
+    let ctx = Context::new(submissions, registry, quotas, catalog)?;
+    let county = county_level(facts, checks, &ctx)?;
+    let city = level_up(&county, LEVELS[0], LEVELS[1], &ctx)?;
+    let province = level_up(&city, LEVELS[1], LEVELS[2], &ctx)?;
+    let nation = level_up(&province, LEVELS[2], LEVELS[3], &ctx)?;
+    Ok([county, city, province, nation])
 }
 
 #[cfg(test)]
@@ -320,6 +509,86 @@ mod tests {
             total.column("progress").unwrap().f64().unwrap().get(0),
             Some(108.0 / 1200.0)
         );
+    }
+
+    #[test]
+    fn each_level_sums_the_one_below_with_its_own_counts_and_quotas() {
+        // Three counties: 全椒县 and 来安县 (both 滁州市), 瑶海区 (合肥市), all 安徽省.
+        let mut t = crate::config::embedded_texts();
+        t.registry.1 = t.registry.1.replace(
+            "counties = [\"341124\"]",
+            "counties = [\"341124\", \"341122\", \"340102\"]",
+        );
+        t.quotas[0].1.push_str("2026,341122,certificates_issued,300\n");
+        let cfg = crate::config::Loaded::from_texts(crate::config::Settings::default(), None, &t).unwrap();
+        let tw = |county: &str| -> String {
+            cfg.registry
+                .townships
+                .values()
+                .find(|t| t.county == county)
+                .unwrap()
+                .code
+                .clone()
+        };
+        let n = normalized(
+            &cfg,
+            &[
+                ("341124100", "2026-05", certs(101, [12, 13, 4, 63, 7, 2, 0])),
+                ("341124101", "2026-05", certs(20, [3, 3, 3, 3, 3, 3, 0])), // excluded
+                (&tw("341122"), "2026-05", certs(7, [1, 1, 1, 1, 1, 1, 1])),
+                (&tw("340102"), "2026-05", certs(5, [5, 0, 0, 0, 0, 0, 0])),
+            ],
+        );
+        let checks = checked(&cfg, &n);
+        let levels = hierarchy(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        let total = |df: &DataFrame, area: Option<(&str, &str)>| {
+            let mut pred = col("indicator")
+                .eq(lit("certificates_issued"))
+                .and(col("dimension").is_null());
+            if let Some((c, v)) = area {
+                pred = pred.and(col(c).eq(lit(v)));
+            }
+            let r = df.clone().lazy().filter(pred).collect().unwrap();
+            assert_eq!(r.height(), 1, "{r}");
+            let i = |c: &str| r.column(c).unwrap().i64().unwrap().get(0).unwrap();
+            let f = |c: &str| r.column(c).unwrap().f64().unwrap().get(0);
+            (
+                f("value"),
+                i("townships_expected"),
+                i("townships_reporting"),
+                i("townships_included"),
+                i("townships_excluded"),
+                f("quota"),
+            )
+        };
+        let expected = |county: &str| cfg.registry.townships.values().filter(|t| t.county == county).count() as i64;
+        let (e124, e122, e102) = (expected("341124"), expected("341122"), expected("340102"));
+        let [county, city, province, nation] = &levels;
+        assert_eq!(
+            total(county, Some(("county", "341124"))),
+            (Some(101.0), e124, 2, 1, 1, Some(1200.0))
+        );
+        assert_eq!(
+            total(city, Some(("city", "3411"))),
+            (Some(108.0), e124 + e122, 3, 2, 1, Some(1500.0))
+        );
+        // 瑶海区 has no quota: 合肥市's would be partial, so it is null.
+        assert_eq!(total(city, Some(("city", "3401"))), (Some(5.0), e102, 1, 1, 0, None));
+        assert_eq!(
+            total(province, Some(("province", "34"))),
+            (Some(113.0), e124 + e122 + e102, 4, 3, 1, None)
+        );
+        assert_eq!(total(nation, None), total(province, Some(("province", "34"))));
+        assert_eq!(city.column("city_name").unwrap().str().unwrap().get(0), Some("合肥市"));
+        assert!(nation.column("province").is_err(), "the nation has no area columns");
     }
 
     #[test]

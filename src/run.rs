@@ -322,8 +322,8 @@ pub struct Computed {
     pub submissions: DataFrame,
     /// Check results.
     pub checks: DataFrame,
-    /// County rollup.
-    pub rollup: DataFrame,
+    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
+    pub rollup: [DataFrame; 4],
     /// Every body ever landed, with the current one marked.
     pub landings: DataFrame,
     /// Cell changes between versions of the same (township, period).
@@ -467,7 +467,8 @@ pub fn compute(
     kept: &BTreeMap<String, (&Pipeline, Kept)>,
     opts: &RunOptions,
 ) -> Result<Computed, RunError> {
-    let (mut facts, mut quarantine, mut subs, mut checks_out, mut rollups) = (vec![], vec![], vec![], vec![], vec![]);
+    let (mut facts, mut quarantine, mut subs, mut checks_out) = (vec![], vec![], vec![], vec![]);
+    let mut rollups: [Vec<DataFrame>; 4] = Default::default();
     let mut landings = vec![];
     let mut histories = vec![];
     let mut candidates = Vec::new();
@@ -522,7 +523,7 @@ pub fn compute(
             now: opts.now,
         };
         let results = checks::run_all(&input).map_err(internal("check"))?;
-        let roll = rollup::county(
+        let roll = rollup::hierarchy(
             &n.facts,
             &results,
             &n.submissions,
@@ -539,14 +540,19 @@ pub fn compute(
         quarantine.push(n.quarantine);
         subs.push(n.submissions);
         checks_out.push(results);
-        rollups.push(roll);
+        for (level, frame) in rollups.iter_mut().zip(roll) {
+            level.push(frame);
+        }
     }
     Ok(Computed {
         facts: vstack(facts).map_err(internal("normalize"))?,
         quarantine: vstack(quarantine).map_err(internal("normalize"))?,
         submissions: vstack(subs).map_err(internal("normalize"))?,
         checks: vstack(checks_out).map_err(internal("check"))?,
-        rollup: vstack(rollups).map_err(internal("rollup"))?,
+        rollup: {
+            let [a, b, c, d] = rollups.map(|r| vstack(r).map_err(internal("rollup")));
+            [a?, b?, c?, d?]
+        },
         landings: vstack(landings).map_err(internal("land"))?,
         history: vstack(histories).map_err(internal("normalize"))?,
         candidates,
@@ -634,7 +640,7 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
     summary.submissions = c.submissions.height();
     summary.quarantined = c.quarantine.height();
     summary.rows_published = c.facts.height();
-    summary.rollup_rows = c.rollup.height();
+    summary.rollup_rows = c.rollup[0].height();
     let open = c
         .checks
         .clone()
