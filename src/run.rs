@@ -158,30 +158,39 @@ fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &
         .filter(|p| opts.only.is_empty() || opts.only.contains(&p.name))
 }
 
-async fn fetch_all<S: Source + Clone + 'static>(
+/// Fetches every target, at most `concurrency` at a time, and sends each
+/// outcome as it arrives. A fetch slot is held until its outcome is handed
+/// to landing, so the bodies in memory are bounded by `concurrency` plus
+/// the channel's capacity, whatever the number of targets.
+async fn fetch_into<S: Source + Clone + 'static>(
     source: S,
     targets: Vec<FetchTarget>,
     concurrency: usize,
-) -> Vec<(FetchTarget, FetchOutcome)> {
-    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency));
+    tx: tokio::sync::mpsc::Sender<(FetchTarget, FetchOutcome)>,
+) {
+    let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
-    for (i, t) in targets.into_iter().enumerate() {
-        let (sem, source) = (sem.clone(), source.clone());
+    let reap = |res: Result<(), tokio::task::JoinError>| {
+        if let Err(e) = res {
+            tracing::error!(error = %e, "Fetch task died; its target is retried next run.");
+        }
+    };
+    for t in targets {
+        let permit = sem.clone().acquire_owned().await.expect("semaphore is never closed");
+        let (source, tx) = (source.clone(), tx.clone());
         set.spawn(async move {
-            let _permit = sem.acquire_owned().await.expect("semaphore is never closed");
             let outcome = source.fetch(&t).await;
-            (i, t, outcome)
+            // Waits while landing is behind; an error means landing stopped.
+            let _ = tx.send((t, outcome)).await;
+            drop(permit);
         });
-    }
-    let mut out = Vec::new();
-    while let Some(res) = set.join_next().await {
-        match res {
-            Ok(r) => out.push(r),
-            Err(e) => tracing::error!(error = %e, "Fetch task died; its target is retried next run."),
+        while let Some(res) = set.try_join_next() {
+            reap(res);
         }
     }
-    out.sort_by_key(|(i, _, _)| *i);
-    out.into_iter().map(|(_, t, o)| (t, o)).collect()
+    while let Some(res) = set.join_next().await {
+        reap(res);
+    }
 }
 
 /// The kept normalization of each selected pipeline.
@@ -194,7 +203,8 @@ fn kept_stores<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> Result<BTreeMap<Str
         .collect()
 }
 
-/// Lands what was fetched: bodies into the raw store, records into state.
+/// Lands one fetched outcome: the body into the raw store (durable before it
+/// is recorded), the record into state.
 /// A body new for its (program, township, period) is parsed here, once, and
 /// normalized from that parse into the kept results; a body landed before
 /// is not parsed again (only its last fetch time moves).
@@ -203,73 +213,65 @@ fn land(
     state: &State,
     raw: &RawStore,
     kept: &BTreeMap<String, (&Pipeline, Kept)>,
-    results: Vec<(FetchTarget, FetchOutcome)>,
+    (t, outcome): (FetchTarget, FetchOutcome),
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
-    for (t, outcome) in results {
-        match outcome {
-            FetchOutcome::Submitted {
-                body,
+    match outcome {
+        FetchOutcome::Submitted {
+            body,
+            content_type,
+            defect,
+        } => {
+            summary.fetched += 1;
+            let sha = raw.put(&body)?;
+            let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
+            let parsed = match known {
+                true => None,
+                false => Some(crate::submission::parse_with(
+                    &body,
+                    &cfg.dhis2,
+                    &cfg.settings.limits.read(),
+                )),
+            };
+            let header = parsed.as_ref().and_then(|p| p.as_ref().ok());
+            let landing = Landing {
+                pipeline: t.pipeline.clone(),
+                township: t.township.clone(),
+                period: t.period.clone(),
+                sha256: sha,
+                url: t.url.clone(),
+                bytes: body.len() as i64,
                 content_type,
                 defect,
-            } => {
-                summary.fetched += 1;
-                let sha = raw.put(&body)?;
-                let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
-                let parsed = match known {
-                    true => None,
-                    false => Some(crate::submission::parse_with(
-                        &body,
-                        &cfg.dhis2,
-                        &cfg.settings.limits.read(),
-                    )),
-                };
-                let header = parsed.as_ref().and_then(|p| p.as_ref().ok());
-                let landing = Landing {
-                    pipeline: t.pipeline.clone(),
-                    township: t.township.clone(),
-                    period: t.period.clone(),
-                    sha256: sha,
-                    url: t.url.clone(),
-                    bytes: body.len() as i64,
-                    content_type,
-                    defect,
-                    version: header.and_then(|h| h.version),
-                    submitted_at: header.and_then(|h| h.submitted_at).map(|t| t.to_rfc3339()),
-                    first_fetched_at: now,
-                    last_fetched_at: now,
-                };
-                if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get(&t.pipeline)) {
-                    summary.bodies_parsed += 1;
-                    let n = normalize::normalize_parsed(
-                        p,
-                        &cfg.catalog,
-                        &cfg.registry,
-                        &cfg.settings.limits,
-                        &landing,
-                        parsed,
-                    )
-                    .map_err(internal("normalize"))?;
-                    kept.put(&landing, &n)?;
-                }
-                if let Some(defect) = &landing.defect {
-                    tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
-                }
-                if state.record_landing(&landing)? {
-                    summary.landed_new += 1;
-                    tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
-                }
+                version: header.and_then(|h| h.version),
+                submitted_at: header.and_then(|h| h.submitted_at).map(|t| t.to_rfc3339()),
+                first_fetched_at: now,
+                last_fetched_at: now,
+            };
+            if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get(&t.pipeline)) {
+                summary.bodies_parsed += 1;
+                let n =
+                    normalize::normalize_parsed(p, &cfg.catalog, &cfg.registry, &cfg.settings.limits, &landing, parsed)
+                        .map_err(internal("normalize"))?;
+                kept.put(&landing, &n)?;
             }
-            FetchOutcome::NotSubmitted => {
-                summary.not_submitted += 1;
-                state.clear_fetch_failure(&t.pipeline, &t.township, &t.period)?;
+            if let Some(defect) = &landing.defect {
+                tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
             }
-            FetchOutcome::Failed { error, attempts } => {
-                summary.fetch_failed += 1;
-                tracing::warn!(township = %t.township, period = %t.period, attempts, error = %error, "Fetch failed.");
-                state.record_fetch_failure(&t, &error, attempts, now)?;
+            if state.record_landing(&landing)? {
+                summary.landed_new += 1;
+                tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
             }
+        }
+        FetchOutcome::NotSubmitted => {
+            summary.not_submitted += 1;
+            state.clear_fetch_failure(&t.pipeline, &t.township, &t.period)?;
+        }
+        FetchOutcome::Failed { error, attempts } => {
+            summary.fetch_failed += 1;
+            tracing::warn!(township = %t.township, period = %t.period, attempts, error = %error, "Fetch failed.");
+            state.record_fetch_failure(&t, &error, attempts, now)?;
         }
     }
     Ok(())
@@ -625,9 +627,17 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
     let run_id = state.start_run(Utc::now(), opts.now)?;
 
     let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
-    let results = fetch_all(source, targets, cfg.settings.http.concurrency).await;
     let kept = kept_stores(cfg, opts)?;
-    land(cfg, &state, &raw, &kept, results, opts.now, &mut summary)?;
+    let concurrency = cfg.settings.http.concurrency;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
+    let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, tx));
+    while let Some(fetched) = rx.recv().await {
+        if let Err(e) = land(cfg, &state, &raw, &kept, fetched, opts.now, &mut summary) {
+            fetcher.abort();
+            return Err(e);
+        }
+    }
+    fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
 
     let mut c = compute(cfg, &state, &raw, &kept, opts)?;
     let mut known = Vec::new();
