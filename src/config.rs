@@ -513,10 +513,16 @@ pub fn embedded_texts() -> Texts<'static> {
             "config/registry.toml".into(),
             include_str!("../config/registry.toml").into(),
         ),
-        pipelines: vec![(
-            "pipelines/cdpf-monthly.toml".into(),
-            include_str!("../pipelines/cdpf-monthly.toml").into(),
-        )],
+        pipelines: vec![
+            (
+                "pipelines/cdpf-monthly.toml".into(),
+                include_str!("../pipelines/cdpf-monthly.toml").into(),
+            ),
+            (
+                "pipelines/cdpf-quarterly.toml".into(),
+                include_str!("../pipelines/cdpf-quarterly.toml").into(),
+            ),
+        ],
         quotas: vec![(
             "config/quotas/2026.csv".into(),
             include_str!("../config/quotas/2026.csv").into(),

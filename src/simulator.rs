@@ -153,11 +153,19 @@ impl Portal {
         Ok(bound)
     }
 
-    /// The demo county: 全椒县's ten townships, January–June 2026.
+    /// The demo county: 全椒县's ten townships, January–June 2026 (the
+    /// monthly report) and the first two quarters (the quarterly one).
     pub fn demo(catalog: &Catalog, quotas: &[Quota]) -> Portal {
         let portal = Portal::default();
         let townships: Vec<String> = (100..110).map(|i| format!("341124{i}")).collect();
         for t in &townships {
+            for quarter in 1..=2u32 {
+                portal.set(
+                    t,
+                    &format!("2026-Q{quarter}"),
+                    Canned::json(&demo_quarterly(t, quarter)),
+                );
+            }
             for month in 1..=6u32 {
                 let period = format!("2026-{month:02}");
                 if t == faults::NEVER_SUBMITS_JUNE && month == 6 {
@@ -298,6 +306,27 @@ fn wan(amount: f64) -> String {
     format!("{}萬元", s.trim_end_matches('0').trim_end_matches('.'))
 }
 
+/// A township's quarterly statistics (program `cdpf-quarterly`).
+pub fn demo_quarterly(township: &str, quarter: u32) -> Value {
+    let mut r = rng(&format!("{township}/Q{quarter}"));
+    let insured = 600 + (r() * 400.0).round() as i64 + i64::from(quarter) * 12;
+    let supported = 5 + (r() * 20.0).round() as i64;
+    json!({
+        "township": township,
+        "program": "cdpf-quarterly",
+        "period": format!("2026-Q{quarter}"),
+        "submitted_at": format!("2026-{:02}-08T09:00:00+08:00", quarter * 3 + 1),
+        "version": 1,
+        "values": [
+            {"indicator": "参加城乡居民基本养老保险的残疾人", "value": insured},
+            {"indicator": "辅助性就业", "value": supported},
+        ],
+    })
+}
+
+/// Indicators of the quarterly report, left out of the monthly one.
+const QUARTERLY_ONLY: [&str; 2] = ["pension_insured", "supported_employment"];
+
 /// One township's submission for one month of 2026.
 pub fn demo_submission(catalog: &Catalog, quotas: &[Quota], township: &str, month: u32) -> Value {
     let period = format!("2026-{month:02}");
@@ -309,7 +338,7 @@ pub fn demo_submission(catalog: &Catalog, quotas: &[Quota], township: &str, mont
     let mut counts: HashMap<&str, i64> = HashMap::new();
     let mut values = Vec::new();
     for ind in &catalog.indicators {
-        if AMOUNTS.iter().any(|(a, _, _)| *a == ind.code) {
+        if AMOUNTS.iter().any(|(a, _, _)| *a == ind.code) || QUARTERLY_ONLY.contains(&ind.code.as_str()) {
             continue;
         }
         let mut r = rng(&format!("{township}/{month}/{}", ind.code));

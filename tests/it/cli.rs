@@ -79,11 +79,7 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
     let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
     let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
     let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
-    let text = std::fs::read_to_string(&pipeline)
-        .unwrap()
-        .replace("127.0.0.1:8080", &addr.to_string());
-    std::fs::write(&pipeline, text).unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
     let wh = dir.path().join("elsewhere");
     let hook_file = dir.path().join("hook-url");
     let (receiver, hook) = crate::support::Receiver::start().await;
@@ -105,7 +101,7 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         .output()
         .unwrap();
     assert!(dry.status.success());
-    assert!(String::from_utf8_lossy(&dry.stdout).contains("60 reports would be fetched"));
+    assert!(String::from_utf8_lossy(&dry.stdout).contains("80 reports would be fetched"));
     assert_eq!(portal.hits(), 0, "a dry run fetches nothing");
 
     let (settings2, wh2) = (settings.clone(), wh.clone());
@@ -125,7 +121,7 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("reports fetched     59 of 60"), "{stdout}");
+    assert!(stdout.contains("reports fetched     79 of 80"), "{stdout}");
     let partition = dir.path().join("elsewhere/facts/certificates_issued/year=2026");
     let files: Vec<String> = std::fs::read_dir(&partition)
         .unwrap()

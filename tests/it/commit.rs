@@ -38,11 +38,7 @@ impl Deployment {
         let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
         let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
         let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-        let pipeline = root.join("pipelines/cdpf-monthly.toml");
-        let text = std::fs::read_to_string(&pipeline)
-            .unwrap()
-            .replace("127.0.0.1:8080", &addr.to_string());
-        std::fs::write(&pipeline, text).unwrap();
+        crate::support::point_pipelines_at(&root, &addr.to_string());
         let (receiver, hook) = Receiver::start().await;
         let hook_file = dir.path().join("hook-url");
         std::fs::write(&hook_file, format!("{hook}\n")).unwrap();
@@ -307,7 +303,7 @@ async fn kill_nine_anywhere_never_shows_two_runs_mixed_and_a_rerun_converges() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20261129);
     let mut rng = Lcg(seed);
-    let reports = 60;
+    let reports = 80; // ten townships × (six months + two quarters)
     let mut mids = Vec::new();
     let mut finals = Vec::new();
     let mut killed = 0;
@@ -437,37 +433,6 @@ async fn two_runs_at_once_take_turns_and_alert_once() {
     assert_eq!(keys.len(), distinct.len(), "every alert POSTed once: {keys:?}");
 }
 
-/// The quarterly report of the same townships: its own program, schedule,
-/// indicators and checks.
-fn quarterly_pipeline(addr: &str) -> String {
-    format!(
-        r#"name = "cdpf-quarterly"
-title = "残联季度报表"
-period_type = "quarterly"
-start_period = "2026-Q1"
-deadline_days = 30
-source_url = "http://{addr}/reports/{{township}}/{{period}}"
-schedule = "0 0 3 * * *"
-indicators = ["certificates_issued", "cataract_surgery"]
-
-[[checks]]
-kind = "overdue"
-severity = "error"
-
-[[checks]]
-kind = "breakdown"
-severity = "error"
-"#
-    )
-}
-
-fn quarterly_report(township: &str, total: i64) -> serde_json::Value {
-    json!({"township": township, "program": "cdpf-quarterly", "period": "2026-Q1",
-           "submitted_at": "2026-04-08T09:00:00+08:00",
-           "values": [{"indicator": "残疾人证核发", "value": total},
-                      {"indicator": "白内障复明手术", "value": 7}]})
-}
-
 /// Files of one program in the published snapshot, with their bytes.
 fn program_files(wh: &Path, program: &str) -> Vec<(String, Vec<u8>)> {
     crate::support::snapshot(wh)
@@ -480,16 +445,9 @@ fn program_files(wh: &Path, program: &str) -> Vec<(String, Vec<u8>)> {
 async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
     let d = Deployment::start().await;
     let root = d.root();
-    let pipeline = std::fs::read_to_string(root.join("pipelines/cdpf-monthly.toml")).unwrap();
-    let addr = pipeline
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split('/').next())
-        .unwrap()
-        .to_string();
-    std::fs::write(root.join("pipelines/cdpf-quarterly.toml"), quarterly_pipeline(&addr)).unwrap();
+    // Three townships never sent Q1 (due 2026-04-15): overdue in the quarterly program.
     for t in ["341124100", "341124101", "341124102"] {
-        d.portal.set(t, "2026-Q1", Canned::json(&quarterly_report(t, 40)));
+        d.portal.remove(t, "2026-Q1");
     }
     let wh = root.join("warehouse");
     run_ok(&root, T2, &[]).await;
@@ -499,29 +457,30 @@ async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
     let open =
         |a: &polars::prelude::DataFrame, program: &str| rows(a, &[("program", program), ("status", "open")]).height();
     let monthly_open = open(&alerts, "cdpf-monthly");
-    assert!(monthly_open >= 3);
-    // Seven townships never sent Q1: overdue in the quarterly program.
-    assert_eq!(open(&alerts, "cdpf-quarterly"), 7, "{alerts}");
+    assert!(monthly_open >= 3, "{monthly_open}");
+    assert_eq!(open(&alerts, "cdpf-quarterly"), 3);
     let from = d.receiver.posts().len();
 
-    // The quarterly report alone, a day later, after one more township sent Q1.
-    d.portal
-        .set("341124103", "2026-Q1", Canned::json(&quarterly_report("341124103", 50)));
+    // The quarterly program alone, a day later, after one township sent Q1.
+    d.portal.set(
+        "341124100",
+        "2026-Q1",
+        Canned::json(&taizhang::simulator::demo_quarterly("341124100", 1)),
+    );
     let out = run_ok(&root, "2026-07-11T10:00:00+08:00", &["--pipeline", "cdpf-quarterly"]).await;
-    assert!(out.contains("reports fetched     4 of 20"), "{out}");
+    assert!(out.contains("reports fetched     18 of 20"), "{out}");
     assert_eq!(program_files(&wh, "cdpf-monthly"), monthly, "monthly files untouched");
     let alerts = read_table(&wh, "alerts");
     assert_eq!(open(&alerts, "cdpf-monthly"), monthly_open, "monthly alerts untouched");
-    assert_eq!(open(&alerts, "cdpf-quarterly"), 6, "one quarterly overdue resolved");
+    assert_eq!(open(&alerts, "cdpf-quarterly"), 2, "one quarterly overdue resolved");
     let checks = read_table(&wh, "check_results");
     assert_eq!(
         rows(&checks, &[("program", "cdpf-monthly"), ("status", "resolved")]).height(),
         0,
         "no monthly check result resolved by the quarterly run"
     );
-    let facts = crate::support::read_year(&wh, "facts/certificates_issued", 2026);
-    assert!(rows(&facts, &[("program", "cdpf-monthly")]).height() > 0);
-    assert_eq!(rows(&facts, &[("program", "cdpf-quarterly")]).height(), 4);
+    let insured = crate::support::read_year(&wh, "facts/pension_insured", 2026);
+    assert_eq!(rows(&insured, &[("program", "cdpf-quarterly")]).height(), 18);
 
     // The next full run re-raises nothing of the monthly program.
     run_ok(&root, "2026-07-11T10:00:00+08:00", &[]).await;

@@ -49,9 +49,10 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
     portal.set("341124104", "2026-02", Canned::status(500, "internal error"));
 
     let s = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
-    assert_eq!(s.planned, 60);
-    assert_eq!((s.fetched, s.not_submitted, s.fetch_failed), (58, 1, 1));
-    assert_eq!(s.landed_new, 58);
+    // Ten townships × (six months + two quarters of the quarterly program).
+    assert_eq!(s.planned, 80);
+    assert_eq!((s.fetched, s.not_submitted, s.fetch_failed), (78, 1, 1));
+    assert_eq!(s.landed_new, 78);
 
     // Every body landed unchanged under its sha256.
     let body = portal.get("341124102", "2026-06").unwrap().body;
@@ -142,7 +143,7 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
     );
 
     // Conservation per submission.
-    let subs = read_year(&wh, "submissions", 2026);
+    let subs = rows(&read_year(&wh, "submissions", 2026), &[("program", "cdpf-monthly")]);
     assert_eq!(subs.height(), 58);
     let bad = subs
         .clone()
@@ -261,7 +262,7 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
     let before = snapshot(&wh);
     let again = run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
     assert_eq!(again.landed_new, 0);
-    assert_eq!(s.bodies_parsed, 58, "every body landed was parsed once");
+    assert_eq!(s.bodies_parsed, 78, "every body landed was parsed once");
     assert_eq!(again.bodies_parsed, 0, "a rerun with nothing new parses no body");
     assert_eq!(again.publish.written, 0, "{:?}", again.publish);
     assert!(again.publish.unchanged > 0, "nor encodes one: {:?}", again.publish);
@@ -300,7 +301,11 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
     let money = read_year(&wh, "facts/condolence_money", 2026);
     assert_eq!(total(&money, "341124100", "2026-04"), Some(99900.0));
     let landings = read_year(&wh, "landings", 2026);
-    assert_eq!(landings.height(), 61, "every version stays on record");
+    assert_eq!(
+        landings.height(),
+        81,
+        "every version stays on record (61 monthly, 20 quarterly)"
+    );
     let april = rows(&landings, &[("township", "341124100"), ("period", "2026-04")]);
     assert_eq!(april.height(), 2);
     let current: Vec<Option<i64>> = april

@@ -202,3 +202,13 @@ pub fn python() -> PathBuf {
     }
     py
 }
+
+/// Points every pipeline of a copied configuration at the portal on `addr`.
+pub fn point_pipelines_at(root: &Path, addr: &str) {
+    for e in std::fs::read_dir(root.join("pipelines")).unwrap().flatten() {
+        let text = std::fs::read_to_string(e.path())
+            .unwrap()
+            .replace("127.0.0.1:8080", addr);
+        std::fs::write(e.path(), text).unwrap();
+    }
+}
