@@ -62,6 +62,19 @@ impl Kept {
         Ok(Kept { dir })
     }
 
+    /// The store of `program` for `fingerprint`, read-only: nothing is
+    /// created or removed (for plans).
+    pub fn at(state_dir: &Path, program: &str, fingerprint: &str) -> Kept {
+        Kept {
+            dir: state_dir.join("normalized").join(program).join(fingerprint),
+        }
+    }
+
+    /// Whether this landing's normalization is kept.
+    pub fn has(&self, l: &Landing) -> bool {
+        PARTS.iter().all(|p| self.path(l, p).exists())
+    }
+
     fn path(&self, l: &Landing, part: &str) -> PathBuf {
         self.dir
             .join(format!("{}-{}-{}.{part}.parquet", l.township, l.period, l.sha256))

@@ -19,6 +19,7 @@ pub mod kept;
 pub mod land;
 pub mod lock;
 pub mod normalize;
+pub mod plan;
 pub mod publish;
 pub mod rollup;
 pub mod run;

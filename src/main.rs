@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 
 use taizhang::config::{Loaded, Severity};
 use taizhang::lock::{EXIT_BUSY, LockError};
-use taizhang::run::{RunError, RunOptions, RunSummary, plan, run};
+use taizhang::run::{RunError, RunOptions, RunSummary, run};
 
 #[derive(Parser)]
 #[command(
@@ -190,14 +190,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 lock_wait: std::time::Duration::from_secs(wait_secs),
             };
             if dry_run {
-                let targets = plan(&cfg, &opts);
-                println!("dry run: {} reports would be fetched", targets.len());
-                for t in targets.iter().take(20) {
-                    println!("  {} {} {} {}", t.pipeline, t.township, t.period, t.url);
-                }
-                if targets.len() > 20 {
-                    println!("  … and {} more", targets.len() - 20);
-                }
+                print!("{}", taizhang::plan::plan(&cfg, &opts));
                 return Ok(ExitCode::SUCCESS);
             }
             let summary = match run(&cfg, &opts).await {

@@ -192,6 +192,27 @@ impl Snapshots {
         Ok(r)
     }
 
+    /// What an interrupted run left that [`Snapshots::recover`] would
+    /// remove: staging directories and pointer temporaries.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (dir, pick) in [
+            (self.dir(), (|n: &str| n.ends_with(STAGING_SUFFIX)) as fn(&str) -> bool),
+            (self.root.clone(), |n: &str| n.starts_with("current.tmp")),
+        ] {
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                for e in entries.flatten() {
+                    let name = e.file_name().to_string_lossy().to_string();
+                    if pick(&name) {
+                        out.push(e.path().display().to_string());
+                    }
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
     /// Starts the next snapshot for a run that replaces `programs`' files.
     pub fn begin(&self, run_id: i64, now: &str, programs: &[String]) -> Result<Staging, PublishError> {
         let last = self.sealed()?.last().copied().max(self.current()).unwrap_or(0);

@@ -101,8 +101,15 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         .output()
         .unwrap();
     assert!(dry.status.success());
-    assert!(String::from_utf8_lossy(&dry.stdout).contains("80 reports would be fetched"));
+    let plan = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(plan.contains("80 reports would be fetched"), "{plan}");
+    assert!(
+        plan.contains("cdpf-quarterly: 20 reports (2026-Q1 … 2026-Q2)"),
+        "{plan}"
+    );
+    assert!(plan.contains("nothing published yet"), "{plan}");
     assert_eq!(portal.hits(), 0, "a dry run fetches nothing");
+    assert!(!dir.path().join("state").exists(), "nor creates anything");
 
     let (settings2, wh2) = (settings.clone(), wh.clone());
     let out = tokio::task::spawn_blocking(move || {
@@ -137,6 +144,21 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         !String::from_utf8_lossy(&out.stderr).contains(&hook),
         "the webhook URL is a secret and never logged"
     );
+
+    // The plan after the run: everything landed and kept, nothing to parse.
+    let dry = bin()
+        .args(["run", "--dry-run", "--now", "2026-07-10T10:00:00+08:00", "--config"])
+        .arg(&settings2)
+        .env("TAIZHANG_PATHS__WAREHOUSE_DIR", &wh2)
+        .output()
+        .unwrap();
+    let plan = String::from_utf8_lossy(&dry.stdout).to_string();
+    assert!(
+        plan.contains("cdpf-monthly: 60 reports (2026-01 … 2026-06); 59 already landed; 0 landed bodies to parse"),
+        "{plan}"
+    );
+    assert!(plan.contains("published snapshot 2"), "{plan}");
+    assert!(plan.contains("alerts waiting for delivery: 0"), "{plan}");
 
     // What county staff read after the run.
     let read = |args: &[&str]| {
