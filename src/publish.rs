@@ -15,7 +15,6 @@ use polars::prelude::*;
 
 use crate::config::Loaded;
 use crate::rollup::{LEVELS, Level};
-use crate::run::Computed;
 use crate::sinks::TableSink;
 use crate::sinks::parquet::{ColSpec, ColType, PublishError, Table, c};
 
@@ -309,6 +308,48 @@ fn alert_columns() -> Vec<ColSpec> {
         ),
         c("resolved_at", Timestamp, "run time it stopped holding"),
     ]
+}
+
+/// Everything one run computed before publishing.
+pub struct Computed {
+    /// Fact rows of every pipeline.
+    pub facts: DataFrame,
+    /// Quarantined rows.
+    pub quarantine: DataFrame,
+    /// Current submissions.
+    pub submissions: DataFrame,
+    /// Check results.
+    pub checks: DataFrame,
+    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
+    pub rollup: [DataFrame; 4],
+    /// Every body ever landed, with the current one marked.
+    pub landings: DataFrame,
+    /// Cell changes between versions of the same (township, period).
+    pub history: DataFrame,
+    /// Alert conditions.
+    pub candidates: Vec<crate::alerts::Candidate>,
+    /// Landed bodies parsed by this run (those never normalized before).
+    pub bodies_parsed: usize,
+}
+
+/// Every published table with its columns, as the files declare them (a
+/// fact table stands for all: `facts/<indicator>`). The README's table
+/// reference is checked against this.
+pub fn schemas() -> Vec<(String, Vec<ColSpec>)> {
+    let mut out = vec![("facts/<indicator>".to_string(), fact_columns("unit"))];
+    out.extend(LEVELS.iter().map(|l| (l.table.to_string(), rollup_columns(*l))));
+    out.extend([
+        ("landings".to_string(), landing_columns()),
+        ("submission_history".to_string(), history_columns()),
+        ("submissions".to_string(), submission_columns()),
+        ("quarantine".to_string(), quarantine_columns()),
+        ("check_results".to_string(), check_columns()),
+        ("quotas".to_string(), quota_columns()),
+        ("alerts".to_string(), alert_columns()),
+        ("dim_townships".to_string(), township_columns()),
+        ("dim_indicators".to_string(), indicator_columns()),
+    ]);
+    out
 }
 
 /// Rows of `frame` for one program.
@@ -606,4 +647,54 @@ fn indicator_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
             }),
         ),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    /// The column names a README table row lists: the first backticked
+    /// name of each comma-separated item outside brackets.
+    fn readme_columns(cell: &str) -> Vec<String> {
+        let (mut depth, mut items, mut cur) = (0, vec![], String::new());
+        for ch in cell.chars() {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => items.push(std::mem::take(&mut cur)),
+                _ if depth == 0 => cur.push(ch),
+                _ => {}
+            }
+        }
+        items.push(cur);
+        items
+            .iter()
+            .filter_map(|i| i.split('`').nth(1).map(str::to_string))
+            .collect()
+    }
+
+    #[test]
+    fn the_readme_lists_every_published_column_in_order() {
+        let readme = include_str!("../README.md");
+        let rows: Vec<(String, String)> = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(" | ").collect();
+                Some((
+                    cells.first()?.trim_start_matches("| ").to_string(),
+                    cells.get(1)?.to_string(),
+                ))
+            })
+            .collect();
+        for (table, columns) in super::schemas() {
+            let names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+            let documented = rows
+                .iter()
+                .find(|(t, _)| t.split(", ").any(|t| t == format!("`{table}`")))
+                .unwrap_or_else(|| panic!("README documents no table {table}"));
+            if documented.1.starts_with("the same") {
+                continue; // documented as another level's columns with its area columns
+            }
+            assert_eq!(readme_columns(&documented.1), names, "README columns of {table}");
+        }
+    }
 }

@@ -18,7 +18,7 @@ use crate::land::{LandError, RawStore};
 use crate::lock::{LockError, RunLock};
 use crate::normalize::{self, Landed};
 use crate::period::Period;
-use crate::publish;
+use crate::publish::{self, Computed};
 use crate::rollup;
 use crate::sinks::parquet::{PublishError, PublishReport};
 use crate::sinks::snapshot::{Recovery, Snapshots};
@@ -312,28 +312,6 @@ pub fn vstack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     }
     first.align_chunks_par();
     Ok(first)
-}
-
-/// Everything one run computed before publishing.
-pub struct Computed {
-    /// Fact rows of every pipeline.
-    pub facts: DataFrame,
-    /// Quarantined rows.
-    pub quarantine: DataFrame,
-    /// Current submissions.
-    pub submissions: DataFrame,
-    /// Check results.
-    pub checks: DataFrame,
-    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
-    pub rollup: [DataFrame; 4],
-    /// Every body ever landed, with the current one marked.
-    pub landings: DataFrame,
-    /// Cell changes between versions of the same (township, period).
-    pub history: DataFrame,
-    /// Alert conditions.
-    pub candidates: Vec<Candidate>,
-    /// Landed bodies parsed by this run (those never normalized before).
-    pub bodies_parsed: usize,
 }
 
 /// The landings table: every version of every submission, current marked.
