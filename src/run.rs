@@ -573,6 +573,17 @@ async fn lock(cfg: &Loaded, programs: &[String], wait: Duration) -> Result<RunLo
 /// previous run's warehouse and state, or this one's, never a mix; the next
 /// run cleans up what it left (see [`Snapshots::recover`]).
 pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError> {
+    let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
+    run_with(cfg, opts, source).await
+}
+
+/// [`run`] with reports fetched from `source` (the township portals over
+/// HTTP in production; any [`Source`] in tests and tools).
+pub async fn run_with<S: Source + Clone + 'static>(
+    cfg: &Loaded,
+    opts: &RunOptions,
+    source: S,
+) -> Result<RunSummary, RunError> {
     let wh = cfg.settings.paths.warehouse_dir.clone();
     let mut summary = RunSummary {
         warehouse: wh.clone(),
@@ -604,7 +615,6 @@ pub async fn run(cfg: &Loaded, opts: &RunOptions) -> Result<RunSummary, RunError
     state.adopt_legacy_alerts(&all, opts.now)?;
     let run_id = state.start_run(Utc::now(), opts.now)?;
 
-    let source = HttpSource::new(&cfg.settings.http).map_err(|e| RunError::Client(e.to_string()))?;
     let kept = kept_stores(cfg, opts)?;
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
