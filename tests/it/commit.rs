@@ -549,3 +549,67 @@ async fn a_3mb_header_field_costs_nothing_and_a_clean_resubmission_replaces_it()
     // And again: the bad version stays in raw/ and landings, and runs go on.
     run_ok(&root, "2026-07-12T10:00:00+08:00", &[]).await;
 }
+
+/// Rewrites a deployment as the previous version left it: tables in place
+/// as `<table>/[year=YYYY/]part-0.parquet`, no snapshots, and a state store
+/// whose alert and check keys carry no program (schema version 0).
+fn as_previous_version(root: &Path) {
+    let wh = root.join("warehouse");
+    let current = taizhang::inspect::published_root(&wh);
+    for e in std::fs::read_dir(&wh).unwrap().flatten() {
+        let (path, name) = (e.path(), e.file_name().to_string_lossy().to_string());
+        if std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink() && name != "current" {
+            std::fs::remove_file(&path).unwrap();
+            let mut stack = vec![current.join(&name)];
+            while let Some(d) = stack.pop() {
+                let files: Vec<PathBuf> = std::fs::read_dir(&d).unwrap().flatten().map(|e| e.path()).collect();
+                if files.iter().any(|f| f.is_file()) {
+                    let to = wh.join(d.strip_prefix(&current).unwrap());
+                    std::fs::create_dir_all(&to).unwrap();
+                    let first = files.iter().find(|f| f.is_file()).unwrap();
+                    std::fs::copy(first, to.join("part-0.parquet")).unwrap();
+                }
+                stack.extend(files.into_iter().filter(|f| f.is_dir()));
+            }
+        }
+    }
+    std::fs::remove_file(wh.join("current")).unwrap();
+    std::fs::remove_dir_all(wh.join("snapshots")).unwrap();
+    let db = rusqlite::Connection::open(root.join("state/taizhang.sqlite")).unwrap();
+    db.execute_batch(
+        "UPDATE alerts SET key = substr(key, length(program) + 2), program = '';
+         UPDATE check_state SET key = substr(key, length(program) + 2);
+         DROP TABLE outbox; DROP TABLE meta; PRAGMA user_version = 0;",
+    )
+    .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_of_the_previous_version_upgrades_without_resending_alerts() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    // The monthly program alone, as the previous version ran it.
+    std::fs::remove_file(root.join("pipelines/cdpf-quarterly.toml")).unwrap();
+    run_ok(&root, T2, &[]).await;
+    let wh = root.join("warehouse");
+    let before = read_table(&wh, "rollup_county").height();
+    let sent = d.receiver.keys_since(0).len();
+    assert!(sent >= 3);
+    as_previous_version(&root);
+    assert!(wh.join("rollup_county/year=2026/part-0.parquet").is_file());
+
+    let out = run_ok(&root, T2, &[]).await;
+    assert!(out.contains("alerts              0 new, 0 resolved"), "{out}");
+    assert_eq!(d.receiver.keys_since(0).len(), sent, "nothing sent again");
+    // The in-place tables became links into the published snapshot.
+    for table in ["rollup_county", "facts", "alerts"] {
+        let m = std::fs::symlink_metadata(wh.join(table)).unwrap();
+        assert!(m.file_type().is_symlink(), "{table}");
+    }
+    assert!(!wh.join("rollup_county/year=2026/part-0.parquet").exists());
+    assert_eq!(read_table(&wh, "rollup_county").height(), before);
+    let alerts = read_table(&wh, "alerts");
+    let keys = alerts.column("alert_key").unwrap().str().unwrap();
+    assert!(keys.iter().flatten().all(|k| k.starts_with("cdpf-monthly/")));
+    assert_eq!(rows(&alerts, &[("status", "resolved")]).height(), 0);
+}
