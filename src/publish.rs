@@ -15,8 +15,8 @@ use polars::prelude::*;
 
 use crate::config::Loaded;
 use crate::rollup::{LEVELS, Level};
-use crate::sinks::TableSink;
 use crate::sinks::parquet::{ColSpec, ColType, PublishError, Table, c};
+use crate::sinks::{Owner, TableSink};
 
 use ColType::{Bool, F64, I64, Str, Timestamp};
 
@@ -310,28 +310,6 @@ fn alert_columns() -> Vec<ColSpec> {
     ]
 }
 
-/// Everything one run computed before publishing.
-pub struct Computed {
-    /// Fact rows of every pipeline.
-    pub facts: DataFrame,
-    /// Quarantined rows.
-    pub quarantine: DataFrame,
-    /// Current submissions.
-    pub submissions: DataFrame,
-    /// Check results.
-    pub checks: DataFrame,
-    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
-    pub rollup: [DataFrame; 4],
-    /// Every body ever landed, with the current one marked.
-    pub landings: DataFrame,
-    /// Cell changes between versions of the same (township, period).
-    pub history: DataFrame,
-    /// Alert conditions.
-    pub candidates: Vec<crate::alerts::Candidate>,
-    /// Landed bodies parsed by this run (those never normalized before).
-    pub bodies_parsed: usize,
-}
-
 /// Every published table with its columns, as the files declare them (a
 /// fact table stands for all: `facts/<indicator>`). The README's table
 /// reference is checked against this.
@@ -352,33 +330,196 @@ pub fn schemas() -> Vec<(String, Vec<ColSpec>)> {
     out
 }
 
-/// Rows of `frame` for one program.
-fn of_program(frame: &DataFrame, program: &str, table: &str) -> Result<DataFrame, PublishError> {
-    if frame.height() == 0 {
-        return Ok(frame.clone());
-    }
-    frame
-        .clone()
-        .lazy()
-        .filter(col("program").eq(lit(program.to_string())))
-        .collect()
-        .map_err(frame_err(table))
+/// What one batch of one program computed: the tables with a row per
+/// landed value or submission. Each is published as the batch's own files,
+/// so a run holds one batch of them at a time.
+pub struct BatchTables {
+    /// Fact rows, all indicators.
+    pub facts: DataFrame,
+    /// Quarantined rows.
+    pub quarantine: DataFrame,
+    /// Current submissions.
+    pub submissions: DataFrame,
+    /// Cell changes between versions.
+    pub history: DataFrame,
 }
 
-/// Gives every table computed by a run to the sink: each program's rows as
-/// that program's files, the shared tables (quotas, dimensions, alerts) whole.
-/// `year` names the partition of tables that happen to be empty.
-pub fn publish_all(
+/// What one program computed over all its batches: the tables that are
+/// small whatever the country (one row per landing, per county cell, …).
+pub struct ProgramTables {
+    /// Every body ever landed, with the current one marked.
+    pub landings: DataFrame,
+    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
+    pub rollup: [DataFrame; 4],
+}
+
+/// Publishes one batch's tables as its files; empty tables write nothing.
+/// Returns the names of the tables that had rows.
+pub fn publish_batch(
     cfg: &Loaded,
-    c: &Computed,
-    programs: &[String],
+    program: &str,
+    batch: &str,
+    t: &BatchTables,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<Vec<&'static str>, PublishError> {
+    let owner = Owner::batch(program, batch);
+    // One table per indicator.
+    let present: BTreeSet<String> = match t.facts.height() {
+        0 => BTreeSet::new(),
+        _ => t
+            .facts
+            .column("indicator")
+            .and_then(|s| s.str().cloned())
+            .map_err(frame_err("facts"))?
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect(),
+    };
+    for code in &present {
+        let Some(ind) = cfg.catalog.get(code) else { continue };
+        let rows = t
+            .facts
+            .clone()
+            .lazy()
+            .filter(col("indicator").eq(lit(code.clone())))
+            .sort(
+                ["township", "period", "dimension", "category"],
+                SortMultipleOptions::default().with_nulls_last(false),
+            )
+            .collect()
+            .map_err(frame_err("facts"))?;
+        let info = serde_json::json!({
+            "code": ind.code, "name": ind.name, "unit": ind.unit, "kind": ind.kind.as_str(),
+            "area": ind.area, "description": ind.description,
+        });
+        let table = Table {
+            name: format!("facts/{code}"),
+            description: format!("{} ({}): {}", ind.name, ind.unit, ind.description),
+            columns: fact_columns(&ind.unit),
+            metadata: vec![("taizhang.indicator".into(), info.to_string())],
+            frame: &rows,
+        };
+        sink.write_by_year(&table, owner, year)?;
+    }
+    let mut had_rows = Vec::new();
+    for (name, frame) in [
+        ("submission_history", &t.history),
+        ("submissions", &t.submissions),
+        ("quarantine", &t.quarantine),
+    ] {
+        if frame.height() > 0 {
+            sink.write_by_year(&batch_table(name, frame), owner, year)?;
+            had_rows.push(name);
+        }
+    }
+    Ok(had_rows)
+}
+
+/// The batch tables that no batch of a program had rows for, written as
+/// one empty file each, so that readers always find their schema.
+pub fn publish_empty(
+    program: &str,
+    empty: &BatchTables,
+    had_rows: &BTreeSet<&str>,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
+    for (name, frame) in [
+        ("submission_history", &empty.history),
+        ("submissions", &empty.submissions),
+        ("quarantine", &empty.quarantine),
+    ] {
+        if !had_rows.contains(name) {
+            sink.write_by_year(&batch_table(name, frame), Owner::program(program), year)?;
+        }
+    }
+    Ok(())
+}
+
+fn batch_table<'a>(name: &'static str, frame: &'a DataFrame) -> Table<'a> {
+    let (description, columns) = match name {
+        "submission_history" => (
+            "cells changed by resubmissions: old value → new value, per version",
+            history_columns(),
+        ),
+        "submissions" => (
+            "the current submission of every township and period",
+            submission_columns(),
+        ),
+        _ => (
+            "values and submissions set aside, with the reason",
+            quarantine_columns(),
+        ),
+    };
+    Table {
+        name: name.into(),
+        description: description.into(),
+        columns,
+        metadata: vec![],
+        frame,
+    }
+}
+
+/// Publishes a program's small tables: landings, rollups at every level and
+/// the (tracked) check results.
+pub fn publish_program(
+    program: &str,
+    t: &ProgramTables,
+    checks: &DataFrame,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
+    let owner = Owner::program(program);
+    for (level, frame) in LEVELS.iter().zip(&t.rollup) {
+        let table = Table {
+            name: level.table.into(),
+            description: format!(
+                "{} totals per indicator, breakdown cell and period, with quota progress",
+                level.label
+            ),
+            columns: rollup_columns(*level),
+            metadata: vec![],
+            frame,
+        };
+        sink.write_by_year(&table, owner, year)?;
+    }
+    let checks = of_program(checks, program, "check_results")?;
+    for (name, description, columns, frame) in [
+        (
+            "landings",
+            "every body landed: what came from where and when; the current version marked",
+            landing_columns(),
+            &t.landings,
+        ),
+        (
+            "check_results",
+            "failed checks, one row per rule, township, period, indicator and dimension",
+            check_columns(),
+            &checks,
+        ),
+    ] {
+        let table = Table {
+            name: name.into(),
+            description: description.into(),
+            columns,
+            metadata: vec![],
+            frame,
+        };
+        sink.write_by_year(&table, owner, year)?;
+    }
+    Ok(())
+}
+
+/// Publishes the tables every program shares: quotas, the dimensions and
+/// the alerts of every program.
+pub fn publish_shared(
+    cfg: &Loaded,
     alerts: &DataFrame,
     sink: &mut dyn TableSink,
     year: i32,
 ) -> Result<(), PublishError> {
-    for program in programs {
-        publish_program(cfg, c, program, sink, year)?;
-    }
     let quotas = quota_frame(cfg).map_err(frame_err("quotas"))?;
     sink.write_by_year(
         &Table {
@@ -388,7 +529,7 @@ pub fn publish_all(
             metadata: vec![],
             frame: &quotas,
         },
-        None,
+        Owner::SHARED,
         year,
     )?;
     let dims = [
@@ -414,7 +555,7 @@ pub fn publish_all(
             metadata: vec![],
             frame: &frame,
         };
-        sink.write_file(&t, None, None)?;
+        sink.write_file(&t, None, Owner::SHARED)?;
     }
     sink.write_file(
         &Table {
@@ -425,115 +566,21 @@ pub fn publish_all(
             frame: alerts,
         },
         None,
-        None,
+        Owner::SHARED,
     )
 }
 
-fn publish_program(
-    cfg: &Loaded,
-    c: &Computed,
-    program: &str,
-    sink: &mut dyn TableSink,
-    year: i32,
-) -> Result<(), PublishError> {
-    // One table per indicator.
-    let facts = of_program(&c.facts, program, "facts")?;
-    let present: BTreeSet<String> = match facts.height() {
-        0 => BTreeSet::new(),
-        _ => facts
-            .column("indicator")
-            .and_then(|s| s.str().cloned())
-            .map_err(frame_err("facts"))?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect(),
-    };
-    for code in &present {
-        let Some(ind) = cfg.catalog.get(code) else { continue };
-        let rows = facts
-            .clone()
-            .lazy()
-            .filter(col("indicator").eq(lit(code.clone())))
-            .sort(
-                ["township", "period", "dimension", "category"],
-                SortMultipleOptions::default().with_nulls_last(false),
-            )
-            .collect()
-            .map_err(frame_err("facts"))?;
-        let info = serde_json::json!({
-            "code": ind.code, "name": ind.name, "unit": ind.unit, "kind": ind.kind.as_str(),
-            "area": ind.area, "description": ind.description,
-        });
-        let t = Table {
-            name: format!("facts/{code}"),
-            description: format!("{} ({}): {}", ind.name, ind.unit, ind.description),
-            columns: fact_columns(&ind.unit),
-            metadata: vec![("taizhang.indicator".into(), info.to_string())],
-            frame: &rows,
-        };
-        sink.write_by_year(&t, Some(program), year)?;
+/// Rows of `frame` for one program.
+fn of_program(frame: &DataFrame, program: &str, table: &str) -> Result<DataFrame, PublishError> {
+    if frame.height() == 0 {
+        return Ok(frame.clone());
     }
-
-    for (level, frame) in LEVELS.iter().zip(&c.rollup) {
-        let rows = of_program(frame, program, level.table)?;
-        let t = Table {
-            name: level.table.into(),
-            description: format!(
-                "{} totals per indicator, breakdown cell and period, with quota progress",
-                level.label
-            ),
-            columns: rollup_columns(*level),
-            metadata: vec![],
-            frame: &rows,
-        };
-        sink.write_by_year(&t, Some(program), year)?;
-    }
-
-    let tables: [(&str, &str, Vec<ColSpec>, &DataFrame); 5] = [
-        (
-            "submission_history",
-            "cells changed by resubmissions: old value → new value, per version",
-            history_columns(),
-            &c.history,
-        ),
-        (
-            "landings",
-            "every body landed: what came from where and when; the current version marked",
-            landing_columns(),
-            &c.landings,
-        ),
-        (
-            "submissions",
-            "the current submission of every township and period",
-            submission_columns(),
-            &c.submissions,
-        ),
-        (
-            "quarantine",
-            "values and submissions set aside, with the reason",
-            quarantine_columns(),
-            &c.quarantine,
-        ),
-        (
-            "check_results",
-            "failed checks, one row per rule, township, period, indicator and dimension",
-            check_columns(),
-            &c.checks,
-        ),
-    ];
-    for (name, description, columns, frame) in tables {
-        let rows = of_program(frame, program, name)?;
-        let t = Table {
-            name: name.into(),
-            description: description.into(),
-            columns,
-            metadata: vec![],
-            frame: &rows,
-        };
-        sink.write_by_year(&t, Some(program), year)?;
-    }
-    Ok(())
+    frame
+        .clone()
+        .lazy()
+        .filter(col("program").eq(lit(program.to_string())))
+        .collect()
+        .map_err(frame_err(table))
 }
 
 fn quota_columns() -> Vec<ColSpec> {

@@ -411,8 +411,21 @@ pub fn hierarchy(
     quotas: &[Quota],
     catalog: &Catalog,
 ) -> PolarsResult<[DataFrame; 4]> {
+    let county = county(facts, checks, submissions, registry, quotas, catalog)?;
+    levels_up(county, submissions, registry, quotas, catalog)
+}
+
+/// The levels above the county from the county rollup of every county
+/// (made batch by batch), and `submissions` (at least `township`, `period`,
+/// `status` of every current submission) for the reporting counts.
+pub fn levels_up(
+    county: DataFrame,
+    submissions: &DataFrame,
+    registry: &Registry,
+    quotas: &[Quota],
+    catalog: &Catalog,
+) -> PolarsResult<[DataFrame; 4]> {
     let ctx = Context::new(submissions, registry, quotas, catalog)?;
-    let county = county_level(facts, checks, &ctx)?;
     let city = level_up(&county, LEVELS[0], LEVELS[1], &ctx)?;
     let province = level_up(&city, LEVELS[1], LEVELS[2], &ctx)?;
     let nation = level_up(&province, LEVELS[2], LEVELS[3], &ctx)?;

@@ -18,8 +18,9 @@ use crate::land::{LandError, RawStore};
 use crate::lock::{LockError, RunLock};
 use crate::normalize::{self, Landed};
 use crate::period::Period;
-use crate::publish::{self, Computed};
+use crate::publish;
 use crate::rollup;
+use crate::sinks::TableSink;
 use crate::sinks::parquet::{PublishError, PublishReport};
 use crate::sinks::snapshot::{Recovery, Snapshots};
 use crate::sources::http::HttpSource;
@@ -437,106 +438,160 @@ fn normalized_once(
     Ok(n)
 }
 
-/// Normalize, check and roll up every selected pipeline from what is landed.
-/// Each landed body is normalized once in its life (per configuration
-/// fingerprint, see [`Kept`]); everything else reads the kept results.
-pub fn compute(
+/// What computing the selected programs leaves for the commit (everything
+/// a row per landed value is already in the sink by then).
+struct Computed {
+    /// Check failures of every selected program, not yet tracked.
+    checks: DataFrame,
+    /// Alert conditions.
+    candidates: Vec<Candidate>,
+    /// Each program's small tables.
+    programs: Vec<(String, publish::ProgramTables)>,
+}
+
+/// The batches a run works in: one per province of the registry, each a
+/// registry of its own. Every check compares townships within a county, so
+/// a batch of whole provinces checks exactly as the whole registry would.
+fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry::Registry)> {
+    let provinces: std::collections::BTreeSet<String> =
+        registry.townships.values().map(|t| t.province.clone()).collect();
+    provinces
+        .into_iter()
+        .map(|code| {
+            let sub = registry.subset(|t| t.province == code);
+            (code, sub)
+        })
+        .collect()
+}
+
+/// Normalize, check and roll up every selected program from what is landed,
+/// one batch of the registry at a time: a batch's facts, quarantine,
+/// submissions and history are read from the kept results, checked, rolled
+/// up to its counties and given to `sink` before the next batch is read, so
+/// memory grows with one batch (a province), not with the country. Check
+/// failures and county rollups (small) are kept for the levels above and the
+/// commit. Each landed body is normalized once in its life (see [`Kept`]).
+#[allow(clippy::too_many_arguments)]
+fn compute(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
     kept: &BTreeMap<String, (&Pipeline, Kept)>,
-    opts: &RunOptions,
+    sink: &mut dyn TableSink,
+    now: DateTime<Utc>,
+    year: i32,
+    summary: &mut RunSummary,
 ) -> Result<Computed, RunError> {
-    let (mut facts, mut quarantine, mut subs, mut checks_out) = (vec![], vec![], vec![], vec![]);
-    let mut rollups: [Vec<DataFrame>; 4] = Default::default();
-    let mut landings = vec![];
-    let mut histories = vec![];
+    let mut checks_out = vec![];
     let mut candidates = Vec::new();
-    let mut parsed = 0;
+    let mut programs = vec![];
+    let batches = batches(&cfg.registry);
     for (p, kept) in kept.values() {
         let p = *p;
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
-        landings.push(landings_frame(&all, &current).map_err(internal("land"))?);
-
-        // Every version of the (township, period)s that have more than one.
-        let mut versions: Vec<(&Landing, DataFrame)> = Vec::new();
-        for (c, _) in current.iter().filter(|(_, n)| *n > 1) {
-            for l in all.iter().filter(|l| l.township == c.township && l.period == c.period) {
-                versions.push((l, normalized_once(cfg, p, kept, raw, l, &mut parsed)?.facts));
-            }
-        }
-        let versions: Vec<normalize::Version<'_>> = versions
-            .iter()
-            .map(|(landing, facts)| normalize::Version { landing, facts })
-            .collect();
-        histories.push(normalize::history(&p.name, &versions).map_err(internal("normalize"))?);
-
-        let (mut f, mut q, mut s) = (vec![], vec![], vec![]);
-        for (l, n) in &current {
-            let one = normalized_once(cfg, p, kept, raw, l, &mut parsed)?;
-            f.push(one.facts);
-            q.push(one.quarantine);
-            let mut sub = one.submissions;
-            sub.with_column(Column::new("versions_landed".into(), vec![*n as i64; sub.height()]))
-                .map_err(internal("normalize"))?;
-            s.push(sub);
-        }
-        // An empty pipeline still has the tables' schemas.
-        let empty = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &[])
-            .map_err(internal("normalize"))?;
-        let n = normalize::Normalized {
-            facts: vstack_or(f, empty.facts).map_err(internal("normalize"))?,
-            quarantine: vstack_or(q, empty.quarantine).map_err(internal("normalize"))?,
-            submissions: vstack_or(s, empty.submissions).map_err(internal("normalize"))?,
-        };
         let failures = state.fetch_failures(&p.name)?;
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
-        let input = CheckInput {
-            pipeline: p,
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: opts.now,
-        };
-        let results = checks::run_all(&input).map_err(internal("check"))?;
-        let roll = rollup::hierarchy(
-            &n.facts,
-            &results,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .map_err(internal("rollup"))?;
-        candidates.extend(
-            alerts::derive(&p.name, &results, &n.quarantine, &failures, &cfg.registry).map_err(internal("alert"))?,
-        );
-        candidates.extend(conservation(&p.name, &n.submissions).map_err(internal("normalize"))?);
-        facts.push(n.facts);
-        quarantine.push(n.quarantine);
-        subs.push(n.submissions);
-        checks_out.push(results);
-        for (level, frame) in rollups.iter_mut().zip(roll) {
-            level.push(frame);
+        // An empty batch still has the tables' schemas.
+        let empty = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &[])
+            .map_err(internal("normalize"))?;
+        let mut had_rows = std::collections::BTreeSet::new();
+        let (mut county_rolls, mut reporting) = (vec![], vec![]);
+        for (code, reg) in &batches {
+            let mine: Vec<&(&Landing, usize)> =
+                current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
+            // Every version of the (township, period)s that have more than one.
+            let mut versions: Vec<(&Landing, DataFrame)> = Vec::new();
+            for (c, _) in mine.iter().filter(|(_, n)| *n > 1) {
+                for l in all.iter().filter(|l| l.township == c.township && l.period == c.period) {
+                    let facts = normalized_once(cfg, p, kept, raw, l, &mut summary.bodies_parsed)?.facts;
+                    versions.push((l, facts));
+                }
+            }
+            let versions: Vec<normalize::Version<'_>> = versions
+                .iter()
+                .map(|(landing, facts)| normalize::Version { landing, facts })
+                .collect();
+            let history = normalize::history(&p.name, &versions).map_err(internal("normalize"))?;
+            let (mut f, mut q, mut s) = (vec![], vec![], vec![]);
+            for (l, n) in &mine {
+                let one = normalized_once(cfg, p, kept, raw, l, &mut summary.bodies_parsed)?;
+                f.push(one.facts);
+                q.push(one.quarantine);
+                let mut sub = one.submissions;
+                sub.with_column(Column::new("versions_landed".into(), vec![*n as i64; sub.height()]))
+                    .map_err(internal("normalize"))?;
+                s.push(sub);
+            }
+            let n = normalize::Normalized {
+                facts: vstack_or(f, empty.facts.clone()).map_err(internal("normalize"))?,
+                quarantine: vstack_or(q, empty.quarantine.clone()).map_err(internal("normalize"))?,
+                submissions: vstack_or(s, empty.submissions.clone()).map_err(internal("normalize"))?,
+            };
+            let counties = reg.counties();
+            let quotas: Vec<crate::config::Quota> = cfg
+                .quotas
+                .iter()
+                .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
+                .cloned()
+                .collect();
+            let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
+            let input = CheckInput {
+                pipeline: p,
+                catalog: &cfg.catalog,
+                registry: reg,
+                quotas: &quotas,
+                facts: &n.facts,
+                submissions: &n.submissions,
+                unreachable: &unreachable,
+                now,
+            };
+            let results = checks::run_all(&input).map_err(internal("check"))?;
+            county_rolls.push(
+                rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.catalog)
+                    .map_err(internal("rollup"))?,
+            );
+            candidates.extend(
+                alerts::derive(&p.name, &results, &n.quarantine, &batch_failures, &cfg.registry)
+                    .map_err(internal("alert"))?,
+            );
+            candidates.extend(conservation(&p.name, &n.submissions).map_err(internal("normalize"))?);
+            reporting.push(
+                n.submissions
+                    .select(["township", "period", "status"])
+                    .map_err(internal("rollup"))?,
+            );
+            summary.rows_published += n.facts.height();
+            summary.quarantined += n.quarantine.height();
+            summary.submissions += n.submissions.height();
+            let tables = publish::BatchTables {
+                facts: n.facts,
+                quarantine: n.quarantine,
+                submissions: n.submissions,
+                history,
+            };
+            had_rows.extend(publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?);
+            checks_out.push(results);
         }
+        let empty = publish::BatchTables {
+            history: normalize::history(&p.name, &[]).map_err(internal("normalize"))?,
+            facts: empty.facts,
+            quarantine: empty.quarantine,
+            submissions: empty.submissions,
+        };
+        publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
+        let county = vstack(county_rolls).map_err(internal("rollup"))?;
+        let reporting = vstack(reporting).map_err(internal("rollup"))?;
+        let rollup = rollup::levels_up(county, &reporting, &cfg.registry, &cfg.quotas, &cfg.catalog)
+            .map_err(internal("rollup"))?;
+        summary.rollup_rows += rollup[0].height();
+        let landings = landings_frame(&all, &current).map_err(internal("land"))?;
+        programs.push((p.name.clone(), publish::ProgramTables { landings, rollup }));
     }
     Ok(Computed {
-        facts: vstack(facts).map_err(internal("normalize"))?,
-        quarantine: vstack(quarantine).map_err(internal("normalize"))?,
-        submissions: vstack(subs).map_err(internal("normalize"))?,
         checks: vstack(checks_out).map_err(internal("check"))?,
-        rollup: {
-            let [a, b, c, d] = rollups.map(|r| vstack(r).map_err(internal("rollup")));
-            [a?, b?, c?, d?]
-        },
-        landings: vstack(landings).map_err(internal("land"))?,
-        history: vstack(histories).map_err(internal("normalize"))?,
         candidates,
-        bodies_parsed: parsed,
+        programs,
     })
 }
 
@@ -627,20 +682,16 @@ pub async fn run_with<S: Source + Clone + 'static>(
     }
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
 
-    let mut c = compute(cfg, &state, &raw, &kept, opts)?;
+    // Stage the snapshot batch by batch; nothing is visible yet.
+    let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
+    let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
+    let c = compute(cfg, &state, &raw, &kept, &mut staging, opts.now, year, &mut summary)?;
     let mut known = Vec::new();
     for p in &programs {
         known.extend(state.check_records(p)?);
     }
     let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
-    c.checks = tracked;
-    summary.bodies_parsed += c.bodies_parsed;
-    summary.submissions = c.submissions.height();
-    summary.quarantined = c.quarantine.height();
-    summary.rows_published = c.facts.height();
-    summary.rollup_rows = c.rollup[0].height();
-    let open = c
-        .checks
+    let open = tracked
         .clone()
         .lazy()
         .filter(col("status").neq(lit("resolved")))
@@ -670,10 +721,10 @@ pub async fn run_with<S: Source + Clone + 'static>(
     summary.alerts_resolved = rec.resolved.len();
     let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
 
-    // Stage and seal the snapshot; nothing is visible yet.
-    let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
-    let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
-    publish::publish_all(cfg, &c, &programs, &alert_table, &mut staging, year)?;
+    for (program, tables) in &c.programs {
+        publish::publish_program(program, tables, &tracked, &mut staging, year)?;
+    }
+    publish::publish_shared(cfg, &alert_table, &mut staging, year)?;
     let sealed = staging.seal()?;
     summary.publish = sealed.report.clone();
 
@@ -711,7 +762,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         let after = state.alerts()?;
         let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
         let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &[])?;
-        publish::publish_all(cfg, &c, &[], &alert_table, &mut staging, year)?;
+        publish::publish_shared(cfg, &alert_table, &mut staging, year)?;
         if let Some(seq) = staging.seal()?.seq {
             state.commit_snapshot(seq)?;
             snaps.publish(seq)?;

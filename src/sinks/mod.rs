@@ -11,23 +11,57 @@ use polars::prelude::{IntoLazy, col, lit};
 
 use parquet::{PublishError, Table};
 
+/// Whose rows a file holds: a program's (of one batch of the registry, or
+/// of all of it), or every program's (shared tables).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner<'a> {
+    /// The program; None for shared tables.
+    pub program: Option<&'a str>,
+    /// The batch (a province code); None for a program's whole table.
+    pub batch: Option<&'a str>,
+}
+
+impl<'a> Owner<'a> {
+    /// Tables every program shares.
+    pub const SHARED: Owner<'static> = Owner {
+        program: None,
+        batch: None,
+    };
+
+    /// A program's whole table.
+    pub fn program(program: &'a str) -> Owner<'a> {
+        Owner {
+            program: Some(program),
+            batch: None,
+        }
+    }
+
+    /// One batch of a program's table.
+    pub fn batch(program: &'a str, batch: &'a str) -> Owner<'a> {
+        Owner {
+            program: Some(program),
+            batch: Some(batch),
+        }
+    }
+}
+
 /// Where a run's tables go.
 ///
 /// Contract: a sink is given whole files: all rows of one table for one
-/// partition (a year, or the whole table) and one program (or none, for
-/// tables every program shares). Nothing given to a sink is visible to a
+/// partition (a year, or the whole table) and one [`Owner`] (a program, or
+/// one batch of it, or none for tables every program shares). Nothing given to a sink is visible to a
 /// reader until the run commits, and then all of it at once: a reader sees
 /// either the previous run's warehouse or this one's, never a mix. A file
 /// the run does not give keeps the previous run's content when it belongs to
 /// a program the run did not replace, and is gone otherwise.
 pub trait TableSink {
     /// Adds one file: `t.frame` holds exactly its rows.
-    fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, program: Option<&str>) -> Result<(), PublishError>;
+    fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError>;
 
     /// Adds a table Hive-partitioned by its `year` column, one file per
     /// year. An empty table becomes an empty file in `empty_year`, so a
     /// reader always finds its schema.
-    fn write_by_year(&mut self, t: &Table<'_>, program: Option<&str>, empty_year: i32) -> Result<(), PublishError> {
+    fn write_by_year(&mut self, t: &Table<'_>, owner: Owner<'_>, empty_year: i32) -> Result<(), PublishError> {
         let frame_err = |source| PublishError::Frame {
             table: t.name.clone(),
             source,
@@ -55,7 +89,7 @@ pub trait TableSink {
                     .collect()
                     .map_err(frame_err)?,
             };
-            self.write_file(&t.clone_with_frame(&part), Some(y), program)?;
+            self.write_file(&t.clone_with_frame(&part), Some(y), owner)?;
         }
         Ok(())
     }

@@ -30,8 +30,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::TableSink;
 use super::parquet::{PublishError, PublishReport, Table, encode_batch, fingerprint, table_batch, verify};
+use super::{Owner, TableSink};
 
 const SNAPSHOTS: &str = "snapshots";
 const CURRENT: &str = "current";
@@ -71,6 +71,10 @@ pub struct FileEntry {
     pub table: String,
     /// The program whose rows it holds; null for tables every program shares.
     pub program: Option<String>,
+    /// The batch of the registry (a province code) whose rows it holds;
+    /// null for a program's whole table.
+    #[serde(default)]
+    pub batch: Option<String>,
     /// Rows.
     pub rows: u64,
     /// Fingerprint of what the file holds (see `parquet::fingerprint`): a
@@ -381,29 +385,31 @@ impl Staging {
     }
 }
 
-fn file_name(program: Option<&str>, hash: &str) -> String {
-    match program {
-        // Program names come from the operator's pipeline files; keep them
-        // to characters every file system and URL takes.
-        Some(p) => {
-            let p: String = p
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            format!("part-{p}-{hash}.parquet")
-        }
-        None => format!("part-{hash}.parquet"),
+fn file_name(owner: Owner<'_>, hash: &str) -> String {
+    // Program names come from the operator's pipeline files; keep them to
+    // characters every file system and URL takes.
+    let safe = |s: &str| -> String {
+        s.chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect()
+    };
+    let mut name = String::from("part-");
+    for part in [owner.program, owner.batch].into_iter().flatten() {
+        name.push_str(&safe(part));
+        name.push('-');
     }
+    format!("{name}{hash}.parquet")
 }
 
 impl TableSink for Staging {
-    fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, program: Option<&str>) -> Result<(), PublishError> {
+    fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
+        let program = owner.program;
         let batch = table_batch(t)?;
         let input = fingerprint(t, &batch)?;
         let mut dir = PathBuf::from(&t.name);
@@ -420,6 +426,7 @@ impl TableSink for Staging {
                     f.input == input
                         && f.table == t.name
                         && f.program.as_deref() == program
+                        && f.batch.as_deref() == owner.batch
                         && Path::new(&f.path).parent() == Some(dir.as_path())
                 })
                 .map(|f| (prev_dir.clone(), f.path.clone()))
@@ -433,7 +440,7 @@ impl TableSink for Staging {
             None => {
                 let bytes = encode_batch(t, &batch)?;
                 let hash = &crate::land::sha256_hex(&bytes)[..16];
-                let rel = dir.join(file_name(program, hash)).to_string_lossy().to_string();
+                let rel = dir.join(file_name(owner, hash)).to_string_lossy().to_string();
                 let path = self.dir.join(&rel);
                 self.mkdirs(path.parent().expect("files have a directory"))?;
                 let mut f = std::fs::File::create(&path).map_err(io(&path))?;
@@ -449,6 +456,7 @@ impl TableSink for Staging {
             path: rel,
             table: t.name.clone(),
             program: program.map(str::to_string),
+            batch: owner.batch.map(str::to_string),
             rows: rows as u64,
             input,
         });
@@ -487,7 +495,11 @@ mod tests {
         let mut st = s.begin(1, "2026-07-10T00:00:00Z", &programs).unwrap();
         for (name, program, v) in rows {
             let df = df!("year" => [2026i32], "v" => [*v]).unwrap();
-            st.write_by_year(&table(name, &df), *program, 2026).unwrap();
+            let owner = Owner {
+                program: *program,
+                batch: None,
+            };
+            st.write_by_year(&table(name, &df), owner, 2026).unwrap();
         }
         st.seal().unwrap()
     }

@@ -350,3 +350,112 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
         Some(10)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_the_nation() {
+    let Demo {
+        _dir,
+        wh,
+        mut cfg,
+        portal,
+        ..
+    } = Demo::start().await;
+    // 全椒县 (安徽, 34) and 东城区 (北京, 11): two batches.
+    let mut t = taizhang::config::embedded_texts();
+    t.registry.1 = t
+        .registry
+        .1
+        .replace("counties = [\"341124\"]", "counties = [\"341124\", \"110101\"]");
+    let mut wide = taizhang::config::Loaded::from_texts(cfg.settings.clone(), None, &t).unwrap();
+    wide.pipelines = cfg.pipelines.clone();
+    cfg = wide;
+    let beijing: Vec<String> = cfg
+        .registry
+        .townships
+        .values()
+        .filter(|t| t.county == "110101")
+        .map(|t| t.code.clone())
+        .collect();
+    assert!(beijing.len() > 5);
+    for (i, tw) in beijing.iter().enumerate() {
+        for month in 1..=6u32 {
+            if i == 0 && month == 6 {
+                continue; // overdue
+            }
+            let mut doc = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, tw, month);
+            doc["township"] = json!(tw);
+            doc.as_object_mut().unwrap().remove("township_name");
+            portal.set(tw, &format!("2026-{month:02}"), Canned::json(&doc));
+        }
+    }
+    let opts = RunOptions {
+        only: vec!["cdpf-monthly".into()],
+        ..opts("2026-07-10T10:00:00+08:00")
+    };
+    let s = run(&cfg, &opts).await.unwrap();
+    assert_eq!(s.fetch_failed, 0);
+
+    // Each batch wrote its own files.
+    let files: Vec<String> = std::fs::read_dir(wh.join("current/facts/certificates_issued/year=2026"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(
+        files.iter().any(|f| f.starts_with("part-cdpf-monthly-11-")),
+        "{files:?}"
+    );
+    assert!(
+        files.iter().any(|f| f.starts_with("part-cdpf-monthly-34-")),
+        "{files:?}"
+    );
+
+    // Checks ran per batch, each township once.
+    let checks = read_year(&wh, "check_results", 2026);
+    let overdue = rows(&checks, &[("rule", "overdue"), ("period", "2026-06")]);
+    let mut overdue_townships: Vec<&str> = overdue
+        .column("township")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    overdue_townships.sort();
+    assert_eq!(overdue_townships, vec![beijing[0].as_str(), faults::NEVER_SUBMITS_JUNE]);
+
+    // The nation is the sum of its provinces, each with its own townships.
+    let cell = |table: &str, filter: &[(&str, &str)]| {
+        let mut eq = vec![("indicator", "cataract_surgery"), ("period", "2026-03")];
+        eq.extend_from_slice(filter);
+        let r = rows(&read_year(&wh, table, 2026), &eq)
+            .lazy()
+            .filter(col("dimension").is_null())
+            .collect()
+            .unwrap();
+        assert_eq!(r.height(), 1, "{table} {filter:?}");
+        (
+            r.column("value").unwrap().f64().unwrap().get(0).unwrap(),
+            r.column("townships_expected").unwrap().i64().unwrap().get(0).unwrap(),
+        )
+    };
+    let (anhui, beijing_p) = (
+        cell("rollup_province", &[("province", "34")]),
+        cell("rollup_province", &[("province", "11")]),
+    );
+    assert_eq!(anhui.1, 10);
+    assert_eq!(beijing_p.1, beijing.len() as i64);
+    let nation = cell("rollup_nation", &[]);
+    assert_eq!(nation, (anhui.0 + beijing_p.0, anhui.1 + beijing_p.1));
+    assert_eq!(cell("rollup_county", &[("county", "110101")]), beijing_p);
+
+    // Nothing new: nothing parsed, nothing encoded.
+    let again = run(&cfg, &opts).await.unwrap();
+    assert_eq!(
+        (again.bodies_parsed, again.publish.written),
+        (0, 0),
+        "{:?}",
+        again.publish
+    );
+}

@@ -333,6 +333,26 @@ impl Registry {
         self.townships.get(code)
     }
 
+    /// The townships `keep` accepts, with their names and aliases: a batch
+    /// of the registry (a province, say) to run the checks over.
+    pub fn subset(&self, keep: impl Fn(&Township) -> bool) -> Registry {
+        let townships: BTreeMap<String, Township> = self
+            .townships
+            .iter()
+            .filter(|(_, t)| keep(t))
+            .map(|(c, t)| (c.clone(), t.clone()))
+            .collect();
+        let names = self
+            .names
+            .iter()
+            .filter_map(|(n, codes)| {
+                let codes: Vec<String> = codes.iter().filter(|c| townships.contains_key(*c)).cloned().collect();
+                (!codes.is_empty()).then(|| (n.clone(), codes))
+            })
+            .collect();
+        Registry { townships, names }
+    }
+
     /// Counties covered, with their names.
     pub fn counties(&self) -> BTreeMap<String, String> {
         self.townships
