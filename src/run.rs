@@ -703,28 +703,15 @@ pub async fn run_with<S: Source + Clone + 'static>(
         }
     }
 
-    // Alerts of the selected programs: reconcile; the others stay as they are.
-    let remembered = state.alerts()?;
-    let mine: Vec<AlertRecord> = remembered
-        .iter()
-        .filter(|a| programs.contains(&a.program))
-        .cloned()
-        .collect();
-    let rec = alerts::reconcile(&mine, &c.candidates, opts.now);
-    let outbox = alerts::outbox(&rec.raised, &cfg.registry, opts.now);
-    let mut after: BTreeMap<String, AlertRecord> = remembered.into_iter().map(|a| (a.key.clone(), a)).collect();
-    for a in &rec.upserts {
-        after.insert(a.key.clone(), a.clone());
-    }
-    let after: Vec<AlertRecord> = after.into_values().collect();
-    summary.alerts_open = after.iter().filter(|a| a.resolved_at.is_none()).count();
+    let alerts = reconcile_alerts(cfg, &state, &programs, &c.candidates, opts.now)?;
+    let rec = alerts.reconciled;
+    summary.alerts_open = alerts.open;
     summary.alerts_resolved = rec.resolved.len();
-    let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
 
     for (program, tables) in &c.programs {
         publish::publish_program(program, tables, &tracked, &mut staging, year)?;
     }
-    publish::publish_shared(cfg, &alert_table, &mut staging, year)?;
+    publish::publish_shared(cfg, &alerts.table, &mut staging, year)?;
     let sealed = staging.seal()?;
     summary.publish = sealed.report.clone();
 
@@ -741,7 +728,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         run_id,
         checks: &check_records,
         alerts: &rec.upserts,
-        outbox: &outbox,
+        outbox: &alerts.outbox,
         snapshot: sealed.seq,
         finished_at: Utc::now(),
         summary: &line.to_string(),
@@ -755,20 +742,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
 
     deliver(cfg, &mut state, opts.now, &mut summary).await?;
     if summary.alerts_delivered > 0 {
-        // The alerts table says what was delivered: a follow-up snapshot in
-        // which only the shared tables are new (the rest is linked), so the
-        // warehouse a run leaves reflects its delivery and a rerun with
-        // nothing new publishes nothing.
-        let after = state.alerts()?;
-        let alert_table = alerts::table(&after, &cfg.registry).map_err(internal("alert"))?;
-        let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &[])?;
-        publish::publish_shared(cfg, &alert_table, &mut staging, year)?;
-        if let Some(seq) = staging.seal()?.seq {
-            state.commit_snapshot(seq)?;
-            snaps.publish(seq)?;
-            summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
-            summary.snapshot = Some(seq);
-        }
+        publish_delivery(cfg, &state, &snaps, run_id, opts.now, year, &mut summary)?;
     }
     tracing::info!(
         fetched = summary.fetched,
@@ -779,6 +753,70 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "Run finished."
     );
     Ok(summary)
+}
+
+/// The alerts after a run: the selected programs' reconciled with this
+/// run's conditions, every other program's as they were.
+struct Alerts {
+    reconciled: alerts::Reconciled,
+    /// The state changes to deliver.
+    outbox: Vec<crate::state::OutboxEntry>,
+    /// The alerts table (every program).
+    table: DataFrame,
+    /// Alerts open after the run.
+    open: usize,
+}
+
+fn reconcile_alerts(
+    cfg: &Loaded,
+    state: &State,
+    programs: &[String],
+    candidates: &[Candidate],
+    now: DateTime<Utc>,
+) -> Result<Alerts, RunError> {
+    let remembered = state.alerts()?;
+    let mine: Vec<AlertRecord> = remembered
+        .iter()
+        .filter(|a| programs.contains(&a.program))
+        .cloned()
+        .collect();
+    let reconciled = alerts::reconcile(&mine, candidates, now);
+    let outbox = alerts::outbox(&reconciled.raised, &cfg.registry, now);
+    let mut after: BTreeMap<String, AlertRecord> = remembered.into_iter().map(|a| (a.key.clone(), a)).collect();
+    for a in &reconciled.upserts {
+        after.insert(a.key.clone(), a.clone());
+    }
+    let after: Vec<AlertRecord> = after.into_values().collect();
+    Ok(Alerts {
+        open: after.iter().filter(|a| a.resolved_at.is_none()).count(),
+        table: alerts::table(&after, &cfg.registry).map_err(internal("alert"))?,
+        reconciled,
+        outbox,
+    })
+}
+
+/// After a delivery, a follow-up snapshot in which only the shared tables
+/// are new (the rest is linked): the alerts table then says what was
+/// delivered, and a rerun with nothing new publishes nothing.
+fn publish_delivery(
+    cfg: &Loaded,
+    state: &State,
+    snaps: &Snapshots,
+    run_id: i64,
+    now: DateTime<Utc>,
+    year: i32,
+    summary: &mut RunSummary,
+) -> Result<(), RunError> {
+    let table = alerts::table(&state.alerts()?, &cfg.registry).map_err(internal("alert"))?;
+    let mut staging = snaps.begin(run_id, &now.to_rfc3339(), &[])?;
+    publish::publish_shared(cfg, &table, &mut staging, year)?;
+    if let Some(seq) = staging.seal()?.seq {
+        state.commit_snapshot(seq)?;
+        snaps.publish(seq)?;
+        summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
+        summary.snapshot = Some(seq);
+    }
+    Ok(())
 }
 
 /// Delivers the outbox: every committed alert state change not yet
