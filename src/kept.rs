@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use polars::io::parquet::write::StatisticsOptions;
 use polars::prelude::*;
 
 use crate::normalize::Normalized;
@@ -100,8 +101,18 @@ impl Kept {
             let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
             let file = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
             let mut frame = frame.clone();
-            ParquetWriter::new(file)
+            // Small files read back whole: no statistics, and one write(2)
+            // per buffer, not per footer field.
+            let none = StatisticsOptions {
+                min_value: false,
+                max_value: false,
+                distinct_count: false,
+                null_count: false,
+                binary_statistics_truncate_length: None,
+            };
+            ParquetWriter::new(std::io::BufWriter::with_capacity(64 * 1024, file))
                 .with_compression(ParquetCompression::Uncompressed)
+                .with_statistics(none)
                 .finish(&mut frame)
                 .map_err(|e| err(&tmp, e))?;
             std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
