@@ -1,11 +1,16 @@
 //! Kept normalization: what normalize made of each landed body, stored once
 //! so that no later run parses it again. Under
-//! `<state_dir>/normalized/<program>/<fingerprint>/` one file set per landing
-//! (`<township>-<period>-<sha256>.{facts,quarantine,submission}.parquet`),
-//! valid for one [`crate::config::Loaded::normalize_fingerprint`]: a catalog,
-//! registry, mapping, limit or code change makes them again. Written aside and
-//! renamed; a file that cannot be read is made again, never an error.
+//! `<state_dir>/normalized/<program>/<fingerprint>/`, results are kept in
+//! chunks of up to [`CHUNK_LANDINGS`] landings
+//! (`chunk-<n>.{facts,quarantine,submission}.parquet`), valid for one
+//! [`crate::config::Loaded::normalize_fingerprint`]: a catalog, registry,
+//! mapping, limit or code change makes them again. Every row carries its
+//! landing's township and body sha256, so a run reads the rows of the
+//! landings it wants from the chunks that hold them. A chunk's `submission`
+//! file is written last: a chunk counts only once it is complete, and a file
+//! that cannot be read makes its landings be normalized again, never an error.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::StatisticsOptions;
@@ -13,6 +18,9 @@ use polars::prelude::*;
 
 use crate::normalize::Normalized;
 use crate::state::Landing;
+
+/// Landings per chunk: a few hundred thousand fact rows.
+pub const CHUNK_LANDINGS: usize = 2000;
 
 /// A kept-results failure (the disk said no).
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +32,6 @@ pub struct KeptError {
     pub reason: String,
 }
 
-/// The kept results of one program under one fingerprint.
-#[derive(Debug, Clone)]
-pub struct Kept {
-    dir: PathBuf,
-}
-
 const PARTS: [&str; 3] = ["facts", "quarantine", "submission"];
 
 fn err(path: &Path, reason: impl ToString) -> KeptError {
@@ -39,10 +41,28 @@ fn err(path: &Path, reason: impl ToString) -> KeptError {
     }
 }
 
+type Key = (String, String);
+
+fn key(l: &Landing) -> Key {
+    (l.township.clone(), l.sha256.clone())
+}
+
+/// The kept results of one program under one fingerprint.
+pub struct Kept {
+    dir: PathBuf,
+    /// Which chunk holds each landing (township, sha256).
+    index: HashMap<Key, u64>,
+    /// Results not yet written, in landing order.
+    pending: Vec<(Key, Normalized)>,
+    next: u64,
+    /// The chunk read last (consecutive batches share a boundary chunk).
+    cached: Option<(u64, [DataFrame; 3])>,
+}
+
 impl Kept {
-    /// Opens the store of `program` for `fingerprint`; results kept for
+    /// Opens the store of `program` for `fingerprint`: results kept for
     /// other fingerprints of the program are removed (they can never be
-    /// used again).
+    /// used again), and so are files a killed process was still writing.
     pub fn open(state_dir: &Path, program: &str, fingerprint: &str) -> Result<Kept, KeptError> {
         let base = state_dir.join("normalized").join(program);
         if let Ok(entries) = std::fs::read_dir(&base) {
@@ -54,69 +74,218 @@ impl Kept {
         }
         let dir = base.join(fingerprint);
         std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
-        // Files a killed process was still writing.
+        let mut kept = Kept::at(state_dir, program, fingerprint);
         for e in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?.flatten() {
             if e.file_name().to_string_lossy().contains(".tmp-") {
                 std::fs::remove_file(e.path()).map_err(|x| err(&e.path(), x))?;
             }
         }
-        Ok(Kept { dir })
+        kept.load_index();
+        Ok(kept)
     }
 
     /// The store of `program` for `fingerprint`, read-only: nothing is
     /// created or removed (for plans).
     pub fn at(state_dir: &Path, program: &str, fingerprint: &str) -> Kept {
-        Kept {
+        let mut kept = Kept {
             dir: state_dir.join("normalized").join(program).join(fingerprint),
+            index: HashMap::new(),
+            pending: vec![],
+            next: 1,
+            cached: None,
+        };
+        kept.load_index();
+        kept
+    }
+
+    fn path(&self, chunk: u64, part: &str) -> PathBuf {
+        self.dir.join(format!("chunk-{chunk:08}.{part}.parquet"))
+    }
+
+    /// Reads every complete chunk's landings (its `submission` file).
+    fn load_index(&mut self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(n) = name
+                .strip_prefix("chunk-")
+                .and_then(|r| r.strip_suffix(".submission.parquet"))
+                .and_then(|n| n.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            self.next = self.next.max(n + 1);
+            let Some(subs) = std::fs::File::open(e.path())
+                .ok()
+                .and_then(|f| ParquetReader::new(f).finish().ok())
+            else {
+                continue;
+            };
+            let (Ok(t), Ok(s)) = (subs.column("township"), subs.column("source_sha256")) else {
+                continue;
+            };
+            let (Ok(t), Ok(s)) = (t.str(), s.str()) else { continue };
+            for (t, s) in t.iter().zip(s.iter()) {
+                if let (Some(t), Some(s)) = (t, s) {
+                    self.index.insert((t.to_string(), s.to_string()), n);
+                }
+            }
         }
     }
 
-    /// Whether this landing's normalization is kept.
+    /// Whether this landing's normalization is kept (or waiting to be).
     pub fn has(&self, l: &Landing) -> bool {
-        PARTS.iter().all(|p| self.path(l, p).exists())
+        let k = key(l);
+        self.index.contains_key(&k) || self.pending.iter().any(|(p, _)| *p == k)
     }
 
-    fn path(&self, l: &Landing, part: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}-{}-{}.{part}.parquet", l.township, l.period, l.sha256))
-    }
-
-    /// What normalize made of this landing, if kept and readable.
-    pub fn get(&self, l: &Landing) -> Option<Normalized> {
-        let read = |part: &str| -> Option<DataFrame> {
-            let f = std::fs::File::open(self.path(l, part)).ok()?;
-            ParquetReader::new(f).finish().ok()
-        };
-        Some(Normalized {
-            facts: read(PARTS[0])?,
-            quarantine: read(PARTS[1])?,
-            submissions: read(PARTS[2])?,
-        })
-    }
-
-    /// Keeps what normalize made of this landing.
-    pub fn put(&self, l: &Landing, n: &Normalized) -> Result<(), KeptError> {
-        for (part, frame) in PARTS.iter().zip([&n.facts, &n.quarantine, &n.submissions]) {
-            let path = self.path(l, part);
-            let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-            let file = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
-            let mut frame = frame.clone();
-            // Small files read back whole: no statistics, and one write(2)
-            // per buffer, not per footer field.
-            let none = StatisticsOptions {
-                min_value: false,
-                max_value: false,
-                distinct_count: false,
-                null_count: false,
-                binary_statistics_truncate_length: None,
-            };
-            ParquetWriter::new(std::io::BufWriter::with_capacity(64 * 1024, file))
-                .with_compression(ParquetCompression::Uncompressed)
-                .with_statistics(none)
-                .finish(&mut frame)
-                .map_err(|e| err(&tmp, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;
+    /// Keeps what normalize made of this landing (written with its chunk).
+    pub fn add(&mut self, l: &Landing, n: Normalized) -> Result<(), KeptError> {
+        self.pending.push((key(l), n));
+        if self.pending.len() >= CHUNK_LANDINGS {
+            self.flush()?;
         }
         Ok(())
     }
+
+    /// Writes the results waiting in memory as one chunk.
+    pub fn flush(&mut self) -> Result<(), KeptError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        let chunk = self.next;
+        let stack = |pick: fn(&Normalized) -> &DataFrame| -> Result<DataFrame, KeptError> {
+            let mut it = pending.iter().map(|(_, n)| pick(n));
+            let mut out = it.next().expect("pending is not empty").clone();
+            for f in it {
+                out.vstack_mut(f).map_err(|e| err(&self.dir, e))?;
+            }
+            Ok(out)
+        };
+        let frames = [
+            stack(|n| &n.facts)?,
+            stack(|n| &n.quarantine)?,
+            stack(|n| &n.submissions)?,
+        ];
+        // The submission part last: it makes the chunk count.
+        for (part, frame) in PARTS.iter().zip(frames) {
+            write(&self.path(chunk, part), frame)?;
+        }
+        for (k, _) in pending {
+            self.index.insert(k, chunk);
+        }
+        self.next += 1;
+        Ok(())
+    }
+
+    fn chunk(&mut self, chunk: u64) -> Option<[DataFrame; 3]> {
+        if let Some((n, frames)) = &self.cached
+            && *n == chunk
+        {
+            return Some(frames.clone());
+        }
+        let read = |part: &str| -> Option<DataFrame> {
+            let f = std::fs::File::open(self.path(chunk, part)).ok()?;
+            ParquetReader::new(f).finish().ok()
+        };
+        let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?];
+        self.cached = Some((chunk, frames.clone()));
+        Some(frames)
+    }
+
+    /// The kept results of `wanted` landings, with each submission's
+    /// `versions_landed` set as given. Landings whose chunk cannot be read
+    /// are returned as missing (to be normalized again), never an error.
+    pub fn read(&mut self, wanted: &[(&Landing, usize)]) -> Result<(Normalized, Vec<usize>), KeptError> {
+        self.flush()?;
+        let mut by_chunk: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        let mut missing = vec![];
+        for (i, (l, _)) in wanted.iter().enumerate() {
+            match self.index.get(&key(l)) {
+                Some(c) => by_chunk.entry(*c).or_default().push(i),
+                None => missing.push(i),
+            }
+        }
+        let mut parts: [Vec<DataFrame>; 3] = Default::default();
+        for (chunk, idx) in by_chunk {
+            let Some(frames) = self.chunk(chunk) else {
+                for i in idx {
+                    self.index.remove(&key(wanted[i].0));
+                    missing.push(i);
+                }
+                continue;
+            };
+            let keys = DataFrame::new_infer_height(vec![
+                Column::new(
+                    "township".into(),
+                    idx.iter().map(|i| wanted[*i].0.township.clone()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "source_sha256".into(),
+                    idx.iter().map(|i| wanted[*i].0.sha256.clone()).collect::<Vec<_>>(),
+                ),
+                Column::new(
+                    "versions_landed".into(),
+                    idx.iter().map(|i| wanted[*i].1 as i64).collect::<Vec<_>>(),
+                ),
+            ])
+            .map_err(|e| err(&self.dir, e))?;
+            let on = [col("township"), col("source_sha256")];
+            let pick = |frame: &DataFrame, how: JoinType| -> Result<DataFrame, KeptError> {
+                frame
+                    .clone()
+                    .lazy()
+                    .join(keys.clone().lazy(), on.clone(), on.clone(), JoinArgs::new(how))
+                    .collect()
+                    .map_err(|e| err(&self.dir, e))
+            };
+            let [facts, quarantine, submissions] = frames;
+            parts[0].push(pick(&facts, JoinType::Semi)?);
+            parts[1].push(pick(&quarantine, JoinType::Semi)?);
+            let subs = submissions.drop("versions_landed").map_err(|e| err(&self.dir, e))?;
+            parts[2].push(pick(&subs, JoinType::Inner)?);
+        }
+        let [f, q, s] = parts;
+        let stack = |frames: Vec<DataFrame>| -> Result<Option<DataFrame>, KeptError> {
+            let mut it = frames.into_iter();
+            let Some(mut out) = it.next() else { return Ok(None) };
+            for f in it {
+                out.vstack_mut(&f).map_err(|e| err(&self.dir, e))?;
+            }
+            Ok(Some(out))
+        };
+        let (f, q, s) = (stack(f)?, stack(q)?, stack(s)?);
+        missing.sort_unstable();
+        Ok((
+            Normalized {
+                facts: f.unwrap_or_default(),
+                quarantine: q.unwrap_or_default(),
+                submissions: s.unwrap_or_default(),
+            },
+            missing,
+        ))
+    }
+}
+
+fn write(path: &Path, mut frame: DataFrame) -> Result<(), KeptError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let file = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
+    // Files read back whole: no statistics, and one write(2) per buffer, not
+    // per footer field.
+    let none = StatisticsOptions {
+        min_value: false,
+        max_value: false,
+        distinct_count: false,
+        null_count: false,
+        binary_statistics_truncate_length: None,
+    };
+    ParquetWriter::new(std::io::BufWriter::with_capacity(256 * 1024, file))
+        .with_compression(ParquetCompression::Uncompressed)
+        .with_statistics(none)
+        .finish(&mut frame)
+        .map_err(|e| err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| err(path, e))
 }

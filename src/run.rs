@@ -213,7 +213,7 @@ fn land(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
-    kept: &BTreeMap<String, (&Pipeline, Kept)>,
+    kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
     (t, outcome): (FetchTarget, FetchOutcome),
     now: DateTime<Utc>,
     summary: &mut RunSummary,
@@ -250,12 +250,12 @@ fn land(
                 first_fetched_at: now,
                 last_fetched_at: now,
             };
-            if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get(&t.pipeline)) {
+            if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get_mut(&t.pipeline)) {
                 summary.bodies_parsed += 1;
                 let n =
                     normalize::normalize_parsed(p, &cfg.catalog, &cfg.registry, &cfg.settings.limits, &landing, parsed)
                         .map_err(internal("normalize"))?;
-                kept.put(&landing, &n)?;
+                kept.add(&landing, n)?;
             }
             if let Some(defect) = &landing.defect {
                 tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
@@ -412,19 +412,16 @@ fn conservation(program: &str, submissions: &DataFrame) -> PolarsResult<Vec<Cand
         .collect())
 }
 
-/// The normalization of one landing: kept from an earlier run, or made now
-/// from its body (and kept). `parsed` counts bodies parsed.
-fn normalized_once(
+/// What normalize makes of one landed body, read from the raw store (for a
+/// body not kept yet: a new configuration fingerprint, or a run killed
+/// before its chunk was written). `parsed` counts bodies parsed.
+fn normalize_from_raw(
     cfg: &Loaded,
     p: &Pipeline,
-    kept: &Kept,
     raw: &RawStore,
     l: &Landing,
     parsed: &mut usize,
 ) -> Result<normalize::Normalized, RunError> {
-    if let Some(n) = kept.get(l) {
-        return Ok(n);
-    }
     let body = raw.get(&l.sha256)?;
     *parsed += 1;
     let one = [Landed {
@@ -432,10 +429,56 @@ fn normalized_once(
         body: &body,
         versions_landed: 1,
     }];
-    let n = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &one)
-        .map_err(internal("normalize"))?;
-    kept.put(l, &n)?;
-    Ok(n)
+    normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &one)
+        .map_err(internal("normalize"))
+}
+
+/// The normalization of `wanted` landings (with the `versions_landed` of
+/// each), from the kept results; bodies not kept yet are normalized from
+/// the raw store and kept. Empty tables keep `empty`'s schemas.
+fn kept_results(
+    cfg: &Loaded,
+    p: &Pipeline,
+    kept: &mut Kept,
+    raw: &RawStore,
+    wanted: &[(&Landing, usize)],
+    empty: &normalize::Normalized,
+    parsed: &mut usize,
+) -> Result<normalize::Normalized, RunError> {
+    for (l, _) in wanted {
+        if !kept.has(l) {
+            let n = normalize_from_raw(cfg, p, raw, l, parsed)?;
+            kept.add(l, n)?;
+        }
+    }
+    let (mut n, missing) = kept.read(wanted)?;
+    if !missing.is_empty() {
+        // A chunk that could not be read: its landings are normalized again.
+        for i in &missing {
+            let l = wanted[*i].0;
+            let again = normalize_from_raw(cfg, p, raw, l, parsed)?;
+            kept.add(l, again)?;
+        }
+        let again: Vec<(&Landing, usize)> = missing.iter().map(|i| wanted[*i]).collect();
+        let (m, still) = kept.read(&again)?;
+        if !still.is_empty() {
+            return Err(RunError::Kept(KeptError {
+                path: cfg.settings.paths.state_dir.display().to_string(),
+                reason: format!("{} kept results cannot be read back after writing them", still.len()),
+            }));
+        }
+        n = normalize::Normalized {
+            facts: vstack(vec![n.facts, m.facts]).map_err(internal("normalize"))?,
+            quarantine: vstack(vec![n.quarantine, m.quarantine]).map_err(internal("normalize"))?,
+            submissions: vstack(vec![n.submissions, m.submissions]).map_err(internal("normalize"))?,
+        };
+    }
+    let or_empty = |f: DataFrame, e: &DataFrame| if f.width() == 0 { e.clone() } else { f };
+    Ok(normalize::Normalized {
+        facts: or_empty(n.facts, &empty.facts),
+        quarantine: or_empty(n.quarantine, &empty.quarantine),
+        submissions: or_empty(n.submissions, &empty.submissions),
+    })
 }
 
 /// What computing the selected programs leaves for the commit (everything
@@ -476,7 +519,7 @@ fn compute(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
-    kept: &BTreeMap<String, (&Pipeline, Kept)>,
+    kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
     sink: &mut dyn TableSink,
     now: DateTime<Utc>,
     year: i32,
@@ -486,7 +529,7 @@ fn compute(
     let mut candidates = Vec::new();
     let mut programs = vec![];
     let batches = batches(&cfg.registry);
-    for (p, kept) in kept.values() {
+    for (p, kept) in kept.values_mut() {
         let p = *p;
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
@@ -501,32 +544,55 @@ fn compute(
             let mine: Vec<&(&Landing, usize)> =
                 current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
             // Every version of the (township, period)s that have more than one.
-            let mut versions: Vec<(&Landing, DataFrame)> = Vec::new();
-            for (c, _) in mine.iter().filter(|(_, n)| *n > 1) {
-                for l in all.iter().filter(|l| l.township == c.township && l.period == c.period) {
-                    let facts = normalized_once(cfg, p, kept, raw, l, &mut summary.bodies_parsed)?.facts;
-                    versions.push((l, facts));
-                }
-            }
-            let versions: Vec<normalize::Version<'_>> = versions
+            let older: Vec<(&Landing, usize)> = mine
                 .iter()
-                .map(|(landing, facts)| normalize::Version { landing, facts })
+                .filter(|(_, n)| *n > 1)
+                .flat_map(|(c, _)| {
+                    all.iter()
+                        .filter(|l| l.township == c.township && l.period == c.period)
+                        .map(|l| (l, 1))
+                })
                 .collect();
-            let history = normalize::history(&p.name, &versions).map_err(internal("normalize"))?;
-            let (mut f, mut q, mut s) = (vec![], vec![], vec![]);
-            for (l, n) in &mine {
-                let one = normalized_once(cfg, p, kept, raw, l, &mut summary.bodies_parsed)?;
-                f.push(one.facts);
-                q.push(one.quarantine);
-                let mut sub = one.submissions;
-                sub.with_column(Column::new("versions_landed".into(), vec![*n as i64; sub.height()]))
+            let history = if older.is_empty() {
+                normalize::history(&p.name, &[]).map_err(internal("normalize"))?
+            } else {
+                let facts = kept_results(cfg, p, kept, raw, &older, &empty, &mut summary.bodies_parsed)?.facts;
+                let per_version: Vec<DataFrame> = older
+                    .iter()
+                    .map(|(l, _)| {
+                        facts
+                            .clone()
+                            .lazy()
+                            .filter(
+                                col("township")
+                                    .eq(lit(l.township.clone()))
+                                    .and(col("source_sha256").eq(lit(l.sha256.clone()))),
+                            )
+                            .collect()
+                    })
+                    .collect::<PolarsResult<_>>()
                     .map_err(internal("normalize"))?;
-                s.push(sub);
-            }
+                let versions: Vec<normalize::Version<'_>> = older
+                    .iter()
+                    .zip(&per_version)
+                    .map(|((landing, _), facts)| normalize::Version { landing, facts })
+                    .collect();
+                normalize::history(&p.name, &versions).map_err(internal("normalize"))?
+            };
+            let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
+            let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut summary.bodies_parsed)?;
+            // Rows come in the order the chunks hold them; publish them in
+            // an order that does not depend on when each body landed.
+            let sorted = |f: DataFrame, by: &[&str]| {
+                f.lazy()
+                    .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
+                    .collect()
+            };
             let n = normalize::Normalized {
-                facts: vstack_or(f, empty.facts.clone()).map_err(internal("normalize"))?,
-                quarantine: vstack_or(q, empty.quarantine.clone()).map_err(internal("normalize"))?,
-                submissions: vstack_or(s, empty.submissions.clone()).map_err(internal("normalize"))?,
+                facts: n.facts,
+                quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
+                    .map_err(internal("normalize"))?,
+                submissions: sorted(n.submissions, &["township", "period"]).map_err(internal("normalize"))?,
             };
             let counties = reg.counties();
             let quotas: Vec<crate::config::Quota> = cfg
@@ -593,14 +659,6 @@ fn compute(
         candidates,
         programs,
     })
-}
-
-/// Stacks frames of one schema; `empty` when there are none.
-fn vstack_or(frames: Vec<DataFrame>, empty: DataFrame) -> PolarsResult<DataFrame> {
-    if frames.is_empty() {
-        return Ok(empty);
-    }
-    vstack(frames)
 }
 
 /// Takes the run lock without blocking the async runtime.
@@ -670,22 +728,25 @@ pub async fn run_with<S: Source + Clone + 'static>(
     state.adopt_legacy_alerts(&all, opts.now)?;
     let run_id = state.start_run(Utc::now(), opts.now)?;
 
-    let kept = kept_stores(cfg, opts)?;
+    let mut kept = kept_stores(cfg, opts)?;
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, tx));
     while let Some(fetched) = rx.recv().await {
-        if let Err(e) = land(cfg, &state, &raw, &kept, fetched, opts.now, &mut summary) {
+        if let Err(e) = land(cfg, &state, &raw, &mut kept, fetched, opts.now, &mut summary) {
             fetcher.abort();
             return Err(e);
         }
     }
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
+    for (_, k) in kept.values_mut() {
+        k.flush()?;
+    }
 
     // Stage the snapshot batch by batch; nothing is visible yet.
     let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
     let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
-    let c = compute(cfg, &state, &raw, &kept, &mut staging, opts.now, year, &mut summary)?;
+    let c = compute(cfg, &state, &raw, &mut kept, &mut staging, opts.now, year, &mut summary)?;
     let mut known = Vec::new();
     for p in &programs {
         known.extend(state.check_records(p)?);
