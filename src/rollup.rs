@@ -458,6 +458,31 @@ mod tests {
         run_all(&input).unwrap()
     }
 
+    /// The county rollup's certificates total rows.
+    fn certificates_total(
+        cfg: &crate::config::Loaded,
+        n: &crate::normalize::Normalized,
+        checks: &DataFrame,
+    ) -> DataFrame {
+        county(
+            &n.facts,
+            checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap()
+        .lazy()
+        .filter(
+            col("indicator")
+                .eq(lit("certificates_issued"))
+                .and(col("dimension").is_null()),
+        )
+        .collect()
+        .unwrap()
+    }
+
     fn certs(total: i64, parts: [i64; 7]) -> serde_json::Value {
         let cats = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
         let mut values = vec![json!({"indicator": "残疾人证核发", "value": total})];
@@ -492,24 +517,7 @@ mod tests {
             Some("341124101")
         );
 
-        let roll = county(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
-        let total = roll
-            .lazy()
-            .filter(
-                col("indicator")
-                    .eq(lit("certificates_issued"))
-                    .and(col("dimension").is_null()),
-            )
-            .collect()
-            .unwrap();
+        let total = certificates_total(&cfg, &n, &checks);
         assert_eq!(total.height(), 1);
         let get_i = |c: &str| total.column(c).unwrap().i64().unwrap().get(0);
         assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(108.0));
@@ -610,24 +618,7 @@ mod tests {
         // The only township reporting May certificates fails its breakdown.
         let n = normalized(&cfg, &[("341124101", "2026-05", certs(20, [3, 3, 3, 3, 3, 3, 0]))]);
         let checks = checked(&cfg, &n);
-        let roll = county(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
-        let total = roll
-            .lazy()
-            .filter(
-                col("indicator")
-                    .eq(lit("certificates_issued"))
-                    .and(col("dimension").is_null()),
-            )
-            .collect()
-            .unwrap();
+        let total = certificates_total(&cfg, &n, &checks);
         assert_eq!(total.height(), 1, "the cell is kept");
         let get_i = |c: &str| total.column(c).unwrap().i64().unwrap().get(0);
         assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), None, "not 0");
@@ -659,24 +650,7 @@ mod tests {
                 .unwrap()
                 .contains("appeal")
         );
-        let roll = county(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
-        let total = roll
-            .lazy()
-            .filter(
-                col("indicator")
-                    .eq(lit("certificates_issued"))
-                    .and(col("dimension").is_null()),
-            )
-            .collect()
-            .unwrap();
+        let total = certificates_total(&cfg, &n, &checks);
         assert_eq!(total.column("value").unwrap().f64().unwrap().get(0), Some(20.0));
     }
 }
