@@ -10,7 +10,7 @@
 //! file is written last: a chunk counts only once it is complete, and a file
 //! that cannot be read makes its landings be normalized again, never an error.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::StatisticsOptions;
@@ -54,9 +54,13 @@ pub struct Kept {
     index: HashMap<Key, u64>,
     /// Results not yet written, in landing order.
     pending: Vec<(Key, Normalized)>,
+    /// Their keys.
+    pending_keys: HashSet<Key>,
     next: u64,
     /// The chunk read last (consecutive batches share a boundary chunk).
     cached: Option<(u64, [DataFrame; 3])>,
+    /// Landings per chunk ([`CHUNK_LANDINGS`]).
+    chunk_landings: usize,
 }
 
 impl Kept {
@@ -91,8 +95,10 @@ impl Kept {
             dir: state_dir.join("normalized").join(program).join(fingerprint),
             index: HashMap::new(),
             pending: vec![],
+            pending_keys: HashSet::new(),
             next: 1,
             cached: None,
+            chunk_landings: CHUNK_LANDINGS,
         };
         kept.load_index();
         kept
@@ -138,13 +144,14 @@ impl Kept {
     /// Whether this landing's normalization is kept (or waiting to be).
     pub fn has(&self, l: &Landing) -> bool {
         let k = key(l);
-        self.index.contains_key(&k) || self.pending.iter().any(|(p, _)| *p == k)
+        self.index.contains_key(&k) || self.pending_keys.contains(&k)
     }
 
     /// Keeps what normalize made of this landing (written with its chunk).
     pub fn add(&mut self, l: &Landing, n: Normalized) -> Result<(), KeptError> {
+        self.pending_keys.insert(key(l));
         self.pending.push((key(l), n));
-        if self.pending.len() >= CHUNK_LANDINGS {
+        if self.pending.len() >= self.chunk_landings {
             self.flush()?;
         }
         Ok(())
@@ -156,6 +163,7 @@ impl Kept {
             return Ok(());
         }
         let pending = std::mem::take(&mut self.pending);
+        self.pending_keys.clear();
         let chunk = self.next;
         let stack = |pick: fn(&Normalized) -> &DataFrame| -> Result<DataFrame, KeptError> {
             let mut it = pending.iter().map(|(_, n)| pick(n));
@@ -288,4 +296,96 @@ fn write(path: &Path, mut frame: DataFrame) -> Result<(), KeptError> {
         .finish(&mut frame)
         .map_err(|e| err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| err(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{at, config, normalized};
+
+    fn landing(township: &str, doc: &serde_json::Value) -> Landing {
+        let body = serde_json::to_vec(doc).unwrap();
+        Landing {
+            pipeline: "cdpf-monthly".into(),
+            township: township.into(),
+            period: "2026-05".into(),
+            sha256: crate::land::sha256_hex(&body),
+            url: String::new(),
+            bytes: body.len() as i64,
+            content_type: None,
+            defect: None,
+            version: None,
+            submitted_at: None,
+            first_fetched_at: at("2026-07-01T00:00:00Z"),
+            last_fetched_at: at("2026-07-01T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn chunks_are_found_again_after_reopening_and_an_unreadable_one_is_made_again() {
+        let cfg = config();
+        let dir = tempfile::tempdir().unwrap();
+        let docs: Vec<(String, serde_json::Value)> = (0..5)
+            .map(|i| {
+                let t = format!("34112410{i}");
+                let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
+                (t, doc)
+            })
+            .collect();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        kept.chunk_landings = 2;
+        let landings: Vec<Landing> = docs.iter().map(|(t, d)| landing(t, d)).collect();
+        for ((t, d), l) in docs.iter().zip(&landings) {
+            let n = normalized(&cfg, &[(t.as_str(), "2026-05", d.clone())]);
+            kept.add(l, n).unwrap();
+        }
+        kept.flush().unwrap();
+        // A file a killed process was writing.
+        std::fs::write(
+            dir.path().join("normalized/cdpf-monthly/fp/chunk-00000009.facts.tmp-1"),
+            b"x",
+        )
+        .unwrap();
+
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        assert!(
+            !dir.path()
+                .join("normalized/cdpf-monthly/fp/chunk-00000009.facts.tmp-1")
+                .exists()
+        );
+        assert!(landings.iter().all(|l| kept.has(l)), "three chunks, all indexed");
+        let wanted = [(&landings[0], 1), (&landings[3], 2), (&landings[4], 1)];
+        let (n, missing) = kept.read(&wanted).unwrap();
+        assert!(missing.is_empty());
+        assert_eq!(n.facts.height(), 3);
+        assert_eq!(n.submissions.height(), 3);
+        let mut versions: Vec<i64> = n
+            .submissions
+            .column("versions_landed")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        versions.sort();
+        assert_eq!(versions, vec![1, 1, 2], "versions_landed as asked");
+
+        // The chunk holding landings 2 and 3 is damaged: they come back missing.
+        let damaged = dir
+            .path()
+            .join("normalized/cdpf-monthly/fp/chunk-00000002.facts.parquet");
+        std::fs::write(&damaged, b"not parquet").unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        let (n, missing) = kept.read(&wanted).unwrap();
+        assert_eq!(missing, vec![1]);
+        assert_eq!(n.facts.height(), 2);
+        assert!(!kept.has(&landings[3]), "forgotten, so that it is made again");
+
+        // Another fingerprint: everything kept for this one is gone.
+        Kept::open(dir.path(), "cdpf-monthly", "other").unwrap();
+        assert!(!dir.path().join("normalized/cdpf-monthly/fp").exists());
+    }
 }
