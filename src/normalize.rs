@@ -35,34 +35,13 @@ pub struct Landed<'a> {
 
 /// The normalized tables of one pipeline.
 pub struct Normalized {
-    /// Long fact rows, all indicators (see [`FACT_COLUMNS`]).
+    /// Long fact rows, all indicators (the columns of `publish::fact_columns`, and `year`).
     pub facts: DataFrame,
     /// Rows set aside, with reasons.
     pub quarantine: DataFrame,
     /// One row per current submission.
     pub submissions: DataFrame,
 }
-
-/// Columns of the fact rows, in order.
-pub const FACT_COLUMNS: &[&str] = &[
-    "program",
-    "township",
-    "county",
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "category",
-    "value",
-    "unit",
-    "approx",
-    "missing",
-    "value_raw",
-    "source_sha256",
-    "submitted_at",
-    "version",
-    "value_index",
-];
 
 #[derive(Default)]
 struct Facts {
@@ -596,7 +575,7 @@ type CellKey = (String, Option<String>, Option<String>);
 pub struct Version<'a> {
     /// Its landing record.
     pub landing: &'a Landing,
-    /// Its fact rows (see [`FACT_COLUMNS`]).
+    /// Its fact rows.
     pub facts: &'a DataFrame,
 }
 

@@ -719,6 +719,49 @@ mod tests {
     }
 
     #[test]
+    fn the_frames_the_stages_make_have_exactly_the_published_columns() {
+        use polars::prelude::DataFrame;
+        let cfg = crate::fixtures::config();
+        let doc = serde_json::json!({"period": "2026-05", "values": [
+            {"indicator": "残疾人证核发", "value": 3},
+            {"indicator": "残疾人证核发", "category": "视力", "value": 3},
+            {"indicator": "无此指标", "value": 1}]});
+        let n = crate::fixtures::normalized(&cfg, &[("341124100", "2026-05", doc)]);
+        let names = |df: &DataFrame| -> Vec<String> {
+            let mut v: Vec<String> = df.get_column_names().iter().map(|c| c.to_string()).collect();
+            v.retain(|c| c != "year");
+            v
+        };
+        let spec = |cols: Vec<super::ColSpec>| cols.into_iter().map(|c| c.name).collect::<Vec<_>>();
+        assert_eq!(names(&n.facts), spec(super::fact_columns("人")));
+        assert_eq!(names(&n.quarantine), spec(super::quarantine_columns()));
+        assert_eq!(names(&n.submissions), spec(super::submission_columns()));
+        let checks = crate::checks::run_all(&crate::checks::CheckInput {
+            pipeline: &cfg.pipelines[0],
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &Default::default(),
+            now: crate::fixtures::at("2026-06-10T00:00:00Z"),
+        })
+        .unwrap();
+        let levels = crate::rollup::hierarchy(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        for (level, frame) in super::LEVELS.iter().zip(&levels) {
+            assert_eq!(names(frame), spec(super::rollup_columns(*level)), "{}", level.table);
+        }
+    }
+
+    #[test]
     fn the_readme_lists_every_published_column_in_order() {
         let readme = include_str!("../README.md");
         let rows: Vec<(String, String)> = readme

@@ -90,11 +90,6 @@ impl Level {
     }
 }
 
-/// Columns of the county rollup, in order.
-pub fn rollup_columns() -> Vec<&'static str> {
-    LEVELS[0].columns()
-}
-
 /// Every township of the registry with its county, city, province and the
 /// nation, codes and names.
 fn areas(registry: &Registry) -> PolarsResult<DataFrame> {
