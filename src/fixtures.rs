@@ -27,6 +27,40 @@ pub fn at(s: &str) -> DateTime<Utc> {
         .with_timezone(&Utc)
 }
 
+/// The landing record of `body`, fetched on 2026-07-01.
+pub fn landing(pipeline: &str, township: &str, period: &str, body: &[u8]) -> Landing {
+    Landing {
+        pipeline: pipeline.to_string(),
+        township: township.to_string(),
+        period: period.to_string(),
+        sha256: crate::land::sha256_hex(body),
+        url: String::new(),
+        bytes: body.len() as i64,
+        content_type: None,
+        defect: None,
+        version: None,
+        submitted_at: None,
+        first_fetched_at: at("2026-07-01T00:00:00Z"),
+        last_fetched_at: at("2026-07-01T00:00:00Z"),
+    }
+}
+
+/// Every check of the shipped monthly pipeline over normalized rows at `now`.
+pub fn checked(cfg: &Loaded, n: &Normalized, now: &str) -> polars::prelude::DataFrame {
+    let unreachable = std::collections::HashSet::new();
+    crate::checks::run_all(&crate::checks::CheckInput {
+        pipeline: &cfg.pipelines[0],
+        catalog: &cfg.catalog,
+        registry: &cfg.registry,
+        quotas: &cfg.quotas,
+        facts: &n.facts,
+        submissions: &n.submissions,
+        unreachable: &unreachable,
+        now: at(now),
+    })
+    .expect("checks run")
+}
+
 /// Normalizes `(township, period, document)` as if each had been landed.
 pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
     let bodies: Vec<Vec<u8>> = docs
@@ -36,20 +70,7 @@ pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
     let landings: Vec<Landing> = docs
         .iter()
         .zip(&bodies)
-        .map(|((t, p, _), b)| Landing {
-            pipeline: cfg.pipelines[0].name.clone(),
-            township: t.to_string(),
-            period: p.to_string(),
-            sha256: crate::land::sha256_hex(b),
-            url: String::new(),
-            bytes: b.len() as i64,
-            content_type: None,
-            defect: None,
-            version: None,
-            submitted_at: None,
-            first_fetched_at: at("2026-07-01T00:00:00Z"),
-            last_fetched_at: at("2026-07-01T00:00:00Z"),
-        })
+        .map(|((t, p, _), b)| landing(&cfg.pipelines[0].name, t, p, b))
         .collect();
     let landed: Vec<Landed<'_>> = landings
         .iter()

@@ -303,24 +303,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::fixtures::{at, config, normalized};
+    use crate::fixtures::{config, normalized};
 
     fn landing(township: &str, doc: &serde_json::Value) -> Landing {
-        let body = serde_json::to_vec(doc).unwrap();
-        Landing {
-            pipeline: "cdpf-monthly".into(),
-            township: township.into(),
-            period: "2026-05".into(),
-            sha256: crate::land::sha256_hex(&body),
-            url: String::new(),
-            bytes: body.len() as i64,
-            content_type: None,
-            defect: None,
-            version: None,
-            submitted_at: None,
-            first_fetched_at: at("2026-07-01T00:00:00Z"),
-            last_fetched_at: at("2026-07-01T00:00:00Z"),
-        }
+        crate::fixtures::landing("cdpf-monthly", township, "2026-05", &serde_json::to_vec(doc).unwrap())
     }
 
     #[test]

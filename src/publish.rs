@@ -736,17 +736,7 @@ mod tests {
         assert_eq!(names(&n.facts), spec(super::fact_columns("人")));
         assert_eq!(names(&n.quarantine), spec(super::quarantine_columns()));
         assert_eq!(names(&n.submissions), spec(super::submission_columns()));
-        let checks = crate::checks::run_all(&crate::checks::CheckInput {
-            pipeline: &cfg.pipelines[0],
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &Default::default(),
-            now: crate::fixtures::at("2026-06-10T00:00:00Z"),
-        })
-        .unwrap();
+        let checks = crate::fixtures::checked(&cfg, &n, "2026-06-10T00:00:00Z");
         let levels = crate::rollup::hierarchy(
             &n.facts,
             &checks,

@@ -429,28 +429,14 @@ pub fn levels_up(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
-
     use serde_json::json;
 
     use super::*;
-    use crate::checks::{CheckInput, run_all};
-    use crate::fixtures::{at, config, normalized};
+    use crate::fixtures::{config, normalized};
 
     /// Every check of the shipped pipeline on normalized rows, as of 2026-06-01.
     fn checked(cfg: &crate::config::Loaded, n: &crate::normalize::Normalized) -> DataFrame {
-        let unreachable = HashSet::new();
-        let input = CheckInput {
-            pipeline: &cfg.pipelines[0],
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: at("2026-06-01T00:00:00+08:00"),
-        };
-        run_all(&input).unwrap()
+        crate::fixtures::checked(cfg, n, "2026-06-01T00:00:00+08:00")
     }
 
     /// The county rollup's certificates total rows.

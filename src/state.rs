@@ -706,17 +706,6 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Closes a run record with its summary.
-    pub fn finish_run(&self, id: i64, finished_at: DateTime<Utc>, summary: &str) -> Result<(), StateError> {
-        self.conn
-            .execute(
-                "UPDATE runs SET finished_at=?2, summary=?3 WHERE id=?1",
-                params![id, ts(&finished_at), summary],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
     /// Number of runs recorded.
     pub fn run_count(&self) -> Result<i64, StateError> {
         self.conn

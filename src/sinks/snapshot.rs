@@ -24,7 +24,7 @@
 //! next run either publishes (the state store says it was committed) or
 //! removes (it was not), together with any `.staging` leftovers.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -462,15 +462,6 @@ impl TableSink for Staging {
         });
         Ok(())
     }
-}
-
-/// Files of a snapshot by table, for readers that want a fixed view.
-pub fn files_by_table(m: &Manifest) -> BTreeMap<&str, Vec<&FileEntry>> {
-    let mut out: BTreeMap<&str, Vec<&FileEntry>> = BTreeMap::new();
-    for f in &m.files {
-        out.entry(f.table.as_str()).or_default().push(f);
-    }
-    out
 }
 
 #[cfg(test)]
