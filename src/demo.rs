@@ -38,9 +38,9 @@ pub fn demo_config(warehouse: &Path) -> Result<Loaded, ConfigError> {
 
 /// Starts the demo portal and points every pipeline at it.
 pub async fn start_portal(cfg: &mut Loaded) -> Result<(Portal, SocketAddr), std::io::Error> {
-    let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
     let addr = portal.clone().serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    for p in &mut cfg.pipelines {
+    for p in &mut cfg.def.pipelines {
         p.source_url = format!("http://{addr}/reports/{{township}}/{{period}}");
     }
     Ok((portal, addr))

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use polars::prelude::*;
-
-use crate::config::Severity;
+use taizhang_model::Severity;
 
 /// A view that cannot be produced.
 #[derive(Debug, thiserror::Error)]
@@ -256,7 +255,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
     let raw = crate::land::RawStore::new(wh);
     let mut out = String::new();
     let mut found = false;
-    for p in &cfg.pipelines {
+    for p in &cfg.def.pipelines {
         let all = state
             .landings(&p.name)
             .map_err(|e| InspectError::Missing(e.to_string()))?;
@@ -278,9 +277,9 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
         }];
         let n = normalize(
             p,
-            &cfg.catalog,
-            &cfg.registry,
-            &cfg.dhis2,
+            &cfg.def.catalog,
+            &cfg.def.registry,
+            &cfg.def.dhis2,
             &cfg.settings.limits,
             &landed,
         )
@@ -288,7 +287,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
             path: "normalize".into(),
             source,
         })?;
-        let name = cfg.registry.get(township).map_or("", |t| t.name.as_str());
+        let name = cfg.def.registry.get(township).map_or("", |t| t.name.as_str());
         out.push_str(&format!("{name}({township}) {period} — program {}\n", p.name));
         out.push_str(&format!(
             "  fetched   {} from {}\n  body      {} bytes, sha256 {} ({} version(s) landed)\n",
@@ -304,7 +303,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
         if let Some(reason) = crate::normalize::transfer_problem(current) {
             out.push_str(&format!("  set aside {reason}\n"));
         }
-        let sub = crate::submission::parse_with(&body, &cfg.dhis2, &cfg.settings.limits.read());
+        let sub = crate::submission::parse_with(&body, &cfg.def.dhis2, &cfg.settings.limits.read());
         match &sub {
             Err(e) => out.push_str(&format!("  unreadable: {e}\n")),
             Ok(s) => {

@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use polars::io::parquet::write::StatisticsOptions;
 use polars::prelude::*;
+use taizhang_model::Landing;
 
 use crate::normalize::Normalized;
-use crate::state::Landing;
 
 /// Landings per chunk: a few hundred thousand fact rows.
 pub const CHUNK_LANDINGS: usize = 2000;
@@ -303,10 +303,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::fixtures::{config, normalized};
+    use taizhang_transform::fixtures::{config, normalized};
 
     fn landing(township: &str, doc: &serde_json::Value) -> Landing {
-        crate::fixtures::landing("cdpf-monthly", township, "2026-05", &serde_json::to_vec(doc).unwrap())
+        taizhang_transform::fixtures::landing("cdpf-monthly", township, "2026-05", &serde_json::to_vec(doc).unwrap())
     }
 
     #[test]

@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 /// A landing-area failure.
 #[derive(Debug, thiserror::Error)]
 #[error("landing area {path}: {source}")]
@@ -26,10 +24,7 @@ pub struct RawStore {
     tmp: PathBuf,
 }
 
-/// Hex sha256 of a body.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use taizhang_model::sha256_hex;
 
 impl RawStore {
     /// The store under `<warehouse>/raw/sha256`.

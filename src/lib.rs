@@ -7,24 +7,21 @@
 #![warn(missing_docs)]
 
 pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, period, registry, submission, xlsx};
+pub use taizhang_model as model;
+pub use taizhang_simulator as simulator;
+pub use taizhang_transform::{checks, definition, normalize, rollup};
 
 pub mod alerts;
-pub mod checks;
 pub mod config;
 pub mod demo;
-#[cfg(test)]
-mod fixtures;
 pub mod inspect;
 pub mod kept;
 pub mod land;
 pub mod lock;
-pub mod normalize;
 pub mod plan;
 pub mod publish;
-pub mod rollup;
 pub mod run;
 pub mod serve;
-pub mod simulator;
 pub mod sinks;
 pub mod sources;
 pub mod state;

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
-
-use taizhang::config::{Loaded, Severity};
+use taizhang::config::Loaded;
 use taizhang::lock::{EXIT_BUSY, LockError};
+use taizhang::model::Severity;
 use taizhang::run::{RunError, RunOptions, RunSummary, run};
 
 #[derive(Parser)]
@@ -245,7 +245,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 taizhang::inspect::quarantine_report(
                     &cfg.settings.paths.warehouse_dir,
-                    &cfg.registry,
+                    &cfg.def.registry,
                     period.as_deref(),
                     township.as_deref()
                 )?
@@ -266,7 +266,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             match Loaded::from_file(&config) {
                 Ok(cfg) => {
-                    let bad = taizhang::checks::quota::decomposition(&cfg.quotas, &cfg.registry);
+                    let bad = taizhang::checks::quota::decomposition(&cfg.def.quotas, &cfg.def.registry);
                     if let Some(d) = bad.first() {
                         eprintln!(
                             "error: {}: {} {} {}: township quotas add up to {}, not the county quota {} ({} such problems)",
@@ -282,10 +282,10 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                     println!(
                         "ok: {} pipelines, {} indicators, {} townships, {} quotas",
-                        cfg.pipelines.len(),
-                        cfg.catalog.indicators.len(),
-                        cfg.registry.townships.len(),
-                        cfg.quotas.len()
+                        cfg.def.pipelines.len(),
+                        cfg.def.catalog.indicators.len(),
+                        cfg.def.registry.townships.len(),
+                        cfg.def.quotas.len()
                     );
                     Ok(ExitCode::SUCCESS)
                 }

@@ -66,7 +66,7 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Plan {
         p.targets.push(t);
     }
     for p in by_program.values_mut() {
-        let Some(pipeline) = cfg.pipelines.iter().find(|x| x.name == p.name) else {
+        let Some(pipeline) = cfg.def.pipelines.iter().find(|x| x.name == p.name) else {
             continue;
         };
         if let Some(state) = &state {

@@ -140,7 +140,7 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
     let mut out = Vec::new();
     for p in selected(cfg, opts) {
         for period in Period::closed_since(p.start(), opts.now) {
-            for t in cfg.registry.townships.keys() {
+            for t in cfg.def.registry.townships.keys() {
                 out.push(FetchTarget {
                     pipeline: p.name.clone(),
                     township: t.clone(),
@@ -154,7 +154,8 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
 }
 
 fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &'a Pipeline> + 'a {
-    cfg.pipelines
+    cfg.def
+        .pipelines
         .iter()
         .filter(|p| opts.only.is_empty() || opts.only.contains(&p.name))
 }
@@ -231,7 +232,7 @@ fn land(
                 true => None,
                 false => Some(crate::submission::parse_with(
                     &body,
-                    &cfg.dhis2,
+                    &cfg.def.dhis2,
                     &cfg.settings.limits.read(),
                 )),
             };
@@ -252,9 +253,15 @@ fn land(
             };
             if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get_mut(&t.pipeline)) {
                 summary.bodies_parsed += 1;
-                let n =
-                    normalize::normalize_parsed(p, &cfg.catalog, &cfg.registry, &cfg.settings.limits, &landing, parsed)
-                        .map_err(internal("normalize"))?;
+                let n = normalize::normalize_parsed(
+                    p,
+                    &cfg.def.catalog,
+                    &cfg.def.registry,
+                    &cfg.settings.limits,
+                    &landing,
+                    parsed,
+                )
+                .map_err(internal("normalize"))?;
                 kept.add(&landing, n)?;
             }
             if let Some(defect) = &landing.defect {
@@ -429,8 +436,15 @@ fn normalize_from_raw(
         body: &body,
         versions_landed: 1,
     }];
-    normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &one)
-        .map_err(internal("normalize"))
+    normalize::normalize(
+        p,
+        &cfg.def.catalog,
+        &cfg.def.registry,
+        &cfg.def.dhis2,
+        &cfg.settings.limits,
+        &one,
+    )
+    .map_err(internal("normalize"))
 }
 
 /// The normalization of `wanted` landings (with the `versions_landed` of
@@ -528,7 +542,7 @@ fn compute(
     let mut checks_out = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
-    let batches = batches(&cfg.registry);
+    let batches = batches(&cfg.def.registry);
     for (p, kept) in kept.values_mut() {
         let p = *p;
         let all = state.landings(&p.name)?;
@@ -536,8 +550,15 @@ fn compute(
         let failures = state.fetch_failures(&p.name)?;
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         // An empty batch still has the tables' schemas.
-        let empty = normalize::normalize(p, &cfg.catalog, &cfg.registry, &cfg.dhis2, &cfg.settings.limits, &[])
-            .map_err(internal("normalize"))?;
+        let empty = normalize::normalize(
+            p,
+            &cfg.def.catalog,
+            &cfg.def.registry,
+            &cfg.def.dhis2,
+            &cfg.settings.limits,
+            &[],
+        )
+        .map_err(internal("normalize"))?;
         let mut had_rows = std::collections::BTreeSet::new();
         let (mut county_rolls, mut reporting) = (vec![], vec![]);
         for (code, reg) in &batches {
@@ -595,7 +616,8 @@ fn compute(
                 submissions: sorted(n.submissions, &["township", "period"]).map_err(internal("normalize"))?,
             };
             let counties = reg.counties();
-            let quotas: Vec<crate::config::Quota> = cfg
+            let quotas: Vec<taizhang_model::Quota> = cfg
+                .def
                 .quotas
                 .iter()
                 .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
@@ -604,7 +626,7 @@ fn compute(
             let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
             let input = CheckInput {
                 pipeline: p,
-                catalog: &cfg.catalog,
+                catalog: &cfg.def.catalog,
                 registry: reg,
                 quotas: &quotas,
                 facts: &n.facts,
@@ -614,11 +636,11 @@ fn compute(
             };
             let results = checks::run_all(&input).map_err(internal("check"))?;
             county_rolls.push(
-                rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.catalog)
+                rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
                     .map_err(internal("rollup"))?,
             );
             candidates.extend(
-                alerts::derive(&p.name, &results, &n.quarantine, &batch_failures, &cfg.registry)
+                alerts::derive(&p.name, &results, &n.quarantine, &batch_failures, &cfg.def.registry)
                     .map_err(internal("alert"))?,
             );
             candidates.extend(conservation(&p.name, &n.submissions).map_err(internal("normalize"))?);
@@ -648,7 +670,7 @@ fn compute(
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
         let county = vstack(county_rolls).map_err(internal("rollup"))?;
         let reporting = vstack(reporting).map_err(internal("rollup"))?;
-        let rollup = rollup::levels_up(county, &reporting, &cfg.registry, &cfg.quotas, &cfg.catalog)
+        let rollup = rollup::levels_up(county, &reporting, &cfg.def.registry, &cfg.def.quotas, &cfg.def.catalog)
             .map_err(internal("rollup"))?;
         summary.rollup_rows += rollup[0].height();
         let landings = landings_frame(&all, &current).map_err(internal("land"))?;
@@ -724,7 +746,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
             "An earlier run was interrupted; its leftovers were cleaned up."
         );
     }
-    let all: Vec<String> = cfg.pipelines.iter().map(|p| p.name.clone()).collect();
+    let all: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
     state.adopt_legacy_alerts(&all, opts.now)?;
     let run_id = state.start_run(Utc::now(), opts.now)?;
 
@@ -821,7 +843,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
 struct Alerts {
     reconciled: alerts::Reconciled,
     /// The state changes to deliver.
-    outbox: Vec<crate::state::OutboxEntry>,
+    outbox: Vec<taizhang_model::OutboxEntry>,
     /// The alerts table (every program).
     table: DataFrame,
     /// Alerts open after the run.
@@ -842,7 +864,7 @@ fn reconcile_alerts(
         .cloned()
         .collect();
     let reconciled = alerts::reconcile(&mine, candidates, now);
-    let outbox = alerts::outbox(&reconciled.raised, &cfg.registry, now);
+    let outbox = alerts::outbox(&reconciled.raised, &cfg.def.registry, now);
     let mut after: BTreeMap<String, AlertRecord> = remembered.into_iter().map(|a| (a.key.clone(), a)).collect();
     for a in &reconciled.upserts {
         after.insert(a.key.clone(), a.clone());
@@ -850,7 +872,7 @@ fn reconcile_alerts(
     let after: Vec<AlertRecord> = after.into_values().collect();
     Ok(Alerts {
         open: after.iter().filter(|a| a.resolved_at.is_none()).count(),
-        table: alerts::table(&after, &cfg.registry).map_err(internal("alert"))?,
+        table: alerts::table(&after, &cfg.def.registry).map_err(internal("alert"))?,
         reconciled,
         outbox,
     })
@@ -868,7 +890,7 @@ fn publish_delivery(
     year: i32,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
-    let table = alerts::table(&state.alerts()?, &cfg.registry).map_err(internal("alert"))?;
+    let table = alerts::table(&state.alerts()?, &cfg.def.registry).map_err(internal("alert"))?;
     let mut staging = snaps.begin(run_id, &now.to_rfc3339(), &[])?;
     publish::publish_shared(cfg, &table, &mut staging, year)?;
     if let Some(seq) = staging.seal()?.seq {

@@ -35,6 +35,7 @@ pub const TICK_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1
 /// Runs pipelines on schedule until a shutdown signal.
 pub async fn serve(cfg: Loaded) {
     let schedules: Vec<(String, cron::Schedule)> = cfg
+        .def
         .pipelines
         .iter()
         .map(|p| (p.name.clone(), p.schedule.parse().expect("validated at load")))

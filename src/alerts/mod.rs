@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use crate::registry::Registry;
-use crate::state::AlertRecord;
+use taizhang_model::{AlertRecord, OutboxEntry};
 
 /// An alert condition that holds now.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,10 +158,10 @@ pub fn idempotency_key(a: &AlertRecord) -> String {
 
 /// The outbox entries for the alerts a run raised: what the webhook will be
 /// sent once the run has committed.
-pub fn outbox(raised: &[AlertRecord], registry: &Registry, now: DateTime<Utc>) -> Vec<crate::state::OutboxEntry> {
+pub fn outbox(raised: &[AlertRecord], registry: &Registry, now: DateTime<Utc>) -> Vec<OutboxEntry> {
     raised
         .iter()
-        .map(|a| crate::state::OutboxEntry {
+        .map(|a| OutboxEntry {
             idempotency_key: idempotency_key(a),
             alert_key: a.key.clone(),
             program: a.program.clone(),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use arrow::array::{
     ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
-use arrow::datatypes::{DataType as ArrowType, Field, Schema, TimeUnit};
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -18,6 +18,8 @@ use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use polars::prelude::{DataFrame, DataType, PolarsError};
+
+pub use taizhang_model::schema::{ColSpec, ColType};
 
 /// A publishing failure.
 #[derive(Debug, thiserror::Error)]
@@ -54,46 +56,6 @@ pub enum PublishError {
         /// What did not match.
         reason: String,
     },
-}
-
-/// Logical type of a published column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColType {
-    /// UTF-8 text.
-    Str,
-    /// 32-bit integer.
-    I32,
-    /// 64-bit integer.
-    I64,
-    /// Double.
-    F64,
-    /// Boolean.
-    Bool,
-    /// Instant, microseconds since the epoch, UTC (held as i64 in frames).
-    Timestamp,
-}
-
-/// One published column: name, type, and the words that travel with it.
-#[derive(Debug, Clone)]
-pub struct ColSpec {
-    /// Column name.
-    pub name: String,
-    /// Type.
-    pub ty: ColType,
-    /// What it holds.
-    pub description: String,
-    /// Unit of the values, if any.
-    pub unit: Option<String>,
-}
-
-/// Shorthand for a column without a unit.
-pub fn c(name: &str, ty: ColType, description: &str) -> ColSpec {
-    ColSpec {
-        name: name.into(),
-        ty,
-        description: description.into(),
-        unit: None,
-    }
 }
 
 /// A table to publish.
@@ -158,14 +120,7 @@ fn polars_type(t: ColType) -> DataType {
 }
 
 fn arrow_field(c: &ColSpec) -> Field {
-    let ty = match c.ty {
-        ColType::Str => ArrowType::Utf8,
-        ColType::I32 => ArrowType::Int32,
-        ColType::I64 => ArrowType::Int64,
-        ColType::F64 => ArrowType::Float64,
-        ColType::Bool => ArrowType::Boolean,
-        ColType::Timestamp => ArrowType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
-    };
+    let ty = c.ty.arrow();
     let mut md = HashMap::from([("description".to_string(), c.description.clone())]);
     if let Some(u) = &c.unit {
         md.insert("unit".to_string(), u.clone());

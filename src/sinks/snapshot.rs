@@ -469,7 +469,7 @@ mod tests {
     use polars::prelude::*;
 
     use super::*;
-    use crate::sinks::parquet::{ColType, c};
+    use taizhang_model::schema::{ColType, c};
 
     fn table<'a>(name: &str, df: &'a DataFrame) -> Table<'a> {
         Table {

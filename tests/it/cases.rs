@@ -80,10 +80,10 @@ fn render(cfg: &Loaded, dir: &Path) -> String {
         versions_landed: 1,
     }];
     let n = normalize(
-        &cfg.pipelines[0],
-        &cfg.catalog,
-        &cfg.registry,
-        &cfg.dhis2,
+        &cfg.def.pipelines[0],
+        &cfg.def.catalog,
+        &cfg.def.registry,
+        &cfg.def.dhis2,
         &limits,
         &landed,
     )

@@ -77,7 +77,7 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
     let dir = tempfile::tempdir().unwrap();
     copy_config(dir.path());
     let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-    let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
     let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     crate::support::point_pipelines_at(dir.path(), &addr.to_string());
     let wh = dir.path().join("elsewhere");
@@ -197,7 +197,7 @@ async fn serve_runs_on_schedule_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     copy_config(dir.path());
     let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-    let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
     let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
     let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
     let text = std::fs::read_to_string(&pipeline)

@@ -36,7 +36,7 @@ impl Deployment {
         let root = dir.path().join("county");
         copy_config(&root);
         let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-        let portal = Portal::demo(&cfg.catalog, &cfg.quotas);
+        let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
         let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
         crate::support::point_pipelines_at(&root, &addr.to_string());
         let (receiver, hook) = Receiver::start().await;
@@ -532,7 +532,10 @@ async fn a_3mb_header_field_costs_nothing_and_a_clean_resubmission_replaces_it()
     // The township fixes its report: the next run publishes it and is not
     // held back by the stored bad version.
     let clean = taizhang::simulator::demo_submission(
-        &taizhang::demo::demo_config(&d.dir.path().join("x")).unwrap().catalog,
+        &taizhang::demo::demo_config(&d.dir.path().join("x"))
+            .unwrap()
+            .def
+            .catalog,
         &[],
         "341124102",
         6,

@@ -272,21 +272,22 @@ async fn full_run_publishes_checks_rolls_up_alerts_and_reruns_idempotently() {
 
     // The overdue township submits, the broken page is fixed: alerts resolve,
     // the late June report is used.
-    let mut doc = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, faults::NEVER_SUBMITS_JUNE, 6);
+    let mut doc =
+        taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, faults::NEVER_SUBMITS_JUNE, 6);
     doc["submitted_at"] = json!("2026-07-12T08:00:00+08:00");
     portal.set(faults::NEVER_SUBMITS_JUNE, "2026-06", Canned::json(&doc));
     portal.set(
         "341124104",
         "2026-02",
         Canned::json(&taizhang::simulator::demo_submission(
-            &cfg.catalog,
-            &cfg.quotas,
+            &cfg.def.catalog,
+            &cfg.def.quotas,
             "341124104",
             2,
         )),
     );
     // A correction: 襄河镇 resubmits April as version 2 with a new condolence amount.
-    let mut v2 = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, "341124100", 4);
+    let mut v2 = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, "341124100", 4);
     v2["version"] = json!(2);
     let money_entry = v2["values"]
         .as_array_mut()
@@ -367,9 +368,10 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         .1
         .replace("counties = [\"341124\"]", "counties = [\"341124\", \"110101\"]");
     let mut wide = taizhang::config::Loaded::from_texts(cfg.settings.clone(), None, &t).unwrap();
-    wide.pipelines = cfg.pipelines.clone();
+    wide.def.pipelines = cfg.def.pipelines.clone();
     cfg = wide;
     let beijing: Vec<String> = cfg
+        .def
         .registry
         .townships
         .values()
@@ -382,7 +384,7 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
             if i == 0 && month == 6 {
                 continue; // overdue
             }
-            let mut doc = taizhang::simulator::demo_submission(&cfg.catalog, &cfg.quotas, tw, month);
+            let mut doc = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, tw, month);
             doc["township"] = json!(tw);
             doc.as_object_mut().unwrap().remove("township_name");
             portal.set(tw, &format!("2026-{month:02}"), Canned::json(&doc));

@@ -4,18 +4,32 @@
 //! (60多 cannot equal a sum exactly) are skipped.
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
-use crate::config::Severity;
+use crate::catalog::Catalog;
 
-/// The breakdown check.
+/// The breakdown check (`kind = "breakdown"`): total = sum of every
+/// exhaustive breakdown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Breakdown {
     /// Severity of a mismatch.
     pub severity: Severity,
     /// Indicators checked; empty = every one with an exhaustive breakdown.
+    #[serde(default)]
     pub indicators: Vec<String>,
     /// Absolute difference tolerated.
+    #[serde(default)]
     pub tolerance: f64,
+}
+
+impl Breakdown {
+    /// Checks the declaration against the catalog; the check as declared.
+    pub fn build(&self, _catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(self.clone()))
+    }
 }
 
 impl Check for Breakdown {

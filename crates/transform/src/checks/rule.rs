@@ -19,10 +19,10 @@ use std::collections::BTreeMap;
 
 use polars::prelude::*;
 use serde::Deserialize;
+use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Catalog;
-use crate::config::Severity;
 use crate::period::Period;
 
 /// Comparison operator.
@@ -264,6 +264,193 @@ fn to_expr(a: &Ast, cells: &[Cell], fill: bool) -> Expr {
                 _ => l / r,
             }
         }
+    }
+}
+
+/// A declared rule (`kind = "rule"`): `left op right` over indicator cells.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleConfig {
+    /// Rule name in results and alerts.
+    pub name: String,
+    /// Left expression.
+    pub left: String,
+    /// Operator: = ≠ < ≤ > ≥ (or ASCII == != < <= > >=).
+    pub op: String,
+    /// Right expression.
+    pub right: String,
+    /// Absolute difference tolerated.
+    #[serde(default)]
+    pub tolerance_abs: f64,
+    /// Relative difference tolerated, as a share of |right|.
+    #[serde(default)]
+    pub tolerance_rel: f64,
+    /// skip_if_any (default), skip_if_all or never.
+    #[serde(default)]
+    pub missing: Missing,
+    /// Severity.
+    pub severity: Severity,
+    /// Message template with {township} {period} {left} {right} {diff} {rule}.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+impl RuleConfig {
+    /// Parses the expressions against the catalog.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        let mut r = Rule::new(
+            &self.name,
+            &self.left,
+            &self.op,
+            &self.right,
+            catalog,
+            self.severity,
+            self.missing,
+            (self.tolerance_abs, self.tolerance_rel),
+        )?;
+        r.message = self.message.clone();
+        Ok(Box::new(r))
+    }
+}
+
+/// What a count_rate's rate is per.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RatePer {
+    /// Per month: times the months the period covers.
+    #[default]
+    Month,
+    /// Per period.
+    Period,
+}
+
+/// count × rate (× months) = amount (`kind = "count_rate"`; 燃油补贴户数 ×
+/// 260 = 燃油补贴金额), a rule with a fixed shape.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CountRate {
+    /// Count indicator.
+    pub count: String,
+    /// `month` (default): the rate is per month, times the months the period
+    /// covers; `period`: the rate is per period.
+    #[serde(default)]
+    pub per: RatePer,
+    /// Amount indicator (元).
+    pub amount: String,
+    /// Yuan per count per month (or period).
+    pub rate: f64,
+    /// Rates of particular counties (6-digit code → yuan).
+    #[serde(default)]
+    pub county_rates: BTreeMap<String, f64>,
+    /// Relative difference tolerated.
+    #[serde(default = "default_rate_tolerance")]
+    pub tolerance_rel: f64,
+    /// Severity.
+    pub severity: Severity,
+}
+
+fn default_rate_tolerance() -> f64 {
+    0.005
+}
+
+impl CountRate {
+    /// The rule `amount = count * rate (* months)`.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        let (count, amount, rate) = (&self.count, &self.amount, self.rate);
+        let mut r = Rule::new(
+            "count_rate",
+            amount,
+            "=",
+            &match self.per {
+                RatePer::Month => format!("{count} * rate * months"),
+                RatePer::Period => format!("{count} * rate"),
+            },
+            catalog,
+            self.severity,
+            Missing::SkipIfAny,
+            (0.0, self.tolerance_rel),
+        )?;
+        r.rates = (rate, self.county_rates.clone());
+        r.message = Some(format!(
+            "{{township}} {{period}}: {amount} {{left}} ≠ {count} × {rate}{} = {{right}} (count × rate ≠ amount)",
+            if self.per == RatePer::Month { " × 月数" } else { "" }
+        ));
+        Ok(Box::new(r))
+    }
+}
+
+/// part ≤ whole (`kind = "part_of_whole"`; placed in jobs ≤ trained).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartOfWhole {
+    /// The part (an expression).
+    pub part: String,
+    /// The whole (an expression).
+    pub whole: String,
+    /// Severity.
+    pub severity: Severity,
+}
+
+impl PartOfWhole {
+    /// The rule `part <= whole`.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        let (part, whole) = (&self.part, &self.whole);
+        let mut r = Rule::new(
+            "part_of_whole",
+            part,
+            "<=",
+            whole,
+            catalog,
+            self.severity,
+            Missing::SkipIfAny,
+            (0.0, 0.0),
+        )?;
+        r.message = Some(format!(
+            "{{township}} {{period}}: {part} {{left}} 大于 {whole} {{right}} (part exceeds whole)"
+        ));
+        Ok(Box::new(r))
+    }
+}
+
+/// A reported ratio in percent = numerator / denominator × 100 (`kind = "ratio"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ratio {
+    /// The reported ratio (%).
+    pub ratio: String,
+    /// Numerator expression.
+    pub numerator: String,
+    /// Denominator expression.
+    pub denominator: String,
+    /// Percentage points tolerated (rounding: 0.01).
+    #[serde(default = "default_ratio_tolerance")]
+    pub tolerance_abs: f64,
+    /// Severity.
+    pub severity: Severity,
+}
+
+fn default_ratio_tolerance() -> f64 {
+    0.01
+}
+
+impl Ratio {
+    /// The rule `ratio = (numerator) / (denominator) * 100`.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        let (ratio, numerator, denominator) = (&self.ratio, &self.numerator, &self.denominator);
+        let mut r = Rule::new(
+            "ratio",
+            ratio,
+            "=",
+            &format!("({numerator}) / ({denominator}) * 100"),
+            catalog,
+            self.severity,
+            Missing::SkipIfAny,
+            (self.tolerance_abs, 0.0),
+        )?;
+        r.message = Some(format!(
+            "{{township}} {{period}}: {ratio} {{left}}% ≠ ({numerator}) / ({denominator}) = {{right}}% (ratio does not match its parts)"
+        ));
+        Ok(Box::new(r))
     }
 }
 

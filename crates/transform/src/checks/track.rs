@@ -7,8 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
-
-use crate::state::CheckRecord;
+use taizhang_model::CheckRecord;
 
 /// The key of a result row.
 pub fn key(
@@ -169,8 +168,9 @@ pub fn track(
         ),
         Column::new("excluded".into(), resolved.map(|_| false).collect::<Vec<bool>>()),
     ])?;
-    let mut table = current.select(super::RESULT_COLUMNS.iter().copied())?;
-    table.vstack_mut(&extra.select(super::RESULT_COLUMNS.iter().copied())?)?;
+    let columns = super::result_columns();
+    let mut table = current.select(columns.iter().map(String::as_str))?;
+    table.vstack_mut(&extra.select(columns.iter().map(String::as_str))?)?;
     let mut table = table.hstack(&[
         Column::new(
             "status".into(),
@@ -199,8 +199,8 @@ pub fn track(
 mod tests {
     use super::*;
     use crate::checks::{Failure, Rows};
-    use crate::config::Severity;
     use crate::fixtures::at;
+    use taizhang_model::Severity;
 
     fn one(rule: &str) -> DataFrame {
         let mut rows = Rows::default();

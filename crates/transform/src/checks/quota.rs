@@ -4,20 +4,42 @@
 //! latest value.
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, Rows, num, township_label};
+use crate::catalog::Catalog;
 use crate::catalog::Kind;
-use crate::config::Severity;
 use crate::period::year_elapsed;
 
-/// The quota progress check.
+/// The quota progress check (`kind = "quota_progress"`): year-to-date
+/// progress against the yearly quota and the elapsed share of the year (序时进度).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuotaProgress {
     /// Severity of behind / far ahead.
     pub severity: Severity,
     /// Behind when progress < elapsed − this.
+    #[serde(default = "default_behind_tolerance")]
     pub behind_tolerance: f64,
-    /// Far ahead when progress > this.
+    /// Far ahead when progress > this share of the quota.
+    #[serde(default = "default_ahead_ceiling")]
     pub ahead_ceiling: f64,
+}
+
+fn default_behind_tolerance() -> f64 {
+    0.1
+}
+
+fn default_ahead_ceiling() -> f64 {
+    1.5
+}
+
+impl QuotaProgress {
+    /// Checks the declaration against the catalog; the check as declared.
+    pub fn build(&self, _catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(self.clone()))
+    }
 }
 
 /// Year-to-date achievement per (township, year, indicator): a pure helper
@@ -207,7 +229,7 @@ pub struct Decomposition {
 
 /// Every (county, year, indicator) whose township quotas (任务分解到乡镇) do
 /// not sum to the county quota. Checked when quotas are loaded and on every run.
-pub fn decomposition(quotas: &[crate::config::Quota], registry: &crate::registry::Registry) -> Vec<Decomposition> {
+pub fn decomposition(quotas: &[taizhang_model::Quota], registry: &crate::registry::Registry) -> Vec<Decomposition> {
     use std::collections::BTreeMap;
     let mut county: BTreeMap<(String, i32, String), f64> = BTreeMap::new();
     let mut sums: BTreeMap<(String, i32, String), f64> = BTreeMap::new();

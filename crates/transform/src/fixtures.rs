@@ -3,21 +3,21 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use taizhang_model::Landing;
 
-use crate::config::{Loaded, Settings, embedded_texts};
-use crate::normalize::{Landed, Normalized, normalize};
-use crate::state::Landing;
+use crate::definition::{Definition, embedded_texts};
+use crate::normalize::{Landed, Limits, Normalized, normalize};
 
 /// The embedded configuration.
-pub fn config() -> Loaded {
-    Loaded::from_texts(Settings::default(), None, &embedded_texts()).expect("embedded config is valid")
+pub fn config() -> Definition {
+    Definition::from_texts(&embedded_texts()).expect("embedded config is valid")
 }
 
 /// The embedded configuration with extra catalog entries appended.
-pub fn config_with(extra_catalog: &str) -> Loaded {
+pub fn config_with(extra_catalog: &str) -> Definition {
     let mut t = embedded_texts();
     t.catalog.1.push_str(extra_catalog);
-    Loaded::from_texts(Settings::default(), None, &t).expect("test config is valid")
+    Definition::from_texts(&t).expect("test config is valid")
 }
 
 /// A clock.
@@ -33,7 +33,7 @@ pub fn landing(pipeline: &str, township: &str, period: &str, body: &[u8]) -> Lan
         pipeline: pipeline.to_string(),
         township: township.to_string(),
         period: period.to_string(),
-        sha256: crate::land::sha256_hex(body),
+        sha256: taizhang_model::sha256_hex(body),
         url: String::new(),
         bytes: body.len() as i64,
         content_type: None,
@@ -46,7 +46,7 @@ pub fn landing(pipeline: &str, township: &str, period: &str, body: &[u8]) -> Lan
 }
 
 /// Every check of the shipped monthly pipeline over normalized rows at `now`.
-pub fn checked(cfg: &Loaded, n: &Normalized, now: &str) -> polars::prelude::DataFrame {
+pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::DataFrame {
     let unreachable = std::collections::HashSet::new();
     crate::checks::run_all(&crate::checks::CheckInput {
         pipeline: &cfg.pipelines[0],
@@ -62,7 +62,7 @@ pub fn checked(cfg: &Loaded, n: &Normalized, now: &str) -> polars::prelude::Data
 }
 
 /// Normalizes `(township, period, document)` as if each had been landed.
-pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
+pub fn normalized(cfg: &Definition, docs: &[(&str, &str, Value)]) -> Normalized {
     let bodies: Vec<Vec<u8>> = docs
         .iter()
         .map(|(_, _, d)| serde_json::to_vec(d).expect("JSON"))
@@ -86,7 +86,7 @@ pub fn normalized(cfg: &Loaded, docs: &[(&str, &str, Value)]) -> Normalized {
         &cfg.catalog,
         &cfg.registry,
         &cfg.dhis2,
-        &cfg.settings.limits,
+        &Limits::default(),
         &landed,
     )
     .expect("normalize")

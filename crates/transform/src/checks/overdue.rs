@@ -4,15 +4,27 @@
 use std::collections::HashSet;
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, Rows, township_label};
-use crate::config::Severity;
+use crate::catalog::Catalog;
 use crate::period::{Period, china};
 
-/// The overdue check.
+/// The overdue check (`kind = "overdue"`): reports not in by the deadline,
+/// and reports that came in after it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Overdue {
-    /// Severity of an overdue report.
+    /// Severity of an overdue report; a late one is `info`.
     pub severity: Severity,
+}
+
+impl Overdue {
+    /// Checks the declaration against the catalog; the check as declared.
+    pub fn build(&self, _catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(self.clone()))
+    }
 }
 
 impl Check for Overdue {

@@ -8,86 +8,18 @@
 //! appears (value null, exclusions counted). Pure: no IO, no clock.
 
 use polars::prelude::*;
+use taizhang_model::Quota;
+use taizhang_model::schema::{LEVELS, Level, rollup_columns, with_year};
 
 use crate::catalog::{Catalog, Kind};
-use crate::config::Quota;
 use crate::registry::Registry;
-
-/// Columns every rollup level shares after its area columns.
-const CELL_COLUMNS: &[&str] = &[
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "category",
-    "value",
-    "unit",
-    "townships_expected",
-    "townships_reporting",
-    "townships_included",
-    "townships_excluded",
-    "quota",
-    "ytd_value",
-    "progress",
-];
-
-/// One level of the hierarchy: its table and the columns naming its area.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Level {
-    /// Table name (`rollup_county`, …).
-    pub table: &'static str,
-    /// Area code column (`county`, …); None for the nation.
-    pub code: Option<&'static str>,
-    /// Area name column.
-    pub name: Option<&'static str>,
-    /// What the level is called in descriptions.
-    pub label: &'static str,
-}
-
-/// The levels, bottom up.
-pub const LEVELS: [Level; 4] = [
-    Level {
-        table: "rollup_county",
-        code: Some("county"),
-        name: Some("county_name"),
-        label: "county",
-    },
-    Level {
-        table: "rollup_city",
-        code: Some("city"),
-        name: Some("city_name"),
-        label: "city",
-    },
-    Level {
-        table: "rollup_province",
-        code: Some("province"),
-        name: Some("province_name"),
-        label: "province",
-    },
-    Level {
-        table: "rollup_nation",
-        code: None,
-        name: None,
-        label: "nation",
-    },
-];
 
 /// The nation's code inside the computation (never published).
 const NATION: &str = "nation";
 
-impl Level {
-    fn code_col(&self) -> &'static str {
-        self.code.unwrap_or(NATION)
-    }
-
-    /// Columns of the level's table, in order.
-    pub fn columns(&self) -> Vec<&'static str> {
-        let mut out = vec!["program"];
-        out.extend(self.code);
-        out.extend(self.name);
-        out.extend(CELL_COLUMNS);
-        out
-    }
+/// The column holding a level's area code inside the computation.
+fn code_col(level: Level) -> &'static str {
+    level.code.unwrap_or(NATION)
 }
 
 /// Every township of the registry with its county, city, province and the
@@ -188,7 +120,7 @@ impl Context {
     /// townships_excluded): area names, townships expected and reporting,
     /// quota, year to date and progress.
     fn finish(&self, cells: LazyFrame, level: Level) -> PolarsResult<DataFrame> {
-        let code = level.code_col();
+        let code = code_col(level);
         let areas = self.areas.clone().lazy();
         let mut named = vec![col(code)];
         named.extend(level.name.map(col));
@@ -285,7 +217,12 @@ impl Context {
                     .alias("ytd_value"),
             ])
             .with_column((col("ytd_value") / col("quota")).alias("progress"))
-            .select(level.columns().into_iter().map(col).collect::<Vec<_>>())
+            .select(
+                with_year(&rollup_columns(level))
+                    .into_iter()
+                    .map(col)
+                    .collect::<Vec<_>>(),
+            )
             .collect()
     }
 }
@@ -360,7 +297,7 @@ fn county_level(facts: &DataFrame, checks: &DataFrame, ctx: &Context) -> PolarsR
 /// One level up: the cells of `child` (a level's table) summed by the
 /// parent area, then completed like every level.
 fn level_up(child: &DataFrame, from: Level, to: Level, ctx: &Context) -> PolarsResult<DataFrame> {
-    let (child_code, code) = (from.code_col(), to.code_col());
+    let (child_code, code) = (code_col(from), code_col(to));
     let map = ctx
         .areas
         .clone()
@@ -435,13 +372,13 @@ mod tests {
     use crate::fixtures::{config, normalized};
 
     /// Every check of the shipped pipeline on normalized rows, as of 2026-06-01.
-    fn checked(cfg: &crate::config::Loaded, n: &crate::normalize::Normalized) -> DataFrame {
+    fn checked(cfg: &crate::definition::Definition, n: &crate::normalize::Normalized) -> DataFrame {
         crate::fixtures::checked(cfg, n, "2026-06-01T00:00:00+08:00")
     }
 
     /// The county rollup's certificates total rows.
     fn certificates_total(
-        cfg: &crate::config::Loaded,
+        cfg: &crate::definition::Definition,
         n: &crate::normalize::Normalized,
         checks: &DataFrame,
     ) -> DataFrame {
@@ -516,13 +453,13 @@ mod tests {
     #[test]
     fn each_level_sums_the_one_below_with_its_own_counts_and_quotas() {
         // Three counties: 全椒县 and 来安县 (both 滁州市), 瑶海区 (合肥市), all 安徽省.
-        let mut t = crate::config::embedded_texts();
+        let mut t = crate::definition::embedded_texts();
         t.registry.1 = t.registry.1.replace(
             "counties = [\"341124\"]",
             "counties = [\"341124\", \"341122\", \"340102\"]",
         );
         t.quotas[0].1.push_str("2026,341122,certificates_issued,300\n");
-        let cfg = crate::config::Loaded::from_texts(crate::config::Settings::default(), None, &t).unwrap();
+        let cfg = crate::definition::Definition::from_texts(&t).unwrap();
         let tw = |county: &str| -> String {
             cfg.registry
                 .townships

@@ -2,6 +2,7 @@
 //! submissions in the wire contract, used by `taizhang demo` and by the tests.
 //! `Portal::demo()` holds January–June 2026 for the ten townships of 全椒县
 //! with the faults real counties see.
+#![warn(missing_docs)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -12,9 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-
-use crate::catalog::Catalog;
-use crate::config::Quota;
+use taizhang_ingest::catalog::{self, Catalog};
+use taizhang_ingest::fold;
+use taizhang_model::Quota;
 
 /// One canned response.
 #[derive(Debug, Clone, PartialEq)]
@@ -347,7 +348,7 @@ pub fn demo_submission(catalog: &Catalog, quotas: &[Quota], township: &str, mont
             .find(|q| q.code == township && q.indicator == ind.code)
             .map_or(typical(&ind.code) * weight, |q| q.quota / 12.0);
         let mut total = match ind.kind {
-            crate::catalog::Kind::Flow => (monthly * (0.8 + 0.4 * r())).round() as i64,
+            catalog::Kind::Flow => (monthly * (0.8 + 0.4 * r())).round() as i64,
             _ => (monthly + f64::from(month) * 2.0).round() as i64,
         };
         if township == faults::BEHIND_QUOTA && ind.code == "cataract_surgery" {
@@ -355,7 +356,7 @@ pub fn demo_submission(catalog: &Catalog, quotas: &[Quota], township: &str, mont
         }
         counts.insert(ind.code.as_str(), total);
         let label = if traditional {
-            crate::fold::to_traditional(&ind.name)
+            fold::to_traditional(&ind.name)
         } else {
             ind.name.clone()
         };
@@ -390,7 +391,7 @@ pub fn demo_submission(catalog: &Catalog, quotas: &[Quota], township: &str, mont
         let Some(ind) = catalog.get(amount) else { continue };
         let yuan = counts.get(count).copied().unwrap_or(0) as f64 * rate;
         let (label, value) = if traditional {
-            (crate::fold::to_traditional(&ind.name), json!(wan(yuan)))
+            (fold::to_traditional(&ind.name), json!(wan(yuan)))
         } else {
             (ind.name.clone(), json!(yuan))
         };

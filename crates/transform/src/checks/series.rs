@@ -2,32 +2,71 @@
 //! move only by what was added and what left.
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
+use super::known;
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
+use crate::catalog::Catalog;
 use crate::catalog::Kind;
-use crate::config::Severity;
 use crate::period::Period;
 
-/// A cumulative (year-to-date) value never decreases within a year.
+/// A cumulative (year-to-date) value never decreases within a year
+/// (`kind = "cumulative"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Cumulative {
-    /// Indicator codes; empty = every cumulative indicator.
+    /// Indicator codes or names; empty = every cumulative indicator.
+    #[serde(default)]
     pub indicators: Vec<String>,
     /// Severity.
     pub severity: Severity,
 }
 
-/// stock = previous stock + new − exits.
+/// stock = previous stock + new − exits, where the pieces are reported
+/// (`kind = "stock_flow"`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct StockFlow {
-    /// Stock indicator code.
+    /// Stock indicator.
     pub stock: String,
-    /// Additions indicator code.
+    /// Additions this period.
     pub new: String,
-    /// Exits indicator code, if reported.
+    /// Exits this period, if reported.
+    #[serde(default)]
     pub exits: Option<String>,
     /// Absolute tolerance.
+    #[serde(default)]
     pub tolerance: f64,
     /// Severity.
     pub severity: Severity,
+}
+
+impl Cumulative {
+    /// Resolves the indicators named to catalog codes.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Cumulative {
+            indicators: self
+                .indicators
+                .iter()
+                .map(|c| known(catalog, c))
+                .collect::<Result<_, _>>()?,
+            severity: self.severity,
+        }))
+    }
+}
+
+impl StockFlow {
+    /// Resolves the indicators named to catalog codes.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(StockFlow {
+            stock: known(catalog, &self.stock)?,
+            new: known(catalog, &self.new)?,
+            exits: self.exits.as_deref().map(|c| known(catalog, c)).transpose()?,
+            tolerance: self.tolerance,
+            severity: self.severity,
+        }))
+    }
 }
 
 /// (period, previous period of the same kind) for every period in the facts.

@@ -10,14 +10,55 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
+use taizhang_model::Landing;
 
 use crate::catalog::Catalog;
-use crate::config::Pipeline;
+use crate::definition::Pipeline;
 use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
-use crate::state::Landing;
 use crate::submission::{Cell, ECHO_CHARS, Submission, clip};
+
+/// Limits on what one submission may contain; over a limit it is
+/// quarantined with the reason, and the run goes on.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Values in one submission.
+    pub max_values: usize,
+    /// Rows in one submission (JSON/DHIS2 entries, CSV records, sheet rows).
+    pub max_rows: usize,
+    /// Values on one row (CSV fields, filled cells on a sheet row).
+    pub max_row_values: usize,
+    /// Bytes an .xlsx may inflate to.
+    pub max_uncompressed_bytes: u64,
+    /// Characters in one label or value.
+    pub max_text_chars: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let read = crate::submission::ReadLimits::default();
+        Limits {
+            max_values: 20_000,
+            max_rows: read.max_rows,
+            max_row_values: read.max_row_values,
+            max_uncompressed_bytes: read.max_uncompressed_bytes,
+            max_text_chars: 200,
+        }
+    }
+}
+
+impl Limits {
+    /// The parsers' share of the limits.
+    pub fn read(&self) -> crate::submission::ReadLimits {
+        crate::submission::ReadLimits {
+            max_rows: self.max_rows,
+            max_row_values: self.max_row_values,
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
+        }
+    }
+}
 
 /// Longest force-submit explanation published (submissions, check results);
 /// the whole text stays in the raw body.
@@ -230,7 +271,7 @@ pub fn normalize(
     catalog: &Catalog,
     registry: &Registry,
     dhis2: &crate::dhis2::Mapping,
-    limits: &crate::config::Limits,
+    limits: &Limits,
     landed: &[Landed<'_>],
 ) -> PolarsResult<Normalized> {
     let mut acc = Acc::default();
@@ -255,7 +296,7 @@ pub fn normalize_parsed(
     pipeline: &Pipeline,
     catalog: &Catalog,
     registry: &Registry,
-    limits: &crate::config::Limits,
+    limits: &Limits,
     landing: &Landing,
     parsed: &Result<Submission, crate::submission::ParseError>,
 ) -> PolarsResult<Normalized> {
@@ -280,7 +321,7 @@ impl Acc {
         pipeline: &Pipeline,
         catalog: &Catalog,
         registry: &Registry,
-        limits: &crate::config::Limits,
+        limits: &Limits,
         landing: &Landing,
         versions_landed: usize,
         parsed: &Result<Submission, crate::submission::ParseError>,

@@ -5,9 +5,11 @@ use std::collections::HashSet;
 
 use polars::prelude::*;
 use serde_json::{Value, json};
+use taizhang_model::Quota;
 
-use super::{CheckInput, build};
-use crate::config::{CheckConfig, Loaded, Quota};
+use super::CheckInput;
+use crate::checks::CheckConfig;
+use crate::definition::Definition as Loaded;
 use crate::fixtures::{at, config, config_with, normalized};
 
 const EXTRA: &str = r#"
@@ -50,7 +52,7 @@ kind = "flow"
 
 fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Value)], now: &str) -> DataFrame {
     let c: CheckConfig = toml::from_str(decl).unwrap_or_else(|e| panic!("{decl}: {e}"));
-    let check = build(&c, &cfg.catalog).unwrap();
+    let check = c.build(&cfg.catalog).unwrap();
     let n = normalized(cfg, docs);
     assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
     let unreachable = HashSet::new();
@@ -450,6 +452,30 @@ fn a_rule_naming_an_unknown_indicator_or_category_does_not_build() {
         "kind = \"rule\"\nname = \"x\"\nleft = \"1\"\nop = \"~\"\nright = \"1\"\nseverity = \"error\"",
     ] {
         let c: CheckConfig = toml::from_str(decl).unwrap();
-        assert!(build(&c, &cfg.catalog).is_err(), "{decl}");
+        assert!(c.build(&cfg.catalog).is_err(), "{decl}");
     }
+}
+
+#[test]
+fn a_declaration_with_a_misspelt_key_is_rejected_naming_it_and_defaults_fill_the_rest() {
+    for (kind, extra) in [
+        ("breakdown", "severity = \"error\""),
+        ("outlier", "severity = \"warning\""),
+        ("plausibility", "severity = \"warning\""),
+        (
+            "count_rate",
+            "count = \"a\"\namount = \"b\"\nrate = 1.0\nseverity = \"error\"",
+        ),
+    ] {
+        let decl = format!("kind = \"{kind}\"\n{extra}\ntolerence = 1");
+        let err = toml::from_str::<CheckConfig>(&decl).unwrap_err().to_string();
+        assert!(err.contains("unknown field `tolerence`"), "{kind}: {err}");
+    }
+    let c: CheckConfig = toml::from_str("kind = \"outlier\"\nseverity = \"warning\"").unwrap();
+    let CheckConfig::Outlier(o) = c else { panic!("{c:?}") };
+    assert_eq!((o.threshold, o.min_points), (3.5, 6));
+    let err = toml::from_str::<CheckConfig>("kind = \"outlyer\"\nseverity = \"warning\"")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown variant `outlyer`"), "{err}");
 }

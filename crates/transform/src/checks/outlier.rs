@@ -5,22 +5,54 @@
 //! business), and nothing is flagged from fewer than `min_points` values.
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
+use super::known;
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
+use crate::catalog::Catalog;
 use crate::catalog::Kind;
-use crate::config::Severity;
 
-/// The outlier check.
+/// The outlier check (`kind = "outlier"`): robust outliers (modified
+/// z-score, median/MAD) against the township's own history and against peer
+/// townships in the same period.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Outlier {
-    /// Indicator codes; empty = every flow indicator counted in people,
-    /// households or items (amounts follow their counts: see count_rate).
+    /// Indicator codes or names; empty = every flow indicator counted in
+    /// people, households or items (amounts follow their counts: see count_rate).
+    #[serde(default)]
     pub indicators: Vec<String>,
-    /// |z| above this is an outlier (3.5 is the usual choice).
+    /// |modified z| above this is an outlier (3.5 is the usual choice).
+    #[serde(default = "default_threshold")]
     pub threshold: f64,
-    /// Fewest values in a comparison group before anything is flagged.
+    /// Fewest values in a comparison group (history or peers) before anything is flagged.
+    #[serde(default = "default_min_points")]
     pub min_points: usize,
     /// Severity.
     pub severity: Severity,
+}
+
+fn default_threshold() -> f64 {
+    3.5
+}
+
+fn default_min_points() -> usize {
+    6
+}
+
+impl Outlier {
+    /// Resolves the indicators named to catalog codes.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Outlier {
+            indicators: self
+                .indicators
+                .iter()
+                .map(|c| known(catalog, c))
+                .collect::<Result<_, _>>()?,
+            ..self.clone()
+        }))
+    }
 }
 
 /// Median and MAD of `x` within `group`, as columns `{p}_med`, `{p}_mad`, `{p}_n`.

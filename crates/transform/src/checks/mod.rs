@@ -1,7 +1,7 @@
 //! Check: consistency of the normalized rows against arithmetic, quotas and
 //! deadlines. Every check is pure (DataFrame in, DataFrame out; `now` passed
 //! in) and evaluated over all townships and periods at once with polars.
-//! Results share one schema ([`RESULT_COLUMNS`]); error-severity failures
+//! Results share one schema ([`result_columns`]); error-severity failures
 //! tied to an indicator keep those values out of the rollup unless the
 //! township force-submitted with an explanation (强制上报 + 说明).
 
@@ -19,27 +19,84 @@ mod kinds_tests;
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
+use serde::Deserialize;
 
 use crate::catalog::Catalog;
-use crate::config::{CheckConfig, Pipeline, Quota, Severity};
+use crate::definition::Pipeline;
 use crate::registry::Registry;
+use taizhang_model::schema::{check_columns, with_year};
+use taizhang_model::{Quota, Severity};
 
-/// Columns of the check-results table, in order.
-pub const RESULT_COLUMNS: &[&str] = &[
-    "rule",
-    "severity",
-    "program",
-    "township",
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "observed",
-    "expected",
-    "message",
-    "explanation",
-    "excluded",
-];
+/// One check declared in a pipeline file (`[[checks]]` with its `kind`).
+/// This is the registry of check kinds: each variant's declaration is the
+/// struct beside its implementation, and [`CheckConfig::build`] turns it
+/// into the check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CheckConfig {
+    /// See [`breakdown::Breakdown`].
+    Breakdown(breakdown::Breakdown),
+    /// See [`quota::QuotaProgress`].
+    QuotaProgress(quota::QuotaProgress),
+    /// See [`overdue::Overdue`].
+    Overdue(overdue::Overdue),
+    /// See [`rule::RuleConfig`].
+    Rule(rule::RuleConfig),
+    /// See [`rule::CountRate`].
+    CountRate(rule::CountRate),
+    /// See [`rule::PartOfWhole`].
+    PartOfWhole(rule::PartOfWhole),
+    /// See [`rule::Ratio`].
+    Ratio(rule::Ratio),
+    /// See [`series::Cumulative`].
+    Cumulative(series::Cumulative),
+    /// See [`series::StockFlow`].
+    StockFlow(series::StockFlow),
+    /// See [`outlier::Outlier`].
+    Outlier(outlier::Outlier),
+    /// See [`plausibility::Plausibility`].
+    Plausibility(plausibility::Plausibility),
+}
+
+impl CheckConfig {
+    /// The check this declaration makes. Fails with a reason when it names
+    /// an unknown indicator or category or an expression does not parse.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        match self {
+            CheckConfig::Breakdown(c) => c.build(catalog),
+            CheckConfig::QuotaProgress(c) => c.build(catalog),
+            CheckConfig::Overdue(c) => c.build(catalog),
+            CheckConfig::Rule(c) => c.build(catalog),
+            CheckConfig::CountRate(c) => c.build(catalog),
+            CheckConfig::PartOfWhole(c) => c.build(catalog),
+            CheckConfig::Ratio(c) => c.build(catalog),
+            CheckConfig::Cumulative(c) => c.build(catalog),
+            CheckConfig::StockFlow(c) => c.build(catalog),
+            CheckConfig::Outlier(c) => c.build(catalog),
+            CheckConfig::Plausibility(c) => c.build(catalog),
+        }
+    }
+}
+
+/// The catalog code of an indicator named by code, name or alias.
+fn known(catalog: &Catalog, code: &str) -> Result<String, String> {
+    catalog
+        .resolve(code)
+        .map(|i| i.code.clone())
+        .ok_or_else(|| format!("unknown indicator {code:?}"))
+}
+
+/// Columns of a check result as the checks make them: the published
+/// `check_results` columns up to `excluded`, with `year` (the tracking
+/// columns are added by [`track`]).
+pub fn result_columns() -> Vec<String> {
+    let cols = check_columns();
+    let upto = cols
+        .iter()
+        .position(|c| c.name == "excluded")
+        .map_or(cols.len(), |i| i + 1);
+    with_year(&cols[..upto]).into_iter().map(str::to_string).collect()
+}
 
 /// What every check sees.
 pub struct CheckInput<'a> {
@@ -65,7 +122,7 @@ pub struct CheckInput<'a> {
 /// One kind of check.
 ///
 /// Contract: `run` returns only failures, one row per (rule, township,
-/// period, indicator, dimension), in the first eleven [`RESULT_COLUMNS`]
+/// period, indicator, dimension), in the first eleven [`result_columns`]
 /// (`explanation` and `excluded` are added by [`run_all`]). It does no IO.
 pub trait Check {
     /// Rule name as it appears in results (`breakdown`, `quota_behind`, …).
@@ -74,185 +131,13 @@ pub trait Check {
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame>;
 }
 
-/// The registry of check kinds: one declaration in a pipeline file, one
-/// implementation. Fails with a reason when the declaration names an unknown
-/// indicator or category or does not parse.
-pub fn build(cfg: &CheckConfig, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
-    use rule::{Missing, Rule};
-    let known = |code: &str| -> Result<String, String> {
-        catalog
-            .resolve(code)
-            .map(|i| i.code.clone())
-            .ok_or_else(|| format!("unknown indicator {code:?}"))
-    };
-    Ok(match cfg {
-        CheckConfig::Breakdown {
-            severity,
-            indicators,
-            tolerance,
-        } => Box::new(breakdown::Breakdown {
-            severity: *severity,
-            indicators: indicators.clone(),
-            tolerance: *tolerance,
-        }),
-        CheckConfig::QuotaProgress {
-            severity,
-            behind_tolerance,
-            ahead_ceiling,
-        } => Box::new(quota::QuotaProgress {
-            severity: *severity,
-            behind_tolerance: *behind_tolerance,
-            ahead_ceiling: *ahead_ceiling,
-        }),
-        CheckConfig::Overdue { severity } => Box::new(overdue::Overdue { severity: *severity }),
-        CheckConfig::Rule {
-            name,
-            left,
-            op,
-            right,
-            tolerance_abs,
-            tolerance_rel,
-            missing,
-            severity,
-            message,
-        } => {
-            let mut r = Rule::new(
-                name,
-                left,
-                op,
-                right,
-                catalog,
-                *severity,
-                *missing,
-                (*tolerance_abs, *tolerance_rel),
-            )?;
-            r.message = message.clone();
-            Box::new(r)
-        }
-        CheckConfig::CountRate {
-            count,
-            per,
-            amount,
-            rate,
-            county_rates,
-            tolerance_rel,
-            severity,
-        } => {
-            let mut r = Rule::new(
-                "count_rate",
-                amount,
-                "=",
-                &match per {
-                    crate::config::RatePer::Month => format!("{count} * rate * months"),
-                    crate::config::RatePer::Period => format!("{count} * rate"),
-                },
-                catalog,
-                *severity,
-                Missing::SkipIfAny,
-                (0.0, *tolerance_rel),
-            )?;
-            r.rates = (*rate, county_rates.clone());
-            r.message = Some(format!(
-                "{{township}} {{period}}: {amount} {{left}} ≠ {count} × {rate}{} = {{right}} (count × rate ≠ amount)",
-                if *per == crate::config::RatePer::Month {
-                    " × 月数"
-                } else {
-                    ""
-                }
-            ));
-            Box::new(r)
-        }
-        CheckConfig::PartOfWhole { part, whole, severity } => {
-            let mut r = Rule::new(
-                "part_of_whole",
-                part,
-                "<=",
-                whole,
-                catalog,
-                *severity,
-                Missing::SkipIfAny,
-                (0.0, 0.0),
-            )?;
-            r.message = Some(format!(
-                "{{township}} {{period}}: {part} {{left}} 大于 {whole} {{right}} (part exceeds whole)"
-            ));
-            Box::new(r)
-        }
-        CheckConfig::Ratio {
-            ratio,
-            numerator,
-            denominator,
-            tolerance_abs,
-            severity,
-        } => {
-            let mut r = Rule::new(
-                "ratio",
-                ratio,
-                "=",
-                &format!("({numerator}) / ({denominator}) * 100"),
-                catalog,
-                *severity,
-                Missing::SkipIfAny,
-                (*tolerance_abs, 0.0),
-            )?;
-            r.message = Some(format!(
-                "{{township}} {{period}}: {ratio} {{left}}% ≠ ({numerator}) / ({denominator}) = {{right}}% (ratio does not match its parts)"
-            ));
-            Box::new(r)
-        }
-        CheckConfig::Cumulative { indicators, severity } => Box::new(series::Cumulative {
-            indicators: indicators.iter().map(|c| known(c)).collect::<Result<_, _>>()?,
-            severity: *severity,
-        }),
-        CheckConfig::StockFlow {
-            stock,
-            new,
-            exits,
-            tolerance,
-            severity,
-        } => Box::new(series::StockFlow {
-            stock: known(stock)?,
-            new: known(new)?,
-            exits: exits.as_deref().map(known).transpose()?,
-            tolerance: *tolerance,
-            severity: *severity,
-        }),
-        CheckConfig::Outlier {
-            indicators,
-            threshold,
-            min_points,
-            severity,
-        } => Box::new(outlier::Outlier {
-            indicators: indicators.iter().map(|c| known(c)).collect::<Result<_, _>>()?,
-            threshold: *threshold,
-            min_points: *min_points,
-            severity: *severity,
-        }),
-        CheckConfig::Plausibility {
-            bounds,
-            history_factor,
-            min_history,
-            history_floor,
-            severity,
-        } => Box::new(plausibility::Plausibility {
-            bounds: bounds
-                .iter()
-                .map(|(k, v)| known(k).map(|c| (c, *v)))
-                .collect::<Result<_, _>>()?,
-            history_factor: *history_factor,
-            min_history: *min_history,
-            history_floor: *history_floor,
-            severity: *severity,
-        }),
-    })
-}
-
 /// Runs every check of the pipeline and adds the submission's explanation
 /// and the rollup gate (`excluded`).
 pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
     let mut frames = vec![Rows::default().finish()?.lazy()];
     for cfg in &input.pipeline.checks {
-        let check = build(cfg, input.catalog)
+        let check = cfg
+            .build(input.catalog)
             .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
         frames.push(check.run(input)?.lazy());
     }

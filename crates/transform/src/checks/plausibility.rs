@@ -12,26 +12,64 @@
 use std::collections::BTreeMap;
 
 use polars::prelude::*;
+use serde::Deserialize;
+use taizhang_model::Severity;
 
+use super::known;
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
-use crate::config::Severity;
+use crate::catalog::Catalog;
 
 /// Units that count people or households: no township has more of them
 /// than its population.
 const PEOPLE_UNITS: &[&str] = &["人", "名", "户"];
 
-/// The plausibility check.
+/// The plausibility check (`kind = "plausibility"`): bounds per township and
+/// period (the catalog's `plausible_max`, overridable here) and against the
+/// township's own history.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plausibility {
-    /// Overrides of the catalog's `plausible_max`, per indicator code.
+    /// Overrides of the catalog's `plausible_max`: indicator code or name →
+    /// largest plausible value per township and month.
+    #[serde(default)]
     pub bounds: BTreeMap<String, f64>,
     /// A value over this many times the township's largest month so far is implausible.
+    #[serde(default = "default_history_factor")]
     pub history_factor: f64,
     /// Non-zero periods of history needed before the history bound applies.
+    #[serde(default = "default_min_history")]
     pub min_history: usize,
     /// The history bound is never below this, per month.
+    #[serde(default = "default_history_floor")]
     pub history_floor: f64,
     /// Severity.
     pub severity: Severity,
+}
+
+fn default_history_factor() -> f64 {
+    20.0
+}
+
+fn default_min_history() -> usize {
+    3
+}
+
+fn default_history_floor() -> f64 {
+    100.0
+}
+
+impl Plausibility {
+    /// Resolves the indicators named in `bounds` to catalog codes.
+    pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
+        Ok(Box::new(Plausibility {
+            bounds: self
+                .bounds
+                .iter()
+                .map(|(k, v)| known(catalog, k).map(|c| (c, *v)))
+                .collect::<Result<_, _>>()?,
+            ..self.clone()
+        }))
+    }
 }
 
 impl Check for Plausibility {

@@ -1,0 +1,368 @@
+//! What a county defines, read from texts and validated, before any run:
+//! the indicator catalog, the township registry, the reporting programs
+//! (`pipelines/*.toml`, their checks built from [`crate::checks`]), the
+//! quotas and the DHIS2 mapping. Pure: the binary reads the files and hands
+//! over their texts; the texts shipped with the binary are [`embedded_texts`].
+
+use serde::Deserialize;
+use taizhang_model::{Quota, sha256_hex};
+
+use crate::catalog::Catalog;
+use crate::checks::CheckConfig;
+use crate::period::{Period, PeriodType};
+use crate::registry::{Divisions, Registry, RegistryConfig};
+
+/// A configuration problem: which file, which key, what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {key}: {reason}")]
+pub struct ConfigError {
+    /// The file at fault.
+    pub file: String,
+    /// The key (or line) at fault.
+    pub key: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// A problem with `key` of `file`.
+    pub fn new(file: impl Into<String>, key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: file.into(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The texts of a configuration, wherever they came from.
+pub struct Texts<'a> {
+    /// (file name, text) of the catalog.
+    pub catalog: (String, String),
+    /// (file name, text) of the registry.
+    pub registry: (String, String),
+    /// (file name, text) of each pipeline.
+    pub pipelines: Vec<(String, String)>,
+    /// (file name, text) of each quota CSV.
+    pub quotas: Vec<(String, String)>,
+    /// (file name, text) of the DHIS2 mapping, if any.
+    pub dhis2: Option<(String, String)>,
+    /// The division table.
+    pub divisions: Divisions<'a>,
+}
+
+/// The configuration compiled into the binary (the demo's defaults).
+pub fn embedded_texts() -> Texts<'static> {
+    Texts {
+        catalog: (
+            "schemas/indicators.toml".into(),
+            include_str!("../../../schemas/indicators.toml").into(),
+        ),
+        registry: (
+            "config/registry.toml".into(),
+            include_str!("../../../config/registry.toml").into(),
+        ),
+        pipelines: vec![
+            (
+                "pipelines/cdpf-monthly.toml".into(),
+                include_str!("../../../pipelines/cdpf-monthly.toml").into(),
+            ),
+            (
+                "pipelines/cdpf-quarterly.toml".into(),
+                include_str!("../../../pipelines/cdpf-quarterly.toml").into(),
+            ),
+        ],
+        quotas: vec![(
+            "config/quotas/2026.csv".into(),
+            include_str!("../../../config/quotas/2026.csv").into(),
+        )],
+        dhis2: Some((
+            "config/dhis2.toml".into(),
+            include_str!("../../../config/dhis2.toml").into(),
+        )),
+        divisions: Divisions::embedded(),
+    }
+}
+
+fn with_lines(file: &str, text: &str, e: toml::de::Error) -> ConfigError {
+    let key = match e.span() {
+        Some(span) => format!("line {}", text[..span.start.min(text.len())].matches('\n').count() + 1),
+        None => "-".into(),
+    };
+    ConfigError::new(file, key, e.message().trim().to_string())
+}
+
+/// One reporting program (`pipelines/<name>.toml`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Pipeline {
+    /// Program name; also the `program` field of submissions.
+    pub name: String,
+    /// Display title.
+    #[serde(default)]
+    pub title: String,
+    /// monthly, quarterly, half_yearly or yearly.
+    pub period_type: PeriodType,
+    /// First period expected, e.g. `2026-01`.
+    pub start_period: String,
+    /// Days after the period end a report is due.
+    pub deadline_days: u32,
+    /// URL template with `{township}` and `{period}`.
+    pub source_url: String,
+    /// Cron schedule (sec min hour day month weekday), China time.
+    pub schedule: String,
+    /// Indicator codes reported; empty means the whole catalog.
+    #[serde(default)]
+    pub indicators: Vec<String>,
+    /// Checks run before the rollup.
+    #[serde(default)]
+    pub checks: Vec<CheckConfig>,
+}
+
+impl Pipeline {
+    /// The first expected period (validated at load).
+    pub fn start(&self) -> Period {
+        self.start_period.parse().expect("validated at load")
+    }
+
+    /// The URL of one township's report for one period.
+    pub fn url(&self, township: &str, period: &Period) -> String {
+        self.source_url
+            .replace("{township}", township)
+            .replace("{period}", &period.to_string())
+    }
+}
+
+/// A county's definitions, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct Definition {
+    /// Indicator catalog.
+    pub catalog: Catalog,
+    /// Township registry.
+    pub registry: Registry,
+    /// Reporting programs, by name order.
+    pub pipelines: Vec<Pipeline>,
+    /// Quotas of every year.
+    pub quotas: Vec<Quota>,
+    /// DHIS2 UID mapping.
+    pub dhis2: crate::dhis2::Mapping,
+    /// Digest of everything normalization reads besides the body and the
+    /// program: the catalog, the registry (its text and resolved townships)
+    /// and the DHIS2 mapping. Part of the kept results' fingerprint.
+    pub texts_digest: String,
+}
+
+impl Definition {
+    /// Loads and validates a configuration from texts.
+    pub fn from_texts(t: &Texts<'_>) -> Result<Definition, ConfigError> {
+        let catalog = Catalog::from_toml(&t.catalog.0, &t.catalog.1)
+            .map_err(|e| ConfigError::new(&t.catalog.0, "-", e.to_string()))?;
+        let reg_cfg: RegistryConfig =
+            toml::from_str(&t.registry.1).map_err(|e| with_lines(&t.registry.0, &t.registry.1, e))?;
+        let registry = Registry::build(&t.registry.0, &reg_cfg, &t.divisions)
+            .map_err(|e| ConfigError::new(&t.registry.0, "-", e.to_string()))?;
+        let mut pipelines = Vec::new();
+        for (file, text) in &t.pipelines {
+            let p: Pipeline = toml::from_str(text).map_err(|e| with_lines(file, text, e))?;
+            validate_pipeline(file, text, &p, &catalog)?;
+            if pipelines.iter().any(|q: &Pipeline| q.name == p.name) {
+                return Err(ConfigError::new(
+                    file,
+                    "name",
+                    format!("pipeline {:?} is defined twice", p.name),
+                ));
+            }
+            pipelines.push(p);
+        }
+        pipelines.sort_by(|a, b| a.name.cmp(&b.name));
+        let mut quotas = Vec::new();
+        for (file, text) in &t.quotas {
+            quotas.extend(parse_quotas(file, text, &catalog, &registry)?);
+        }
+        let dhis2 = match &t.dhis2 {
+            Some((file, text)) => toml::from_str(text).map_err(|e| with_lines(file, text, e))?,
+            None => crate::dhis2::Mapping::default(),
+        };
+        let mut digest = String::new();
+        for text in [&t.catalog.1, &t.registry.1] {
+            digest.push_str(&sha256_hex(text.as_bytes()));
+        }
+        if let Some((_, text)) = &t.dhis2 {
+            digest.push_str(&sha256_hex(text.as_bytes()));
+        }
+        let townships: String = registry
+            .townships
+            .values()
+            .map(|t| format!("{}={}@{};", t.code, t.name, t.county))
+            .collect();
+        digest.push_str(&sha256_hex(townships.as_bytes()));
+        Ok(Definition {
+            catalog,
+            registry,
+            pipelines,
+            quotas,
+            dhis2,
+            texts_digest: sha256_hex(digest.as_bytes()),
+        })
+    }
+}
+
+fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) -> Result<(), ConfigError> {
+    let start: Period = p
+        .start_period
+        .parse()
+        .map_err(|e: crate::period::BadPeriod| ConfigError::new(file, "start_period", e.to_string()))?;
+    if start.kind() != p.period_type {
+        return Err(ConfigError::new(
+            file,
+            "start_period",
+            format!("{:?} is not a {:?} period", p.start_period, p.period_type),
+        ));
+    }
+    for part in ["{township}", "{period}"] {
+        if !p.source_url.contains(part) {
+            return Err(ConfigError::new(file, "source_url", format!("must contain {part}")));
+        }
+    }
+    if !(p.source_url.starts_with("http://") || p.source_url.starts_with("https://")) {
+        return Err(ConfigError::new(
+            file,
+            "source_url",
+            "must be an http:// or https:// URL",
+        ));
+    }
+    p.schedule.parse::<cron::Schedule>().map_err(|e| {
+        ConfigError::new(
+            file,
+            "schedule",
+            format!("{:?} is not a cron schedule: {e}", p.schedule),
+        )
+    })?;
+    for code in &p.indicators {
+        if catalog.get(code).is_none() {
+            return Err(ConfigError::new(
+                file,
+                "indicators",
+                format!("unknown indicator {code:?}"),
+            ));
+        }
+    }
+    for (i, c) in p.checks.iter().enumerate() {
+        if let CheckConfig::Breakdown(b) = c {
+            for code in &b.indicators {
+                let Some(ind) = catalog.get(code) else {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("checks[{i}].indicators"),
+                        format!("unknown indicator {code:?}"),
+                    ));
+                };
+                if ind.breakdowns.is_empty() {
+                    return Err(ConfigError::new(
+                        file,
+                        format!("checks[{i}].indicators"),
+                        format!("{code:?} has no breakdown"),
+                    ));
+                }
+            }
+        }
+        if let Err(reason) = c.build(catalog) {
+            let line = check_line(text, i);
+            return Err(ConfigError::new(file, format!("line {line}: checks[{i}]"), reason));
+        }
+    }
+    Ok(())
+}
+
+/// Line of the `i`-th `[[checks]]` table in a pipeline file.
+fn check_line(text: &str, i: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim() == "[[checks]]")
+        .nth(i)
+        .map_or(0, |(n, _)| n + 1)
+}
+
+/// Parses a quota CSV (`year,code,indicator,quota`).
+pub fn parse_quotas(file: &str, text: &str, catalog: &Catalog, registry: &Registry) -> Result<Vec<Quota>, ConfigError> {
+    let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
+    let header = lines
+        .next()
+        .map(|(_, l)| l.trim().trim_start_matches('\u{feff}'))
+        .unwrap_or("");
+    if header != "year,code,indicator,quota" {
+        return Err(ConfigError::new(
+            file,
+            "line 1",
+            "header must be year,code,indicator,quota",
+        ));
+    }
+    let counties = registry.counties();
+    let mut out = Vec::new();
+    for (i, line) in lines {
+        let at = format!("line {}", i + 1);
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        if f.len() != 4 {
+            return Err(ConfigError::new(file, at, "expected 4 fields"));
+        }
+        let year = f[0]
+            .parse()
+            .map_err(|_| ConfigError::new(file, &at, format!("year {:?} is not a year", f[0])))?;
+        if registry.get(f[1]).is_none() && !counties.contains_key(f[1]) {
+            return Err(ConfigError::new(
+                file,
+                &at,
+                format!("{:?} is neither a county nor a township of the registry", f[1]),
+            ));
+        }
+        if catalog.get(f[2]).is_none() {
+            return Err(ConfigError::new(file, &at, format!("unknown indicator {:?}", f[2])));
+        }
+        let quota: f64 = f[3]
+            .parse()
+            .ok()
+            .filter(|q: &f64| q.is_finite() && *q >= 0.0)
+            .ok_or_else(|| ConfigError::new(file, &at, format!("quota {:?} is not a non-negative number", f[3])))?;
+        out.push(Quota {
+            year,
+            code: f[1].to_string(),
+            indicator: f[2].to_string(),
+            quota,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_configuration_is_valid() {
+        let l = Definition::from_texts(&embedded_texts()).unwrap();
+        assert_eq!(l.pipelines[0].name, "cdpf-monthly");
+        assert_eq!(l.registry.townships.len(), 10);
+        assert!(
+            l.quotas
+                .iter()
+                .any(|q| q.code == "341124" && q.indicator == "cataract_surgery" && q.quota == 240.0)
+        );
+    }
+
+    #[test]
+    fn typo_in_pipeline_names_file_line_and_key() {
+        let mut t = embedded_texts();
+        t.pipelines[0].1 = t.pipelines[0].1.replace("deadline_days = 5", "deadline_day = 5");
+        let err = Definition::from_texts(&t).unwrap_err().to_string();
+        assert!(err.starts_with("pipelines/cdpf-monthly.toml: line "), "{err}");
+        assert!(err.contains("unknown field `deadline_day`"), "{err}");
+    }
+
+    #[test]
+    fn bad_quota_row_is_rejected_with_line() {
+        let mut t = embedded_texts();
+        t.quotas[0].1.push_str("2026,341124999,cataract_surgery,3\n");
+        let err = Definition::from_texts(&t).unwrap_err().to_string();
+        assert!(err.contains("config/quotas/2026.csv: line 68"), "{err}");
+    }
+}
