@@ -303,7 +303,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
         if let Some(reason) = crate::normalize::transfer_problem(current) {
             out.push_str(&format!("  set aside {reason}\n"));
         }
-        let sub = crate::submission::parse_with(&body, &cfg.def.dhis2, &cfg.settings.limits.read());
+        let sub = crate::parse::parse_with(&body, &cfg.def.dhis2, &cfg.settings.limits.read());
         match &sub {
             Err(e) => out.push_str(&format!("  unreadable: {e}\n")),
             Ok(s) => {

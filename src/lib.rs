@@ -6,7 +6,7 @@
 //! network, the disk or the clock.
 #![warn(missing_docs)]
 
-pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, period, registry, submission, xlsx};
+pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, parse, period, registry, submission, xlsx};
 pub use taizhang_model as model;
 pub use taizhang_simulator as simulator;
 pub use taizhang_transform::{checks, definition, normalize, rollup};

@@ -230,7 +230,7 @@ fn land(
             let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
             let parsed = match known {
                 true => None,
-                false => Some(crate::submission::parse_with(
+                false => Some(crate::parse::parse_with(
                     &body,
                     &cfg.def.dhis2,
                     &cfg.settings.limits.read(),
@@ -911,16 +911,29 @@ async fn deliver(
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
-    let pending = state.pending_outbox()?;
-    if pending.is_empty() {
-        return Ok(());
-    }
     let Some(url) = &cfg.webhook_url else {
         tracing::debug!("No webhook configured; alerts are in the alerts table.");
         return Ok(());
     };
-    let body = alerts::webhook::payload(&pending);
-    match alerts::webhook::post(url, &body, cfg.settings.http.timeout_secs).await {
+    let webhook = alerts::webhook::Webhook {
+        url: url.clone(),
+        timeout_secs: cfg.settings.http.timeout_secs,
+    };
+    deliver_to(&webhook, state, now, summary).await
+}
+
+/// Offers the outbox to `channel`; marks it delivered or records the failure.
+async fn deliver_to(
+    channel: &impl alerts::AlertChannel,
+    state: &mut State,
+    now: DateTime<Utc>,
+    summary: &mut RunSummary,
+) -> Result<(), RunError> {
+    let pending = state.pending_outbox()?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    match channel.deliver(&pending).await {
         Ok(()) => {
             state.mark_delivered(&pending, now)?;
             summary.alerts_delivered = pending.len();

@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     let mut body = b"township,period,indicator,dimension,category,value\n".to_vec();
     body.extend_from_slice(data);
-    if let Err(e) = taizhang_ingest::submission::parse(&body) {
+    if let Err(e) = taizhang_ingest::parse::parse(&body) {
         assert!(!e.to_string().is_empty());
     }
 });

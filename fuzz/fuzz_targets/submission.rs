@@ -12,7 +12,7 @@ use taizhang_ingest::submission::ReadLimits;
 fuzz_target!(|data: &[u8]| {
     static MAPPING: OnceLock<Mapping> = OnceLock::new();
     let mapping = MAPPING.get_or_init(|| toml::from_str(include_str!("../../config/dhis2.toml")).unwrap());
-    match taizhang_ingest::submission::parse_with(data, mapping, &ReadLimits::default()) {
+    match taizhang_ingest::parse::parse_with(data, mapping, &ReadLimits::default()) {
         // Whatever was read can be shown (explain prints it) ...
         Ok(s) => {
             let _ = format!("{s:?}");

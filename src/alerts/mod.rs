@@ -2,7 +2,8 @@
 //! fetch failures) into alerts with stable keys, and reconcile them with the
 //! alert state so that each fires once when it starts and is marked resolved
 //! when it stops — never once per night. Derivation and reconciliation are
-//! pure; delivery is in `webhook`.
+//! pure; delivery goes through an [`AlertChannel`] (the one shipped is
+//! [`webhook::Webhook`]).
 
 pub mod webhook;
 
@@ -13,6 +14,24 @@ use polars::prelude::*;
 
 use crate::registry::Registry;
 use taizhang_model::{AlertRecord, OutboxEntry};
+
+/// A delivery failure, in words that carry no secret (URL, token).
+#[derive(Debug, thiserror::Error)]
+#[error("alert delivery failed: {0}")]
+pub struct DeliveryError(pub String);
+
+/// A place alert state changes are delivered to, after the run's commit.
+///
+/// Contract: `deliver` gets every pending change of the outbox at once and
+/// answers for all of them. `Ok` means the receiver accepted them: they are
+/// marked delivered. `Err` means it did not, or its answer was lost: none is
+/// marked and all are offered again next run. Delivery is therefore at least
+/// once, and every change carries an `idempotency_key` to deduplicate on. A
+/// channel never logs its secret.
+pub trait AlertChannel: Send + Sync {
+    /// Delivers the changes.
+    fn deliver(&self, entries: &[OutboxEntry]) -> impl Future<Output = Result<(), DeliveryError>> + Send;
+}
 
 /// An alert condition that holds now.
 #[derive(Debug, Clone, PartialEq)]

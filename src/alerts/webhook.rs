@@ -7,13 +7,24 @@ use std::time::Duration;
 
 use serde_json::json;
 
+use super::{AlertChannel, DeliveryError};
 use crate::registry::Registry;
 use crate::state::{AlertRecord, OutboxEntry};
 
-/// A delivery failure. Deliberately carries no URL.
-#[derive(Debug, thiserror::Error)]
-#[error("webhook delivery failed: {0}")]
-pub struct WebhookError(pub String);
+/// The webhook channel: a WeCom/DingTalk group robot or any receiver that
+/// takes a JSON POST. The URL is a secret.
+pub struct Webhook {
+    /// Receiver URL (never logged).
+    pub url: String,
+    /// Seconds to wait for the answer.
+    pub timeout_secs: u64,
+}
+
+impl AlertChannel for Webhook {
+    async fn deliver(&self, entries: &[OutboxEntry]) -> Result<(), DeliveryError> {
+        post(&self.url, &payload(entries), self.timeout_secs).await
+    }
+}
 
 /// One alert as delivered: an element of the payload's `alerts`.
 pub fn item(a: &AlertRecord, registry: &Registry) -> serde_json::Value {
@@ -55,19 +66,19 @@ pub fn payload(entries: &[OutboxEntry]) -> serde_json::Value {
 }
 
 /// Posts the alerts; a non-2xx answer is an error.
-pub async fn post(url: &str, body: &serde_json::Value, timeout_secs: u64) -> Result<(), WebhookError> {
+pub async fn post(url: &str, body: &serde_json::Value, timeout_secs: u64) -> Result<(), DeliveryError> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(timeout_secs))
         .build()
-        .map_err(|e| WebhookError(e.without_url().to_string()))?;
+        .map_err(|e| DeliveryError(e.without_url().to_string()))?;
     let resp = client
         .post(url)
         .json(body)
         .send()
         .await
-        .map_err(|e| WebhookError(e.without_url().to_string()))?;
+        .map_err(|e| DeliveryError(e.without_url().to_string()))?;
     if !resp.status().is_success() {
-        return Err(WebhookError(format!("receiver answered HTTP {}", resp.status())));
+        return Err(DeliveryError(format!("receiver answered HTTP {}", resp.status())));
     }
     Ok(())
 }

@@ -8,7 +8,8 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use taizhang_ingest::normalize_value::read;
-use taizhang_ingest::submission::{Cell, parse};
+use taizhang_ingest::parse::parse;
+use taizhang_ingest::submission::Cell;
 
 const CATS: [&str; 7] = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
 const INDICATORS: [(&str, &str, u64); 25] = [

@@ -14,6 +14,7 @@ pub mod dhis2;
 pub mod fold;
 mod fold_table;
 pub mod normalize_value;
+pub mod parse;
 pub mod period;
 pub mod registry;
 pub mod submission;

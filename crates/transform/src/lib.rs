@@ -6,7 +6,7 @@
 //! hierarchy. The binary crate does all fetching, storing and publishing.
 #![warn(missing_docs)]
 
-pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, period, registry, submission, xlsx};
+pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, parse, period, registry, submission, xlsx};
 
 pub mod checks;
 pub mod definition;

@@ -276,7 +276,7 @@ pub fn normalize(
 ) -> PolarsResult<Normalized> {
     let mut acc = Acc::default();
     for l in landed {
-        let parsed = crate::submission::parse_with(l.body, dhis2, &limits.read());
+        let parsed = crate::parse::parse_with(l.body, dhis2, &limits.read());
         acc.add(
             pipeline,
             catalog,
