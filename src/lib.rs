@@ -19,6 +19,7 @@ pub mod kept;
 pub mod land;
 pub mod lock;
 pub mod plan;
+pub mod prose;
 pub mod publish;
 pub mod run;
 pub mod serve;

@@ -97,6 +97,18 @@ enum Command {
         #[arg(long)]
         period: String,
     },
+    /// Values read out of a work summary (.txt or .docx): one JSON object per line.
+    Extract {
+        /// The document.
+        file: Option<PathBuf>,
+        /// Settings file whose catalog to use (default: the catalog built in).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Instead: score every .txt/.docx of this directory against its
+        /// `<name>.labels.tsv`; prints precision and recall per indicator.
+        #[arg(long, conflicts_with = "file")]
+        score: Option<PathBuf>,
+    },
     /// Check all configuration; exit non-zero with file, key and reason on the first problem.
     Validate {
         /// Settings file.
@@ -260,6 +272,26 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             init_logging("warn");
             let cfg = Loaded::from_file(&config)?;
             print!("{}", taizhang::inspect::explain(&cfg, &township, &period)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Extract { file, config, score } => {
+            init_logging("warn");
+            let catalog = match config {
+                Some(c) => Loaded::from_file(&c)?.def.catalog,
+                None => Loaded::embedded().def.catalog,
+            };
+            if let Some(dir) = score {
+                let s = taizhang::prose::score_dir(&dir, &catalog)?;
+                print!("{}", taizhang::prose::score_table(&s));
+                return Ok(ExitCode::SUCCESS);
+            }
+            let Some(file) = file else {
+                anyhow::bail!("give a document to read (taizhang extract FILE) or --score DIR");
+            };
+            let (mentions, sha) = taizhang::prose::extract_file(&file, &catalog)?;
+            for m in &mentions {
+                println!("{}", taizhang::prose::to_json(m, &sha));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { config } => {

@@ -6,5 +6,6 @@ mod cases;
 mod cli;
 mod commit;
 mod end_to_end;
+mod prose;
 mod support;
 mod transport;

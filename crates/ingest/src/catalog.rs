@@ -69,6 +69,11 @@ pub struct Indicator {
     /// Other names seen in reports.
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// Phrases that name the indicator in running text (工作总结), besides its
+    /// name and aliases; several indicators may share one (a count and its
+    /// amount), the unit decides. Not used to resolve form labels.
+    #[serde(default)]
+    pub prose: Vec<String>,
     /// Unit of the published value (人, 户, 元, …).
     pub unit: String,
     /// Other units a value may be written in and still mean the same (人次 for 人).

@@ -11,6 +11,8 @@
 
 pub mod catalog;
 pub mod dhis2;
+pub mod document;
+pub mod extract;
 pub mod fold;
 mod fold_table;
 pub mod normalize_value;

@@ -1,0 +1,706 @@
+//! Reading numbers out of prose: a county's or township's work summary
+//! (工作总结) with its numbers inside sentences ("完成白內障復明手術233例",
+//! "辦理殘疾證548人,其中一級殘疾145人"). Driven by the catalog: each indicator's
+//! name, aliases and `prose` phrases say what names it, its unit and
+//! accepted units what a number of it is written in. Every mention carries
+//! where it came from (character offsets, the sentence, the rule that
+//! matched) and a confidence; only confident ones are `publish`, the rest go
+//! to review. Pure: text in, mentions out.
+//!
+//! A value mention is a number the value grammar ([`crate::normalize_value`])
+//! reads *with a unit*: dates (1月28日), ordinals (第二十七个) and bare numbers
+//! are not mentions. Rates (每人每月50元, 每户300元) are not totals and are
+//! skipped. A mention attaches to an indicator whose unit fits and whose
+//! phrase is in the same sentence, the nearest one winning; a phrase in the
+//! mention's own clause is stronger than one elsewhere in the sentence.
+//! Words of assignment before it in the sentence (任务, 指标, 下达, 计划) make
+//! it a quota, not an achievement. After 其中, a mention naming a category
+//! (视力, 一级) is a breakdown of the indicator the sentence opened with.
+
+use serde::Serialize;
+
+use crate::catalog::{Catalog, Indicator};
+use crate::fold::{fold, fold_char};
+use crate::normalize_value::read;
+
+/// What a mention reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MentionKind {
+    /// Something done (完成, 发放, 办理 …).
+    Achievement,
+    /// Something assigned (任务, 下达的指标, 计划).
+    Quota,
+}
+
+/// Whether a mention is published or waits for a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Confident: published like a form value, flagged `extracted`.
+    Publish,
+    /// Uncertain: held in the review queue.
+    Review,
+}
+
+/// Confidence at or above which a mention is published.
+pub const PUBLISH_AT: f64 = 0.9;
+
+/// One value found in a document.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mention {
+    /// Catalog code.
+    pub indicator: String,
+    /// The indicator's official name.
+    pub name: String,
+    /// The value in the catalog unit (万元 → 元).
+    pub value: f64,
+    /// The unit as written after the number (万元, 名, 例).
+    pub unit_raw: String,
+    /// 多, 余, 近, 左右 …: the number is approximate.
+    pub approx: bool,
+    /// Achievement or quota.
+    pub kind: MentionKind,
+    /// Breakdown dimension, when the mention is a category of the indicator.
+    pub dimension: Option<String>,
+    /// Breakdown category.
+    pub category: Option<String>,
+    /// Character offset of the value's first character in the document text.
+    pub start: usize,
+    /// Character offset just after the value.
+    pub end: usize,
+    /// The value as written (`155.67萬元`).
+    pub text: String,
+    /// The sentence it stands in, as written.
+    pub sentence: String,
+    /// The rule that attached it to the indicator.
+    pub rule: String,
+    /// 0–1.
+    pub confidence: f64,
+    /// `publish` or `review`.
+    pub decision: Decision,
+}
+
+/// Verbs that say a number was achieved (folded, simplified).
+const VERBS: &[&str] = &[
+    "完成", "实施", "发放", "办理", "资助", "培训", "慰问", "接待", "改造", "配发", "安装", "适配", "享受", "救助",
+    "补助", "核发", "新增", "安置", "参加", "办结", "托养", "走访", "解决", "为",
+];
+/// Words that make a number an assignment rather than an achievement.
+const QUOTA_WORDS: &[&str] = &["任务", "指标", "下达", "目标", "分解"];
+/// Words that make a number a need, a screening or an intention rather than
+/// something done (筛查出…需求, 评估, 摸底调查, 就业意向): such a mention waits
+/// for review.
+const NEED_WORDS: &[&str] = &["筛查", "评估", "摸底", "调查", "意向", "需求", "申请"];
+/// Words that say a sentence is about disabled persons; every indicator of
+/// the catalog is, so a sentence without one (a women's federation's work in
+/// the same summary) is doubtful.
+const SUBJECT_WORDS: &[&str] = &[
+    "残",
+    "聋",
+    "盲",
+    "白内障",
+    "轮椅",
+    "假肢",
+    "助听器",
+    "辅具",
+    "辅助器具",
+    "托养",
+    "康复",
+];
+/// Confidence of a mention a need word, brackets or quotation marks make doubtful.
+const DOUBTFUL: f64 = 0.6;
+/// Words before a number in its clause that make it a rate, not a total.
+const RATE_WORDS: &[&str] = &[
+    "每人", "每户", "每月", "每年", "每例", "每名", "每辆", "人均", "户均", "标准",
+];
+/// Sentence ends.
+/// (ASCII ! and ? are not: in mis-decoded text they stand inside sentences.)
+const SENTENCE_END: &[char] = &['。', ';', '\n', '；'];
+/// Clause ends inside a sentence (after folding full-width punctuation).
+/// (、 lists items inside a clause: 视力残疾121人、听力残疾128人.)
+const CLAUSE_END: &[char] = &[',', ':', '，', '：'];
+
+/// A phrase of an indicator found in the folded text.
+struct Phrase<'c> {
+    indicator: &'c Indicator,
+    start: usize,
+    end: usize,
+    /// Aliases of two characters or fewer (培训, 就业, 办结) name many things;
+    /// `prose` phrases are chosen for running text and are never generic.
+    generic: bool,
+}
+
+/// Every value mention of `text` that the catalog can hold.
+pub fn extract(text: &str, catalog: &Catalog) -> Vec<Mention> {
+    let chars: Vec<char> = text.chars().collect();
+    // Folding is one character for one, so offsets in `folded` are offsets in `text`.
+    let folded: Vec<char> = chars.iter().map(|&c| fold_char(c)).collect();
+    // Bracket depth before each character; a line break closes what is open.
+    let mut depth = Vec::with_capacity(folded.len());
+    let mut d = 0usize;
+    for &c in &folded {
+        depth.push(d);
+        match c {
+            '(' | '（' | '[' | '【' => d += 1,
+            ')' | '）' | ']' | '】' => d = d.saturating_sub(1),
+            '\n' => d = 0,
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    let mut p_start = 0;
+    while p_start < folded.len() {
+        let p_end = folded[p_start..]
+            .iter()
+            .position(|&c| c == '\n')
+            .map_or(folded.len(), |p| p_start + p);
+        let paragraph: String = folded[p_start..p_end].iter().collect();
+        let on_subject = SUBJECT_WORDS.iter().any(|w| paragraph.contains(w));
+        let mut start = p_start;
+        while start < p_end {
+            let window_end = p_end.min(start + MAX_SENTENCE + 1);
+            let mut end = folded[start..window_end]
+                .iter()
+                .position(|c| SENTENCE_END.contains(c))
+                .map_or(window_end, |p| start + p + 1);
+            // A run-on "sentence" is read in pieces cut at a clause end, so
+            // that work stays linear in the document whatever it holds.
+            if end - start > MAX_SENTENCE {
+                let cut = start + MAX_SENTENCE;
+                end = folded[start + 1..cut]
+                    .iter()
+                    .rposition(|c| CLAUSE_END.contains(c))
+                    .map_or(cut, |p| start + 1 + p + 1);
+            }
+            let span = Span {
+                s: start,
+                e: end,
+                on_subject,
+            };
+            sentence(&chars, &folded, &depth, span, catalog, &mut out);
+            start = end;
+        }
+        p_start = p_end + 1;
+    }
+    out
+}
+
+/// Characters read as one sentence at most.
+const MAX_SENTENCE: usize = 400;
+
+/// A sentence of the document, and whether its paragraph is about disabled persons.
+#[derive(Clone, Copy)]
+struct Span {
+    s: usize,
+    e: usize,
+    on_subject: bool,
+}
+
+fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalog: &Catalog, out: &mut Vec<Mention>) {
+    let Span { s, e, on_subject } = span;
+    let text: String = folded[s..e].iter().collect();
+    if !folded[s..e].iter().any(|c| c.is_ascii_digit() || is_numeral(*c)) {
+        return;
+    }
+    let phrases = phrases(&text, s, catalog);
+    let sentence_raw: String = chars[s..e].iter().collect::<String>().trim().to_string();
+    let qita = text.find("其中").map(|b| s + text[..b].chars().count());
+    // The indicator the sentence opened with, for 其中 breakdowns.
+    let mut head: Option<(&Indicator, MentionKind)> = None;
+    let mut i = s;
+    while i < e {
+        let Some((len, reading)) = value_at(folded, i, e) else {
+            i += 1;
+            continue;
+        };
+        let (vs, ve) = (i, i + len);
+        i = ve;
+        let unit = reading.1;
+        let clause = clause_bounds(folded, vs, ve, s, e);
+        let before: String = folded[clause.0..vs].iter().collect();
+        if RATE_WORDS.iter().any(|w| before.contains(w)) {
+            continue;
+        }
+        let prefix: String = folded[s..vs].iter().collect();
+        let clause_after: String = folded[ve..clause.1]
+            .iter()
+            .take_while(|c| !matches!(c, '(' | '（'))
+            .collect();
+        let kind = match QUOTA_WORDS
+            .iter()
+            .any(|w| prefix.contains(w) || clause_after.contains(w))
+        {
+            true => MentionKind::Quota,
+            false => MentionKind::Achievement,
+        };
+        let in_brackets = depth[vs] > 0;
+        // A slogan or a title in quotation marks ("康复一人", "为3000户…实施无障碍改造").
+        let in_quotes = prefix.matches('“').count() > prefix.matches('”').count();
+        // Need words in the mention's clause or the two before it.
+        let clause_before = |at: usize| {
+            if at <= s + 1 {
+                return s;
+            }
+            folded[s..at - 1]
+                .iter()
+                .rposition(|c| CLAUSE_END.contains(c))
+                .map_or(s, |p| s + p + 1)
+        };
+        let mut window_start = clause_before(clause.0);
+        if folded[window_start..clause.0]
+            .iter()
+            .collect::<String>()
+            .trim_end_matches(CLAUSE_END)
+            == "其中"
+        {
+            window_start = clause_before(window_start);
+        }
+        // Need words in the mention's own clause, or in the clause before it
+        // when its own has no verb of doing (筛查出…需求,其中,基本康复服务645人).
+        let own: String = folded[clause.0..clause.1].iter().collect();
+        let window: String = folded[window_start..clause.0].iter().collect();
+        let needs = NEED_WORDS.iter().any(|w| own.contains(w))
+            || (NEED_WORDS.iter().any(|w| window.contains(w)) && !VERBS.iter().any(|v| own.contains(v)));
+        // Mis-decoded text (总?cè)蝿?wù)数) anywhere in the sentence: its words
+        // (任务?) cannot be trusted, so neither can its numbers.
+        let garbled = text.contains('?') || text.contains("cè") || text.chars().any(|c| c.is_ascii_lowercase());
+        let off_subject = !on_subject;
+        let doubtful = in_brackets || in_quotes || needs || garbled || off_subject;
+        let written: String = chars[vs..ve].iter().collect();
+        let mut mention = |ind: &Indicator, rule: &str, confidence: f64, dim: Option<(String, String)>| {
+            let confidence: f64 = if doubtful { confidence.min(DOUBTFUL) } else { confidence };
+            let confidence = (confidence * 100.0).round() / 100.0;
+            out.push(Mention {
+                indicator: ind.code.clone(),
+                name: ind.name.clone(),
+                value: reading.0,
+                unit_raw: unit_raw(&written),
+                approx: reading.2,
+                kind,
+                dimension: dim.as_ref().map(|d| d.0.clone()),
+                category: dim.map(|d| d.1),
+                start: vs,
+                end: ve,
+                text: written.clone(),
+                sentence: sentence_raw.clone(),
+                rule: rule.to_string(),
+                confidence,
+                decision: if confidence >= PUBLISH_AT {
+                    Decision::Publish
+                } else {
+                    Decision::Review
+                },
+            });
+        };
+        // 其中: a category of the head indicator.
+        if let (Some(q), Some((ind, _))) = (qita, head)
+            && vs > q
+        {
+            let clause_text: String = folded[clause.0..vs].iter().collect();
+            if let Some((dim, cat)) = category_in(ind, &clause_text) {
+                if fits(ind, &unit) {
+                    mention(ind, "breakdown_after_qizhong", 0.9, Some((dim, cat)));
+                }
+                continue;
+            }
+        }
+        let Some((p, rule, confidence)) = nearest(&phrases, vs, ve, clause, &unit, &before, folded) else {
+            continue;
+        };
+        if head.is_none() {
+            head = Some((p.indicator, kind));
+        }
+        mention(p.indicator, rule, confidence, None);
+    }
+}
+
+/// The best phrase for a value at `vs..ve` written in `unit`.
+fn nearest<'c>(
+    phrases: &'c [Phrase<'c>],
+    vs: usize,
+    ve: usize,
+    clause: (usize, usize),
+    unit: &str,
+    before: &str,
+    folded: &[char],
+) -> Option<(&'c Phrase<'c>, &'static str, f64)> {
+    let mut best: Option<(&Phrase, &'static str, f64, usize)> = None;
+    for p in phrases.iter().filter(|p| fits(p.indicator, unit)) {
+        let same_clause = p.start >= clause.0 && p.end <= clause.1;
+        let (rule, mut confidence, distance) = if p.end <= vs {
+            match same_clause {
+                true => ("phrase_before_in_clause", 0.93, vs - p.end),
+                // 6084人享受重度残疾人护理补贴,每人每月发放50元,共计155.67万元: the
+                // amount of the count the sentence named, no other indicator between.
+                false
+                    if unit == "元"
+                        && !phrases.iter().any(|o| {
+                            o.start >= p.end && o.end <= vs && o.indicator.code != p.indicator.code && !o.generic
+                        })
+                        && folded[p.end..vs].iter().filter(|c| CLAUSE_END.contains(c)).count() <= 3 =>
+                {
+                    ("amount_after_its_count", 0.9, vs - p.end)
+                }
+                false => ("phrase_earlier_in_sentence", 0.75, vs - p.end),
+            }
+        } else if p.start >= ve {
+            match same_clause {
+                true => ("phrase_after_in_clause", 0.91, p.start - ve),
+                false => ("phrase_later_in_sentence", 0.6, p.start - ve),
+            }
+        } else {
+            continue;
+        };
+        if same_clause && VERBS.iter().any(|v| before.contains(v)) {
+            confidence += 0.04;
+        }
+        if p.generic {
+            confidence -= 0.25;
+        }
+        let better = match &best {
+            None => true,
+            Some((b, _, bc, bd)) => {
+                confidence > *bc + 1e-9
+                    || ((confidence - *bc).abs() < 1e-9
+                        && (distance < *bd || (distance == *bd && p.end - p.start > b.end - b.start)))
+            }
+        };
+        if better {
+            best = Some((p, rule, confidence, distance));
+        }
+    }
+    best.map(|(p, r, c, _)| (p, r, c.clamp(0.0, 0.99)))
+}
+
+/// Whether a value written in `unit` can be a value of `ind`.
+fn fits(ind: &Indicator, unit: &str) -> bool {
+    unit == ind.unit || ind.accepted_units.iter().any(|u| u == unit)
+}
+
+/// Every phrase of every indicator in the folded sentence, longest first
+/// where two overlap.
+fn phrases<'c>(text: &str, offset: usize, catalog: &'c Catalog) -> Vec<Phrase<'c>> {
+    let mut found: Vec<Phrase> = Vec::new();
+    for ind in &catalog.indicators {
+        let labels = std::iter::once((&ind.name, false))
+            .chain(ind.aliases.iter().map(|a| (a, true)))
+            .chain(ind.prose.iter().map(|p| (p, false)));
+        for (label, alias) in labels {
+            let label = fold(label);
+            if label.is_empty() {
+                continue;
+            }
+            for (b, _) in text.match_indices(label.as_str()) {
+                let start = offset + text[..b].chars().count();
+                let len = label.chars().count();
+                found.push(Phrase {
+                    indicator: ind,
+                    start,
+                    end: start + len,
+                    generic: alias && len <= 2,
+                });
+            }
+        }
+    }
+    // A phrase inside a longer one of another indicator counted in the same
+    // unit is not a phrase (康复服务 in 基本康复服务); with another unit the
+    // unit decides (慰问 of households in 慰问金).
+    found.sort_by_key(|p| std::cmp::Reverse(p.end - p.start));
+    let mut kept: Vec<Phrase> = Vec::new();
+    for p in found {
+        let inside = kept.iter().any(|k| {
+            k.start <= p.start
+                && p.end <= k.end
+                && k.indicator.code != p.indicator.code
+                && k.indicator.unit == p.indicator.unit
+                && k.end - k.start > p.end - p.start
+        });
+        if !inside {
+            kept.push(p);
+        }
+    }
+    kept
+}
+
+/// The category of one of `ind`'s breakdowns named last in `before` (the
+/// clause up to the value: 视力残疾121人、听力残疾128人 → 听力 for 128).
+fn category_in(ind: &Indicator, before: &str) -> Option<(String, String)> {
+    ind.breakdowns
+        .iter()
+        .flat_map(|b| b.categories.iter().map(move |c| (b, c)))
+        .filter_map(|(b, c)| before.rfind(fold(c).as_str()).map(|at| (at, b, c)))
+        .max_by_key(|(at, _, _)| *at)
+        .map(|(_, b, c)| (b.dimension.clone(), c.clone()))
+}
+
+/// The clause around the value at `vs..ve`: between clause punctuation,
+/// inside the sentence (a thousands separator inside the value is not one).
+fn clause_bounds(folded: &[char], vs: usize, ve: usize, s: usize, e: usize) -> (usize, usize) {
+    let start = folded[s..vs]
+        .iter()
+        .rposition(|c| CLAUSE_END.contains(c))
+        .map_or(s, |p| s + p + 1);
+    let end = folded[ve..e]
+        .iter()
+        .position(|c| CLAUSE_END.contains(c))
+        .map_or(e, |p| ve + p);
+    (start, end)
+}
+
+fn is_numeral(c: char) -> bool {
+    "〇零一二三四五六七八九两十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟".contains(c)
+}
+
+/// The value mention starting at `i`, if one does: its length in characters
+/// and (value, unit, approx). The longest reading with a unit wins.
+fn value_at(folded: &[char], i: usize, e: usize) -> Option<(usize, (f64, String, bool))> {
+    let c = folded[i];
+    let starts = c.is_ascii_digit() || (is_numeral(c) && !"十百千万亿拾佰仟".contains(c));
+    if !starts {
+        return None;
+    }
+    // Inside a longer number, or an ordinal (第二十七个), or a word (一级, 一直, 统一).
+    if i > 0 {
+        let p = folded[i - 1];
+        if p.is_ascii_digit() || is_numeral(p) || p == '.' || p == '第' || p.is_ascii_alphabetic() {
+            return None;
+        }
+    }
+    let mut j = i;
+    while j < e && j - i < 24 {
+        let c = folded[j];
+        let number_like =
+            c.is_ascii_digit() || is_numeral(c) || matches!(c, '.' | ',' | '%' | '多' | '余' | '来' | '点');
+        if !(number_like || is_unit_char(c)) {
+            break;
+        }
+        // A clause comma is not a thousands separator unless three digits follow.
+        if c == ',' && !thousands_after(folded, j) {
+            break;
+        }
+        j += 1;
+    }
+    // Longest prefix the grammar reads as one number with a unit; units may
+    // be followed by approximation words (左右, 以上), which `read` takes too.
+    let mut end = (j + 4).min(e);
+    while end > i {
+        let s: String = folded[i..end].iter().collect();
+        let r = read(&s);
+        if let (Some(v), Some(u)) = (r.value, r.unit.as_ref())
+            && r.error.is_none()
+            && !s.ends_with(',')
+        {
+            return Some((end - i, (v, u.clone(), r.approx)));
+        }
+        end -= 1;
+    }
+    None
+}
+
+fn thousands_after(folded: &[char], comma: usize) -> bool {
+    let next: Vec<char> = folded[comma + 1..].iter().take(4).copied().collect();
+    next.len() >= 3 && next[..3].iter().all(|c| c.is_ascii_digit()) && next.get(3).is_none_or(|c| !c.is_ascii_digit())
+}
+
+fn is_unit_char(c: char) -> bool {
+    "人名位户例辆件个次台套份项所家处场期批张间座元万亿千%".contains(c)
+}
+
+/// The unit as written: what follows the number (万元, 名, 例).
+fn unit_raw(written: &str) -> String {
+    let mut s = written;
+    for suffix in ["左右", "上下", "以上", "以内", "以下"] {
+        s = s.strip_suffix(suffix).unwrap_or(s);
+    }
+    let folded: Vec<char> = s.chars().collect();
+    let start = folded
+        .iter()
+        .rposition(|&c| {
+            let f = fold_char(c);
+            f.is_ascii_digit() || "〇零一二三四五六七八九两十百点.多余来".contains(f)
+        })
+        .map_or(0, |p| p + 1);
+    folded[start..].iter().collect::<String>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalog() -> Catalog {
+        Catalog::from_toml("indicators.toml", include_str!("../../../schemas/indicators.toml")).unwrap()
+    }
+
+    fn found(text: &str) -> Vec<(String, f64, MentionKind, Option<String>, Decision)> {
+        extract(text, &catalog())
+            .into_iter()
+            .map(|m| (m.indicator, m.value, m.kind, m.category, m.decision))
+            .collect()
+    }
+
+    #[test]
+    fn a_phrase_and_a_unit_in_one_clause_is_published_with_where_it_stands() {
+        let text = "截止6月底,全區累計完成白內障復明手術233例。";
+        let m = &extract(text, &catalog())[0];
+        assert_eq!(
+            (m.indicator.as_str(), m.value, m.decision),
+            ("cataract_surgery", 233.0, Decision::Publish)
+        );
+        let chars: Vec<char> = text.chars().collect();
+        assert_eq!(chars[m.start..m.end].iter().collect::<String>(), "233例");
+        assert_eq!((m.text.as_str(), m.unit_raw.as_str()), ("233例", "例"));
+        assert_eq!(m.sentence, text);
+    }
+
+    #[test]
+    fn amounts_take_the_count_phrase_of_their_sentence_and_rates_are_skipped() {
+        let got = found("我區共有6084人享受重度殘疾人護理補貼,每人每月發放50元,共計155.67萬元。");
+        assert_eq!(got[0].0, "severe_care_recipients");
+        assert_eq!(got[0].1, 6084.0);
+        assert_eq!(got[1].0, "severe_care_amount");
+        assert_eq!(got[1].1, 1_556_700.0);
+        assert_eq!(got.len(), 2, "{got:?}");
+    }
+
+    #[test]
+    fn qizhong_breaks_the_head_indicator_down() {
+        let got = found("上半年,共為548名殘疾人辦理了第二代殘疾人證,其中一級殘疾145人,二級殘疾350人。");
+        assert_eq!(got[0].0, "certificates_issued");
+        assert_eq!(got[1].3.as_deref(), Some("一级"));
+        assert_eq!(got[2].3.as_deref(), Some("二级"));
+        assert_eq!((got[1].1, got[2].1), (145.0, 350.0));
+    }
+
+    #[test]
+    fn assignments_are_quotas() {
+        let got = found("我區今年實施殘疾人家庭無障礙改造任務30戶,每戶補助資金4000元。");
+        assert_eq!(got[0].0, "accessibility_renovation");
+        assert_eq!(got[0].2, MentionKind::Quota);
+        assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn dates_ordinals_and_unitless_numbers_are_not_mentions() {
+        assert!(found("5月18日,我會黨支部結合第二十七個“全國助殘日”開展活動。").is_empty());
+        assert!(found("白內障復明手術2023年度").is_empty());
+    }
+}
+
+/// One labelled value: what a person re-typing the document would enter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    /// Catalog code.
+    pub indicator: String,
+    /// Value in the catalog unit.
+    pub value: f64,
+    /// Achievement or quota.
+    pub kind: MentionKind,
+    /// Breakdown category, if any.
+    pub category: Option<String>,
+}
+
+/// Parses a labels file: tab-separated `indicator value kind category text`
+/// with a header line; `#` starts a comment line; an empty category is none.
+pub fn parse_labels(text: &str) -> Result<Vec<Label>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1) {
+        if line.trim().is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let f: Vec<&str> = line.split('\t').collect();
+        if f.len() < 4 {
+            return Err(format!(
+                "line {}: expected indicator, value, kind, category, text",
+                i + 1
+            ));
+        }
+        out.push(Label {
+            indicator: f[0].trim().to_string(),
+            value: f[1]
+                .trim()
+                .parse()
+                .map_err(|_| format!("line {}: value {:?}", i + 1, f[1]))?,
+            kind: match f[2].trim() {
+                "achievement" => MentionKind::Achievement,
+                "quota" => MentionKind::Quota,
+                k => return Err(format!("line {}: kind {k:?} is neither achievement nor quota", i + 1)),
+            },
+            category: Some(f[3].trim().to_string()).filter(|c| !c.is_empty()),
+        });
+    }
+    Ok(out)
+}
+
+/// Per indicator: labelled values found (true positives), values found that
+/// no label has (false positives), labels not found (false negatives).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Score {
+    /// Found and labelled.
+    pub true_positives: usize,
+    /// Found, not labelled.
+    pub false_positives: usize,
+    /// Labelled, not found.
+    pub false_negatives: usize,
+}
+
+impl Score {
+    /// Share of what was found that is right (1 when nothing was found).
+    pub fn precision(&self) -> f64 {
+        let found = self.true_positives + self.false_positives;
+        if found == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / found as f64
+        }
+    }
+
+    /// Share of the labels found (1 when there are none).
+    pub fn recall(&self) -> f64 {
+        let labelled = self.true_positives + self.false_negatives;
+        if labelled == 0 {
+            1.0
+        } else {
+            self.true_positives as f64 / labelled as f64
+        }
+    }
+
+    /// Adds another score's counts.
+    pub fn add(&mut self, o: &Score) {
+        self.true_positives += o.true_positives;
+        self.false_positives += o.false_positives;
+        self.false_negatives += o.false_negatives;
+    }
+}
+
+/// Scores `found` against `labels`, per indicator: a mention matches a label
+/// with the same indicator, value, kind and category, each label once.
+pub fn score<'m>(
+    found: impl IntoIterator<Item = &'m Mention>,
+    labels: &[Label],
+) -> std::collections::BTreeMap<String, Score> {
+    let mut scores: std::collections::BTreeMap<String, Score> = std::collections::BTreeMap::new();
+    let mut open: Vec<Option<&Label>> = labels.iter().map(Some).collect();
+    for m in found {
+        let hit = open.iter_mut().find(|l| {
+            l.is_some_and(|l| {
+                l.indicator == m.indicator
+                    && (l.value - m.value).abs() < 1e-6
+                    && l.kind == m.kind
+                    && l.category == m.category
+            })
+        });
+        let s = scores.entry(m.indicator.clone()).or_default();
+        match hit {
+            Some(slot) => {
+                *slot = None;
+                s.true_positives += 1;
+            }
+            None => s.false_positives += 1,
+        }
+    }
+    for l in open.into_iter().flatten() {
+        scores.entry(l.indicator.clone()).or_default().false_negatives += 1;
+    }
+    scores
+}
