@@ -206,6 +206,9 @@ impl Loaded {
         validate_http(&file, &settings.http)?;
         validate_warehouse(&file, &settings.warehouse)?;
         let webhook_url = read_webhook_secret(&file, &settings.alerts, &base)?;
+        if let Some(url) = &webhook_url {
+            check_webhook_url(&file, &settings.alerts, url)?;
+        }
 
         let read = |p: &Path| -> Result<(String, String), ConfigError> {
             let text = std::fs::read_to_string(p)
@@ -266,6 +269,13 @@ fn validate_http(file: &str, h: &HttpSettings) -> Result<(), ConfigError> {
     if h.timeout_secs == 0 {
         return Err(ConfigError::new(file, "http.timeout_secs", "must be at least 1"));
     }
+    if h.max_body_bytes == 0 {
+        return Err(ConfigError::new(
+            file,
+            "http.max_body_bytes",
+            "must be at least 1 (0 would set every report aside)",
+        ));
+    }
     Ok(())
 }
 
@@ -278,6 +288,23 @@ fn validate_warehouse(file: &str, w: &WarehouseSettings) -> Result<(), ConfigErr
         ));
     }
     Ok(())
+}
+
+/// A webhook URL that cannot be posted to fails at load, not every night.
+/// The URL is a secret: the error names where it came from, never it.
+fn check_webhook_url(file: &str, a: &AlertSettings, url: &str) -> Result<(), ConfigError> {
+    let key = match a.webhook_url_env {
+        Some(_) => "alerts.webhook_url_env",
+        None => "alerts.webhook_url_file",
+    };
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err(ConfigError::new(
+            file,
+            key,
+            "the webhook URL it gives is not an http:// or https:// URL (the value is not shown: it is a secret)",
+        )),
+    }
 }
 
 fn read_webhook_secret(file: &str, a: &AlertSettings, base: &Path) -> Result<Option<String>, ConfigError> {

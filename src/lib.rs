@@ -12,6 +12,7 @@ pub use taizhang_simulator as simulator;
 pub use taizhang_transform::{checks, definition, normalize, rollup};
 
 pub mod alerts;
+pub mod args;
 pub mod config;
 pub mod demo;
 pub mod inspect;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use clap::{Parser, Subcommand};
+use taizhang::args;
 use taizhang::config::Loaded;
 use taizhang::lock::{EXIT_BUSY, LockError};
 use taizhang::model::Severity;
@@ -35,9 +36,10 @@ enum Command {
         /// Settings file (config/taizhang.toml).
         #[arg(long)]
         config: PathBuf,
-        /// The run's clock (RFC 3339), for tests and replays.
+        /// The run's clock, for tests and replays: RFC 3339, or a date
+        /// (midnight China time).
         #[arg(long)]
-        now: Option<DateTime<chrono::FixedOffset>>,
+        now: Option<String>,
         /// Only this pipeline (repeatable).
         #[arg(long = "pipeline")]
         pipelines: Vec<String>,
@@ -81,7 +83,7 @@ enum Command {
         /// Only this period.
         #[arg(long)]
         period: Option<String>,
-        /// Only this township (9-digit code).
+        /// Only this township (9-digit code or name).
         #[arg(long)]
         township: Option<String>,
     },
@@ -90,7 +92,7 @@ enum Command {
         /// Settings file.
         #[arg(long, default_value = "config/taizhang.toml")]
         config: PathBuf,
-        /// Township (9-digit code).
+        /// Township (9-digit code or name).
         #[arg(long)]
         township: String,
         /// Period.
@@ -194,9 +196,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             wait_secs,
         } => {
             init_logging("info");
+            let now = now.as_deref().map(args::now).transpose()?;
             let cfg = Loaded::from_file(&config)?;
+            let names: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
+            args::pipelines(&names, &pipelines)?;
             let opts = RunOptions {
-                now: now.map(|t| t.with_timezone(&Utc)).unwrap_or_else(Utc::now),
+                now: now.unwrap_or_else(Utc::now),
                 dry_run,
                 only: pipelines,
                 lock_wait: std::time::Duration::from_secs(wait_secs),
@@ -229,6 +234,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             all,
         } => {
             init_logging("warn");
+            let period = period.as_deref().map(args::period).transpose()?;
             let warehouse = match warehouse {
                 Some(w) => w,
                 None => Loaded::from_file(&config)?.settings.paths.warehouse_dir,
@@ -252,7 +258,12 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             township,
         } => {
             init_logging("warn");
+            let period = period.as_deref().map(args::period).transpose()?;
             let cfg = Loaded::from_file(&config)?;
+            let township = township
+                .as_deref()
+                .map(|t| args::township(&cfg.def.registry, t))
+                .transpose()?;
             print!(
                 "{}",
                 taizhang::inspect::quarantine_report(
@@ -270,7 +281,9 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             period,
         } => {
             init_logging("warn");
+            let period = args::period(&period)?;
             let cfg = Loaded::from_file(&config)?;
+            let township = args::township(&cfg.def.registry, &township)?;
             print!("{}", taizhang::inspect::explain(&cfg, &township, &period)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -341,6 +354,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(real_main(cli)) {
         Ok(code) => code,
+        Err(e) if e.downcast_ref::<args::UsageError>().is_some() => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(args::EXIT_USAGE)
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

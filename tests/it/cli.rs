@@ -262,3 +262,82 @@ fn last_month() -> String {
     };
     format!("{y}-{m:02}")
 }
+
+/// Operator mistakes get a reason and exit code 2, before anything runs:
+/// periods that do not exist, a pipeline that is not configured, a clock
+/// given as a date (accepted), schedules in the wrong shape or that never
+/// fire, a body limit of 0, a webhook URL that is no URL (never printed).
+#[test]
+fn operator_mistakes_get_a_reason_and_exit_code_2() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let settings = dir.path().join("config/taizhang.toml");
+    let run = |args: &[&str]| {
+        let out = bin().args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let cfg = settings.to_str().unwrap();
+    let wh = dir.path().join("warehouse");
+    for bad in ["2026-13", "2026-6", "202606"] {
+        let (code, _, err) = run(&["checks", "--warehouse", wh.to_str().unwrap(), "--period", bad]);
+        assert_eq!(code, Some(2), "{bad}: {err}");
+        assert!(err.contains("--period") && err.contains("2026-06"), "{err}");
+    }
+    let (code, _, err) = run(&["run", "--config", cfg, "--pipeline", "nope", "--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("\"nope\"") && err.contains("cdpf-monthly"), "{err}");
+    let (code, _, err) = run(&["quarantine", "--config", cfg, "--township", "不存在镇"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no township of the registry"), "{err}");
+    // A date is a clock: midnight China time.
+    let (code, out, err) = run(&["run", "--config", cfg, "--now", "2026-07-10", "--dry-run"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("2026-06"), "{out}");
+    let (code, _, err) = run(&["run", "--config", cfg, "--now", "July 10th", "--dry-run"]);
+    assert_eq!(code, Some(2), "{err}");
+
+    let validate = |what: &str| {
+        let (code, _, err) = run(&["validate", "--config", cfg]);
+        assert_eq!(code, Some(2), "{what}: {err}");
+        err
+    };
+    let pipeline = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&pipeline).unwrap();
+    let schedule = text.lines().find(|l| l.starts_with("schedule")).unwrap().to_string();
+    for (bad, says) in [
+        ("0 2 * * *", "\"0 0 2 * * *\""),
+        ("0 0 24 * * *", "hour 24 is out of range 0–23"),
+        ("0 0 2 30 2 *", "never fires"),
+    ] {
+        std::fs::write(&pipeline, text.replace(&schedule, &format!("schedule = \"{bad}\""))).unwrap();
+        let err = validate(bad);
+        assert!(err.contains("schedule") && err.contains(says), "{err}");
+    }
+    std::fs::write(&pipeline, &text).unwrap();
+    let s = std::fs::read_to_string(&settings).unwrap();
+    assert!(s.contains("max_body_bytes = 16777216"));
+    std::fs::write(&settings, s.replace("max_body_bytes = 16777216", "max_body_bytes = 0")).unwrap();
+    assert!(validate("max_body_bytes").contains("http.max_body_bytes: must be at least 1"));
+    std::fs::write(&settings, &s).unwrap();
+    let patched = match s.contains("[alerts]") {
+        true => s.replace("[alerts]", "[alerts]\nwebhook_url_env = \"TZ_TEST_HOOK\""),
+        false => format!("{s}\n[alerts]\nwebhook_url_env = \"TZ_TEST_HOOK\"\n"),
+    };
+    std::fs::write(&settings, patched).unwrap();
+    let out = bin()
+        .args(["validate", "--config", cfg])
+        .env("TZ_TEST_HOOK", "not a url key=s3cret")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("alerts.webhook_url_env") && err.contains("not an http"),
+        "{err}"
+    );
+    assert!(!err.contains("s3cret"), "the secret was printed: {err}");
+}

@@ -231,13 +231,9 @@ fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) ->
             "must be an http:// or https:// URL",
         ));
     }
-    p.schedule.parse::<cron::Schedule>().map_err(|e| {
-        ConfigError::new(
-            file,
-            "schedule",
-            format!("{:?} is not a cron schedule: {e}", p.schedule),
-        )
-    })?;
+    if let Some(why) = schedule_problem(&p.schedule) {
+        return Err(ConfigError::new(file, "schedule", why));
+    }
     for code in &p.indicators {
         if catalog.get(code).is_none() {
             return Err(ConfigError::new(
@@ -272,6 +268,54 @@ fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) ->
         }
     }
     Ok(())
+}
+
+/// Why a pipeline's `schedule` cannot be used: not six fields, a field out
+/// of range, or a schedule that never fires (30 February). None when it is
+/// fine.
+pub fn schedule_problem(schedule: &str) -> Option<String> {
+    let fields: Vec<&str> = schedule.split_whitespace().collect();
+    let shape = "taizhang schedules have 6 fields: second minute hour day month weekday (China time), \
+                 e.g. \"0 0 2 * * *\" for 02:00 every night";
+    if fields.len() != 6 {
+        let hint = match fields.len() {
+            5 => format!("; with seconds: \"0 {}\"", fields.join(" ")),
+            _ => String::new(),
+        };
+        return Some(format!("{schedule:?} has {} fields; {shape}{hint}", fields.len()));
+    }
+    let ranges = [
+        ("second", 0, 59),
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day", 1, 31),
+        ("month", 1, 12),
+        ("weekday", 1, 7),
+    ];
+    for (field, (name, lo, hi)) in fields.iter().zip(ranges) {
+        for n in field.split([',', '-', '/']).filter_map(|t| t.parse::<u32>().ok()) {
+            // A step (*/90) is not a value; only values are bounded here.
+            let is_step = field.split_once('/').is_some_and(|(_, step)| step == n.to_string());
+            if !is_step && !(lo..=hi).contains(&n) {
+                return Some(format!("{schedule:?}: {name} {n} is out of range {lo}–{hi}; {shape}"));
+            }
+        }
+    }
+    let parsed = match schedule.parse::<cron::Schedule>() {
+        Ok(s) => s,
+        Err(e) => {
+            // The cron crate says "less than N" where it means "at most N".
+            let why = e.to_string().replace("must be less than", "must be at most");
+            let why = why.lines().last().unwrap_or("").trim().to_string();
+            return Some(format!("{schedule:?} is not a cron schedule: {why}; {shape}"));
+        }
+    };
+    // Fixed, not the clock: 2000-01-01 to 2008 sees every 29 February.
+    let from = chrono::DateTime::<chrono::Utc>::from_timestamp(946_684_800, 0).expect("2000-01-01 is a time");
+    match parsed.after(&from).next() {
+        Some(t) if t.timestamp() < 946_684_800 + 9 * 366 * 86_400 => None,
+        _ => Some(format!("{schedule:?} never fires (no such date)")),
+    }
 }
 
 /// Line of the `i`-th `[[checks]]` table in a pipeline file.
@@ -315,9 +359,10 @@ pub fn parse_quotas(file: &str, text: &str, catalog: &Catalog, registry: &Regist
                 format!("{:?} is neither a county nor a township of the registry", f[1]),
             ));
         }
-        if catalog.get(f[2]).is_none() {
+        // A code, or a name as people write it (白内障复明手术).
+        let Some(indicator) = catalog.get(f[2]).or_else(|| catalog.resolve(f[2])) else {
             return Err(ConfigError::new(file, &at, format!("unknown indicator {:?}", f[2])));
-        }
+        };
         let quota: f64 = f[3]
             .parse()
             .ok()
@@ -326,7 +371,7 @@ pub fn parse_quotas(file: &str, text: &str, catalog: &Catalog, registry: &Regist
         out.push(Quota {
             year,
             code: f[1].to_string(),
-            indicator: f[2].to_string(),
+            indicator: indicator.code.clone(),
             quota,
         });
     }
@@ -364,5 +409,36 @@ mod tests {
         t.quotas[0].1.push_str("2026,341124999,cataract_surgery,3\n");
         let err = Definition::from_texts(&t).unwrap_err().to_string();
         assert!(err.contains("config/quotas/2026.csv: line 68"), "{err}");
+    }
+
+    #[test]
+    fn schedules_say_what_is_wrong_in_the_operators_words() {
+        let e = schedule_problem("0 2 * * *").unwrap();
+        assert!(e.contains("has 5 fields") && e.contains("\"0 0 2 * * *\""), "{e}");
+        let e = schedule_problem("0 0 24 * * *").unwrap();
+        assert!(e.contains("hour 24 is out of range 0–23"), "{e}");
+        let e = schedule_problem("0 0 2 30 2 *").unwrap();
+        assert!(e.contains("never fires"), "{e}");
+        let e = schedule_problem("0 0 2 * * Mox").unwrap();
+        assert!(e.contains("not a cron schedule") && !e.contains("less than"), "{e}");
+        assert_eq!(schedule_problem("0 0 2 29 2 *"), None);
+        assert_eq!(schedule_problem("0 */30 2-4 * * Mon-Fri"), None);
+        assert_eq!(schedule_problem("0 0 2 * * *"), None);
+    }
+
+    #[test]
+    fn quotas_may_name_indicators_as_people_do() {
+        let mut t = embedded_texts();
+        t.quotas[0].1 =
+            "year,code,indicator,quota\n2026,341124,白內障復明手術,240\n2026,341124,fuel_households,30\n".into();
+        let d = Definition::from_texts(&t).unwrap();
+        let codes: Vec<&str> = d.quotas.iter().map(|q| q.indicator.as_str()).collect();
+        assert_eq!(codes, ["cataract_surgery", "fuel_households"]);
+        t.quotas[0].1 = "year,code,indicator,quota\n2026,341124,白內障,240\n".into();
+        let e = Definition::from_texts(&t).unwrap_err().to_string();
+        assert!(
+            e.contains("line 2") && e.contains("unknown indicator \"白內障\""),
+            "{e}"
+        );
     }
 }

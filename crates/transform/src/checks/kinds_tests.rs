@@ -479,3 +479,26 @@ fn a_declaration_with_a_misspelt_key_is_rejected_naming_it_and_defaults_fill_the
         .to_string();
     assert!(err.contains("unknown variant `outlyer`"), "{err}");
 }
+
+#[test]
+fn a_typo_in_a_shaped_rule_names_the_key_it_is_in() {
+    let cfg = config();
+    for (decl, key) in [
+        (
+            "kind = \"count_rate\"\ncount = \"燃油补贴户\"\namount = \"燃油补贴金额\"\nrate = 260.0\nseverity = \"error\"",
+            "count: ",
+        ),
+        (
+            "kind = \"count_rate\"\ncount = \"燃油补贴户数\"\namount = \"燃油补贴金\"\nrate = 260.0\nseverity = \"error\"",
+            "amount: ",
+        ),
+        (
+            "kind = \"part_of_whole\"\npart = \"新增就业\"\nwhole = \"职业技能培\"\nseverity = \"error\"",
+            "whole: ",
+        ),
+    ] {
+        let c: CheckConfig = toml::from_str(decl).unwrap();
+        let e = c.build(&cfg.catalog).err().unwrap_or_else(|| panic!("{decl} built"));
+        assert!(e.starts_with(key) && e.contains("unknown indicator"), "{decl}: {e}");
+    }
+}

@@ -357,6 +357,10 @@ impl CountRate {
     /// The rule `amount = count * rate (* months)`.
     pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
         let (count, amount, rate) = (&self.count, &self.amount, self.rate);
+        // Name the key at fault, not the side of the rule it becomes.
+        for (key, expr) in [("count", count), ("amount", amount)] {
+            parse(expr, catalog).map_err(|e| format!("{key}: {e}"))?;
+        }
         let mut r = Rule::new(
             "count_rate",
             amount,
@@ -395,6 +399,9 @@ impl PartOfWhole {
     /// The rule `part <= whole`.
     pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
         let (part, whole) = (&self.part, &self.whole);
+        for (key, expr) in [("part", part), ("whole", whole)] {
+            parse(expr, catalog).map_err(|e| format!("{key}: {e}"))?;
+        }
         let mut r = Rule::new(
             "part_of_whole",
             part,
@@ -437,6 +444,9 @@ impl Ratio {
     /// The rule `ratio = (numerator) / (denominator) * 100`.
     pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
         let (ratio, numerator, denominator) = (&self.ratio, &self.numerator, &self.denominator);
+        for (key, expr) in [("ratio", ratio), ("numerator", numerator), ("denominator", denominator)] {
+            parse(expr, catalog).map_err(|e| format!("{key}: {e}"))?;
+        }
         let mut r = Rule::new(
             "ratio",
             ratio,
