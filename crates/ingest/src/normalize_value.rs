@@ -129,6 +129,22 @@ const MAX_VALUE: f64 = 1e13;
 /// A run of this many digits is an identifier (ID card, account), not a value.
 const ID_DIGITS: usize = 15;
 
+/// Why a number sent as a number (a JSON number) cannot be a value: not
+/// finite, an identifier's digits, or a magnitude no count or amount has.
+/// The number itself is not echoed: it may be an ID card number.
+pub fn number_problem(n: f64) -> Option<String> {
+    if !n.is_finite() {
+        return Some("the number is not finite".into());
+    }
+    let digits = n.abs().trunc().to_string().len();
+    if n.fract() == 0.0 && (ID_DIGITS..=19).contains(&digits) {
+        return Some(format!(
+            "a number of {digits} digits: an identifier (ID card, account), not a value"
+        ));
+    }
+    (n.abs() > MAX_VALUE).then(|| "an impossible magnitude (over 10^13)".to_string())
+}
+
 /// Reads one value string.
 pub fn read(raw: &str) -> Reading {
     let s = fold(raw);
@@ -726,6 +742,16 @@ mod tests {
             assert_eq!((r.value, r.range), (None, Some((lo, hi))), "{s}: {r:?}");
             assert!(r.error.as_deref().is_some_and(|e| e.contains("range")), "{s}: {r:?}");
         }
+    }
+
+    #[test]
+    fn numbers_sent_as_numbers_that_cannot_be_values() {
+        assert!(number_problem(340102199001011234.0).unwrap().contains("18 digits"));
+        assert!(number_problem(1e308).unwrap().contains("impossible magnitude"));
+        assert!(number_problem(f64::NAN).is_some());
+        assert!(number_problem(5.5e13).is_some());
+        assert_eq!(number_problem(-5.0), None);
+        assert_eq!(number_problem(1_556_700.0), None);
     }
 
     #[test]

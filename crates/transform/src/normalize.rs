@@ -461,7 +461,13 @@ impl Acc {
                     continue;
                 }
                 let (value, approx, missing) = match &v.value {
-                    Cell::Number(n) => (Some(*n), false, false),
+                    Cell::Number(n) => {
+                        if let Some(why) = crate::normalize_value::number_problem(*n) {
+                            reject(format!("unreadable value: {why}"));
+                            continue;
+                        }
+                        (Some(*n), false, false)
+                    }
                     Cell::Null => (None, false, true),
                     Cell::Text(t) => {
                         let r = readings.entry(t.clone()).or_insert_with(|| read(t));

@@ -502,3 +502,64 @@ fn a_typo_in_a_shaped_rule_names_the_key_it_is_in() {
         assert!(e.starts_with(key) && e.contains("unknown indicator"), "{decl}: {e}");
     }
 }
+
+/// 强制上报 + 说明 holds an overridable failure in; an impossible value
+/// (below zero, over a hard bound) is held out whatever the explanation.
+#[test]
+fn an_explanation_holds_in_what_may_be_explained_and_never_an_impossible_value() {
+    let cfg = config();
+    let explained = |period: &str, values: Value| json!({"period": period, "explanation": "已核实", "values": values});
+    let docs = [
+        (
+            "341124102",
+            "2026-05",
+            explained(
+                "2026-05",
+                json!([{"indicator": "白内障复明手术", "value": -5},
+                       {"indicator": "轮椅发放", "value": 1e9}]),
+            ),
+        ),
+        (
+            "341124103",
+            "2026-05",
+            explained(
+                "2026-05",
+                json!([{"indicator": "残疾人证核发", "value": 11},
+                       {"indicator": "残疾人证核发", "category": "视力", "value": 9},
+                       {"indicator": "残疾人证核发", "category": "听力", "value": 0},
+                       {"indicator": "残疾人证核发", "category": "言语", "value": 0},
+                       {"indicator": "残疾人证核发", "category": "肢体", "value": 0},
+                       {"indicator": "残疾人证核发", "category": "智力", "value": 0},
+                       {"indicator": "残疾人证核发", "category": "精神", "value": 0},
+                       {"indicator": "残疾人证核发", "category": "多重", "value": 0}]),
+            ),
+        ),
+    ];
+    let n = normalized(&cfg, &docs);
+    let r = crate::fixtures::checked(&cfg, &n, "2026-06-10T00:00:00Z");
+    let rows: Vec<(String, String, bool)> = (0..r.height())
+        .map(|i| {
+            (
+                r.column("rule").unwrap().str().unwrap().get(i).unwrap().to_string(),
+                r.column("indicator")
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(i)
+                    .unwrap_or("")
+                    .to_string(),
+                r.column("excluded").unwrap().bool().unwrap().get(i).unwrap(),
+            )
+        })
+        .collect();
+    for ind in ["cataract_surgery", "wheelchairs"] {
+        assert!(
+            rows.contains(&("impossible".into(), ind.into(), true)),
+            "{ind} not held out: {rows:?}"
+        );
+    }
+    assert!(
+        rows.contains(&("breakdown".into(), "certificates_issued".into(), false)),
+        "{rows:?}"
+    );
+}

@@ -131,6 +131,11 @@ pub trait Check {
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame>;
 }
 
+/// Rules whose failures a force-submit explanation (强制上报 + 说明) can never
+/// hold in: impossible values. Every other error-severity failure is held
+/// out of the rollup unless the township explained it.
+pub const NEVER_OVERRIDABLE: &[&str] = &[plausibility::IMPOSSIBLE];
+
 /// Runs every check of the pipeline and adds the submission's explanation
 /// and the rollup gate (`excluded`).
 pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
@@ -157,7 +162,11 @@ pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         (col("severity")
             .eq(lit("error"))
             .and(col("indicator").is_not_null())
-            .and(col("explanation").is_null()))
+            .and(
+                col("explanation").is_null().or(NEVER_OVERRIDABLE
+                    .iter()
+                    .fold(lit(false), |any, r| any.or(col("rule").eq(lit(*r))))),
+            ))
         .alias("excluded"),
     )
     .sort(

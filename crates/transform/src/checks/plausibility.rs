@@ -23,6 +23,11 @@ use crate::catalog::Catalog;
 /// than its population.
 const PEOPLE_UNITS: &[&str] = &["人", "名", "户"];
 
+/// Rule name of a value below zero or over a hard bound (the catalog's
+/// `plausible_max`, the configured bound, the township's population): always
+/// an error, and never held in by a force-submit explanation.
+pub const IMPOSSIBLE: &str = "impossible";
+
 /// The plausibility check (`kind = "plausibility"`): bounds per township and
 /// period (the catalog's `plausible_max`, overridable here) and against the
 /// township's own history.
@@ -185,13 +190,28 @@ impl Check for Plausibility {
             let ind = input.catalog.get(code);
             let (v, m) = (value.get(i).unwrap_or(f64::NAN), max.get(i));
             let unit = ind.map_or("", |i| i.unit.as_str());
+            // Over a hard bound (the catalog's or the population) or below
+            // zero: impossible, held out whatever the township explains.
+            let impossible = v < 0.0 || matches!(basis.get(i), Some("population" | "configured"));
+            let (rule, severity, outcome) = match impossible {
+                true => (
+                    IMPOSSIBLE,
+                    Severity::Error,
+                    "不可能的数值，不计入汇总 (impossible value: held out; an explanation cannot hold it in)",
+                ),
+                false => (
+                    self.name(),
+                    self.severity,
+                    "待核实后计入 (implausible value held out until confirmed)",
+                ),
+            };
             rows.push(Failure {
                 indicator: Some(code),
                 dimension: None,
                 observed: Some(v),
                 expected: m,
                 message: format!(
-                    "{} {p} {}: {}{unit}（原文 {:?}）超出合理范围 {}{}，待核实后计入 (implausible value held out until confirmed)",
+                    "{} {p} {}: {}{unit}（原文 {:?}）超出合理范围 {}{}，{outcome}",
                     township_label(input.registry, t),
                     ind.map_or(code, |i| i.name.as_str()),
                     num(v),
@@ -203,7 +223,7 @@ impl Check for Plausibility {
                         _ => String::new(),
                     }
                 ),
-                ..ff.failure(i, self.name(), self.severity)
+                ..ff.failure(i, rule, severity)
             });
         }
         rows.finish()
