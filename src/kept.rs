@@ -77,7 +77,7 @@ impl Kept {
             }
         }
         let dir = base.join(fingerprint);
-        std::fs::create_dir_all(&dir).map_err(|e| err(&dir, e))?;
+        crate::private::dir(&dir).map_err(|e| err(&dir, e))?;
         let mut kept = Kept::at(state_dir, program, fingerprint);
         for e in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?.flatten() {
             if e.file_name().to_string_lossy().contains(".tmp-") {
@@ -280,7 +280,7 @@ impl Kept {
 
 fn write(path: &Path, mut frame: DataFrame) -> Result<(), KeptError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let file = std::fs::File::create(&tmp).map_err(|e| err(&tmp, e))?;
+    let file = crate::private::create(&tmp).map_err(|e| err(&tmp, e))?;
     // Files read back whole: no statistics, and one write(2) per buffer, not
     // per footer field.
     let none = StatisticsOptions {

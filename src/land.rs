@@ -53,10 +53,14 @@ impl RawStore {
             move |source| LandError { path: p, source }
         };
         let dir = path.parent().expect("raw paths have a parent");
-        std::fs::create_dir_all(dir).map_err(err(dir))?;
-        std::fs::create_dir_all(&self.tmp).map_err(err(&self.tmp))?;
+        // Raw bodies hold personal data in the clear: owner only.
+        if let Some(raw) = self.root.parent() {
+            crate::private::dir(raw).map_err(err(raw))?;
+        }
+        crate::private::dir(dir).map_err(err(dir))?;
+        crate::private::dir(&self.tmp).map_err(err(&self.tmp))?;
         let tmp = self.tmp.join(format!("{sha}-{}", std::process::id()));
-        let mut f = std::fs::File::create(&tmp).map_err(err(&tmp))?;
+        let mut f = crate::private::create(&tmp).map_err(err(&tmp))?;
         f.write_all(bytes).map_err(err(&tmp))?;
         f.sync_all().map_err(err(&tmp))?;
         drop(f);

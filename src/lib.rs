@@ -20,6 +20,7 @@ pub mod kept;
 pub mod land;
 pub mod lock;
 pub mod plan;
+pub mod private;
 pub mod prose;
 pub mod publish;
 pub mod run;

@@ -105,7 +105,7 @@ fn parse_ts(s: String) -> DateTime<Utc> {
 impl State {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<State, StateError> {
-        std::fs::create_dir_all(dir).map_err(|source| StateError::Io {
+        crate::private::dir(dir).map_err(|source| StateError::Io {
             path: dir.display().to_string(),
             source,
         })?;
@@ -116,6 +116,11 @@ impl State {
             source,
         };
         let conn = Connection::open(&path).map_err(wrap)?;
+        // SQLite gives its -wal and -shm files the database's mode.
+        crate::private::restrict(&path, 0o600).map_err(|source| StateError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;

@@ -129,6 +129,13 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("reports fetched     79 of 80"), "{stdout}");
+    // Logs for a file or a journal: sentences with fields, no colour codes.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("INFO"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "ANSI escapes in a log that is not a terminal: {log:?}"
+    );
     let partition = dir.path().join("elsewhere/facts/certificates_issued/year=2026");
     let files: Vec<String> = std::fs::read_dir(&partition)
         .unwrap()
@@ -340,4 +347,56 @@ fn operator_mistakes_get_a_reason_and_exit_code_2() {
         "{err}"
     );
     assert!(!err.contains("s3cret"), "the secret was printed: {err}");
+}
+
+/// Personal data stays with the service's user whatever the umask: the
+/// state store, kept normalizations and raw bodies are 0700/0600 (an
+/// existing 0755 state directory is tightened), the published tables stay
+/// readable for analysts.
+#[test]
+fn state_and_raw_bodies_are_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let wh = dir.path().join("wh");
+    std::fs::create_dir_all(wh.join("_state")).unwrap();
+    std::fs::set_permissions(wh.join("_state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 022; exec '{}' demo --warehouse '{}'",
+            env!("CARGO_BIN_EXE_taizhang"),
+            wh.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let files_under = |d: &std::path::Path| -> Vec<std::path::PathBuf> {
+        let mut out = vec![];
+        let mut stack = vec![d.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() { stack.push(p) } else { out.push(p) }
+            }
+        }
+        out
+    };
+    assert_eq!(mode(&wh.join("_state")), 0o700);
+    assert_eq!(mode(&wh.join("raw")), 0o700);
+    let private: Vec<_> = files_under(&wh.join("_state"))
+        .into_iter()
+        .chain(files_under(&wh.join("raw")))
+        .collect();
+    assert!(private.len() > 80, "{}", private.len());
+    for f in &private {
+        assert_eq!(mode(f), 0o600, "{}", f.display());
+    }
+    // What analysts read stays readable.
+    assert_eq!(mode(&wh), 0o755);
+    let table = files_under(&wh.join("current/facts/cataract_surgery").canonicalize().unwrap())
+        .into_iter()
+        .next()
+        .unwrap();
+    assert_eq!(mode(&table), 0o644);
 }

@@ -17,7 +17,7 @@ use crate::definition::Pipeline;
 use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
-use crate::submission::{Cell, ECHO_CHARS, Submission, clip};
+use crate::submission::{Cell, ECHO_CHARS, RawValue, Submission, clip};
 
 /// Limits on what one submission may contain; over a limit it is
 /// quarantined with the reason, and the run goes on.
@@ -391,7 +391,14 @@ impl Acc {
         };
         if let Some(sub) = sub {
             let submitted_at = sub.submitted_at.map(|t| micros(t.with_timezone(&Utc)));
-            let mut seen: HashSet<(String, Option<String>, Option<String>)> = HashSet::new();
+            // The same cell twice in one submission: written the same, it
+            // counts once; written differently, none of them counts.
+            let mut cells: HashMap<Cellkey, Vec<(usize, String)>> = HashMap::new();
+            for (i, v) in sub.values.iter().enumerate() {
+                if let Some(key) = cell_of(v, catalog, &allowed, limits) {
+                    cells.entry(key).or_default().push((i, v.value.raw()));
+                }
+            }
             for (i, v) in sub.values.iter().enumerate() {
                 received += 1;
                 let raw = v.value.raw();
@@ -456,9 +463,31 @@ impl Acc {
                     }
                     (None, None) => (None, None),
                 };
-                if !seen.insert((ind.code.clone(), dimension.clone(), category.clone())) {
-                    reject("the same cell appears twice in the submission; the first one counts".into());
-                    continue;
+                let key = (ind.code.clone(), dimension.clone(), category.clone());
+                if let Some(group) = cells.get(&key).filter(|g| g.len() > 1) {
+                    let same = group.iter().all(|(_, r)| *r == group[0].1);
+                    match (same, group[0].0 == i) {
+                        (true, true) => {}
+                        (true, false) => {
+                            reject(format!(
+                                "the same cell again with the same value (as value {}): counted once",
+                                group[0].0
+                            ));
+                            continue;
+                        }
+                        (false, _) => {
+                            let written: Vec<String> = group
+                                .iter()
+                                .map(|(_, r)| format!("{:?}", clip(r, ECHO_CHARS)))
+                                .collect();
+                            reject(format!(
+                                "the same cell appears {} times with different values ({}): none counts until the township corrects it",
+                                group.len(),
+                                written.join(", ")
+                            ));
+                            continue;
+                        }
+                    }
                 }
                 let (value, approx, missing) = match &v.value {
                     Cell::Number(n) => {
@@ -727,6 +756,40 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
     ])
 }
 
+/// A cell of a submission: indicator code, dimension, category.
+type Cellkey = (String, Option<String>, Option<String>);
+
+/// The cell a value would be published in, when it would be: the same
+/// tests, in the same order, as the value's own normalization.
+fn cell_of(v: &RawValue, catalog: &Catalog, allowed: &HashSet<&str>, limits: &Limits) -> Option<Cellkey> {
+    if v.problem.is_some() {
+        return None;
+    }
+    let too_long = [&v.indicator, &v.dimension, &v.category]
+        .into_iter()
+        .flatten()
+        .chain(match &v.value {
+            Cell::Text(t) => Some(t),
+            _ => None,
+        })
+        .any(|t| t.chars().count() > limits.max_text_chars);
+    if too_long {
+        return None;
+    }
+    let ind = catalog.resolve(v.indicator.as_deref()?)?;
+    if !allowed.is_empty() && !allowed.contains(ind.code.as_str()) {
+        return None;
+    }
+    match (&v.dimension, &v.category) {
+        (_, Some(cat)) => catalog
+            .resolve_category(ind, v.dimension.as_deref(), cat)
+            .ok()
+            .map(|(d, c)| (ind.code.clone(), Some(d), Some(c))),
+        (Some(_), None) => None,
+        (None, None) => Some((ind.code.clone(), None, None)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -748,8 +811,9 @@ mod tests {
             {"value": 1}
         ]});
         let n = normalized(&cfg, &[("341124102", "2026-06", doc)]);
-        assert_eq!(n.facts.height(), 3);
-        assert_eq!(n.quarantine.height(), 6);
+        // 60多 and 3 for the same cell: neither counts.
+        assert_eq!(n.facts.height(), 2);
+        assert_eq!(n.quarantine.height(), 7);
         let reasons: Vec<&str> = n
             .quarantine
             .column("reason")
@@ -759,7 +823,9 @@ mod tests {
             .iter()
             .flatten()
             .collect();
-        assert!(reasons[0].contains("twice"), "{reasons:?}");
+        assert!(reasons[0].contains("different values (\"60多\", \"3\")"), "{reasons:?}");
+        assert_eq!(reasons[0], reasons[1]);
+        let reasons = &reasons[1..];
         assert!(reasons[1].contains("unknown indicator"), "{reasons:?}");
         assert!(reasons[2].contains("no number"), "{reasons:?}");
         assert!(reasons[3].contains("without a category"), "{reasons:?}");
@@ -770,13 +836,13 @@ mod tests {
         assert!(reasons[5].contains("no indicator"), "{reasons:?}");
         let s = &n.submissions;
         assert_eq!(s.column("values_received").unwrap().i64().unwrap().get(0), Some(9));
-        assert_eq!(s.column("values_published").unwrap().i64().unwrap().get(0), Some(3));
-        assert_eq!(s.column("values_quarantined").unwrap().i64().unwrap().get(0), Some(6));
+        assert_eq!(s.column("values_published").unwrap().i64().unwrap().get(0), Some(2));
+        assert_eq!(s.column("values_quarantined").unwrap().i64().unwrap().get(0), Some(7));
         let missing = n.facts.column("missing").unwrap().bool().unwrap();
         let value = n.facts.column("value").unwrap().f64().unwrap();
         assert_eq!(value.get(0), Some(1774.0));
         assert_eq!(
-            (missing.get(2), value.get(2)),
+            (missing.get(1), value.get(1)),
             (Some(true), None),
             "a placeholder is missing, not zero"
         );
