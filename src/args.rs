@@ -95,6 +95,33 @@ pub fn now(s: &str) -> Result<DateTime<Utc>, UsageError> {
     ))
 }
 
+/// A county's townships from the division table compiled in, as
+/// tab-separated lines with a header: code, name, county, city, province.
+pub fn townships(county: &str) -> Result<String, UsageError> {
+    let code = county.trim();
+    if code.len() != 6 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(usage(
+            "--county",
+            format!("{county:?} is not a 6-digit county code (341124)"),
+        ));
+    }
+    let config = crate::registry::RegistryConfig {
+        counties: vec![code.to_string()],
+        aliases: vec![],
+        population: Default::default(),
+    };
+    let registry = Registry::build("--county", &config, &crate::registry::Divisions::embedded())
+        .map_err(|e| usage("--county", format!("{code}: {e}")))?;
+    let mut out = String::from("township\tname\tcounty\tcity\tprovince\n");
+    for t in registry.townships.values() {
+        out.push_str(&format!(
+            "{}\t{}\t{}\t{}\t{}\n",
+            t.code, t.name, t.county_name, t.city_name, t.province_name
+        ));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -139,5 +166,21 @@ mod tests {
         assert_eq!(township(&registry, "十字鎮").unwrap(), "341124107");
         let e = township(&registry, "十里镇").unwrap_err().to_string();
         assert!(e.contains("no township") && e.contains("十字镇(341124107)"), "{e}");
+    }
+
+    #[test]
+    fn a_countys_townships_come_from_the_division_table() {
+        let t = townships("341124").unwrap();
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines[0], "township\tname\tcounty\tcity\tprovince");
+        assert_eq!(lines.len(), 11, "{t}");
+        assert!(t.contains("341124107\t十字镇\t全椒县\t滁州市\t安徽省"), "{t}");
+        assert!(townships("34112").unwrap_err().to_string().contains("6-digit"));
+        assert!(
+            townships("999999")
+                .unwrap_err()
+                .to_string()
+                .starts_with("--county: 999999")
+        );
     }
 }

@@ -111,6 +111,13 @@ enum Command {
         #[arg(long, conflicts_with = "file")]
         score: Option<PathBuf>,
     },
+    /// The townships of a county from the official division table (2023
+    /// edition), for writing `registry.toml` and the quota file.
+    Townships {
+        /// 6-digit county code (341124 for 全椒县).
+        #[arg(long)]
+        county: String,
+    },
     /// Check all configuration; exit non-zero with file, key and reason on the first problem.
     Validate {
         /// Settings file.
@@ -308,6 +315,11 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for m in &mentions {
                 println!("{}", taizhang::prose::to_json(m, &sha));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Townships { county } => {
+            init_logging("warn");
+            print!("{}", args::townships(&county)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { config } => {

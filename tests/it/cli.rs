@@ -306,6 +306,12 @@ fn operator_mistakes_get_a_reason_and_exit_code_2() {
     assert!(out.contains("2026-06"), "{out}");
     let (code, _, err) = run(&["run", "--config", cfg, "--now", "July 10th", "--dry-run"]);
     assert_eq!(code, Some(2), "{err}");
+    // Deploying another county starts from its townships.
+    let (code, out, err) = run(&["townships", "--county", "341124"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.contains("341124107\t十字镇\t全椒县"), "{out}");
+    let (code, _, err) = run(&["townships", "--county", "999999"]);
+    assert_eq!(code, Some(2), "{err}");
 
     let validate = |what: &str| {
         let (code, _, err) = run(&["validate", "--config", cfg]);
