@@ -563,3 +563,40 @@ fn an_explanation_holds_in_what_may_be_explained_and_never_an_impossible_value()
         "{rows:?}"
     );
 }
+
+#[test]
+fn a_year_reported_without_quotas_says_progress_is_not_checked() {
+    let cfg = config();
+    let decl = "kind = \"quota_progress\"\nseverity = \"warning\"";
+    let docs = [
+        (
+            "341124102",
+            "2026-05",
+            doc("2026-05", json!([{"indicator": "白内障复明手术", "value": 3}])),
+        ),
+        (
+            "341124102",
+            "2027-01",
+            doc("2027-01", json!([{"indicator": "白内障复明手术", "value": 2}])),
+        ),
+    ];
+    let missing = |r: &DataFrame| -> Vec<String> {
+        let rule = col_str(r, "rule");
+        let period = col_str(r, "period");
+        let township = col_str(r, "township");
+        (0..r.height())
+            .filter(|&i| rule[i] == "quota_missing")
+            .map(|i| format!("{}/{}", township[i], period[i]))
+            .collect()
+    };
+    // The shipped quotas cover 2026 only.
+    let r = run_with(&cfg, &cfg.quotas, decl, &docs, "2027-02-10T10:00:00+08:00");
+    assert_eq!(missing(&r), ["341124/2027"], "{r}");
+    assert!(
+        col_str(&r, "message")
+            .iter()
+            .any(|m| m.contains("全椒县(341124) 2027年: 没有任务数"))
+    );
+    let r = run_with(&cfg, &[], decl, &docs, "2027-02-10T10:00:00+08:00");
+    assert_eq!(missing(&r), ["341124/2026", "341124/2027"], "{r}");
+}

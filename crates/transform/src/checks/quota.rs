@@ -116,6 +116,37 @@ impl Check for QuotaProgress {
                 ),
             });
         }
+        // A year reported with no quota at all is not checked against
+        // anything: say so, per county, rather than staying silent.
+        let counties = input.registry.counties();
+        let mut years: Vec<i32> = input.facts.column("year")?.i32()?.iter().flatten().collect();
+        years.sort_unstable();
+        years.dedup();
+        for year in years {
+            let has_quota = |county: &str| {
+                input.quotas.iter().any(|q| {
+                    q.year == year
+                        && (q.code == county || input.registry.get(&q.code).is_some_and(|t| t.county == county))
+                })
+            };
+            for (county, county_name) in counties.iter().filter(|(c, _)| !has_quota(c)) {
+                rows.push(Failure {
+                    rule: "quota_missing",
+                    severity: Severity::Warning,
+                    program: &input.pipeline.name,
+                    township: county,
+                    period: &year.to_string(),
+                    year,
+                    indicator: None,
+                    dimension: None,
+                    observed: None,
+                    expected: None,
+                    message: format!(
+                        "{county_name}({county}) {year}年: 没有任务数，序时进度未核查 (no quotas for {year} in the quota files: progress is not checked)"
+                    ),
+                });
+            }
+        }
         let (mut t, mut y, mut ind, mut q) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for quota in input
             .quotas
