@@ -185,10 +185,8 @@ impl Loaded {
                     .source(Some(env)),
             )
             .build()
-            .map_err(|e| ConfigError::new(&file, "-", e.to_string()))?;
-        let mut settings: Settings = raw
-            .try_deserialize()
-            .map_err(|e| ConfigError::new(&file, "-", e.to_string()))?;
+            .map_err(|e| settings_error(&file, e))?;
+        let mut settings: Settings = raw.try_deserialize().map_err(|e| settings_error(&file, e))?;
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let abs = |p: &PathBuf| if p.is_absolute() { p.clone() } else { base.join(p) };
         let paths = &mut settings.paths;
@@ -260,6 +258,25 @@ impl Loaded {
         };
         Loaded::from_texts(settings.clone(), webhook_url, &texts)
     }
+}
+
+/// A settings error with the key it names (the config crate writes it as
+/// "for key `http.timeout_secs`"), not "-".
+fn settings_error(file: &str, e: config::ConfigError) -> ConfigError {
+    let msg = e.to_string();
+    let key = msg
+        .split_once("for key `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key.to_string())
+        .or_else(|| {
+            // unknown field `concurency`: the field itself is the key.
+            msg.split_once("unknown field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(key, _)| key.to_string())
+        })
+        .unwrap_or_else(|| "-".into());
+    let reason = msg.split(" for key `").next().unwrap_or(&msg).trim().to_string();
+    ConfigError::new(file, key, reason)
 }
 
 fn validate_http(file: &str, h: &HttpSettings) -> Result<(), ConfigError> {

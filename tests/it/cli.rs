@@ -335,7 +335,25 @@ fn operator_mistakes_get_a_reason_and_exit_code_2() {
     assert!(s.contains("max_body_bytes = 16777216"));
     std::fs::write(&settings, s.replace("max_body_bytes = 16777216", "max_body_bytes = 0")).unwrap();
     assert!(validate("max_body_bytes").contains("http.max_body_bytes: must be at least 1"));
+    // Errors name the key, not "-".
+    std::fs::write(&settings, s.replace("concurrency = 16", "concurrency = \"many\"")).unwrap();
+    let err = validate("concurrency type");
+    assert!(err.contains("taizhang.toml: http.concurrency: invalid type"), "{err}");
     std::fs::write(&settings, &s).unwrap();
+    let registry = dir.path().join("config/registry.toml");
+    let r = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(
+        &registry,
+        r.replace("counties = [\"341124\"]", "counties = [\"349999\"]"),
+    )
+    .unwrap();
+    let err = validate("registry county");
+    assert!(
+        err.contains("registry.toml: counties: \"349999\" is not a county code"),
+        "{err}"
+    );
+    assert!(!err.contains(": -:"), "{err}");
+    std::fs::write(&registry, r).unwrap();
     let patched = match s.contains("[alerts]") {
         true => s.replace("[alerts]", "[alerts]\nwebhook_url_env = \"TZ_TEST_HOOK\""),
         false => format!("{s}\n[alerts]\nwebhook_url_env = \"TZ_TEST_HOOK\"\n"),

@@ -7,10 +7,10 @@
 use serde::Deserialize;
 use taizhang_model::{Quota, sha256_hex};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::checks::CheckConfig;
 use crate::period::{Period, PeriodType};
-use crate::registry::{Divisions, Registry, RegistryConfig};
+use crate::registry::{Divisions, Registry, RegistryConfig, RegistryError};
 
 /// A configuration problem: which file, which key, what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -155,12 +155,20 @@ pub struct Definition {
 impl Definition {
     /// Loads and validates a configuration from texts.
     pub fn from_texts(t: &Texts<'_>) -> Result<Definition, ConfigError> {
-        let catalog = Catalog::from_toml(&t.catalog.0, &t.catalog.1)
-            .map_err(|e| ConfigError::new(&t.catalog.0, "-", e.to_string()))?;
+        let catalog = Catalog::from_toml(&t.catalog.0, &t.catalog.1).map_err(|e| match e {
+            CatalogError::Parse { file, source } => with_lines(&file, &t.catalog.1, *source),
+            CatalogError::Invalid {
+                file,
+                indicator,
+                reason,
+            } => ConfigError::new(file, format!("indicator {indicator:?}"), reason),
+        })?;
         let reg_cfg: RegistryConfig =
             toml::from_str(&t.registry.1).map_err(|e| with_lines(&t.registry.0, &t.registry.1, e))?;
-        let registry = Registry::build(&t.registry.0, &reg_cfg, &t.divisions)
-            .map_err(|e| ConfigError::new(&t.registry.0, "-", e.to_string()))?;
+        let registry = Registry::build(&t.registry.0, &reg_cfg, &t.divisions).map_err(|e| match e {
+            RegistryError::Parse { file, source } => with_lines(&file, &t.registry.1, *source),
+            RegistryError::Invalid { file, key, reason } => ConfigError::new(file, key, reason),
+        })?;
         let mut pipelines = Vec::new();
         for (file, text) in &t.pipelines {
             let p: Pipeline = toml::from_str(text).map_err(|e| with_lines(file, text, e))?;
