@@ -21,6 +21,7 @@ impl HttpSource {
             .connect_timeout(Duration::from_secs(settings.connect_timeout_secs))
             .pool_max_idle_per_host(settings.concurrency)
             .user_agent(concat!("taizhang/", env!("CARGO_PKG_VERSION")))
+            .redirect(same_origin_redirects())
             .build()?;
         Ok(HttpSource {
             client,
@@ -29,8 +30,17 @@ impl HttpSource {
     }
 
     async fn once(&self, url: &str) -> Result<FetchOutcome, Attempt> {
-        let fail = |error: String| Attempt { error, partial: None };
-        let mut resp = self.client.get(url).send().await.map_err(|e| fail(describe(&e)))?;
+        let fail = |error: String| Attempt {
+            error,
+            partial: None,
+            last: false,
+        };
+        let mut resp = self.client.get(url).send().await.map_err(|e| Attempt {
+            error: describe(&e),
+            partial: None,
+            // A refused redirect is the same on every attempt.
+            last: e.is_redirect(),
+        })?;
         let status = resp.status();
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(FetchOutcome::NotSubmitted);
@@ -73,7 +83,11 @@ impl HttpSource {
                         let defect = format!("body cut off after {}{of} bytes ({error})", body.len());
                         (body, content_type, defect)
                     });
-                    return Err(Attempt { error, partial });
+                    return Err(Attempt {
+                        error,
+                        partial,
+                        last: false,
+                    });
                 }
             }
         }
@@ -89,6 +103,33 @@ impl HttpSource {
 struct Attempt {
     error: String,
     partial: Option<(Vec<u8>, Option<String>, String)>,
+    /// Retrying cannot help.
+    last: bool,
+}
+
+/// Redirects are followed only within the origin (scheme, host, port) of the
+/// URL the pipeline configured, at most five: a township cannot make the
+/// county server fetch another host (an internal address, say) or publish
+/// another site's body as its own. A refused redirect is a fetch failure,
+/// recorded and alerted, naming where it pointed.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let Some(first) = attempt.previous().first().cloned() else {
+            return attempt.follow();
+        };
+        if attempt.previous().len() > 5 {
+            return attempt.error("more than 5 redirects");
+        }
+        let to = attempt.url().origin();
+        if to == first.origin() {
+            attempt.follow()
+        } else {
+            let to = to.ascii_serialization();
+            attempt.error(format!(
+                "redirected to {to}, outside the configured origin: not followed"
+            ))
+        }
+    })
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -130,6 +171,7 @@ impl Source for HttpSource {
         let mut last = Attempt {
             error: String::new(),
             partial: None,
+            last: false,
         };
         for n in 1..=attempts {
             match self.once(&target.url).await {
@@ -138,6 +180,12 @@ impl Source for HttpSource {
                     tracing::debug!(township = %target.township, period = %target.period, attempt = n, error = %e.error, "Fetch attempt failed.");
                     last = e;
                 }
+            }
+            if last.last {
+                return FetchOutcome::Failed {
+                    error: last.error,
+                    attempts: n,
+                };
             }
             if n < attempts {
                 tokio::time::sleep(backoff(self.settings.retry_base_ms, n, &target.url)).await;

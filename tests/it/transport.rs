@@ -139,3 +139,59 @@ async fn oversized_cut_off_and_mistyped_bodies_are_landed_quarantined_and_alerte
         0
     );
 }
+
+/// A township that answers with a redirect to another origin cannot make the
+/// county server fetch there, nor have that body published as its report:
+/// the fetch fails at once (no retries), is recorded and alerted with where it
+/// pointed. A redirect within the configured origin is followed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_followed_only_within_the_configured_origin() {
+    let Demo {
+        _dir,
+        wh,
+        cfg,
+        portal,
+        receiver,
+    } = Demo::start().await;
+    let elsewhere = taizhang::simulator::Portal::default();
+    elsewhere.set("341124102", "2026-06", Canned::json(&report("341124102", "")));
+    let other = elsewhere
+        .clone()
+        .serve(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    portal.set(
+        "341124102",
+        "2026-06",
+        Canned::redirect(&format!("http://{other}/reports/341124102/2026-06")),
+    );
+    portal.set("341124103", "2026-06-moved", Canned::json(&report("341124103", "")));
+    portal.set(
+        "341124103",
+        "2026-06",
+        Canned::redirect("/reports/341124103/2026-06-moved"),
+    );
+
+    let s = run(&cfg, &RunOptions::at(at("2026-07-10T10:00:00+08:00")))
+        .await
+        .unwrap();
+    assert_eq!(s.fetch_failed, 1);
+    assert_eq!(elsewhere.hits(), 0, "the other origin was never asked");
+    let cataract = read_year(&wh, "facts/cataract_surgery", 2026);
+    assert_eq!(
+        rows(&cataract, &[("township", "341124102"), ("period", "2026-06")]).height(),
+        0
+    );
+    assert_eq!(total(&cataract, "341124103", "2026-06"), Some(12.0));
+    let alerts: Vec<serde_json::Value> = receiver
+        .posts()
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().unwrap().clone())
+        .filter(|a| a["kind"] == "fetch_failed" && a["township"] == "341124102")
+        .collect();
+    let message = alerts[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains(&format!("redirected to http://{other}, outside the configured origin")),
+        "{message}"
+    );
+}

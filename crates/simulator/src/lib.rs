@@ -29,6 +29,8 @@ pub struct Canned {
     /// Drop the connection after this many body bytes (Content-Length still
     /// announces the whole body): a transfer cut off mid-way.
     pub cut_off_after: Option<usize>,
+    /// A `Location` header (with a 3xx status: a redirect).
+    pub location: Option<String>,
 }
 
 impl Canned {
@@ -39,6 +41,7 @@ impl Canned {
             content_type: "application/json; charset=utf-8".into(),
             body: serde_json::to_vec(v).expect("JSON values serialize"),
             cut_off_after: None,
+            location: None,
         }
     }
     /// A CSV submission.
@@ -48,6 +51,7 @@ impl Canned {
             content_type: "text/csv; charset=utf-8".into(),
             body: text.as_bytes().to_vec(),
             cut_off_after: None,
+            location: None,
         }
     }
     /// Any status with a text body.
@@ -57,12 +61,20 @@ impl Canned {
             content_type: "text/plain; charset=utf-8".into(),
             body: body.as_bytes().to_vec(),
             cut_off_after: None,
+            location: None,
         }
     }
     /// The same response served with another Content-Type.
     pub fn served_as(mut self, content_type: &str) -> Canned {
         self.content_type = content_type.into();
         self
+    }
+    /// A 302 redirect to `location`.
+    pub fn redirect(location: &str) -> Canned {
+        Canned {
+            location: Some(location.to_string()),
+            ..Canned::status(302, "moved")
+        }
     }
     /// The same response, with the connection dropped after `n` body bytes.
     pub fn cut_off_after(mut self, n: usize) -> Canned {
@@ -215,12 +227,18 @@ async fn report(State(portal): State<Portal>, Path((township, period)): Path<(St
             }
             resp
         }
-        Some(c) => (
-            StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            [(header::CONTENT_TYPE, c.content_type)],
-            c.body,
-        )
-            .into_response(),
+        Some(c) => {
+            let mut resp = (
+                StatusCode::from_u16(c.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                [(header::CONTENT_TYPE, c.content_type)],
+                c.body,
+            )
+                .into_response();
+            if let Some(v) = c.location.and_then(|l| l.parse().ok()) {
+                resp.headers_mut().insert(header::LOCATION, v);
+            }
+            resp
+        }
     }
 }
 
