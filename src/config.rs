@@ -64,6 +64,10 @@ pub struct HttpSettings {
     /// Largest response body accepted, bytes. A larger body is landed up to
     /// this size and quarantined whole, with the reason.
     pub max_body_bytes: u64,
+    /// Seconds one township's report may take over all its attempts and
+    /// backoffs: a hung township holds a fetch slot at most this long, so a
+    /// night with hung townships ends within one budget of the rest.
+    pub township_budget_secs: u64,
 }
 
 impl Default for HttpSettings {
@@ -75,6 +79,7 @@ impl Default for HttpSettings {
             retries: 2,
             retry_base_ms: 500,
             max_body_bytes: 16 * 1024 * 1024,
+            township_budget_secs: 45,
         }
     }
 }
@@ -285,6 +290,13 @@ fn validate_http(file: &str, h: &HttpSettings) -> Result<(), ConfigError> {
     }
     if h.timeout_secs == 0 {
         return Err(ConfigError::new(file, "http.timeout_secs", "must be at least 1"));
+    }
+    if h.township_budget_secs == 0 {
+        return Err(ConfigError::new(
+            file,
+            "http.township_budget_secs",
+            "must be at least 1",
+        ));
     }
     if h.max_body_bytes == 0 {
         return Err(ConfigError::new(

@@ -167,6 +167,27 @@ fn backoff(base_ms: u64, n: u32, seed: &str) -> Duration {
 
 impl Source for HttpSource {
     async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
+        let budget = Duration::from_secs(self.settings.township_budget_secs);
+        let tried = std::sync::atomic::AtomicU32::new(0);
+        match tokio::time::timeout(budget, self.attempts(target, &tried)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(township = %target.township, period = %target.period, budget_secs = budget.as_secs(), "Township gave no report within its budget.");
+                FetchOutcome::Failed {
+                    error: format!(
+                        "no report within the township's budget of {} s over all attempts",
+                        budget.as_secs()
+                    ),
+                    attempts: tried.load(std::sync::atomic::Ordering::Relaxed).max(1),
+                }
+            }
+        }
+    }
+}
+
+impl HttpSource {
+    /// Every attempt at one target, with backoff between them.
+    async fn attempts(&self, target: &FetchTarget, tried: &std::sync::atomic::AtomicU32) -> FetchOutcome {
         let attempts = self.settings.retries + 1;
         let mut last = Attempt {
             error: String::new(),
@@ -174,6 +195,7 @@ impl Source for HttpSource {
             last: false,
         };
         for n in 1..=attempts {
+            tried.store(n, std::sync::atomic::Ordering::Relaxed);
             match self.once(&target.url).await {
                 Ok(outcome) => return outcome,
                 Err(e) => {

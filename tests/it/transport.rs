@@ -195,3 +195,39 @@ async fn redirects_are_followed_only_within_the_configured_origin() {
         "{message}"
     );
 }
+
+/// A portal that accepts connections and answers too slowly: each township
+/// is given up after its budget over all attempts, recorded and alerted as
+/// such, instead of holding its slot through every retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_township_is_given_up_after_its_budget_over_all_attempts() {
+    let Demo {
+        _dir,
+        mut cfg,
+        portal,
+        receiver,
+        ..
+    } = Demo::start().await;
+    portal.set_delay(std::time::Duration::from_secs(30));
+    cfg.settings.http.timeout_secs = 20;
+    cfg.settings.http.retries = 5;
+    cfg.settings.http.township_budget_secs = 1;
+    let s = run(&cfg, &RunOptions::at(at("2026-07-10T10:00:00+08:00")))
+        .await
+        .unwrap();
+    assert_eq!(s.fetch_failed, s.planned, "every report was given up");
+    let messages: Vec<String> = receiver
+        .posts()
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().unwrap().clone())
+        .filter(|a| a["kind"] == "fetch_failed")
+        .map(|a| a["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(messages.len(), s.planned, "{messages:#?}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m.contains("no report within the township's budget of 1 s over all attempts")),
+        "{messages:#?}"
+    );
+}
