@@ -389,3 +389,62 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
     }
     Ok(out)
 }
+/// The last `last` runs of the deployment whose state is in `state_dir`,
+/// newest first: a table for people, or (`json`) one JSON object per line.
+/// Reads only: a deployment that never ran says so and creates nothing.
+pub fn runs_report(state_dir: &std::path::Path, last: usize, json: bool) -> Result<String, crate::state::StateError> {
+    if !state_dir.join("taizhang.sqlite").exists() {
+        return Ok(match json {
+            true => String::new(),
+            false => format!("no runs yet ({} has no state store)\n", state_dir.display()),
+        });
+    }
+    let runs = crate::state::State::open(state_dir)?.runs(last)?;
+    let china = crate::period::china();
+    let mut out = String::new();
+    if !json {
+        out.push_str("run  started (China time)   clock                outcome      fetched  failed  landed  rows     quarantined  alerts  snapshot\n");
+    }
+    for r in &runs {
+        let n = |k: &str| r.summary.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_u64());
+        let outcome = if r.finished_at.is_some() { "done" } else { "interrupted" };
+        if json {
+            out.push_str(
+                &serde_json::json!({
+                    "run": r.id,
+                    "started_at": r.started_at.to_rfc3339(),
+                    "now": r.now.to_rfc3339(),
+                    "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
+                    "outcome": outcome,
+                    "summary": r.summary,
+                })
+                .to_string(),
+            );
+            out.push('\n');
+            continue;
+        }
+        let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
+        out.push_str(&format!(
+            "{:<4} {:<24} {:<20} {:<12} {:>7}  {:>6}  {:>6}  {:>7}  {:>11}  {:>6}  {}\n",
+            r.id,
+            r.started_at.with_timezone(&china).format("%Y-%m-%d %H:%M:%S"),
+            r.now.with_timezone(&china).format("%Y-%m-%d %H:%M"),
+            outcome,
+            match (n("fetched"), n("planned")) {
+                (Some(f), Some(p)) => format!("{f}/{p}"),
+                _ => "-".into(),
+            },
+            opt(n("fetch_failed")),
+            opt(n("landed_new")),
+            opt(n("rows_published")),
+            opt(n("quarantined")),
+            opt(n("alerts_raised")),
+            r.summary
+                .as_ref()
+                .and_then(|s| s.get("snapshot"))
+                .and_then(|v| v.as_u64())
+                .map_or("unchanged".to_string(), |v| v.to_string()),
+        ));
+    }
+    Ok(out)
+}

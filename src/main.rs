@@ -111,6 +111,19 @@ enum Command {
         #[arg(long, conflicts_with = "file")]
         score: Option<PathBuf>,
     },
+    /// The last runs: when, what they fetched, landed, published and raised,
+    /// and which were interrupted.
+    Runs {
+        /// Settings file (for the state directory).
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+        /// How many runs, newest first.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// The townships of a county from the official division table (2023
     /// edition), for writing `registry.toml` and the quota file.
     Townships {
@@ -315,6 +328,15 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             for m in &mentions {
                 println!("{}", taizhang::prose::to_json(m, &sha));
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs { config, last, json } => {
+            init_logging("warn");
+            let cfg = Loaded::from_file(&config)?;
+            print!(
+                "{}",
+                taizhang::inspect::runs_report(&cfg.settings.paths.state_dir, last, json)?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Townships { county } => {

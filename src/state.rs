@@ -598,14 +598,42 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
-    /// Number of runs recorded.
-    pub fn run_count(&self) -> Result<i64, StateError> {
-        self.conn
-            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
-            .optional()
-            .map(|n| n.unwrap_or(0))
-            .map_err(|e| self.err(e))
+    /// The last `n` runs, newest first.
+    pub fn runs(&self, n: usize) -> Result<Vec<RunRecord>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, started_at, now, finished_at, summary FROM runs ORDER BY id DESC LIMIT ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![n as i64], |r| {
+                Ok(RunRecord {
+                    id: r.get(0)?,
+                    started_at: parse_ts(r.get::<_, String>(1)?),
+                    now: parse_ts(r.get::<_, String>(2)?),
+                    finished_at: r.get::<_, Option<String>>(3)?.map(parse_ts),
+                    summary: r
+                        .get::<_, Option<String>>(4)?
+                        .and_then(|s| serde_json::from_str(&s).ok()),
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
+}
+
+/// One run as the state store remembers it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRecord {
+    /// Run id.
+    pub id: i64,
+    /// When it started (wall clock).
+    pub started_at: DateTime<Utc>,
+    /// The run's clock (`--now`, or the start).
+    pub now: DateTime<Utc>,
+    /// When it committed; None when it was interrupted (or still runs).
+    pub finished_at: Option<DateTime<Utc>>,
+    /// What it did (the JSON summary committed with it).
+    pub summary: Option<serde_json::Value>,
 }
 
 #[cfg(test)]
@@ -641,5 +669,26 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].first_fetched_at, t("2026-07-10T00:00:00Z"));
         assert_eq!(all[0].last_fetched_at, t("2026-07-11T00:00:00Z"));
+    }
+
+    #[test]
+    fn a_run_that_never_committed_reads_as_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let t = DateTime::parse_from_rfc3339("2026-07-10T02:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let id = state.start_run(t, t).unwrap();
+        let runs = state.runs(5).unwrap();
+        assert_eq!((runs.len(), runs[0].id, runs[0].finished_at), (1, id, None));
+        let report = crate::inspect::runs_report(dir.path(), 5, false).unwrap();
+        assert!(report.lines().nth(1).unwrap().contains("interrupted"), "{report}");
+        let empty = tempfile::tempdir().unwrap();
+        assert!(
+            crate::inspect::runs_report(empty.path(), 5, false)
+                .unwrap()
+                .starts_with("no runs yet")
+        );
+        assert!(!empty.path().join("taizhang.sqlite").exists(), "a read creates nothing");
     }
 }

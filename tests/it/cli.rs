@@ -129,6 +129,21 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("reports fetched     79 of 80"), "{stdout}");
+    // The run is in the history, as a table and as JSON lines.
+    let runs = bin()
+        .args(["runs", "--json", "--config"])
+        .arg(&settings2)
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&runs.stdout).to_string();
+    let history: Vec<serde_json::Value> = line.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(history.len(), 1, "{line}");
+    assert_eq!(history[0]["outcome"], "done");
+    assert_eq!(history[0]["summary"]["fetched"], 79);
+    assert_eq!(history[0]["now"], "2026-07-10T02:00:00+00:00");
+    let table = bin().args(["runs", "--config"]).arg(&settings2).output().unwrap();
+    let table = String::from_utf8_lossy(&table.stdout).to_string();
+    assert!(table.contains("2026-07-10 10:00") && table.contains("79/80"), "{table}");
     // Logs for a file or a journal: sentences with fields, no colour codes.
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(log.contains("INFO"), "{log}");
