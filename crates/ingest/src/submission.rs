@@ -298,6 +298,52 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
+/// Text a township sent with personal numbers masked: an ID card number
+/// (18 digits, the last may be X, or the old 15) keeps its 6-digit region
+/// code, a mobile number (11 digits from 13–19) its first 3; the rest are
+/// `*`. Applied to everything township-written that reaches an analyst
+/// table or a message; the clear text stays only in `raw/`.
+pub fn mask_personal(text: &str) -> std::borrow::Cow<'_, str> {
+    let chars: Vec<char> = text.chars().collect();
+    let digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
+    if chars.iter().filter(|c| digit(**c)).count() < 11 {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if !digit(chars[i]) {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut j = i;
+        while j < chars.len() && digit(chars[j]) {
+            j += 1;
+        }
+        // 17 digits and an X: an ID card number too.
+        if j - i == 17 && j < chars.len() && matches!(chars[j], 'X' | 'x') {
+            j += 1;
+        }
+        let run: String = chars[i..j].iter().collect();
+        let ascii: String = run.chars().map(crate::fold::fold_char).collect();
+        let keep = match j - i {
+            18 | 15 => Some(6),
+            11 if ascii.starts_with('1') && ascii[1..2] >= *"3" => Some(3),
+            _ => None,
+        };
+        match keep {
+            Some(k) => {
+                out.extend(chars[i..i + k].iter());
+                out.extend(std::iter::repeat_n('*', j - i - k));
+            }
+            None => out.push_str(&run),
+        }
+        i = j;
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -332,5 +378,21 @@ mod tests {
             let why = super::content_type_problem(bad).unwrap();
             assert!(why.contains(bad) && why.contains("not a report format"), "{why}");
         }
+    }
+
+    #[test]
+    fn personal_numbers_are_masked_and_counts_are_not() {
+        assert_eq!(
+            super::mask_personal("张三 340102199001011234 已核实"),
+            "张三 340102************ 已核实"
+        );
+        assert_eq!(super::mask_personal("34010219900101123X"), "340102************");
+        assert_eq!(super::mask_personal("联系电话13812345678"), "联系电话138********");
+        assert_eq!(super::mask_personal("发放1556700元,共6084人"), "发放1556700元,共6084人");
+        assert_eq!(
+            super::mask_personal("12345678901"),
+            "12345678901",
+            "11 digits not a mobile"
+        );
     }
 }

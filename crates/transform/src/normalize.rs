@@ -584,7 +584,7 @@ impl Acc {
             Column::new("unit".into(), f.unit),
             Column::new("approx".into(), f.approx),
             Column::new("missing".into(), f.missing),
-            Column::new("value_raw".into(), f.value_raw),
+            Column::new("value_raw".into(), masked(f.value_raw)),
             Column::new("source_sha256".into(), f.sha),
             Column::new("submitted_at".into(), f.submitted_at),
             Column::new("version".into(), f.version),
@@ -596,11 +596,11 @@ impl Acc {
             Column::new("period".into(), q.period),
             Column::new("year".into(), q.year),
             Column::new("source_sha256".into(), q.sha),
-            Column::new("indicator_label".into(), q.indicator_label),
-            Column::new("dimension".into(), q.dimension),
-            Column::new("category".into(), q.category),
-            Column::new("value_raw".into(), q.value_raw),
-            Column::new("reason".into(), q.reason),
+            Column::new("indicator_label".into(), masked_opt(q.indicator_label)),
+            Column::new("dimension".into(), masked_opt(q.dimension)),
+            Column::new("category".into(), masked_opt(q.category)),
+            Column::new("value_raw".into(), masked_opt(q.value_raw)),
+            Column::new("reason".into(), masked(q.reason)),
             Column::new("value_index".into(), q.index),
         ])?;
         let submissions = DataFrame::new_infer_height(vec![
@@ -616,7 +616,7 @@ impl Acc {
             Column::new("first_fetched_at".into(), s.first_fetched_at),
             Column::new("deadline".into(), s.deadline),
             Column::new("status".into(), s.status),
-            Column::new("explanation".into(), s.explanation),
+            Column::new("explanation".into(), masked_opt(s.explanation)),
             Column::new("values_received".into(), s.received),
             Column::new("values_published".into(), s.published),
             Column::new("values_quarantined".into(), s.quarantined),
@@ -756,6 +756,23 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
     ])
 }
 
+/// Township-written text as published: personal numbers masked
+/// ([`crate::submission::mask_personal`]); the clear text stays in `raw/`.
+fn masked(v: Vec<String>) -> Vec<String> {
+    v.into_iter()
+        .map(|t| match crate::submission::mask_personal(&t) {
+            std::borrow::Cow::Borrowed(_) => t,
+            std::borrow::Cow::Owned(m) => m,
+        })
+        .collect()
+}
+
+fn masked_opt(v: Vec<Option<String>>) -> Vec<Option<String>> {
+    v.into_iter()
+        .map(|t| t.map(|t| crate::submission::mask_personal(&t).into_owned()))
+        .collect()
+}
+
 /// A cell of a submission: indicator code, dimension, category.
 type Cellkey = (String, Option<String>, Option<String>);
 
@@ -873,5 +890,34 @@ mod tests {
         assert_eq!(status, Some("quarantined"));
         let broken = normalized(&cfg, &[("341124102", "2026-06", json!("not an object"))]);
         assert_eq!(broken.quarantine.height(), 1);
+    }
+
+    #[test]
+    fn personal_numbers_never_reach_the_published_rows() {
+        let cfg = config();
+        let doc = json!({"period": "2026-06", "explanation": "联系人13812345678，身份证340102199001011234",
+            "values": [{"indicator": "白内障复明手术", "value": "340102199001011234"},
+                       {"indicator": "轮椅发放", "value": 2}]});
+        let n = normalized(&cfg, &[("341124102", "2026-06", doc)]);
+        let raw: Vec<&str> = n
+            .quarantine
+            .column("value_raw")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(raw, ["340102************"]);
+        let expl = n
+            .submissions
+            .column("explanation")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .to_string();
+        assert_eq!(expl, "联系人138********，身份证340102************");
     }
 }
