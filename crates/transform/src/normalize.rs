@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 use taizhang_model::Landing;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Indicator};
 use crate::definition::Pipeline;
 use crate::normalize_value::{Reading, read};
 use crate::period::Period;
@@ -393,13 +393,19 @@ impl Acc {
             let submitted_at = sub.submitted_at.map(|t| micros(t.with_timezone(&Utc)));
             // The same cell twice in one submission: written the same, it
             // counts once; written differently, none of them counts.
-            let mut cells: HashMap<Cellkey, Vec<(usize, String)>> = HashMap::new();
-            for (i, v) in sub.values.iter().enumerate() {
-                if let Some(key) = cell_of(v, catalog, &allowed, limits) {
+            // Each value's cell (or why it has none), worked out once.
+            let resolved: Vec<Result<(Cellkey, &Indicator), String>> = sub
+                .values
+                .iter()
+                .map(|v| cell_of(v, catalog, &allowed, limits, &pipeline.name))
+                .collect();
+            let mut cells: HashMap<&Cellkey, Vec<(usize, String)>> = HashMap::new();
+            for (i, (v, r)) in sub.values.iter().zip(&resolved).enumerate() {
+                if let Ok((key, _)) = r {
                     cells.entry(key).or_default().push((i, v.value.raw()));
                 }
             }
-            for (i, v) in sub.values.iter().enumerate() {
+            for (i, (v, resolved)) in sub.values.iter().zip(&resolved).enumerate() {
                 received += 1;
                 let raw = v.value.raw();
                 let mut reject = |reason: String| {
@@ -414,57 +420,14 @@ impl Acc {
                     );
                     quarantined += 1;
                 };
-                if let Some(p) = &v.problem {
-                    reject(p.clone());
-                    continue;
-                }
-                let too_long = [&v.indicator, &v.dimension, &v.category]
-                    .into_iter()
-                    .flatten()
-                    .chain(match &v.value {
-                        Cell::Text(t) => Some(t),
-                        _ => None,
-                    })
-                    .find(|t| t.chars().count() > limits.max_text_chars);
-                if let Some(t) = too_long {
-                    reject(format!(
-                        "a field is {} characters long, over the limit of {}",
-                        t.chars().count(),
-                        limits.max_text_chars
-                    ));
-                    continue;
-                }
-                let Some(label) = &v.indicator else {
-                    reject("value has no indicator".into());
-                    continue;
-                };
-                let Some(ind) = catalog.resolve(label) else {
-                    reject(format!("unknown indicator {label:?}"));
-                    continue;
-                };
-                if !allowed.is_empty() && !allowed.contains(ind.code.as_str()) {
-                    reject(format!(
-                        "indicator {} is not part of program {}",
-                        ind.name, pipeline.name
-                    ));
-                    continue;
-                }
-                let (dimension, category) = match (&v.dimension, &v.category) {
-                    (_, Some(cat)) => match catalog.resolve_category(ind, v.dimension.as_deref(), cat) {
-                        Ok((d, c)) => (Some(d), Some(c)),
-                        Err(e) => {
-                            reject(e);
-                            continue;
-                        }
-                    },
-                    (Some(d), None) => {
-                        reject(format!("dimension {d:?} given without a category"));
+                let (key, ind) = match resolved {
+                    Ok((key, ind)) => (key, *ind),
+                    Err(reason) => {
+                        reject(reason.clone());
                         continue;
                     }
-                    (None, None) => (None, None),
                 };
-                let key = (ind.code.clone(), dimension.clone(), category.clone());
-                if let Some(group) = cells.get(&key).filter(|g| g.len() > 1) {
+                if let Some(group) = cells.get(key).filter(|g| g.len() > 1) {
                     let same = group.iter().all(|(_, r)| *r == group[0].1);
                     match (same, group[0].0 == i) {
                         (true, true) => {}
@@ -517,8 +480,8 @@ impl Acc {
                 f.period.push(landing.period.clone());
                 f.year.push(period.year);
                 f.indicator.push(ind.code.clone());
-                f.dimension.push(dimension);
-                f.category.push(category);
+                f.dimension.push(key.1.clone());
+                f.category.push(key.2.clone());
                 f.value.push(value);
                 f.unit.push(ind.unit.clone());
                 f.approx.push(approx);
@@ -776,11 +739,18 @@ fn masked_opt(v: Vec<Option<String>>) -> Vec<Option<String>> {
 /// A cell of a submission: indicator code, dimension, category.
 type Cellkey = (String, Option<String>, Option<String>);
 
-/// The cell a value would be published in, when it would be: the same
-/// tests, in the same order, as the value's own normalization.
-fn cell_of(v: &RawValue, catalog: &Catalog, allowed: &HashSet<&str>, limits: &Limits) -> Option<Cellkey> {
-    if v.problem.is_some() {
-        return None;
+/// The cell a value is published in, or why it cannot be: a problem the
+/// parser found, a field over the length limit, no or an unknown indicator,
+/// one outside the program, a category that does not resolve.
+fn cell_of<'c>(
+    v: &RawValue,
+    catalog: &'c Catalog,
+    allowed: &HashSet<&str>,
+    limits: &Limits,
+    program: &str,
+) -> Result<(Cellkey, &'c Indicator), String> {
+    if let Some(p) = &v.problem {
+        return Err(p.clone());
     }
     let too_long = [&v.indicator, &v.dimension, &v.category]
         .into_iter()
@@ -789,22 +759,32 @@ fn cell_of(v: &RawValue, catalog: &Catalog, allowed: &HashSet<&str>, limits: &Li
             Cell::Text(t) => Some(t),
             _ => None,
         })
-        .any(|t| t.chars().count() > limits.max_text_chars);
-    if too_long {
-        return None;
+        .find(|t| t.chars().count() > limits.max_text_chars);
+    if let Some(t) = too_long {
+        return Err(format!(
+            "a field is {} characters long, over the limit of {}",
+            t.chars().count(),
+            limits.max_text_chars
+        ));
     }
-    let ind = catalog.resolve(v.indicator.as_deref()?)?;
+    let Some(label) = &v.indicator else {
+        return Err("value has no indicator".into());
+    };
+    let Some(ind) = catalog.resolve(label) else {
+        return Err(format!("unknown indicator {label:?}"));
+    };
     if !allowed.is_empty() && !allowed.contains(ind.code.as_str()) {
-        return None;
+        return Err(format!("indicator {} is not part of program {program}", ind.name));
     }
-    match (&v.dimension, &v.category) {
-        (_, Some(cat)) => catalog
-            .resolve_category(ind, v.dimension.as_deref(), cat)
-            .ok()
-            .map(|(d, c)| (ind.code.clone(), Some(d), Some(c))),
-        (Some(_), None) => None,
-        (None, None) => Some((ind.code.clone(), None, None)),
-    }
+    let (dimension, category) = match (&v.dimension, &v.category) {
+        (_, Some(cat)) => {
+            let (d, c) = catalog.resolve_category(ind, v.dimension.as_deref(), cat)?;
+            (Some(d), Some(c))
+        }
+        (Some(d), None) => return Err(format!("dimension {d:?} given without a category")),
+        (None, None) => (None, None),
+    };
+    Ok(((ind.code.clone(), dimension, category), ind))
 }
 
 #[cfg(test)]
