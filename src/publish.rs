@@ -235,7 +235,7 @@ pub fn publish_shared(
             "dim_townships",
             "townships of the registry with their county, city and province",
             township_columns(),
-            township_frame(cfg),
+            crate::rollup::dim_townships(&cfg.def.registry),
         ),
         (
             "dim_indicators",
@@ -297,25 +297,6 @@ fn quota_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
             q.iter().map(|q| q.indicator.clone()).collect::<Vec<_>>(),
         ),
         Column::new("quota".into(), q.iter().map(|q| q.quota).collect::<Vec<f64>>()),
-    ])
-}
-
-fn township_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
-    let ts: Vec<_> = cfg.def.registry.townships.values().collect();
-    let col = |f: fn(&crate::registry::Township) -> &String| ts.iter().map(|t| f(t).clone()).collect::<Vec<String>>();
-    DataFrame::new_infer_height(vec![
-        Column::new("township".into(), col(|t| &t.code)),
-        Column::new("township_name".into(), col(|t| &t.name)),
-        Column::new("county".into(), col(|t| &t.county)),
-        Column::new("county_name".into(), col(|t| &t.county_name)),
-        Column::new("city".into(), col(|t| &t.city)),
-        Column::new("city_name".into(), col(|t| &t.city_name)),
-        Column::new("province".into(), col(|t| &t.province)),
-        Column::new("province_name".into(), col(|t| &t.province_name)),
-        Column::new(
-            "population".into(),
-            ts.iter().map(|t| t.population.map(|p| p as i64)).collect::<Vec<_>>(),
-        ),
     ])
 }
 

@@ -22,21 +22,43 @@ fn code_col(level: Level) -> &'static str {
     level.code.unwrap_or(NATION)
 }
 
-/// Every township of the registry with its county, city, province and the
-/// nation, codes and names.
-fn areas(registry: &Registry) -> PolarsResult<DataFrame> {
+/// The registry as the `dim_townships` table has it: every township with
+/// its county, city and province, codes and names, and its population.
+pub fn dim_townships(registry: &Registry) -> PolarsResult<DataFrame> {
     let ts: Vec<_> = registry.townships.values().collect();
     let col = |f: fn(&crate::registry::Township) -> &String| ts.iter().map(|t| f(t).clone()).collect::<Vec<String>>();
     DataFrame::new_infer_height(vec![
         Column::new("township".into(), col(|t| &t.code)),
+        Column::new("township_name".into(), col(|t| &t.name)),
         Column::new("county".into(), col(|t| &t.county)),
         Column::new("county_name".into(), col(|t| &t.county_name)),
         Column::new("city".into(), col(|t| &t.city)),
         Column::new("city_name".into(), col(|t| &t.city_name)),
         Column::new("province".into(), col(|t| &t.province)),
         Column::new("province_name".into(), col(|t| &t.province_name)),
-        Column::new(NATION.into(), vec![NATION.to_string(); ts.len()]),
+        Column::new(
+            "population".into(),
+            ts.iter().map(|t| t.population.map(|p| p as i64)).collect::<Vec<_>>(),
+        ),
     ])
+}
+
+/// Every township of the registry with its county, city, province and the
+/// nation, codes and names.
+fn areas(registry: &Registry) -> PolarsResult<DataFrame> {
+    dim_townships(registry)?
+        .lazy()
+        .select([
+            col("township"),
+            col("county"),
+            col("county_name"),
+            col("city"),
+            col("city_name"),
+            col("province"),
+            col("province_name"),
+            lit(NATION).alias(NATION),
+        ])
+        .collect()
 }
 
 /// Each county's yearly quota per indicator: the county's own row, else the
