@@ -21,7 +21,7 @@ use serde::Serialize;
 
 use crate::catalog::{Catalog, Indicator};
 use crate::fold::{fold, fold_char};
-use crate::normalize_value::read;
+use crate::normalize_value::{is_cn_digit, is_magnitude, read};
 
 /// What a mention reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -449,14 +449,14 @@ fn clause_bounds(folded: &[char], vs: usize, ve: usize, s: usize, e: usize) -> (
 }
 
 fn is_numeral(c: char) -> bool {
-    "〇零一二三四五六七八九两十百千万亿壹贰叁肆伍陆柒捌玖拾佰仟".contains(c)
+    is_cn_digit(c) || is_magnitude(c)
 }
 
 /// The value mention starting at `i`, if one does: its length in characters
 /// and (value, unit, approx). The longest reading with a unit wins.
 fn value_at(folded: &[char], i: usize, e: usize) -> Option<(usize, (f64, String, bool))> {
     let c = folded[i];
-    let starts = c.is_ascii_digit() || (is_numeral(c) && !"十百千万亿拾佰仟".contains(c));
+    let starts = c.is_ascii_digit() || is_cn_digit(c);
     if !starts {
         return None;
     }

@@ -586,13 +586,19 @@ impl<'a> Grammar<'a> {
     }
 }
 
-fn is_cn_digit(c: char) -> bool {
+/// A Chinese digit, lower case or financial capital (〇 零 一 … 九 两 壹 … 玖).
+pub fn is_cn_digit(c: char) -> bool {
     "〇零一二三四五六七八九两壹贰叁肆伍陆柒捌玖".contains(c)
+}
+
+/// A Chinese magnitude (十 百 千 万 亿, 拾 佰 仟).
+pub fn is_magnitude(c: char) -> bool {
+    "十拾百佰千仟万亿".contains(c)
 }
 
 /// Whether `c` can open a number.
 fn starts_number(c: char) -> bool {
-    c.is_ascii_digit() || is_cn_digit(c) || "十拾百佰千仟万亿廿卅卌-负".contains(c)
+    c.is_ascii_digit() || is_cn_digit(c) || is_magnitude(c) || "廿卅卌-负".contains(c)
 }
 
 fn strip_suffixes<'s>(mut s: &'s str, approx: &mut bool) -> &'s str {
