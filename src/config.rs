@@ -139,7 +139,7 @@ pub struct Loaded {
 
 /// Bumped whenever normalization itself changes what it makes of a body, so
 /// that kept results from an older binary are made again.
-pub const NORMALIZE_VERSION: u32 = 3;
+pub const NORMALIZE_VERSION: u32 = 4;
 
 impl Loaded {
     /// The embedded configuration (the demo's) with default settings.
@@ -162,7 +162,7 @@ impl Loaded {
     /// program change makes them again.
     pub fn normalize_fingerprint(&self, p: &Pipeline) -> String {
         let text = format!(
-            "v{NORMALIZE_VERSION} {} {} {} {:?} {} {:?} {:?}",
+            "v{NORMALIZE_VERSION} {} {} {} {:?} {} {:?} {:?} {:?}",
             env!("CARGO_PKG_VERSION"),
             self.def.texts_digest,
             p.name,
@@ -170,6 +170,7 @@ impl Loaded {
             p.deadline_days,
             self.settings.limits,
             p.period_type,
+            p.source_kind,
         );
         crate::land::sha256_hex(text.as_bytes())[..16].to_string()
     }
@@ -261,7 +262,14 @@ impl Loaded {
                 streets: &streets,
             },
         };
-        Loaded::from_texts(settings.clone(), webhook_url, &texts)
+        let mut loaded = Loaded::from_texts(settings.clone(), webhook_url, &texts)?;
+        // An inbox folder is relative to this file, like every other path.
+        for p in &mut loaded.def.pipelines {
+            if let Some(dir) = &p.inbox_dir {
+                p.inbox_dir = Some(abs(&PathBuf::from(dir)).display().to_string());
+            }
+        }
+        Ok(loaded)
     }
 }
 

@@ -41,7 +41,7 @@ pub async fn start_portal(cfg: &mut Loaded) -> Result<(Portal, SocketAddr), std:
     let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
     let addr = portal.clone().serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     for p in &mut cfg.def.pipelines {
-        p.source_url = format!("http://{addr}/reports/{{township}}/{{period}}");
+        p.source_url = Some(format!("http://{addr}/reports/{{township}}/{{period}}"));
     }
     Ok((portal, addr))
 }

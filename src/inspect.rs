@@ -253,6 +253,9 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
     let state =
         crate::state::State::open(&cfg.settings.paths.state_dir).map_err(|e| InspectError::Missing(e.to_string()))?;
     let raw = crate::land::RawStore::new(wh);
+    let decisions = state
+        .review_decisions()
+        .map_err(|e| InspectError::Missing(e.to_string()))?;
     let mut out = String::new();
     let mut found = false;
     for p in &cfg.def.pipelines {
@@ -283,6 +286,7 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
             &cfg.settings.limits,
             &landed,
         )
+        .and_then(|n| crate::review::apply(n, &decisions))
         .map_err(|source| InspectError::Read {
             path: "normalize".into(),
             source,
@@ -303,7 +307,13 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
         if let Some(reason) = crate::normalize::transfer_problem(current) {
             out.push_str(&format!("  set aside {reason}\n"));
         }
-        let sub = crate::parse::parse_with(&body, &cfg.def.dhis2, &cfg.settings.limits.read());
+        let sub = crate::parse::parse_body(
+            p.source_kind,
+            &body,
+            &cfg.def.catalog,
+            &cfg.def.dhis2,
+            &cfg.settings.limits.read(),
+        );
         match &sub {
             Err(e) => out.push_str(&format!("  unreadable: {e}\n")),
             Ok(s) => {
@@ -331,6 +341,9 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
                         .unwrap_or(false)
                 };
                 let reason = n.quarantine.column("reason").ok().and_then(|c| c.str().ok().cloned());
+                let xi = idx(&n.extractions);
+                let xs = |c: &str| n.extractions.column(c).ok().and_then(|c| c.str().ok().cloned());
+                let (x_id, x_status) = (xs("review_id"), xs("status"));
                 for (i, v) in s.values.iter().enumerate() {
                     let label = [v.indicator.as_deref(), v.dimension.as_deref(), v.category.as_deref()]
                         .into_iter()
@@ -356,6 +369,9 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
                         if flag("missing", r) {
                             flags.push("missing");
                         }
+                        if flag("extracted", r) {
+                            flags.push("extracted");
+                        }
                         out.push_str(&format!(
                             "        → facts/{}{} = {value} {}{}\n",
                             g(&ind),
@@ -374,7 +390,34 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
                     } else if let Some(r) = qi.iter().position(|x| *x == Some(i as i64)) {
                         let why = reason.as_ref().and_then(|a| a.get(r)).unwrap_or("");
                         out.push_str(&format!("        → quarantine: {why}\n"));
+                    } else if let Some(r) = xi.iter().position(|x| *x == Some(i as i64)) {
+                        let g = |a: &Option<StringChunked>| a.as_ref().and_then(|a| a.get(r)).unwrap_or("").to_string();
+                        out.push_str(&format!(
+                            "        → review queue, {} ({}): taizhang review accept|reject {}\n",
+                            g(&x_id),
+                            g(&x_status),
+                            g(&x_id)
+                        ));
                     }
+                    if let Some(m) = s.mentions.get(i) {
+                        out.push_str(&format!(
+                            "        at {}..{}, {} (confidence {:.2}): {}\n",
+                            m.start,
+                            m.end,
+                            m.rule,
+                            m.confidence,
+                            crate::submission::clip(&crate::submission::mask_personal(&m.sentence), 120)
+                        ));
+                    }
+                }
+                for m in &s.stated_quotas {
+                    out.push_str(&format!(
+                        "  quota stated: {} = {} ({:?}), not a value of the report: {}\n",
+                        m.name,
+                        crate::checks::num(m.value),
+                        m.text,
+                        crate::submission::clip(&crate::submission::mask_personal(&m.sentence), 120)
+                    ));
                 }
             }
         }

@@ -2,7 +2,7 @@
 //! so that no later run parses it again. Under
 //! `<state_dir>/normalized/<program>/<fingerprint>/`, results are kept in
 //! chunks of up to [`CHUNK_LANDINGS`] landings
-//! (`chunk-<n>.{facts,quarantine,submission}.parquet`), valid for one
+//! (`chunk-<n>.{facts,quarantine,extractions,submission}.parquet`), valid for one
 //! [`crate::config::Loaded::normalize_fingerprint`]: a catalog, registry,
 //! mapping, limit or code change makes them again. Every row carries its
 //! landing's township and body sha256, so a run reads the rows of the
@@ -32,7 +32,7 @@ pub struct KeptError {
     pub reason: String,
 }
 
-const PARTS: [&str; 3] = ["facts", "quarantine", "submission"];
+const PARTS: [&str; 4] = ["facts", "quarantine", "extractions", "submission"];
 
 fn err(path: &Path, reason: impl ToString) -> KeptError {
     KeptError {
@@ -58,7 +58,7 @@ pub struct Kept {
     pending_keys: HashSet<Key>,
     next: u64,
     /// The chunk read last (consecutive batches share a boundary chunk).
-    cached: Option<(u64, [DataFrame; 3])>,
+    cached: Option<(u64, [DataFrame; 4])>,
     /// Landings per chunk ([`CHUNK_LANDINGS`]).
     chunk_landings: usize,
 }
@@ -176,6 +176,7 @@ impl Kept {
         let frames = [
             stack(|n| &n.facts)?,
             stack(|n| &n.quarantine)?,
+            stack(|n| &n.extractions)?,
             stack(|n| &n.submissions)?,
         ];
         // The submission part last: it makes the chunk count.
@@ -189,7 +190,7 @@ impl Kept {
         Ok(())
     }
 
-    fn chunk(&mut self, chunk: u64) -> Option<[DataFrame; 3]> {
+    fn chunk(&mut self, chunk: u64) -> Option<[DataFrame; 4]> {
         if let Some((n, frames)) = &self.cached
             && *n == chunk
         {
@@ -199,7 +200,7 @@ impl Kept {
             let f = std::fs::File::open(self.path(chunk, part)).ok()?;
             ParquetReader::new(f).finish().ok()
         };
-        let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?];
+        let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?, read(PARTS[3])?];
         self.cached = Some((chunk, frames.clone()));
         Some(frames)
     }
@@ -217,7 +218,7 @@ impl Kept {
                 None => missing.push(i),
             }
         }
-        let mut parts: [Vec<DataFrame>; 3] = Default::default();
+        let mut parts: [Vec<DataFrame>; 4] = Default::default();
         for (chunk, idx) in by_chunk {
             let Some(frames) = self.chunk(chunk) else {
                 for i in idx {
@@ -250,13 +251,14 @@ impl Kept {
                     .collect()
                     .map_err(|e| err(&self.dir, e))
             };
-            let [facts, quarantine, submissions] = frames;
+            let [facts, quarantine, extractions, submissions] = frames;
             parts[0].push(pick(&facts, JoinType::Semi)?);
             parts[1].push(pick(&quarantine, JoinType::Semi)?);
+            parts[2].push(pick(&extractions, JoinType::Semi)?);
             let subs = submissions.drop("versions_landed").map_err(|e| err(&self.dir, e))?;
-            parts[2].push(pick(&subs, JoinType::Inner)?);
+            parts[3].push(pick(&subs, JoinType::Inner)?);
         }
-        let [f, q, s] = parts;
+        let [f, q, x, s] = parts;
         let stack = |frames: Vec<DataFrame>| -> Result<Option<DataFrame>, KeptError> {
             let mut it = frames.into_iter();
             let Some(mut out) = it.next() else { return Ok(None) };
@@ -265,13 +267,14 @@ impl Kept {
             }
             Ok(Some(out))
         };
-        let (f, q, s) = (stack(f)?, stack(q)?, stack(s)?);
+        let (f, q, x, s) = (stack(f)?, stack(q)?, stack(x)?, stack(s)?);
         missing.sort_unstable();
         Ok((
             Normalized {
                 facts: f.unwrap_or_default(),
                 quarantine: q.unwrap_or_default(),
                 submissions: s.unwrap_or_default(),
+                extractions: x.unwrap_or_default(),
             },
             missing,
         ))

@@ -6,10 +6,12 @@
 //! network, the disk or the clock.
 #![warn(missing_docs)]
 
-pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, parse, period, registry, submission, xlsx};
+pub use taizhang_ingest::{
+    catalog, dhis2, document, extract, fold, normalize_value, parse, period, registry, submission, xlsx,
+};
 pub use taizhang_model as model;
 pub use taizhang_simulator as simulator;
-pub use taizhang_transform::{checks, definition, normalize, rollup};
+pub use taizhang_transform::{checks, definition, normalize, review, rollup};
 
 pub mod alerts;
 pub mod args;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod private;
 pub mod prose;
 pub mod publish;
+pub mod review_queue;
 pub mod run;
 pub mod serve;
 pub mod sinks;

@@ -24,6 +24,29 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ReviewAction {
+    /// Publish these values (flagged extracted) from the next run on.
+    Accept {
+        /// Review ids (taizhang review lists them).
+        ids: Vec<String>,
+        /// Settings file.
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+    },
+    /// Set these values aside (in the quarantine, with the note) from the next run on.
+    Reject {
+        /// Review ids.
+        ids: Vec<String>,
+        /// Why, for the quarantine's reason.
+        #[arg(long, default_value = "")]
+        note: String,
+        /// Settings file.
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline against an embedded township portal (全椒县, Jan–Jun 2026).
     Demo {
@@ -124,6 +147,27 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Values read from work summaries that wait for a person: list them,
+    /// or accept or reject them by id (applied by the next run).
+    Review {
+        #[command(subcommand)]
+        action: Option<ReviewAction>,
+        /// Settings file (for the warehouse and the state store).
+        #[arg(long, default_value = "config/taizhang.toml")]
+        config: PathBuf,
+        /// Every value read from documents, not only what waits.
+        #[arg(long)]
+        all: bool,
+        /// One JSON object per line instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Only this period.
+        #[arg(long)]
+        period: Option<String>,
+        /// Only this township (9-digit code or name).
+        #[arg(long)]
+        township: Option<String>,
+    },
     /// The townships of a county from the official division table (2023
     /// edition), for writing `registry.toml` and the quota file.
     Townships {
@@ -164,6 +208,15 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
         s.rows_published, s.rollup_rows
     );
     println!("  quarantined         {} values", s.quarantined);
+    if s.in_review > 0 {
+        println!(
+            "  review queue        {} values read from documents wait (taizhang review)",
+            s.in_review
+        );
+    }
+    for u in &s.inbox_unmatched {
+        println!("  inbox               not read: {u}");
+    }
     let failures: Vec<String> = s.check_failures.iter().map(|(k, v)| format!("{v} {k}")).collect();
     println!(
         "  check failures      {}",
@@ -337,6 +390,55 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 "{}",
                 taizhang::inspect::runs_report(&cfg.settings.paths.state_dir, last, json)?
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Review {
+            action,
+            config,
+            all,
+            json,
+            period,
+            township,
+        } => {
+            init_logging("warn");
+            let (config, verdict, ids) = match action {
+                None => (config, None, vec![]),
+                Some(ReviewAction::Accept { ids, config }) => (config, Some(taizhang::review::Verdict::Accept), ids),
+                Some(ReviewAction::Reject { ids, note, config }) => {
+                    (config, Some(taizhang::review::Verdict::Reject(note)), ids)
+                }
+            };
+            let period = period.as_deref().map(args::period).transpose()?;
+            let cfg = Loaded::from_file(&config)?;
+            let state = taizhang::state::State::open(&cfg.settings.paths.state_dir)?;
+            let wh = &cfg.settings.paths.warehouse_dir;
+            let Some(verdict) = verdict else {
+                let township = township
+                    .as_deref()
+                    .map(|t| args::township(&cfg.def.registry, t))
+                    .transpose()?;
+                let filter = taizhang::review_queue::Filter {
+                    all,
+                    period: period.as_deref(),
+                    township: township.as_deref(),
+                };
+                print!(
+                    "{}",
+                    taizhang::review_queue::list(wh, &state, &cfg.def.registry, &filter, json)?
+                );
+                return Ok(ExitCode::SUCCESS);
+            };
+            match taizhang::review_queue::decide(wh, &state, &ids, &verdict, Utc::now()) {
+                Ok(out) => print!("{out}"),
+                Err(taizhang::review_queue::DecideError::Refused(why)) => {
+                    return Err(args::UsageError {
+                        flag: "ID",
+                        reason: why,
+                    }
+                    .into());
+                }
+                Err(e) => return Err(e.into()),
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Townships { county } => {

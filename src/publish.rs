@@ -4,7 +4,7 @@
 //! ```text
 //! facts/<indicator>/year=YYYY/part-<program>-<hash>.parquet   one table per indicator
 //! rollup_county/ landings/ submission_history/ submissions/
-//! quarantine/ check_results/  …/year=YYYY/part-<program>-<hash>.parquet
+//! quarantine/ extractions/ check_results/  …/year=YYYY/part-<program>-<hash>.parquet
 //! quotas/year=YYYY/part-<hash>.parquet
 //! alerts/ dim_townships/ dim_indicators/  part-<hash>.parquet
 //! ```
@@ -13,8 +13,8 @@ use std::collections::BTreeSet;
 
 use polars::prelude::*;
 use taizhang_model::schema::{
-    LEVELS, alert_columns, check_columns, fact_columns, history_columns, indicator_columns, landing_columns,
-    quarantine_columns, quota_columns, rollup_columns, submission_columns, township_columns,
+    LEVELS, alert_columns, check_columns, extraction_columns, fact_columns, history_columns, indicator_columns,
+    landing_columns, quarantine_columns, quota_columns, rollup_columns, submission_columns, township_columns,
 };
 
 use crate::config::Loaded;
@@ -40,6 +40,8 @@ pub struct BatchTables {
     pub submissions: DataFrame,
     /// Cell changes between versions.
     pub history: DataFrame,
+    /// Values found in documents, with provenance and status.
+    pub extractions: DataFrame,
 }
 
 /// What one program computed over all its batches: the tables that are
@@ -106,6 +108,7 @@ pub fn publish_batch(
         ("submission_history", &t.history),
         ("submissions", &t.submissions),
         ("quarantine", &t.quarantine),
+        ("extractions", &t.extractions),
     ] {
         if frame.height() > 0 {
             sink.write_by_year(&batch_table(name, frame), owner, year)?;
@@ -128,6 +131,7 @@ pub fn publish_empty(
         ("submission_history", &empty.history),
         ("submissions", &empty.submissions),
         ("quarantine", &empty.quarantine),
+        ("extractions", &empty.extractions),
     ] {
         if !had_rows.contains(name) {
             sink.write_by_year(&batch_table(name, frame), Owner::program(program), year)?;
@@ -145,6 +149,10 @@ fn batch_table<'a>(name: &'static str, frame: &'a DataFrame) -> Table<'a> {
         "submissions" => (
             "the current submission of every township and period",
             submission_columns(),
+        ),
+        "extractions" => (
+            "every value read out of a work summary, with where it stands, the rule, the confidence and what became of it",
+            extraction_columns(),
         ),
         _ => (
             "values and submissions set aside, with the reason",

@@ -3,7 +3,7 @@
 //! stages in between are pure functions of what was landed and of `now`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +19,13 @@ use crate::lock::{LockError, RunLock};
 use crate::normalize::{self, Landed};
 use crate::period::Period;
 use crate::publish;
+use crate::review;
 use crate::rollup;
 use crate::sinks::TableSink;
 use crate::sinks::parquet::{PublishError, PublishReport};
 use crate::sinks::snapshot::{Recovery, Snapshots};
 use crate::sources::http::HttpSource;
+use crate::sources::inbox::{self, WithInbox};
 use crate::sources::{FetchOutcome, FetchTarget, Source};
 use crate::state::{AlertRecord, Commit, Landing, State, StateError};
 
@@ -110,6 +112,10 @@ pub struct RunSummary {
     pub rows_published: usize,
     /// Values quarantined.
     pub quarantined: usize,
+    /// Values read from documents that wait in the review queue.
+    pub in_review: usize,
+    /// Inbox files that are no report of their program ("program: file: why").
+    pub inbox_unmatched: Vec<String>,
     /// Check failures by severity.
     pub check_failures: BTreeMap<String, usize>,
     /// Alerts raised this run.
@@ -135,22 +141,45 @@ pub struct RunSummary {
     pub bodies_parsed: usize,
 }
 
-/// Every (township, period) each pipeline expects by `now`.
+/// Every (township, period) each pipeline expects by `now`: from its
+/// portal's URL template, or its inbox folder (`file://` targets).
 pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
     let mut out = Vec::new();
     for p in selected(cfg, opts) {
+        let inbox = p
+            .inbox_dir
+            .as_ref()
+            .map(|dir| (PathBuf::from(dir), inbox::scan(Path::new(dir), p, &cfg.def.registry)));
         for period in Period::closed_since(p.start(), opts.now) {
             for t in cfg.def.registry.townships.keys() {
+                let url = match &inbox {
+                    Some((dir, files)) => inbox::url(files, dir, t, &period.to_string()),
+                    None => p.url(t, &period).unwrap_or_default(),
+                };
                 out.push(FetchTarget {
                     pipeline: p.name.clone(),
                     township: t.clone(),
                     period: period.to_string(),
-                    url: p.url(t, &period),
+                    url,
                 });
             }
         }
     }
     out
+}
+
+/// Files in the selected pipelines' inboxes that are no report of theirs:
+/// (pipeline, file name, why).
+pub fn inbox_unmatched(cfg: &Loaded, opts: &RunOptions) -> Vec<(String, String, String)> {
+    selected(cfg, opts)
+        .filter_map(|p| p.inbox_dir.as_ref().map(|d| (p, d)))
+        .flat_map(|(p, dir)| {
+            inbox::scan(Path::new(dir), p, &cfg.def.registry)
+                .unmatched
+                .into_iter()
+                .map(|(file, why)| (p.name.clone(), file, why))
+        })
+        .collect()
 }
 
 fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &'a Pipeline> + 'a {
@@ -228,10 +257,19 @@ fn land(
             summary.fetched += 1;
             let sha = raw.put(&body)?;
             let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
+            let kind = cfg
+                .def
+                .pipelines
+                .iter()
+                .find(|p| p.name == t.pipeline)
+                .map(|p| p.source_kind)
+                .unwrap_or_default();
             let parsed = match known {
                 true => None,
-                false => Some(crate::parse::parse_with(
+                false => Some(crate::parse::parse_body(
+                    kind,
                     &body,
+                    &cfg.def.catalog,
                     &cfg.def.dhis2,
                     &cfg.settings.limits.read(),
                 )),
@@ -381,13 +419,15 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
 }
 
 /// Conservation, checked on every run: values received = published +
-/// quarantined for every submission. A violation is a bug in taizhang, raised
+/// quarantined + held for review for every submission. A violation is a bug in taizhang, raised
 /// as an alert so it cannot pass unnoticed.
 fn conservation(program: &str, submissions: &DataFrame) -> PolarsResult<Vec<Candidate>> {
     let broken = submissions
         .clone()
         .lazy()
-        .filter(col("values_received").neq(col("values_published") + col("values_quarantined")))
+        .filter(
+            col("values_received").neq(col("values_published") + col("values_quarantined") + col("values_in_review")),
+        )
         .collect()?;
     let (t, p) = (broken.column("township")?.str()?, broken.column("period")?.str()?);
     let n = |c: &str| broken.column(c).and_then(|c| c.i64().cloned());
@@ -417,6 +457,16 @@ fn conservation(program: &str, submissions: &DataFrame) -> PolarsResult<Vec<Cand
             }
         })
         .collect())
+}
+
+/// Extracted values waiting for a reviewer.
+fn in_review(extractions: &DataFrame) -> PolarsResult<usize> {
+    Ok(extractions
+        .column("status")?
+        .str()?
+        .iter()
+        .filter(|s| *s == Some("review") || *s == Some("conflict"))
+        .count())
 }
 
 /// What normalize makes of one landed body, read from the raw store (for a
@@ -485,6 +535,7 @@ fn kept_results(
             facts: vstack(vec![n.facts, m.facts]).map_err(internal("normalize"))?,
             quarantine: vstack(vec![n.quarantine, m.quarantine]).map_err(internal("normalize"))?,
             submissions: vstack(vec![n.submissions, m.submissions]).map_err(internal("normalize"))?,
+            extractions: vstack(vec![n.extractions, m.extractions]).map_err(internal("normalize"))?,
         };
     }
     let or_empty = |f: DataFrame, e: &DataFrame| if f.width() == 0 { e.clone() } else { f };
@@ -492,6 +543,7 @@ fn kept_results(
         facts: or_empty(n.facts, &empty.facts),
         quarantine: or_empty(n.quarantine, &empty.quarantine),
         submissions: or_empty(n.submissions, &empty.submissions),
+        extractions: or_empty(n.extractions, &empty.extractions),
     })
 }
 
@@ -542,6 +594,7 @@ fn compute(
     let mut checks_out = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
+    let decisions = &state.review_decisions()?;
     let batches = batches(&cfg.def.registry);
     for (p, kept) in kept.values_mut() {
         let p = *p;
@@ -609,11 +662,15 @@ fn compute(
                     .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
                     .collect()
             };
+            // What reviewers decided about documents' values.
+            let n = review::apply(n, decisions).map_err(internal("review"))?;
             let n = normalize::Normalized {
                 facts: n.facts,
                 quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
                     .map_err(internal("normalize"))?,
                 submissions: sorted(n.submissions, &["township", "period"]).map_err(internal("normalize"))?,
+                extractions: sorted(n.extractions, &["township", "period", "start", "end"])
+                    .map_err(internal("normalize"))?,
             };
             let counties = reg.counties();
             let quotas: Vec<taizhang_model::Quota> = cfg
@@ -652,11 +709,13 @@ fn compute(
             summary.rows_published += n.facts.height();
             summary.quarantined += n.quarantine.height();
             summary.submissions += n.submissions.height();
+            summary.in_review += in_review(&n.extractions).map_err(internal("review"))?;
             let tables = publish::BatchTables {
                 facts: n.facts,
                 quarantine: n.quarantine,
                 submissions: n.submissions,
                 history,
+                extractions: n.extractions,
             };
             had_rows.extend(publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?);
             checks_out.push(results);
@@ -666,6 +725,7 @@ fn compute(
             facts: empty.facts,
             quarantine: empty.quarantine,
             submissions: empty.submissions,
+            extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
         let county = vstack(county_rolls).map_err(internal("rollup"))?;
@@ -729,6 +789,14 @@ pub async fn run_with<S: Source + Clone + 'static>(
     if opts.dry_run {
         return Ok(summary);
     }
+    for (program, file, why) in inbox_unmatched(cfg, opts) {
+        tracing::warn!(program = %program, file = %file, reason = %why, "Inbox file is no report of the program; it is not read.");
+        summary.inbox_unmatched.push(format!("{program}: {file}: {why}"));
+    }
+    let source = WithInbox {
+        inner: source,
+        limit: cfg.settings.http.max_body_bytes,
+    };
     let programs: Vec<String> = selected(cfg, opts).map(|p| p.name.clone()).collect();
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
@@ -954,15 +1022,16 @@ mod tests {
     #[test]
     fn conservation_violation_is_raised() {
         let subs = df!(
-            "township" => ["341124102", "341124103"],
-            "period" => ["2026-06", "2026-06"],
-            "values_received" => [5i64, 5],
-            "values_published" => [4i64, 3],
-            "values_quarantined" => [1i64, 1]
+            "township" => ["341124102", "341124103", "341124104"],
+            "period" => ["2026-06", "2026-06", "2026-06"],
+            "values_received" => [5i64, 5, 5],
+            "values_published" => [4i64, 3, 2],
+            "values_quarantined" => [1i64, 1, 1],
+            "values_in_review" => [0i64, 0, 2]
         )
         .unwrap();
         let c = conservation("p", &subs).unwrap();
-        assert_eq!(c.len(), 1);
+        assert_eq!(c.len(), 1, "values held for review are accounted for");
         assert_eq!(c[0].key, "p/conservation/341124103/2026-06");
     }
 }

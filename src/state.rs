@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     idempotency_key TEXT PRIMARY KEY, alert_key TEXT NOT NULL, program TEXT NOT NULL,
     change TEXT NOT NULL, alert TEXT NOT NULL, created_at TEXT NOT NULL, run_id INTEGER NOT NULL,
     delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE IF NOT EXISTS reviews (
+    review_id TEXT PRIMARY KEY, verdict TEXT NOT NULL CHECK (verdict IN ('accept', 'reject')),
+    note TEXT NOT NULL DEFAULT '', decided_at TEXT NOT NULL);
 ";
 
 /// The state store's schema version (`PRAGMA user_version`). 2: alerts carry
@@ -585,6 +588,51 @@ impl State {
             f(&tx, e).map_err(wrap)?;
         }
         tx.commit().map_err(wrap)
+    }
+
+    /// Records a reviewer's decision about a document's value (the last
+    /// decision about an id counts). Applied by the next run.
+    pub fn decide_review(
+        &self,
+        review_id: &str,
+        verdict: &crate::review::Verdict,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let (v, note) = match verdict {
+            crate::review::Verdict::Accept => ("accept", ""),
+            crate::review::Verdict::Reject(note) => ("reject", note.as_str()),
+        };
+        self.conn
+            .execute(
+                "INSERT INTO reviews (review_id, verdict, note, decided_at) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (review_id) DO UPDATE SET verdict = ?2, note = ?3, decided_at = ?4",
+                params![review_id, v, note, ts(&at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Every review decision, by review id, with when it was made.
+    pub fn review_log(&self) -> Result<Vec<(String, crate::review::Verdict, DateTime<Utc>)>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT review_id, verdict, note, decided_at FROM reviews ORDER BY decided_at, review_id")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let verdict = match r.get::<_, String>(1)?.as_str() {
+                    "accept" => crate::review::Verdict::Accept,
+                    _ => crate::review::Verdict::Reject(r.get(2)?),
+                };
+                Ok((r.get(0)?, verdict, parse_ts(r.get::<_, String>(3)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// The decisions a run applies ([`crate::review::apply`]).
+    pub fn review_decisions(&self) -> Result<crate::review::Decisions, StateError> {
+        Ok(self.review_log()?.into_iter().map(|(id, v, _)| (id, v)).collect())
     }
 
     /// Starts a run record; returns its id.

@@ -2,6 +2,7 @@
 //! [`FetchTarget`] into a [`FetchOutcome`]; it never parses what it fetched.
 
 pub mod http;
+pub mod inbox;
 
 /// One report to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,7 +13,8 @@ pub struct FetchTarget {
     pub township: String,
     /// Period, as printed.
     pub period: String,
-    /// URL from the pipeline's template.
+    /// URL from the pipeline's template, or `file://` and the path of an
+    /// inbox file.
     pub url: String,
 }
 

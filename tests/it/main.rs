@@ -5,6 +5,7 @@ mod analyst;
 mod cases;
 mod cli;
 mod commit;
+mod documents;
 mod end_to_end;
 mod prose;
 mod support;

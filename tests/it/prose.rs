@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::support::bin;
 
 /// A .docx whose paragraphs are `paragraphs`, each split into runs as Word does.
-fn docx(paragraphs: &[&[&str]]) -> Vec<u8> {
+pub(crate) fn docx(paragraphs: &[&[&str]]) -> Vec<u8> {
     let body: String = paragraphs
         .iter()
         .map(|runs| {

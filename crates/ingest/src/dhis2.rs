@@ -142,6 +142,8 @@ pub fn to_submission(obj: &Map<String, Value>, mapping: &Mapping) -> Result<Subm
         version: None,
         explanation: None,
         values: out,
+        mentions: vec![],
+        stated_quotas: vec![],
     })
 }
 

@@ -17,22 +17,53 @@ pub struct Document {
     /// The text: paragraphs separated by `\n`.
     pub text: String,
     /// `docx`, or the encoding of a text file (utf-8, gb18030, …).
-    pub format: String,
+    pub format: &'static str,
 }
 
 /// Reads a document's bytes: a .docx (zip signature) or text.
 pub fn read(bytes: &[u8]) -> Result<Document, String> {
     if bytes.starts_with(b"PK\x03\x04") {
-        return docx(bytes).map(|text| Document {
-            text,
-            format: "docx".into(),
-        });
+        return docx(bytes).map(|text| Document { text, format: "docx" });
+    }
+    if let Some(what) = not_a_summary(bytes) {
+        return Err(what.to_string());
     }
     let (text, encoding) = decode(bytes).map_err(|e| e.to_string())?;
+    // GB18030 decodes almost any bytes; text has no control characters
+    // besides tabs, line and page breaks.
+    let controls = text
+        .chars()
+        .filter(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r' | '\u{c}'))
+        .count();
+    if controls > 0 {
+        return Err(format!(
+            "binary data, not text ({controls} control characters); taizhang reads work summaries as .txt or .docx"
+        ));
+    }
     Ok(Document {
         text: text.replace("\r\n", "\n").replace('\r', "\n"),
-        format: encoding.into(),
+        format: encoding,
     })
+}
+
+/// What the bytes are when they are a file people send instead of a
+/// summary taizhang reads: the reason, naming what to send instead.
+fn not_a_summary(bytes: &[u8]) -> Option<&'static str> {
+    let head: Vec<u8> = bytes
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(16)
+        .map(u8::to_ascii_lowercase)
+        .collect();
+    if head.starts_with(b"%pdf-") {
+        Some("a PDF document; taizhang reads work summaries as .txt or .docx (save it as .docx)")
+    } else if bytes.starts_with(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1") {
+        Some("a Word 97-2003 .doc (or another OLE file); taizhang reads .docx (save it as .docx)")
+    } else if head.starts_with(b"<!doctype html") || head.starts_with(b"<html") {
+        Some("an HTML page, not a work summary")
+    } else {
+        None
+    }
 }
 
 fn docx(bytes: &[u8]) -> Result<String, String> {
@@ -167,7 +198,18 @@ mod tests {
     fn text_in_gb18030_is_decoded_and_junk_gets_a_reason() {
         let (gbk, _, _) = encoding_rs::GB18030.encode("發放輪椅9輛\r\n");
         let d = read(&gbk).unwrap();
-        assert_eq!((d.text.as_str(), d.format.as_str()), ("發放輪椅9輛\n", "gb18030"));
+        assert_eq!((d.text.as_str(), d.format), ("發放輪椅9輛\n", "gb18030"));
+    }
+
+    #[test]
+    fn files_sent_instead_of_a_summary_say_what_they_are() {
+        let err = |b: &[u8]| read(b).unwrap_err();
+        assert!(err(b"%PDF-1.7\n%\xe2\xe3").contains("a PDF document"));
+        assert!(err(b"\xD0\xCF\x11\xE0\xA1\xB1\x1A\xE1\0\0").contains("Word 97-2003"));
+        assert!(err(b"  <!DOCTYPE html><html>").contains("HTML page"));
+        // GB18030 would decode these; NULs and other controls are no text.
+        assert!(err(b"\x80\x81\xfe\x00\x00garbage").contains("binary data, not text"));
+        assert!(read("一、工作情况\t\r\n\u{c}".as_bytes()).is_ok());
         assert!(read(b"PK\x03\x04garbage").unwrap_err().contains(".docx"));
     }
 }

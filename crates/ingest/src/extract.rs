@@ -208,6 +208,9 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
     let qita = text.find("其中").map(|b| s + text[..b].chars().count());
     // The indicator the sentence opened with, for 其中 breakdowns.
     let mut head: Option<(&Indicator, MentionKind)> = None;
+    // One-off rates (每户300元, not 每人每月50元), for the sentence's arithmetic.
+    let mut rates: Vec<(f64, usize)> = vec![];
+    let first = out.len();
     let mut i = s;
     while i < e {
         let Some((len, reading)) = value_at(folded, i, e) else {
@@ -220,6 +223,10 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
         let clause = clause_bounds(folded, vs, ve, s, e);
         let before: String = folded[clause.0..vs].iter().collect();
         if RATE_WORDS.iter().any(|w| before.contains(w)) {
+            let per_time = ["每月", "每年", "月", "年"].iter().any(|w| before.contains(w));
+            if unit == "元" && !per_time {
+                rates.push((reading.0, vs));
+            }
             continue;
         }
         let prefix: String = folded[s..vs].iter().collect();
@@ -312,6 +319,52 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
             head = Some((p.indicator, kind));
         }
         mention(p.indicator, rule, confidence, None);
+    }
+    arithmetic(&mut out[first..], &rates);
+}
+
+/// A sentence that states a count, a one-off rate and a total (共慰问8户,每户300元,
+/// 共计2400元) states a product: when it holds, the rule says so; when it does
+/// not, the count and the total wait for review with the sum written out,
+/// whatever their confidence.
+fn arithmetic(found: &mut [Mention], rates: &[(f64, usize)]) {
+    let [(rate, at)] = rates else { return };
+    let is_total = |m: &Mention| m.kind == MentionKind::Achievement && m.dimension.is_none();
+    // The count the rate follows, and the amount after it.
+    let Some(count) = found
+        .iter()
+        .rposition(|m| is_total(m) && m.end <= *at && !m.unit_raw.ends_with('元'))
+    else {
+        return;
+    };
+    let Some(amount) = found
+        .iter()
+        .position(|m| is_total(m) && m.start > *at && m.unit_raw.ends_with('元'))
+    else {
+        return;
+    };
+    let (n, total) = (found[count].value, found[amount].value);
+    let product = n * rate;
+    let fmt = crate::submission::format_number;
+    if (product - total).abs() <= total.abs() * 0.005 + 0.5 {
+        for i in [count, amount] {
+            found[i]
+                .rule
+                .push_str(&format!("; {} × {} = {}", fmt(n), fmt(*rate), fmt(total)));
+        }
+        return;
+    }
+    for i in [count, amount] {
+        let m = &mut found[i];
+        m.rule.push_str(&format!(
+            "; arithmetic: {} × {} = {}, not {}",
+            fmt(n),
+            fmt(*rate),
+            fmt(product),
+            fmt(total)
+        ));
+        m.confidence = m.confidence.min(DOUBTFUL);
+        m.decision = Decision::Review;
     }
 }
 
@@ -578,6 +631,34 @@ mod tests {
         assert_eq!(got[0].0, "accessibility_renovation");
         assert_eq!(got[0].2, MentionKind::Quota);
         assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn a_stated_product_is_checked() {
+        let text = "春節期間共慰問困難殘疾人8戶,每戶300元,共計發放慰問金2400元。";
+        let ok = extract(text, &catalog());
+        let got: Vec<(&str, f64, Decision)> = ok.iter().map(|m| (m.indicator.as_str(), m.value, m.decision)).collect();
+        assert_eq!(
+            got,
+            [
+                ("condolence_visits", 8.0, Decision::Publish),
+                ("condolence_money", 2400.0, Decision::Publish)
+            ]
+        );
+        assert!(ok[1].rule.ends_with("; 8 × 300 = 2400"), "{}", ok[1].rule);
+        let wrong = extract(&text.replace("2400", "2500"), &catalog());
+        assert!(wrong.iter().all(|m| m.decision == Decision::Review), "{wrong:?}");
+        assert!(
+            wrong[0].rule.ends_with("arithmetic: 8 × 300 = 2400, not 2500"),
+            "{}",
+            wrong[0].rule
+        );
+        // A monthly rate times a count is not the half-year total (the count changes): not checked.
+        let monthly = extract(
+            "共有6084人享受重度殘疾人護理補貼,每人每月發放50元,共計155.67萬元。",
+            &catalog(),
+        );
+        assert!(monthly.iter().all(|m| m.decision == Decision::Publish), "{monthly:?}");
     }
 
     #[test]

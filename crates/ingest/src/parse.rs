@@ -25,6 +25,71 @@ pub fn parse_with(bytes: &[u8], dhis2: &crate::dhis2::Mapping, limits: &ReadLimi
     Ok(sub)
 }
 
+/// What a program's bodies are: forms (the wire contract's JSON, CSV, the
+/// Excel template, DHIS2) or documents (work summaries, .txt or .docx, whose
+/// values the extractor reads).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// A form in any of the wire contract's formats.
+    #[default]
+    Submission,
+    /// A work summary (工作总结) as plain text or .docx.
+    Document,
+}
+
+/// Parses a landed body of a program whose bodies are `kind`.
+pub fn parse_body(
+    kind: SourceKind,
+    bytes: &[u8],
+    catalog: &crate::catalog::Catalog,
+    dhis2: &crate::dhis2::Mapping,
+    limits: &ReadLimits,
+) -> Result<Submission, ParseError> {
+    match kind {
+        SourceKind::Submission => parse_with(bytes, dhis2, limits),
+        SourceKind::Document => parse_document(bytes, catalog, limits),
+    }
+}
+
+/// Parses a work summary: its text ([`crate::document::read`]) and the
+/// values the extractor finds in it ([`crate::extract::extract`]). Each
+/// achievement becomes a value (indicator code, breakdown, the value as
+/// written) with its mention beside it; stated quotas are kept apart. The
+/// header fields are empty: who and when come from where it was fetched.
+pub fn parse_document(
+    bytes: &[u8],
+    catalog: &crate::catalog::Catalog,
+    limits: &ReadLimits,
+) -> Result<Submission, ParseError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ParseError::Empty);
+    }
+    let doc = crate::document::read(bytes).map_err(ParseError::Document)?;
+    let (format, encoding) = match doc.format {
+        "docx" => (Format::Docx, "utf-8"),
+        encoding => (Format::Text, encoding),
+    };
+    let mut sub = Submission::empty(format, encoding);
+    let (mentions, quotas): (Vec<_>, Vec<_>) = crate::extract::extract(&doc.text, catalog)
+        .into_iter()
+        .partition(|m| m.kind == crate::extract::MentionKind::Achievement);
+    limits.check_rows(mentions.len() + quotas.len(), "values found in the document")?;
+    sub.values = mentions
+        .iter()
+        .map(|m| RawValue {
+            indicator: Some(m.indicator.clone()),
+            dimension: m.dimension.clone(),
+            category: m.category.clone(),
+            value: Cell::Text(m.text.clone()),
+            problem: None,
+        })
+        .collect();
+    sub.mentions = mentions;
+    sub.stated_quotas = quotas;
+    Ok(sub)
+}
+
 fn parse_text(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) -> Result<Submission, ParseError> {
     let text = text.trim_start_matches('\u{feff}');
     let trimmed = text.trim_start();
@@ -122,6 +187,8 @@ fn parse_json(text: &str, dhis2: &crate::dhis2::Mapping, limits: &ReadLimits) ->
         version,
         explanation: field("explanation")?,
         values,
+        mentions: vec![],
+        stated_quotas: vec![],
     })
 }
 

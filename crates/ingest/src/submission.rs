@@ -16,6 +16,10 @@ pub enum Format {
     Xlsx,
     /// DHIS2 dataValueSets JSON.
     Dhis2,
+    /// A work summary as plain text, values read by the extractor.
+    Text,
+    /// A work summary as a Word .docx, values read by the extractor.
+    Docx,
 }
 
 impl Format {
@@ -26,6 +30,8 @@ impl Format {
             Format::Csv => "csv",
             Format::Xlsx => "xlsx",
             Format::Dhis2 => "dhis2",
+            Format::Text => "txt",
+            Format::Docx => "docx",
         }
     }
 }
@@ -99,6 +105,11 @@ pub struct Submission {
     pub explanation: Option<String>,
     /// The values.
     pub values: Vec<RawValue>,
+    /// A document's values as the extractor found them, one per entry of
+    /// `values` (in the same order); empty for forms.
+    pub mentions: Vec<crate::extract::Mention>,
+    /// Quotas a document states (实施…改造任务30户): not values of the report.
+    pub stated_quotas: Vec<crate::extract::Mention>,
 }
 
 impl Submission {
@@ -115,6 +126,8 @@ impl Submission {
             version: None,
             explanation: None,
             values: Vec::new(),
+            mentions: Vec::new(),
+            stated_quotas: Vec::new(),
         }
     }
 }
@@ -161,6 +174,9 @@ pub enum ParseError {
     /// Over one of the [`ReadLimits`].
     #[error("over a limit: {0}")]
     OverLimit(String),
+    /// A document (work summary) that cannot be read as text.
+    #[error("document: {0}")]
+    Document(String),
     /// Malformed CSV.
     #[error("CSV line {line}: {reason}")]
     Csv {
@@ -278,11 +294,12 @@ pub fn content_type_problem(content_type: &str) -> Option<String> {
             | "binary/octet-stream"
             | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
             | "application/vnd.ms-excel"
+            | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
             | "application/zip"
             | "application/x-zip-compressed"
     ) || essence.ends_with("+json");
     (!accepted)
-        .then(|| format!("served as {content_type:?}, which is not a report format (JSON, CSV or the Excel template)"))
+        .then(|| format!("served as {content_type:?}, which is not a report format (JSON, CSV, the Excel template, or a .txt/.docx work summary)"))
 }
 
 /// Longest township-controlled text echoed into a reason, message or log.

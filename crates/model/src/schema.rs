@@ -155,6 +155,72 @@ pub fn fact_columns(unit: &str) -> Vec<ColSpec> {
             I64,
             "position of the value in the submission (0-based), for taizhang explain",
         ),
+        c(
+            "extracted",
+            Bool,
+            "read out of a work summary's prose by the extractor (see extractions), not typed into a form",
+        ),
+    ]
+}
+
+/// Columns of `extractions`: every value the extractor found in a document
+/// (work summary), with its provenance and what became of it.
+pub fn extraction_columns() -> Vec<ColSpec> {
+    vec![
+        c("program", Str, "reporting program"),
+        c("township", Str, "9-digit township code the document was fetched for"),
+        c("county", Str, "6-digit county code"),
+        c("period", Str, "reporting period"),
+        c(
+            "review_id",
+            Str,
+            "id in the review queue (taizhang review accept|reject ID); stable across runs",
+        ),
+        c("indicator", Str, "indicator code"),
+        c("name", Str, "indicator name"),
+        c("dimension", Str, "breakdown dimension after 其中; null for the total"),
+        c("category", Str, "breakdown category; null for the total"),
+        c("value", F64, "value in the indicator's unit"),
+        c("unit", Str, "unit of value"),
+        c("approx", Bool, "written as an approximation (多, 余, 近, 左右)"),
+        c("missing", Bool, "no number could be read"),
+        c(
+            "kind",
+            Str,
+            "achievement, or quota when the sentence assigns it (任务, 指标, 下达): never published as a fact",
+        ),
+        c("value_raw", Str, "the value as written (155.67萬元)"),
+        c(
+            "sentence",
+            Str,
+            "the sentence it stands in (personal numbers masked; 400 characters at most)",
+        ),
+        c("start", I64, "character offset of the value in the document text"),
+        c("end", I64, "character offset just after the value"),
+        c(
+            "rule",
+            Str,
+            "the extractor's rule that attached the value to the indicator",
+        ),
+        c("confidence", F64, "0-1; published at 0.9 and above"),
+        c("decision", Str, "the extractor's: publish or review"),
+        c(
+            "status",
+            Str,
+            "published (in facts), review (waiting), accepted (published after review), rejected (set aside by a reviewer; in quarantine), conflict (accepted, but the document's published value for the same cell differs), quarantined (unusable; reason in quarantine), quota",
+        ),
+        c("source_sha256", Str, "sha256 of the document (raw/sha256/…)"),
+        c(
+            "submitted_at",
+            Timestamp,
+            "declared submission time (null for documents)",
+        ),
+        c("version", I64, "declared version (null for documents)"),
+        c(
+            "value_index",
+            I64,
+            "position among the document's values; null for quotas",
+        ),
     ]
 }
 
@@ -234,7 +300,11 @@ pub fn submission_columns() -> Vec<ColSpec> {
         c("township", Str, "9-digit township code the report was requested for"),
         c("period", Str, "reporting period"),
         c("source_sha256", Str, "sha256 of the current body"),
-        c("format", Str, "json, csv, xlsx or dhis2; null when unreadable"),
+        c(
+            "format",
+            Str,
+            "json, csv, xlsx, dhis2, txt or docx (work summaries); null when unreadable",
+        ),
         c(
             "encoding",
             Str,
@@ -255,7 +325,12 @@ pub fn submission_columns() -> Vec<ColSpec> {
         c(
             "values_quarantined",
             I64,
-            "values set aside; received = published + quarantined",
+            "values set aside; received = published + quarantined + in_review",
+        ),
+        c(
+            "values_in_review",
+            I64,
+            "a document's extracted values waiting in the review queue (0 for forms)",
         ),
         c(
             "versions_landed",
@@ -406,6 +481,7 @@ pub fn schemas() -> Vec<(String, Vec<ColSpec>)> {
         ("submission_history".to_string(), history_columns()),
         ("submissions".to_string(), submission_columns()),
         ("quarantine".to_string(), quarantine_columns()),
+        ("extractions".to_string(), extraction_columns()),
         ("check_results".to_string(), check_columns()),
         ("quotas".to_string(), quota_columns()),
         ("alerts".to_string(), alert_columns()),

@@ -54,6 +54,16 @@ impl Canned {
             location: None,
         }
     }
+    /// Any bytes (a Word document, a text file in GB18030 …) served as `content_type`.
+    pub fn bytes(body: &[u8], content_type: &str) -> Canned {
+        Canned {
+            status: 200,
+            content_type: content_type.into(),
+            body: body.to_vec(),
+            cut_off_after: None,
+            location: None,
+        }
+    }
     /// Any status with a text body.
     pub fn status(status: u16, body: &str) -> Canned {
         Canned {

@@ -107,8 +107,18 @@ pub struct Pipeline {
     pub start_period: String,
     /// Days after the period end a report is due.
     pub deadline_days: u32,
+    /// What the bodies are: `submission` (forms, the default) or `document`
+    /// (work summaries, .txt or .docx, read by the extractor).
+    #[serde(default)]
+    pub source_kind: crate::parse::SourceKind,
     /// URL template with `{township}` and `{period}`.
-    pub source_url: String,
+    #[serde(default)]
+    pub source_url: Option<String>,
+    /// A folder the county drops reports into instead of a portal:
+    /// `<township code or name>_<period>.<ext>` (大墅镇_2026-H1.docx).
+    /// Exactly one of `source_url` and `inbox_dir`.
+    #[serde(default)]
+    pub inbox_dir: Option<String>,
     /// Cron schedule (sec min hour day month weekday), China time.
     pub schedule: String,
     /// Indicator codes reported; empty means the whole catalog.
@@ -125,11 +135,13 @@ impl Pipeline {
         self.start_period.parse().expect("validated at load")
     }
 
-    /// The URL of one township's report for one period.
-    pub fn url(&self, township: &str, period: &Period) -> String {
-        self.source_url
-            .replace("{township}", township)
-            .replace("{period}", &period.to_string())
+    /// The URL of one township's report for one period (a pipeline with a
+    /// `source_url`; an inbox pipeline has none).
+    pub fn url(&self, township: &str, period: &Period) -> Option<String> {
+        self.source_url.as_ref().map(|u| {
+            u.replace("{township}", township)
+                .replace("{period}", &period.to_string())
+        })
     }
 }
 
@@ -227,17 +239,39 @@ fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) ->
             format!("{:?} is not a {:?} period", p.start_period, p.period_type),
         ));
     }
-    for part in ["{township}", "{period}"] {
-        if !p.source_url.contains(part) {
-            return Err(ConfigError::new(file, "source_url", format!("must contain {part}")));
+    match (&p.source_url, &p.inbox_dir) {
+        (Some(url), None) => {
+            for part in ["{township}", "{period}"] {
+                if !url.contains(part) {
+                    return Err(ConfigError::new(file, "source_url", format!("must contain {part}")));
+                }
+            }
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(ConfigError::new(
+                    file,
+                    "source_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
         }
-    }
-    if !(p.source_url.starts_with("http://") || p.source_url.starts_with("https://")) {
-        return Err(ConfigError::new(
-            file,
-            "source_url",
-            "must be an http:// or https:// URL",
-        ));
+        (None, Some(dir)) if dir.trim().is_empty() => {
+            return Err(ConfigError::new(file, "inbox_dir", "is empty"));
+        }
+        (None, Some(_)) => {}
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                file,
+                "inbox_dir",
+                "a pipeline has either source_url (a portal) or inbox_dir (a folder), not both",
+            ));
+        }
+        (None, None) => {
+            return Err(ConfigError::new(
+                file,
+                "source_url",
+                "missing: give source_url (a portal URL with {township} and {period}) or inbox_dir (a folder)",
+            ));
+        }
     }
     if let Some(why) = schedule_problem(&p.schedule) {
         return Err(ConfigError::new(file, "schedule", why));

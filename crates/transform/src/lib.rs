@@ -6,13 +6,14 @@
 //! hierarchy. The binary crate does all fetching, storing and publishing.
 #![warn(missing_docs)]
 
-pub use taizhang_ingest::{catalog, dhis2, fold, normalize_value, parse, period, registry, submission, xlsx};
+pub use taizhang_ingest::{catalog, dhis2, extract, fold, normalize_value, parse, period, registry, submission, xlsx};
 
 pub mod checks;
 pub mod definition;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod fixtures;
 pub mod normalize;
+pub mod review;
 pub mod rollup;
 
 /// The frames the stages make have the columns [`taizhang_model::schema`]

@@ -4,7 +4,13 @@
 //! with its reason; nothing is dropped silently. Pure: no IO, no clock.
 //!
 //! Conservation holds per submission and is recorded in the submissions
-//! table: values received = values published + values quarantined.
+//! table: values received = values published + values quarantined + values
+//! held for review (a document's uncertain extractions).
+//!
+//! A document (work summary) arrives parsed with the extractor's mentions
+//! beside its values: confident ones are published flagged `extracted`,
+//! uncertain ones held for review; every mention, stated quotas included,
+//! becomes a row of `extractions` with its provenance.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,6 +20,7 @@ use taizhang_model::Landing;
 
 use crate::catalog::{Catalog, Indicator};
 use crate::definition::Pipeline;
+use crate::extract::Decision;
 use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
@@ -82,6 +89,8 @@ pub struct Normalized {
     pub quarantine: DataFrame,
     /// One row per current submission.
     pub submissions: DataFrame,
+    /// Every value found in a document, with its provenance and status.
+    pub extractions: DataFrame,
 }
 
 #[derive(Default)]
@@ -103,6 +112,7 @@ struct Facts {
     submitted_at: Vec<Option<i64>>,
     version: Vec<Option<i64>>,
     index: Vec<i64>,
+    extracted: Vec<bool>,
 }
 
 #[derive(Default)]
@@ -138,8 +148,118 @@ struct Submissions {
     received: Vec<i64>,
     published: Vec<i64>,
     quarantined: Vec<i64>,
+    in_review: Vec<i64>,
     versions_landed: Vec<i64>,
 }
+
+/// The rows of `extractions`: a document's mentions.
+#[derive(Default)]
+struct Extractions {
+    program: Vec<String>,
+    township: Vec<String>,
+    county: Vec<String>,
+    period: Vec<String>,
+    year: Vec<i32>,
+    review_id: Vec<String>,
+    indicator: Vec<String>,
+    name: Vec<String>,
+    dimension: Vec<Option<String>>,
+    category: Vec<Option<String>>,
+    value: Vec<Option<f64>>,
+    unit: Vec<String>,
+    approx: Vec<bool>,
+    missing: Vec<bool>,
+    kind: Vec<&'static str>,
+    text: Vec<String>,
+    sentence: Vec<String>,
+    start: Vec<i64>,
+    end: Vec<i64>,
+    rule: Vec<String>,
+    confidence: Vec<f64>,
+    decision: Vec<&'static str>,
+    status: Vec<&'static str>,
+    sha: Vec<String>,
+    submitted_at: Vec<Option<i64>>,
+    version: Vec<Option<i64>>,
+    index: Vec<Option<i64>>,
+}
+
+/// The review queue's id of a document's value: stable across runs (the
+/// document's sha256, where the value stands in it, and its cell).
+pub fn review_id(sha256: &str, m: &crate::extract::Mention) -> String {
+    let key = format!(
+        "{sha256}:{}:{}:{}:{}:{}",
+        m.start,
+        m.end,
+        m.indicator,
+        m.dimension.as_deref().unwrap_or(""),
+        m.category.as_deref().unwrap_or("")
+    );
+    taizhang_model::sha256_hex(key.as_bytes())[..12].to_string()
+}
+
+/// The document a mention comes from, for extraction rows.
+struct Doc<'a> {
+    pipeline: &'a Pipeline,
+    landing: &'a Landing,
+    county: &'a str,
+    year: i32,
+    submitted_at: Option<i64>,
+    version: Option<i64>,
+}
+
+impl Extractions {
+    /// One mention; `cell` is where it resolved to (else the mention's own
+    /// labels), `outcome` its status with the value and approx as read.
+    fn push(
+        &mut self,
+        d: &Doc<'_>,
+        catalog: &Catalog,
+        m: &crate::extract::Mention,
+        cell: Option<&Cellkey>,
+        (status, value, approx): (&'static str, Option<f64>, bool),
+        index: Option<usize>,
+    ) {
+        self.program.push(d.pipeline.name.clone());
+        self.township.push(d.landing.township.clone());
+        self.county.push(d.county.to_string());
+        self.period.push(d.landing.period.clone());
+        self.year.push(d.year);
+        self.review_id.push(review_id(&d.landing.sha256, m));
+        self.indicator.push(m.indicator.clone());
+        self.name.push(m.name.clone());
+        self.dimension.push(cell.map_or(m.dimension.clone(), |c| c.1.clone()));
+        self.category.push(cell.map_or(m.category.clone(), |c| c.2.clone()));
+        self.value.push(value);
+        self.unit
+            .push(catalog.get(&m.indicator).map_or_else(String::new, |i| i.unit.clone()));
+        self.approx.push(approx);
+        self.missing.push(value.is_none());
+        self.kind.push(match m.kind {
+            crate::extract::MentionKind::Achievement => "achievement",
+            crate::extract::MentionKind::Quota => "quota",
+        });
+        self.text.push(m.text.clone());
+        self.sentence.push(clip(&m.sentence, SENTENCE_CHARS));
+        self.start.push(m.start as i64);
+        self.end.push(m.end as i64);
+        self.rule.push(m.rule.clone());
+        self.confidence.push(m.confidence);
+        self.decision.push(match m.decision {
+            Decision::Publish => "publish",
+            Decision::Review => "review",
+        });
+        self.status.push(status);
+        self.sha.push(d.landing.sha256.clone());
+        self.submitted_at.push(d.submitted_at);
+        self.version.push(d.version);
+        self.index.push(index.map(|i| i as i64));
+    }
+}
+
+/// Longest sentence published beside an extracted value (the whole text
+/// stays in `raw/`).
+pub const SENTENCE_CHARS: usize = 400;
 
 /// Identity of one landed body, for quarantine rows.
 struct Origin<'a> {
@@ -276,7 +396,7 @@ pub fn normalize(
 ) -> PolarsResult<Normalized> {
     let mut acc = Acc::default();
     for l in landed {
-        let parsed = crate::parse::parse_with(l.body, dhis2, &limits.read());
+        let parsed = crate::parse::parse_body(pipeline.source_kind, l.body, catalog, dhis2, &limits.read());
         acc.add(
             pipeline,
             catalog,
@@ -311,6 +431,7 @@ struct Acc {
     f: Facts,
     q: Quarantine,
     s: Submissions,
+    x: Extractions,
     readings: HashMap<String, Reading>,
 }
 
@@ -326,7 +447,7 @@ impl Acc {
         versions_landed: usize,
         parsed: &Result<Submission, crate::submission::ParseError>,
     ) {
-        let Acc { f, q, s, readings } = self;
+        let Acc { f, q, s, x, readings } = self;
         let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
         let period: Period = match landing.period.parse() {
             Ok(p) => p,
@@ -343,7 +464,7 @@ impl Acc {
             .get(&landing.township)
             .map(|t| t.county.clone())
             .unwrap_or_default();
-        let (mut received, mut published, mut quarantined) = (0i64, 0i64, 0i64);
+        let (mut received, mut published, mut quarantined, mut in_review) = (0i64, 0i64, 0i64, 0i64);
         // What arrived is not the report as sent, or not a report at all.
         let transfer = transfer_problem(landing);
         let sub = match &parsed {
@@ -400,11 +521,20 @@ impl Acc {
                 .map(|v| cell_of(v, catalog, &allowed, limits, &pipeline.name))
                 .collect();
             let mut cells: HashMap<&Cellkey, Vec<(usize, String)>> = HashMap::new();
+            // A document's values held for review do not count against the
+            // published ones (a reviewer decides them).
+            let held = |i: usize| sub.mentions.get(i).is_some_and(|m| m.decision == Decision::Review);
             for (i, (v, r)) in sub.values.iter().zip(&resolved).enumerate() {
-                if let Ok((key, _)) = r {
+                if let Ok((key, _)) = r
+                    && !held(i)
+                {
                     cells.entry(key).or_default().push((i, v.value.raw()));
                 }
             }
+            // What became of each document value (quarantined unless it is
+            // published or held below), with its reading.
+            let mut outcome: Vec<(&'static str, Option<f64>, bool)> =
+                vec![("quarantined", None, false); sub.mentions.len()];
             for (i, (v, resolved)) in sub.values.iter().zip(&resolved).enumerate() {
                 received += 1;
                 let raw = v.value.raw();
@@ -474,6 +604,15 @@ impl Acc {
                         (r.value, r.approx, r.missing)
                     }
                 };
+                if let Some(o) = outcome.get_mut(i) {
+                    if held(i) {
+                        *o = ("review", value, approx);
+                        in_review += 1;
+                        continue;
+                    }
+                    *o = ("published", value, approx);
+                }
+                f.extracted.push(!sub.mentions.is_empty());
                 f.program.push(pipeline.name.clone());
                 f.township.push(landing.township.clone());
                 f.county.push(county.clone());
@@ -493,8 +632,30 @@ impl Acc {
                 f.index.push(i as i64);
                 published += 1;
             }
+            let doc = Doc {
+                pipeline,
+                landing,
+                county: &county,
+                year: period.year,
+                submitted_at,
+                version: sub.version,
+            };
+            for (i, (m, (status, value, approx))) in sub.mentions.iter().zip(outcome).enumerate() {
+                let cell = resolved[i].as_ref().ok().map(|(k, _)| k);
+                x.push(
+                    &doc,
+                    catalog,
+                    m,
+                    cell,
+                    (status, value.or(Some(m.value)), approx),
+                    Some(i),
+                );
+            }
+            for m in &sub.stated_quotas {
+                x.push(&doc, catalog, m, None, ("quota", Some(m.value), m.approx), None);
+            }
         }
-        debug_assert_eq!(received, published + quarantined, "conservation");
+        debug_assert_eq!(received, published + quarantined + in_review, "conservation");
         let sub_ok = parsed.as_ref().ok();
         let submitted_at = sub_ok
             .and_then(|s| s.submitted_at)
@@ -528,11 +689,12 @@ impl Acc {
         s.received.push(received);
         s.published.push(published);
         s.quarantined.push(quarantined);
+        s.in_review.push(in_review);
         s.versions_landed.push(versions_landed as i64);
     }
 
     fn finish(self) -> PolarsResult<Normalized> {
-        let Acc { f, q, s, .. } = self;
+        let Acc { f, q, s, x, .. } = self;
 
         let facts = DataFrame::new_infer_height(vec![
             Column::new("program".into(), f.program),
@@ -552,6 +714,7 @@ impl Acc {
             Column::new("submitted_at".into(), f.submitted_at),
             Column::new("version".into(), f.version),
             Column::new("value_index".into(), f.index),
+            Column::new("extracted".into(), f.extracted),
         ])?;
         let quarantine = DataFrame::new_infer_height(vec![
             Column::new("program".into(), q.program),
@@ -583,12 +746,44 @@ impl Acc {
             Column::new("values_received".into(), s.received),
             Column::new("values_published".into(), s.published),
             Column::new("values_quarantined".into(), s.quarantined),
+            Column::new("values_in_review".into(), s.in_review),
             Column::new("versions_landed".into(), s.versions_landed),
+        ])?;
+        let strs = |v: Vec<&'static str>| v.into_iter().map(str::to_string).collect::<Vec<_>>();
+        let extractions = DataFrame::new_infer_height(vec![
+            Column::new("program".into(), x.program),
+            Column::new("township".into(), x.township),
+            Column::new("county".into(), x.county),
+            Column::new("period".into(), x.period),
+            Column::new("year".into(), x.year),
+            Column::new("review_id".into(), x.review_id),
+            Column::new("indicator".into(), x.indicator),
+            Column::new("name".into(), x.name),
+            Column::new("dimension".into(), x.dimension),
+            Column::new("category".into(), x.category),
+            Column::new("value".into(), x.value),
+            Column::new("unit".into(), x.unit),
+            Column::new("approx".into(), x.approx),
+            Column::new("missing".into(), x.missing),
+            Column::new("kind".into(), strs(x.kind)),
+            Column::new("value_raw".into(), masked(x.text)),
+            Column::new("sentence".into(), masked(x.sentence)),
+            Column::new("start".into(), x.start),
+            Column::new("end".into(), x.end),
+            Column::new("rule".into(), x.rule),
+            Column::new("confidence".into(), x.confidence),
+            Column::new("decision".into(), strs(x.decision)),
+            Column::new("status".into(), strs(x.status)),
+            Column::new("source_sha256".into(), x.sha),
+            Column::new("submitted_at".into(), x.submitted_at),
+            Column::new("version".into(), x.version),
+            Column::new("value_index".into(), x.index),
         ])?;
         Ok(Normalized {
             facts,
             quarantine,
             submissions,
+            extractions,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! total = sum of an exhaustive breakdown (合计 = 分项之和), total ≥ sum of a
-//! partial one (其中). An exhaustive check is skipped unless the total and
-//! every category are present (skip-if-any-missing); approximate totals
-//! (60多 cannot equal a sum exactly) are skipped.
+//! partial one (其中). The equality is checked only when the total and every
+//! category are present (skip-if-any-missing); with categories left out
+//! (a work summary's 其中 names some) the parts still cannot exceed the
+//! total. Approximate totals (60多 cannot equal a sum exactly) are skipped.
 
 use polars::prelude::*;
 use serde::Deserialize;
@@ -89,11 +90,18 @@ impl Check for Breakdown {
                 [col("indicator"), col("dimension")],
                 JoinArgs::new(JoinType::Inner),
             )
-            .filter(col("exhaustive").not().or(col("n_present").eq(col("n_expected"))));
+            // An exhaustive breakdown with every category must add up to the
+            // total; any other (partial, or exhaustive with categories left
+            // out: 其中 in a work summary) cannot exceed it.
+            .with_column(
+                col("exhaustive")
+                    .and(col("n_present").eq(col("n_expected")))
+                    .alias("complete"),
+            );
         let failures = totals
             .join(parts, keys.clone(), keys, JoinArgs::new(JoinType::Inner))
             .filter(
-                when(col("exhaustive"))
+                when(col("complete"))
                     .then((col("total") - col("parts_sum")).abs().gt(lit(self.tolerance)))
                     .otherwise((col("parts_sum") - col("total")).gt(lit(self.tolerance))),
             )
@@ -104,7 +112,7 @@ impl Check for Breakdown {
         let ff = FailureFrame::read(&failures)?;
         let (indicator, dimension) = (ff.str("indicator")?, ff.str("dimension")?);
         let (total, parts_sum) = (ff.f64("total")?, ff.f64("parts_sum")?);
-        let exhaustive = failures.column("exhaustive")?.bool()?.clone();
+        let exhaustive = failures.column("complete")?.bool()?.clone();
         for i in 0..ff.len() {
             let (t, p, code, d) = (
                 ff.township(i),
