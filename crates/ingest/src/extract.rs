@@ -157,6 +157,8 @@ pub fn extract(text: &str, catalog: &Catalog) -> Vec<Mention> {
             .map_or(folded.len(), |p| p_start + p);
         let paragraph: String = folded[p_start..p_end].iter().collect();
         let on_subject = SUBJECT_WORDS.iter().any(|w| paragraph.contains(w));
+        // What the paragraph's earlier sentences named (the last two).
+        let mut context: Vec<Vec<Phrase>> = vec![];
         let mut start = p_start;
         while start < p_end {
             let window_end = p_end.min(start + MAX_SENTENCE + 1);
@@ -178,7 +180,11 @@ pub fn extract(text: &str, catalog: &Catalog) -> Vec<Mention> {
                 e: end,
                 on_subject,
             };
-            sentence(&chars, &folded, &depth, span, catalog, &mut out);
+            let named = sentence(&chars, &folded, &depth, span, catalog, &context, &mut out);
+            context.push(named);
+            if context.len() > 2 {
+                context.remove(0);
+            }
             start = end;
         }
         p_start = p_end + 1;
@@ -197,15 +203,31 @@ struct Span {
     on_subject: bool,
 }
 
-fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalog: &Catalog, out: &mut Vec<Mention>) {
+/// Finds the sentence's mentions; returns the phrases it names (the context
+/// of the paragraph's next sentences).
+#[allow(clippy::too_many_arguments)]
+fn sentence<'c>(
+    chars: &[char],
+    folded: &[char],
+    depth: &[usize],
+    span: Span,
+    catalog: &'c Catalog,
+    context: &[Vec<Phrase<'c>>],
+    out: &mut Vec<Mention>,
+) -> Vec<Phrase<'c>> {
     let Span { s, e, on_subject } = span;
     let text: String = folded[s..e].iter().collect();
-    if !folded[s..e].iter().any(|c| c.is_ascii_digit() || is_numeral(*c)) {
-        return;
-    }
     let phrases = phrases(&text, s, catalog);
+    if !folded[s..e].iter().any(|c| c.is_ascii_digit() || is_numeral(*c)) {
+        return phrases;
+    }
     let sentence_raw: String = chars[s..e].iter().collect::<String>().trim().to_string();
     let qita = text.find("其中").map(|b| s + text[..b].chars().count());
+    // A short lead before a colon names the sentence's topic (5、残疾人信访:…).
+    let lead = folded[s..e.min(s + LEAD_CHARS)]
+        .iter()
+        .position(|c| *c == ':' || *c == '：')
+        .map(|p| (s, s + p));
     // The indicator the sentence opened with, for 其中 breakdowns.
     let mut head: Option<(&Indicator, MentionKind)> = None;
     // One-off rates (每户300元, not 每人每月50元), for the sentence's arithmetic.
@@ -271,7 +293,9 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
             || (NEED_WORDS.iter().any(|w| window.contains(w)) && !VERBS.iter().any(|v| own.contains(v)));
         // Mis-decoded text (总?cè)蝿?wù)数) anywhere in the sentence: its words
         // (任务?) cannot be trusted, so neither can its numbers.
-        let garbled = text.contains('?') || text.contains("cè") || text.chars().any(|c| c.is_ascii_lowercase());
+        // (Placeholders such as xx or 〔xx〕 are not mis-decoding: pinyin
+        // with tone marks and question marks standing for characters are.)
+        let garbled = text.contains('?') || text.chars().any(|c| ('\u{c0}'..='\u{24f}').contains(&c));
         let off_subject = !on_subject;
         let doubtful = in_brackets || in_quotes || needs || garbled || off_subject;
         let written: String = chars[vs..ve].iter().collect();
@@ -312,7 +336,29 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
                 continue;
             }
         }
-        let Some((p, rule, confidence)) = nearest(&phrases, vs, ve, clause, &unit, &before, folded) else {
+        let Some((p, rule, confidence)) = nearest(&phrases, vs, ve, clause, &unit, &before, folded, lead) else {
+            // Named by the paragraph's previous sentences only (本年度…燃油补贴
+            // 任务数…。今年下达至我区任务193户,每户补贴260元): one indicator
+            // counted in the unit, the phrase's head word (补贴) again in this
+            // sentence, and a verb or an assignment before the value.
+            let mut named: Vec<&Indicator> = context
+                .iter()
+                .flatten()
+                .filter(|p| !p.generic && fits(p.indicator, &unit))
+                .filter(|p| {
+                    let head: String = folded[p.end.saturating_sub(2)..p.end].iter().collect();
+                    text.contains(&head)
+                })
+                .map(|p| p.indicator)
+                .collect();
+            named.dedup_by(|a, b| a.code == b.code);
+            let acted = VERBS.iter().any(|v| prefix.contains(v)) || kind == MentionKind::Quota;
+            if let [ind] = named[..]
+                && acted
+                && !phrases.iter().any(|p| fits(p.indicator, &unit))
+            {
+                mention(ind, "named_in_previous_sentence", 0.9, None);
+            }
             continue;
         };
         if head.is_none() {
@@ -321,6 +367,7 @@ fn sentence(chars: &[char], folded: &[char], depth: &[usize], span: Span, catalo
         mention(p.indicator, rule, confidence, None);
     }
     arithmetic(&mut out[first..], &rates);
+    phrases
 }
 
 /// A sentence that states a count, a one-off rate and a total (共慰问8户,每户300元,
@@ -368,7 +415,11 @@ fn arithmetic(found: &mut [Mention], rates: &[(f64, usize)]) {
     }
 }
 
+/// Characters a sentence's topic lead (before its colon) may have.
+const LEAD_CHARS: usize = 16;
+
 /// The best phrase for a value at `vs..ve` written in `unit`.
+#[allow(clippy::too_many_arguments)]
 fn nearest<'c>(
     phrases: &'c [Phrase<'c>],
     vs: usize,
@@ -377,6 +428,7 @@ fn nearest<'c>(
     unit: &str,
     before: &str,
     folded: &[char],
+    lead: Option<(usize, usize)>,
 ) -> Option<(&'c Phrase<'c>, &'static str, f64)> {
     let mut best: Option<(&Phrase, &'static str, f64, usize)> = None;
     for p in phrases.iter().filter(|p| fits(p.indicator, unit)) {
@@ -394,6 +446,21 @@ fn nearest<'c>(
                         && folded[p.end..vs].iter().filter(|c| CLAUSE_END.contains(c)).count() <= 3 =>
                 {
                     ("amount_after_its_count", 0.9, vs - p.end)
+                }
+                // 5、残疾人信访:…,协调解决各类问题260多件: the topic the sentence
+                // opened with, when nothing between names another indicator
+                // counted in the unit.
+                false
+                    if lead.is_some_and(|(ls, le)| p.start >= ls && p.end <= le)
+                        && !p.generic
+                        // A verb of doing in the value's clause (解决…260件), not a
+                        // state of what the topic counts (现已入住40户).
+                        && VERBS.iter().any(|v| before.contains(v))
+                        && !phrases.iter().any(|o| {
+                            o.start >= p.end && o.end <= vs && o.indicator.code != p.indicator.code && fits(o.indicator, unit)
+                        }) =>
+                {
+                    ("topic_of_sentence", 0.9, vs - p.end)
                 }
                 false => ("phrase_earlier_in_sentence", 0.75, vs - p.end),
             }
@@ -631,6 +698,57 @@ mod tests {
         assert_eq!(got[0].0, "accessibility_renovation");
         assert_eq!(got[0].2, MentionKind::Quota);
         assert_eq!(got.len(), 1, "{got:?}");
+    }
+
+    #[test]
+    fn a_topic_lead_or_the_previous_sentence_names_the_indicator_when_the_sentence_does_not() {
+        let got = found("5、殘疾人信訪:半年來接待來訪300人次,協調解決各類問題260多件。");
+        assert!(
+            got.contains(&(
+                "petitions_resolved".into(),
+                260.0,
+                MentionKind::Achievement,
+                None,
+                Decision::Publish
+            )),
+            "{got:?}"
+        );
+        // A state of what the topic counts is not a value of it.
+        let states = found("3、危房改造:實施二期殘疾人危房改造50戶,現已入住40戶,10戶正在建設中。");
+        assert_eq!(
+            states.iter().filter(|m| m.4 == Decision::Publish).count(),
+            1,
+            "{states:?}"
+        );
+        let fuel = found(
+            "6、實施殘疾人機動輪椅車燃油補貼項目。本年度燃油補貼任務數由上年度錄入人數確定。今年下達至我區任務193戶,每戶補貼260元,共計5.018萬元。",
+        );
+        assert!(
+            fuel.contains(&(
+                "fuel_households".into(),
+                193.0,
+                MentionKind::Quota,
+                None,
+                Decision::Publish
+            )),
+            "{fuel:?}"
+        );
+        assert!(
+            fuel.contains(&(
+                "fuel_amount".into(),
+                50180.0,
+                MentionKind::Quota,
+                None,
+                Decision::Publish
+            )),
+            "{fuel:?}"
+        );
+        // Without the phrase's head word in the sentence, the earlier sentence names nothing.
+        let other = found("全年完成白內障復明手術30例。為全縣15名貧困精神病患者每人補助藥費500元。");
+        assert_eq!(other.len(), 1, "{other:?}");
+        // Nor across paragraphs.
+        let apart = found("本年度燃油補貼任務數由上年度錄入人數確定。\n今年下達至我區任務193戶,每戶補貼260元。");
+        assert!(apart.is_empty(), "{apart:?}");
     }
 
     #[test]
