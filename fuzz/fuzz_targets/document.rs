@@ -16,6 +16,10 @@ fn catalog() -> &'static Catalog {
 }
 
 fuzz_target!(|data: &[u8]| {
+    // As a document program parses a landed body: one value per achievement.
+    if let Ok(sub) = taizhang_ingest::parse::parse_document(data, catalog(), &Default::default()) {
+        assert_eq!(sub.values.len(), sub.mentions.len());
+    }
     let Ok(doc) = taizhang_ingest::document::read(data) else { return };
     let chars = doc.text.chars().count();
     for m in taizhang_ingest::extract::extract(&doc.text, catalog()) {

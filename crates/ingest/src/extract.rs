@@ -297,7 +297,10 @@ fn sentence<'c>(
         // with tone marks and question marks standing for characters are.)
         let garbled = text.contains('?') || text.chars().any(|c| ('\u{c0}'..='\u{24f}').contains(&c));
         let off_subject = !on_subject;
-        let doubtful = in_brackets || in_quotes || needs || garbled || off_subject;
+        // A quota broken down in brackets ((其中自治区下达指标数246人,…)) is
+        // still a quota: it is never published as a fact either way.
+        let bracketed_quota = in_brackets && kind == MentionKind::Quota && QUOTA_WORDS.iter().any(|w| own.contains(w));
+        let doubtful = (in_brackets && !bracketed_quota) || in_quotes || needs || garbled || off_subject;
         let written: String = chars[vs..ve].iter().collect();
         let mut mention = |ind: &Indicator, rule: &str, confidence: f64, dim: Option<(String, String)>| {
             let confidence: f64 = if doubtful { confidence.min(DOUBTFUL) } else { confidence };
@@ -749,6 +752,14 @@ mod tests {
         // Nor across paragraphs.
         let apart = found("本年度燃油補貼任務數由上年度錄入人數確定。\n今年下達至我區任務193戶,每戶補貼260元。");
         assert!(apart.is_empty(), "{apart:?}");
+    }
+
+    #[test]
+    fn a_quota_broken_down_in_brackets_is_a_quota_and_other_bracketed_values_wait() {
+        let got = found("今年陽光家園計劃補助殘疾人共286人(其中自治區下達指標數246人,市本級財政追加40人)。");
+        assert!(got.contains(&("sunshine_home_care".into(), 246.0, MentionKind::Quota, None, Decision::Publish)), "{got:?}");
+        let noted = found("上半年完成白內障復明手術30例(另有12例待核實)。");
+        assert!(noted.contains(&("cataract_surgery".into(), 12.0, MentionKind::Achievement, None, Decision::Review)), "{noted:?}");
     }
 
     #[test]
