@@ -102,11 +102,18 @@ pub struct WarehouseSettings {
     /// removed after each commit. A reader holding an older snapshot's path
     /// keeps it readable for this many runs.
     pub keep_snapshots: usize,
+    /// Who may read the published tables: `world` (0755/0644), `group`
+    /// (the warehouse directory's group: 2750/0640) or `owner` (0700/0600).
+    /// `raw/` (bodies as sent) is always the service's only.
+    pub access: crate::private::Access,
 }
 
 impl Default for WarehouseSettings {
     fn default() -> Self {
-        WarehouseSettings { keep_snapshots: 3 }
+        WarehouseSettings {
+            keep_snapshots: 3,
+            access: crate::private::Access::default(),
+        }
     }
 }
 

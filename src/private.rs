@@ -41,3 +41,66 @@ pub fn restrict(path: &Path, mode: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// Who may read the published warehouse (`warehouse.access`). Personal data
+/// never reaches it in clear, but a county may still keep it to a group.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    /// Every local user: directories 0755, files 0644.
+    #[default]
+    World,
+    /// The warehouse directory's group (`chgrp analysts <warehouse>` once):
+    /// directories 2750 (setgid, so what is created inside takes the
+    /// group), files 0640.
+    Group,
+    /// The service's user only: 0700 and 0600.
+    Owner,
+}
+
+impl Access {
+    /// (directory mode, file mode).
+    pub fn modes(self) -> (u32, u32) {
+        match self {
+            Access::World => (0o755, 0o644),
+            Access::Group => (0o2750, 0o640),
+            Access::Owner => (0o700, 0o600),
+        }
+    }
+}
+
+/// Gives `root` and everything under it (not following symlinks) `access`'s
+/// modes, whatever the umask they were created with.
+pub fn share(root: &Path, access: Access) -> io::Result<()> {
+    let (dmode, fmode) = access.modes();
+    let set = |p: &Path, mode: u32| -> io::Result<()> {
+        let meta = std::fs::symlink_metadata(p)?;
+        if meta.file_type().is_symlink() {
+            return Ok(());
+        }
+        restrict_exact(p, mode)
+    };
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        set(&d, dmode)?;
+        for e in std::fs::read_dir(&d)? {
+            let e = e?;
+            let t = e.file_type()?;
+            if t.is_dir() {
+                stack.push(e.path());
+            } else if t.is_file() {
+                set(&e.path(), fmode)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sets `path`'s mode bits (setgid included) to `mode` unless they are.
+pub fn restrict_exact(path: &Path, mode: u32) -> io::Result<()> {
+    let meta = std::fs::metadata(path)?;
+    if meta.permissions().mode() & 0o7777 != mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}

@@ -801,7 +801,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
-    let snaps = Snapshots::new(&wh);
+    let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
     let raw = RawStore::new(&wh);
     let recovery = snaps.recover(state.published_snapshot()?)?;
     let leftovers = raw.clear_leftovers()?;
@@ -904,6 +904,19 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "Run finished."
     );
     Ok(summary)
+}
+
+/// Exit code of a run that committed but left something undone: reports
+/// that could not be fetched, or alerts that could not be delivered (both
+/// are retried by the next run, and alerted or printed).
+pub const EXIT_PARTIAL: u8 = 3;
+
+impl RunSummary {
+    /// The run committed, but some townships' reports could not be fetched
+    /// or some alerts could not be delivered.
+    pub fn partial(&self) -> bool {
+        self.fetch_failed > 0 || self.delivery_error.is_some()
+    }
 }
 
 /// The alerts after a run: the selected programs' reconciled with this

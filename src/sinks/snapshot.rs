@@ -88,6 +88,7 @@ pub struct FileEntry {
 #[derive(Debug, Clone)]
 pub struct Snapshots {
     root: PathBuf,
+    access: crate::private::Access,
 }
 
 /// What [`Snapshots::recover`] cleaned up.
@@ -115,7 +116,14 @@ impl Snapshots {
     pub fn new(warehouse: &Path) -> Snapshots {
         Snapshots {
             root: warehouse.to_path_buf(),
+            access: crate::private::Access::default(),
         }
+    }
+
+    /// The same, sealing snapshots with `access`'s modes.
+    pub fn with_access(mut self, access: crate::private::Access) -> Snapshots {
+        self.access = access;
+        self
     }
 
     fn dir(&self) -> PathBuf {
@@ -375,6 +383,17 @@ impl Staging {
             sync_dir(d)?;
         }
         sync_dir(&self.dir)?;
+        // Readers as `warehouse.access` says, whatever the umask (modes do
+        // not need to be durable before the rename: a crash leaves no reader).
+        crate::private::share(&self.dir, self.snaps.access).map_err(io(&self.dir))?;
+        for d in [&self.snaps.root, &self.snaps.dir()] {
+            let (mode, _) = self.snaps.access.modes();
+            // A warehouse directory the operator made (and owns) stays as
+            // they set it; ours takes the mode.
+            if let Err(e) = crate::private::restrict_exact(d, mode) {
+                tracing::warn!(dir = %d.display(), error = %e, "Cannot set the warehouse directory's mode; readers may not reach it.");
+            }
+        }
         let dest = self.snaps.path(self.seq);
         std::fs::rename(&self.dir, &dest).map_err(io(&dest))?;
         sync_dir(&self.snaps.dir())?;

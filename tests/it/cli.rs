@@ -3,7 +3,7 @@
 
 use std::process::Command;
 
-use taizhang::simulator::Portal;
+use taizhang::simulator::{Canned, Portal};
 
 use crate::support::copy_config;
 
@@ -52,13 +52,24 @@ fn validate_accepts_the_shipped_config_and_names_file_line_key_of_a_typo() {
         ),
     )
     .unwrap();
-    let bad = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&bad.stderr);
+    // Quotas that do not add up are data: validate warns, and run accepts
+    // exactly what validate accepts (it reports them as a check).
+    let warned = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert_eq!(warned.status.code(), Some(0));
+    let err = String::from_utf8_lossy(&warned.stderr);
     assert!(
-        err.contains("cataract_surgery: township quotas add up to 242, not the county quota 240"),
+        err.contains("warning: ")
+            && err.contains("cataract_surgery: township quotas add up to 242, not the county quota 240")
+            && err.contains("check quota_decomposition"),
         "{err}"
     );
+    assert!(String::from_utf8_lossy(&warned.stdout).contains("(1 quota warnings)"));
+    let plan = bin()
+        .args(["run", "--dry-run", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert_eq!(plan.status.code(), Some(0));
     std::fs::write(&quotas, q).unwrap();
 
     let s = std::fs::read_to_string(&settings).unwrap();
@@ -438,4 +449,83 @@ fn state_and_raw_bodies_are_private_whatever_the_umask() {
         .next()
         .unwrap();
     assert_eq!(mode(&table), 0o644);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_townships_that_could_not_be_fetched_exits_3() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    portal.set("341124104", "2026-06", Canned::status(500, "down"));
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
+    let settings = dir.path().join("config/taizhang.toml");
+    let run = move |settings: std::path::PathBuf| async move {
+        tokio::task::spawn_blocking(move || {
+            bin()
+                .args(["run", "--now", "2026-07-10T10:00:00+08:00", "--config"])
+                .arg(&settings)
+                .env("TAIZHANG_HTTP__RETRY_BASE_MS", "1")
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    };
+    let out = run(settings.clone()).await;
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(3), "partial: {said}");
+    assert!(said.contains("1 failed"), "{said}");
+    // Everything else was published.
+    assert!(dir.path().join("warehouse/current/facts").is_dir());
+    portal.remove("341124104", "2026-06");
+    let out = run(settings).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_warehouse_mode_is_what_the_settings_say_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
+    let settings = dir.path().join("config/taizhang.toml");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    for (access, wh_mode, file_mode) in [("group", 0o2750, 0o640), ("world", 0o755, 0o644)] {
+        let wh = dir.path().join(format!("wh-{access}"));
+        let (settings, wh2) = (settings.clone(), wh.clone());
+        let out = tokio::task::spawn_blocking(move || {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!(
+                    "umask 077; exec '{}' run --now 2026-07-10 --config '{}'",
+                    env!("CARGO_BIN_EXE_taizhang"),
+                    settings.display()
+                ))
+                .env("TAIZHANG_PATHS__WAREHOUSE_DIR", &wh2)
+                .env("TAIZHANG_WAREHOUSE__ACCESS", access)
+                .output()
+                .unwrap()
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(mode(&wh), wh_mode, "{access}");
+        let snap = wh.join("current").canonicalize().unwrap();
+        assert_eq!(mode(&snap), wh_mode, "{access}");
+        let part = wh
+            .join("current/facts/cataract_surgery/year=2026")
+            .canonicalize()
+            .unwrap();
+        assert_eq!(mode(&part), wh_mode, "{access}");
+        for f in std::fs::read_dir(&part).unwrap().flatten() {
+            assert_eq!(mode(&f.path()), file_mode, "{access} {}", f.path().display());
+        }
+        assert_eq!(mode(&snap.join("_manifest.json")), file_mode);
+        assert_eq!(mode(&wh.join("raw")), 0o700, "bodies as sent stay the service's");
+    }
 }

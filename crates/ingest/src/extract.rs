@@ -757,9 +757,27 @@ mod tests {
     #[test]
     fn a_quota_broken_down_in_brackets_is_a_quota_and_other_bracketed_values_wait() {
         let got = found("今年陽光家園計劃補助殘疾人共286人(其中自治區下達指標數246人,市本級財政追加40人)。");
-        assert!(got.contains(&("sunshine_home_care".into(), 246.0, MentionKind::Quota, None, Decision::Publish)), "{got:?}");
+        assert!(
+            got.contains(&(
+                "sunshine_home_care".into(),
+                246.0,
+                MentionKind::Quota,
+                None,
+                Decision::Publish
+            )),
+            "{got:?}"
+        );
         let noted = found("上半年完成白內障復明手術30例(另有12例待核實)。");
-        assert!(noted.contains(&("cataract_surgery".into(), 12.0, MentionKind::Achievement, None, Decision::Review)), "{noted:?}");
+        assert!(
+            noted.contains(&(
+                "cataract_surgery".into(),
+                12.0,
+                MentionKind::Achievement,
+                None,
+                Decision::Review
+            )),
+            "{noted:?}"
+        );
     }
 
     #[test]
