@@ -11,7 +11,7 @@ pub use taizhang_ingest::{
 };
 pub use taizhang_model as model;
 pub use taizhang_simulator as simulator;
-pub use taizhang_transform::{checks, definition, normalize, review, rollup};
+pub use taizhang_transform::{checks, definition, normalize, review, rollup, timeliness};
 
 pub mod alerts;
 pub mod args;

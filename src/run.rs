@@ -28,6 +28,7 @@ use crate::sources::http::HttpSource;
 use crate::sources::inbox::{self, WithInbox};
 use crate::sources::{FetchOutcome, FetchTarget, Source};
 use crate::state::{AlertRecord, Commit, Landing, State, StateError};
+use crate::timeliness;
 
 /// A run that could not complete. Bad township input is never one of these:
 /// it is quarantined and alerted, and the run goes on.
@@ -313,6 +314,18 @@ fn land(
         FetchOutcome::NotSubmitted => {
             summary.not_submitted += 1;
             state.clear_fetch_failure(&t.pipeline, &t.township, &t.period)?;
+            // Missing after its deadline: evidence against a later claim of
+            // having been on time.
+            let deadline = cfg
+                .def
+                .pipelines
+                .iter()
+                .find(|p| p.name == t.pipeline)
+                .zip(t.period.parse::<Period>().ok())
+                .map(|(p, period)| period.deadline(p.deadline_days));
+            if deadline.is_some_and(|d| now > d) {
+                state.record_absence(&t.pipeline, &t.township, &t.period, now)?;
+            }
         }
         FetchOutcome::Failed { error, attempts } => {
             summary.fetch_failed += 1;
@@ -361,7 +374,11 @@ pub fn vstack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
 }
 
 /// The landings table: every version of every submission, current marked.
-fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResult<DataFrame> {
+fn landings_frame(
+    all: &[Landing],
+    current: &[(&Landing, usize)],
+    timeliness: &[timeliness::Timeliness],
+) -> PolarsResult<DataFrame> {
     let cur: std::collections::HashSet<(&str, &str, &str)> = current
         .iter()
         .map(|(l, _)| (l.township.as_str(), l.period.as_str(), l.sha256.as_str()))
@@ -414,6 +431,10 @@ fn landings_frame(all: &[Landing], current: &[(&Landing, usize)]) -> PolarsResul
             all.iter()
                 .map(|l| cur.contains(&(l.township.as_str(), l.period.as_str(), l.sha256.as_str())))
                 .collect::<Vec<bool>>(),
+        ),
+        Column::new(
+            "timeliness".into(),
+            timeliness.iter().map(|t| t.as_str()).collect::<Vec<&str>>(),
         ),
     ])
 }
@@ -601,6 +622,8 @@ fn compute(
         let all = state.landings(&p.name)?;
         let current = current_landings(&all);
         let failures = state.fetch_failures(&p.name)?;
+        let absences = state.absences(&p.name)?;
+        let reports = timeliness::reports(&all, p.deadline_days, &absences);
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         // An empty batch still has the tables' schemas.
         let empty = normalize::normalize(
@@ -664,11 +687,13 @@ fn compute(
             };
             // What reviewers decided about documents' values.
             let n = review::apply(n, decisions).map_err(internal("review"))?;
+            // When each report arrived, from the evidence of all its versions.
+            let submissions = timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
             let n = normalize::Normalized {
                 facts: n.facts,
                 quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
                     .map_err(internal("normalize"))?,
-                submissions: sorted(n.submissions, &["township", "period"]).map_err(internal("normalize"))?,
+                submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
                 extractions: sorted(n.extractions, &["township", "period", "start", "end"])
                     .map_err(internal("normalize"))?,
             };
@@ -733,7 +758,8 @@ fn compute(
         let rollup = rollup::levels_up(county, &reporting, &cfg.def.registry, &cfg.def.quotas, &cfg.def.catalog)
             .map_err(internal("rollup"))?;
         summary.rollup_rows += rollup[0].height();
-        let landings = landings_frame(&all, &current).map_err(internal("land"))?;
+        let versions = timeliness::of_landings(&all, p.deadline_days, &absences);
+        let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
         programs.push((p.name.clone(), publish::ProgramTables { landings, rollup }));
     }
     Ok(Computed {

@@ -85,6 +85,9 @@ CREATE TABLE IF NOT EXISTS outbox (
     idempotency_key TEXT PRIMARY KEY, alert_key TEXT NOT NULL, program TEXT NOT NULL,
     change TEXT NOT NULL, alert TEXT NOT NULL, created_at TEXT NOT NULL, run_id INTEGER NOT NULL,
     delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE IF NOT EXISTS absences (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, seen_at TEXT NOT NULL,
+    PRIMARY KEY (pipeline, township, period));
 CREATE TABLE IF NOT EXISTS reviews (
     review_id TEXT PRIMARY KEY, verdict TEXT NOT NULL CHECK (verdict IN ('accept', 'reject')),
     note TEXT NOT NULL DEFAULT '', decided_at TEXT NOT NULL);
@@ -588,6 +591,42 @@ impl State {
             f(&tx, e).map_err(wrap)?;
         }
         tx.commit().map_err(wrap)
+    }
+
+    /// Records that a fetch after the deadline found nothing for (township,
+    /// period): evidence that a report first seen later is late. Only the
+    /// first such fetch is kept.
+    pub fn record_absence(
+        &self,
+        pipeline: &str,
+        township: &str,
+        period: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO absences (pipeline, township, period, seen_at) VALUES (?1, ?2, ?3, ?4)",
+                params![pipeline, township, period, ts(&at)],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The first fetch after the deadline that found nothing, by (township, period).
+    pub fn absences(
+        &self,
+        pipeline: &str,
+    ) -> Result<std::collections::HashMap<(String, String), DateTime<Utc>>, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT township, period, seen_at FROM absences WHERE pipeline = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![pipeline], |r| {
+                Ok(((r.get(0)?, r.get(1)?), parse_ts(r.get::<_, String>(2)?)))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// Records a reviewer's decision about a document's value (the last

@@ -9,4 +9,5 @@ mod documents;
 mod end_to_end;
 mod prose;
 mod support;
+mod timeliness;
 mod transport;

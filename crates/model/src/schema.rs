@@ -315,9 +315,19 @@ pub fn submission_columns() -> Vec<ColSpec> {
         c("first_fetched_at", Timestamp, "when taizhang first fetched this body"),
         c("deadline", Timestamp, "when the report became late"),
         c(
+            "first_seen_at",
+            Timestamp,
+            "when taizhang first saw any version of this report",
+        ),
+        c(
+            "seen_missing_at",
+            Timestamp,
+            "the first fetch after the deadline that found nothing (404, no inbox file); null if none",
+        ),
+        c(
             "status",
             Str,
-            "on_time, late (by submitted_at, else first fetch) or quarantined (unreadable)",
+            "on_time, late, unknown (no evidence either way) or quarantined (unreadable); from the claimed time, when taizhang first saw the report and whether a fetch after the deadline found it missing (README: Timeliness)",
         ),
         c("explanation", Str, "force-submit explanation (强制上报说明), if any"),
         c("values_received", I64, "values in the body"),
@@ -389,6 +399,11 @@ pub fn landing_columns() -> Vec<ColSpec> {
         c("first_fetched_at", Timestamp, "first fetch of these exact bytes"),
         c("last_fetched_at", Timestamp, "latest fetch of these exact bytes"),
         c("current", Bool, "this body is the version in the published tables"),
+        c(
+            "timeliness",
+            Str,
+            "on_time, late or unknown: the first version as the report's; a later version (a correction) late when first seen after the deadline",
+        ),
     ]
 }
 

@@ -143,6 +143,7 @@ struct Submissions {
     submitted_at: Vec<Option<i64>>,
     first_fetched_at: Vec<i64>,
     deadline: Vec<i64>,
+    first_seen: Vec<i64>,
     status: Vec<String>,
     explanation: Vec<Option<String>>,
     received: Vec<i64>,
@@ -661,6 +662,8 @@ impl Acc {
             .and_then(|s| s.submitted_at)
             .map(|t| micros(t.with_timezone(&Utc)));
         let deadline = period.deadline(pipeline.deadline_days);
+        // Provisional, from this body alone: the run decides each report's
+        // timeliness from the evidence of all its versions (`timeliness`).
         let arrived = submitted_at.unwrap_or(micros(landing.first_fetched_at));
         let status = if sub.is_none() {
             "quarantined"
@@ -680,6 +683,7 @@ impl Acc {
         s.submitted_at.push(submitted_at);
         s.first_fetched_at.push(micros(landing.first_fetched_at));
         s.deadline.push(micros(deadline));
+        s.first_seen.push(micros(landing.first_fetched_at));
         s.status.push(status.to_string());
         s.explanation.push(
             sub_ok
@@ -741,6 +745,8 @@ impl Acc {
             Column::new("submitted_at".into(), s.submitted_at),
             Column::new("first_fetched_at".into(), s.first_fetched_at),
             Column::new("deadline".into(), s.deadline),
+            Column::new("first_seen_at".into(), s.first_seen.clone()),
+            Column::new("seen_missing_at".into(), vec![None::<i64>; s.first_seen.len()]),
             Column::new("status".into(), s.status),
             Column::new("explanation".into(), masked_opt(s.explanation)),
             Column::new("values_received".into(), s.received),
