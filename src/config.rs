@@ -68,6 +68,10 @@ pub struct HttpSettings {
     /// backoffs: a hung township holds a fetch slot at most this long, so a
     /// night with hung townships ends within one budget of the rest.
     pub township_budget_secs: u64,
+    /// Requests in flight to one host (scheme, host and port) at once; 0:
+    /// as many as `concurrency`. Townships on their own portals are fetched
+    /// side by side while a shared county portal is not hammered.
+    pub per_host_concurrency: usize,
 }
 
 impl Default for HttpSettings {
@@ -80,6 +84,7 @@ impl Default for HttpSettings {
             retry_base_ms: 500,
             max_body_bytes: 16 * 1024 * 1024,
             township_budget_secs: 45,
+            per_host_concurrency: 0,
         }
     }
 }

@@ -220,8 +220,8 @@ fn init_logging(default: &str) {
 fn print_summary(cfg: &Loaded, s: &RunSummary) {
     println!("taizhang run");
     println!(
-        "  reports fetched     {} of {} expected ({} not submitted, {} failed)",
-        s.fetched, s.planned, s.not_submitted, s.fetch_failed
+        "  reports fetched     {} of {} expected ({} unchanged, {} not submitted, {} failed)",
+        s.fetched, s.planned, s.not_modified, s.not_submitted, s.fetch_failed
     );
     println!("  newly landed        {}", s.landed_new);
     println!("  bodies parsed       {}", s.bodies_parsed);

@@ -103,6 +103,9 @@ pub struct RunSummary {
     pub fetched: usize,
     /// Targets with nothing submitted (404).
     pub not_submitted: usize,
+    /// Targets whose landed body is still what the portal serves (304):
+    /// neither downloaded nor parsed again.
+    pub not_modified: usize,
     /// Targets that failed after retries.
     pub fetch_failed: usize,
     /// Bodies landed for the first time.
@@ -162,6 +165,7 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
                     township: t.clone(),
                     period: period.to_string(),
                     url,
+                    validators: None,
                 });
             }
         }
@@ -254,9 +258,16 @@ fn land(
             body,
             content_type,
             defect,
+            validators,
         } => {
             summary.fetched += 1;
             let sha = raw.put(&body)?;
+            state.set_validators(
+                &t.pipeline,
+                &t.township,
+                &t.period,
+                validators.as_ref().map(|v| (v, sha.as_str())),
+            )?;
             let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
             let kind = cfg
                 .def
@@ -311,8 +322,22 @@ fn land(
                 tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
             }
         }
+        FetchOutcome::NotModified => {
+            if state.still_served(&t.pipeline, &t.township, &t.period, now)? {
+                summary.not_modified += 1;
+            } else {
+                // The portal says unchanged, but what it describes is not
+                // landed here (a state store restored from backup): asked
+                // again without validators next run.
+                summary.fetch_failed += 1;
+                let error = "304 Not Modified for a body this deployment has not landed; fetched whole next run";
+                tracing::warn!(township = %t.township, period = %t.period, "{error}");
+                state.record_fetch_failure(&t, error, 1, now)?;
+            }
+        }
         FetchOutcome::NotSubmitted => {
             summary.not_submitted += 1;
+            state.set_validators(&t.pipeline, &t.township, &t.period, None)?;
             state.clear_fetch_failure(&t.pipeline, &t.township, &t.period)?;
             // Missing after its deadline: evidence against a later claim of
             // having been on time.
@@ -827,6 +852,18 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
+    // Conditional requests: what the portal said of each body landed last.
+    let mut targets = targets;
+    let mut known = BTreeMap::new();
+    for p in &programs {
+        known.insert(p.clone(), state.validators(p)?);
+    }
+    for t in &mut targets {
+        t.validators = known
+            .get(&t.pipeline)
+            .and_then(|m| m.get(&(t.township.clone(), t.period.clone())))
+            .map(|(v, _)| v.clone());
+    }
     let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
     let raw = RawStore::new(&wh);
     let recovery = snaps.recover(state.published_snapshot()?)?;

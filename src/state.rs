@@ -49,6 +49,9 @@ pub struct Commit<'a> {
     pub summary: &'a str,
 }
 
+/// Validators by (township, period), with the sha256 of the body they describe.
+pub type ValidatorsByReport = std::collections::HashMap<(String, String), (crate::sources::Validators, String)>;
+
 /// The open state store.
 pub struct State {
     conn: Connection,
@@ -85,6 +88,10 @@ CREATE TABLE IF NOT EXISTS outbox (
     idempotency_key TEXT PRIMARY KEY, alert_key TEXT NOT NULL, program TEXT NOT NULL,
     change TEXT NOT NULL, alert TEXT NOT NULL, created_at TEXT NOT NULL, run_id INTEGER NOT NULL,
     delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
+CREATE TABLE IF NOT EXISTS validators (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
+    etag TEXT, last_modified TEXT, sha256 TEXT NOT NULL,
+    PRIMARY KEY (pipeline, township, period));
 CREATE TABLE IF NOT EXISTS absences (
     pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, seen_at TEXT NOT NULL,
     PRIMARY KEY (pipeline, township, period));
@@ -591,6 +598,87 @@ impl State {
             f(&tx, e).map_err(wrap)?;
         }
         tx.commit().map_err(wrap)
+    }
+
+    /// What the portal said of the body landed last for (township, period)
+    /// (None: nothing to ask with; the body is downloaded whole).
+    pub fn set_validators(
+        &self,
+        pipeline: &str,
+        township: &str,
+        period: &str,
+        v: Option<(&crate::sources::Validators, &str)>,
+    ) -> Result<(), StateError> {
+        let r = match v {
+            Some((v, sha)) => self.conn.execute(
+                "INSERT INTO validators (pipeline, township, period, etag, last_modified, sha256)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (pipeline, township, period) DO UPDATE SET etag = ?4, last_modified = ?5, sha256 = ?6",
+                params![pipeline, township, period, v.etag, v.last_modified, sha],
+            ),
+            None => self.conn.execute(
+                "DELETE FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3",
+                params![pipeline, township, period],
+            ),
+        };
+        r.map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The validators of every (township, period) of a program, with the
+    /// sha256 of the body they describe.
+    pub fn validators(&self, pipeline: &str) -> Result<ValidatorsByReport, StateError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT township, period, etag, last_modified, sha256 FROM validators WHERE pipeline = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![pipeline], |r| {
+                Ok((
+                    (r.get(0)?, r.get(1)?),
+                    (
+                        crate::sources::Validators {
+                            etag: r.get(2)?,
+                            last_modified: r.get(3)?,
+                        },
+                        r.get(4)?,
+                    ),
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// A 304 for (township, period): the body its validators describe is
+    /// still served; it was fetched (seen) again at `at`. False when that
+    /// body is not landed (its validators are then dropped).
+    pub fn still_served(
+        &self,
+        pipeline: &str,
+        township: &str,
+        period: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?4)
+                 WHERE pipeline = ?1 AND township = ?2 AND period = ?3
+                   AND sha256 = (SELECT sha256 FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3)",
+                params![pipeline, township, period, ts(&at)],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            self.set_validators(pipeline, township, period, None)?;
+        } else {
+            self.conn
+                .execute(
+                    "DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3",
+                    params![pipeline, township, period],
+                )
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(n > 0)
     }
 
     /// Records that a fetch after the deadline found nothing for (township,

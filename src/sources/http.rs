@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{FetchOutcome, FetchTarget, Source};
+use super::{FetchOutcome, FetchTarget, Source, Validators};
 use crate::config::HttpSettings;
 
 /// Fetches over HTTP(S) with reqwest.
@@ -11,6 +11,8 @@ use crate::config::HttpSettings;
 pub struct HttpSource {
     client: reqwest::Client,
     settings: HttpSettings,
+    /// One semaphore per origin (`http.per_host_concurrency`).
+    hosts: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, std::sync::Arc<tokio::sync::Semaphore>>>>,
 }
 
 impl HttpSource {
@@ -26,16 +28,44 @@ impl HttpSource {
         Ok(HttpSource {
             client,
             settings: settings.clone(),
+            hosts: Default::default(),
         })
     }
 
-    async fn once(&self, url: &str) -> Result<FetchOutcome, Attempt> {
+    /// A slot for one request to `url`'s origin, waited for before the
+    /// township's budget starts (None: no per-host limit).
+    async fn host_slot(&self, url: &str) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let limit = self.settings.per_host_concurrency;
+        if limit == 0 {
+            return None;
+        }
+        let origin = reqwest::Url::parse(url).ok()?.origin().ascii_serialization();
+        let sem = {
+            let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+            hosts
+                .entry(origin)
+                .or_insert_with(|| std::sync::Arc::new(tokio::sync::Semaphore::new(limit)))
+                .clone()
+        };
+        sem.acquire_owned().await.ok()
+    }
+
+    async fn once(&self, url: &str, asked: Option<&Validators>) -> Result<FetchOutcome, Attempt> {
         let fail = |error: String| Attempt {
             error,
             partial: None,
             last: false,
         };
-        let mut resp = self.client.get(url).send().await.map_err(|e| Attempt {
+        let mut req = self.client.get(url);
+        if let Some(v) = asked {
+            if let Some(tag) = &v.etag {
+                req = req.header(reqwest::header::IF_NONE_MATCH, tag);
+            }
+            if let Some(at) = &v.last_modified {
+                req = req.header(reqwest::header::IF_MODIFIED_SINCE, at);
+            }
+        }
+        let mut resp = req.send().await.map_err(|e| Attempt {
             error: describe(&e),
             partial: None,
             // A refused redirect is the same on every attempt.
@@ -45,16 +75,22 @@ impl HttpSource {
         if status == reqwest::StatusCode::NOT_FOUND {
             return Ok(FetchOutcome::NotSubmitted);
         }
+        if status == reqwest::StatusCode::NOT_MODIFIED && asked.is_some() {
+            return Ok(FetchOutcome::NotModified);
+        }
         if status != reqwest::StatusCode::OK {
             return Err(fail(format!("HTTP {status}")));
         }
         let limit = self.settings.max_body_bytes;
         let declared = resp.content_length();
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        let header = |name: reqwest::header::HeaderName| {
+            resp.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let content_type = header(reqwest::header::CONTENT_TYPE);
+        let validators = Validators::of(header(reqwest::header::ETAG), header(reqwest::header::LAST_MODIFIED));
         let mut body = Vec::new();
         loop {
             match resp.chunk().await {
@@ -68,6 +104,8 @@ impl HttpSource {
                         return Ok(FetchOutcome::Submitted {
                             body,
                             content_type,
+                            // A body kept in part is not what the validators describe.
+                            validators: None,
                             defect: Some(format!(
                                 "body larger than the {limit}-byte limit{declared}; the first {limit} bytes are kept"
                             )),
@@ -95,6 +133,7 @@ impl HttpSource {
             body,
             content_type,
             defect: None,
+            validators,
         })
     }
 }
@@ -167,6 +206,7 @@ fn backoff(base_ms: u64, n: u32, seed: &str) -> Duration {
 
 impl Source for HttpSource {
     async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
+        let _slot = self.host_slot(&target.url).await;
         let budget = Duration::from_secs(self.settings.township_budget_secs);
         let tried = std::sync::atomic::AtomicU32::new(0);
         match tokio::time::timeout(budget, self.attempts(target, &tried)).await {
@@ -196,7 +236,7 @@ impl HttpSource {
         };
         for n in 1..=attempts {
             tried.store(n, std::sync::atomic::Ordering::Relaxed);
-            match self.once(&target.url).await {
+            match self.once(&target.url, target.validators.as_ref()).await {
                 Ok(outcome) => return outcome,
                 Err(e) => {
                     tracing::debug!(township = %target.township, period = %target.period, attempt = n, error = %e.error, "Fetch attempt failed.");
@@ -220,6 +260,7 @@ impl HttpSource {
                 body,
                 content_type,
                 defect: Some(defect),
+                validators: None,
             },
             None => FetchOutcome::Failed {
                 error: last.error,

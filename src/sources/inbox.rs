@@ -131,6 +131,7 @@ pub fn read(path: &Path, limit: u64) -> FetchOutcome {
         body,
         content_type: None,
         defect,
+        validators: None,
     }
 }
 

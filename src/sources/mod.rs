@@ -16,6 +16,26 @@ pub struct FetchTarget {
     /// URL from the pipeline's template, or `file://` and the path of an
     /// inbox file.
     pub url: String,
+    /// What the portal said of the body landed last for this target: asked
+    /// back (If-None-Match / If-Modified-Since) so that an unchanged report
+    /// is not downloaded again.
+    pub validators: Option<Validators>,
+}
+
+/// HTTP cache validators of a response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Validators {
+    /// `ETag`.
+    pub etag: Option<String>,
+    /// `Last-Modified`.
+    pub last_modified: Option<String>,
+}
+
+impl Validators {
+    /// None when the response had neither.
+    pub fn of(etag: Option<String>, last_modified: Option<String>) -> Option<Validators> {
+        (etag.is_some() || last_modified.is_some()).then_some(Validators { etag, last_modified })
+    }
 }
 
 /// What fetching one target gave.
@@ -32,7 +52,11 @@ pub enum FetchOutcome {
         /// every attempt. The bytes are still landed; the submission is
         /// quarantined with this reason.
         defect: Option<String>,
+        /// The response's validators, to ask with next time.
+        validators: Option<Validators>,
     },
+    /// 304: the body landed last for this target is still what is served.
+    NotModified,
     /// 404: nothing submitted yet.
     NotSubmitted,
     /// Anything else, after every retry.

@@ -231,3 +231,69 @@ async fn a_hung_township_is_given_up_after_its_budget_over_all_attempts() {
         "{messages:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unchanged_report_is_asked_for_with_its_validators_and_not_downloaded_again() {
+    let Demo {
+        _dir, wh, cfg, portal, ..
+    } = Demo::start().await;
+    portal.set_validators(true);
+    let opts = RunOptions::at(at("2026-07-10T02:00:00Z"));
+    let first = run(&cfg, &opts).await.unwrap();
+    assert_eq!((first.fetched, first.not_modified), (79, 0));
+    assert_eq!(portal.not_modified(), 0);
+
+    // Nothing changed: every report answers 304, nothing is downloaded or parsed.
+    let later = RunOptions::at(at("2026-07-11T02:00:00Z"));
+    let again = run(&cfg, &later).await.unwrap();
+    assert_eq!((again.fetched, again.not_modified, again.bodies_parsed), (0, 79, 0));
+    assert_eq!(portal.not_modified(), 79);
+    // Seen again: the landing's last fetch moved.
+    let landings = rows(
+        &read_year(&wh, "landings", 2026),
+        &[("township", "341124102"), ("period", "2026-06")],
+    );
+    let last = landings
+        .column("last_fetched_at")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap();
+    assert_eq!(
+        last.i64().unwrap().get(0),
+        Some(at("2026-07-11T02:00:00Z").timestamp_micros())
+    );
+
+    // One township corrects its report: only that one is downloaded.
+    portal.set("341124102", "2026-06", Canned::json(&report("341124102", "")));
+    let third = run(&cfg, &RunOptions::at(at("2026-07-12T02:00:00Z"))).await.unwrap();
+    assert_eq!((third.fetched, third.not_modified, third.bodies_parsed), (1, 78, 1));
+    let facts = read_year(&wh, "facts/cataract_surgery", 2026);
+    assert_eq!(total(&facts, "341124102", "2026-06"), Some(12.0));
+    // And back to the first version: fetched whole (its validators changed), current again.
+    let hits = portal.not_modified();
+    portal.set_validators(false);
+    let fourth = run(&cfg, &RunOptions::at(at("2026-07-13T02:00:00Z"))).await.unwrap();
+    assert_eq!(
+        fourth.not_modified, 0,
+        "a portal without validators is downloaded whole"
+    );
+    assert_eq!(portal.not_modified(), hits);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_to_one_host_stay_within_its_limit() {
+    for (per_host, limited) in [(3, true), (0, false)] {
+        let Demo { cfg, portal, _dir, .. } = Demo::start().await;
+        let mut cfg = cfg;
+        cfg.settings.http.concurrency = 16;
+        cfg.settings.http.per_host_concurrency = per_host;
+        portal.set_delay(std::time::Duration::from_millis(60));
+        run(&cfg, &RunOptions::at(at("2026-07-10T02:00:00Z"))).await.unwrap();
+        let most = portal.max_in_flight();
+        match limited {
+            true => assert_eq!(most, 3, "per_host_concurrency = 3"),
+            // Without a per-host limit, the global one (16) is what binds.
+            false => assert!(most > 3 && most <= 16, "{most}"),
+        }
+    }
+}

@@ -99,6 +99,11 @@ pub struct Portal {
     reports: Arc<RwLock<HashMap<(String, String), Canned>>>,
     hits: Arc<RwLock<usize>>,
     delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    validators: Arc<std::sync::atomic::AtomicBool>,
+    not_modified: Arc<std::sync::atomic::AtomicUsize>,
+    /// Requests being answered now, and the most at once.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    max_in_flight: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Demo townships with a fault, for tests and the demo summary.
@@ -156,6 +161,23 @@ impl Portal {
             .store(delay.as_millis() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Serves validators from now on: an `ETag` (a hash of the body) and a
+    /// `Last-Modified` on every 200, and 304 Not Modified (no body) to a
+    /// request whose `If-None-Match` names the current ETag.
+    pub fn set_validators(&self, on: bool) {
+        self.validators.store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The most requests this portal was answering at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.max_in_flight.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Requests answered 304 so far.
+    pub fn not_modified(&self) -> usize {
+        self.not_modified.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Requests answered so far.
     pub fn hits(&self) -> usize {
         *self.hits.read().expect("portal lock")
@@ -207,11 +229,27 @@ impl Portal {
     }
 }
 
-async fn report(State(portal): State<Portal>, Path((township, period)): Path<(String, String)>) -> Response {
-    let delay = portal.delay_ms.load(std::sync::atomic::Ordering::Relaxed);
+/// The ETag the portal gives a body: a hash of its bytes.
+fn etag(body: &[u8]) -> String {
+    let h = body.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    });
+    format!("\"{h:016x}\"")
+}
+
+async fn report(
+    State(portal): State<Portal>,
+    Path((township, period)): Path<(String, String)>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    use std::sync::atomic::Ordering::Relaxed;
+    let now = portal.in_flight.fetch_add(1, Relaxed) + 1;
+    portal.max_in_flight.fetch_max(now, Relaxed);
+    let delay = portal.delay_ms.load(Relaxed);
     if delay > 0 {
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
+    portal.in_flight.fetch_sub(1, Relaxed);
     *portal.hits.write().expect("portal lock") += 1;
     match portal.get(&township, &period) {
         None => (StatusCode::NOT_FOUND, "no submission").into_response(),
@@ -236,6 +274,24 @@ async fn report(State(portal): State<Portal>, Path((township, period)): Path<(St
                 h.insert(header::CONTENT_TYPE, v);
             }
             resp
+        }
+        Some(c) if c.status == 200 && portal.validators.load(std::sync::atomic::Ordering::Relaxed) => {
+            let tag = etag(&c.body);
+            let asked = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+            if asked == Some(tag.as_str()) {
+                portal.not_modified.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return (StatusCode::NOT_MODIFIED, [(header::ETAG, tag)]).into_response();
+            }
+            (
+                StatusCode::OK,
+                [
+                    (header::CONTENT_TYPE, c.content_type),
+                    (header::ETAG, tag),
+                    (header::LAST_MODIFIED, "Wed, 01 Jul 2026 01:00:00 GMT".to_string()),
+                ],
+                c.body,
+            )
+                .into_response()
         }
         Some(c) => {
             let mut resp = (
