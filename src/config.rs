@@ -136,6 +136,20 @@ pub struct Settings {
     pub limits: Limits,
     /// Alert channels.
     pub alerts: AlertSettings,
+    /// `taizhang serve`.
+    pub serve: ServeSettings,
+}
+
+/// What `taizhang serve` does besides running on schedule.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServeSettings {
+    /// Address for `/healthz`, `/metrics` and `/runs` (e.g. 127.0.0.1:9464);
+    /// none: no endpoints.
+    pub listen: Option<String>,
+    /// Run every pipeline once at start (besides the catch-up of pipelines
+    /// that missed a tick while the service was down, which always happens).
+    pub run_at_start: bool,
 }
 
 /// Everything a run needs, loaded and validated.

@@ -432,6 +432,29 @@ pub fn explain(cfg: &crate::config::Loaded, township: &str, period: &str) -> Res
     }
     Ok(out)
 }
+
+/// The last runs as JSON objects (as `taizhang runs --json` prints them),
+/// newest first; none when the deployment never ran.
+pub fn runs_json(state_dir: &std::path::Path, last: usize) -> Result<Vec<serde_json::Value>, crate::state::StateError> {
+    if !state_dir.join("taizhang.sqlite").exists() {
+        return Ok(vec![]);
+    }
+    Ok(crate::state::State::open(state_dir)?
+        .runs(last)?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "run": r.id,
+                "started_at": r.started_at.to_rfc3339(),
+                "now": r.now.to_rfc3339(),
+                "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
+                "outcome": if r.finished_at.is_some() { "done" } else { "interrupted" },
+                "summary": r.summary,
+            })
+        })
+        .collect())
+}
+
 /// The last `last` runs of the deployment whose state is in `state_dir`,
 /// newest first: a table for people, or (`json`) one JSON object per line.
 /// Reads only: a deployment that never ran says so and creates nothing.
@@ -442,30 +465,20 @@ pub fn runs_report(state_dir: &std::path::Path, last: usize, json: bool) -> Resu
             false => format!("no runs yet ({} has no state store)\n", state_dir.display()),
         });
     }
+    if json {
+        return Ok(runs_json(state_dir, last)?
+            .into_iter()
+            .map(|v| v.to_string() + "\n")
+            .collect());
+    }
     let runs = crate::state::State::open(state_dir)?.runs(last)?;
     let china = crate::period::china();
-    let mut out = String::new();
-    if !json {
-        out.push_str("run  started (China time)   clock                outcome      fetched  failed  landed  rows     quarantined  alerts  snapshot\n");
-    }
+    let mut out = String::from(
+        "run  started (China time)   clock                outcome      fetched  failed  landed  rows     quarantined  alerts  snapshot\n",
+    );
     for r in &runs {
         let n = |k: &str| r.summary.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_u64());
         let outcome = if r.finished_at.is_some() { "done" } else { "interrupted" };
-        if json {
-            out.push_str(
-                &serde_json::json!({
-                    "run": r.id,
-                    "started_at": r.started_at.to_rfc3339(),
-                    "now": r.now.to_rfc3339(),
-                    "finished_at": r.finished_at.map(|t| t.to_rfc3339()),
-                    "outcome": outcome,
-                    "summary": r.summary,
-                })
-                .to_string(),
-            );
-            out.push('\n');
-            continue;
-        }
         let opt = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
         out.push_str(&format!(
             "{:<4} {:<24} {:<20} {:<12} {:>7}  {:>6}  {:>6}  {:>7}  {:>11}  {:>6}  {}\n",

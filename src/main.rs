@@ -91,6 +91,10 @@ enum Command {
         /// Settings file.
         #[arg(long)]
         config: PathBuf,
+        /// Start the service's clock at this time (RFC 3339 or a date) and
+        /// run it at real speed: for replays and tests.
+        #[arg(long)]
+        clock: Option<String>,
     },
     /// Print the open check results grouped by township, in words county staff use.
     Checks {
@@ -321,10 +325,21 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 false => ExitCode::SUCCESS,
             })
         }
-        Command::Serve { config } => {
+        Command::Serve { config, clock } => {
             init_logging("info");
+            let clock = clock.as_deref().map(args::now).transpose()?;
             let cfg = Loaded::from_file(&config)?;
-            taizhang::serve::serve(cfg).await;
+            if let Some(addr) = &cfg.settings.serve.listen
+                && addr.parse::<std::net::SocketAddr>().is_err()
+            {
+                return Err(args::UsageError {
+                    flag: "serve.listen",
+                    reason: format!("{addr:?} is not an address such as 127.0.0.1:9464"),
+                }
+                .into());
+            }
+            let clock = taizhang::serve::Clock::starting_at(clock.unwrap_or_else(Utc::now));
+            taizhang::serve::serve_with(cfg, clock).await;
             Ok(ExitCode::SUCCESS)
         }
         Command::Checks {

@@ -773,6 +773,25 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// When each program last ran to a commit (the run's clock).
+    pub fn last_runs(&self) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StateError> {
+        let mut out = std::collections::BTreeMap::new();
+        for r in self.runs(usize::MAX >> 1)?.into_iter().rev() {
+            let (Some(_), Some(summary)) = (r.finished_at, r.summary) else {
+                continue;
+            };
+            let programs = summary
+                .get("programs")
+                .and_then(|p| p.as_array())
+                .cloned()
+                .unwrap_or_default();
+            for p in programs.iter().filter_map(|p| p.as_str()) {
+                out.insert(p.to_string(), r.now);
+            }
+        }
+        Ok(out)
+    }
+
     /// The last `n` runs, newest first.
     pub fn runs(&self, n: usize) -> Result<Vec<RunRecord>, StateError> {
         let mut stmt = self

@@ -529,3 +529,124 @@ async fn the_warehouse_mode_is_what_the_settings_say_whatever_the_umask() {
         assert_eq!(mode(&wh.join("raw")), 0o700, "bodies as sent stay the service's");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_catches_up_once_after_downtime_and_reports_health_metrics_and_runs() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
+    let settings = dir.path().join("config/taizhang.toml");
+    let s = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        s.replace("# listen = \"127.0.0.1:9464\"", "listen = \"127.0.0.1:0\""),
+    )
+    .unwrap();
+    // The monthly program last ran at 02:00 on 07-08 ...
+    let first = bin()
+        .args([
+            "run",
+            "--pipeline",
+            "cdpf-monthly",
+            "--now",
+            "2026-07-08T02:00:00+08:00",
+            "--config",
+        ])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    // ... and the service comes back at 09:00 on 07-10, two nightly ticks later.
+    let mut child = bin()
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--clock",
+            "2026-07-10T09:00:00+08:00",
+            "--config",
+        ])
+        .arg(&settings)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<serde_json::Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let endpoint = loop {
+        let v = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("serve logged no address");
+        if v["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("Service endpoints listening"))
+        {
+            break format!("http://{}", v["addr"].as_str().unwrap());
+        }
+    };
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let (http, url) = (http.clone(), format!("{endpoint}{path}"));
+        async move { http.get(url).send().await.unwrap() }
+    };
+    let mut runs = vec![];
+    for _ in 0..200 {
+        runs = get("/runs").await.json::<Vec<serde_json::Value>>().await.unwrap();
+        if runs.len() >= 2 && runs[0]["outcome"] == "done" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(runs.len(), 2, "one catch-up run for two missed nights: {runs:#?}");
+    assert!(
+        runs[0]["now"].as_str().unwrap().starts_with("2026-07-10T01:00"),
+        "{}",
+        runs[0]
+    );
+    assert_eq!(
+        runs[0]["summary"]["programs"],
+        serde_json::json!(["cdpf-monthly"]),
+        "the quarterly program never ran: not caught up"
+    );
+
+    let metrics = get("/metrics").await.text().await.unwrap();
+    for line in [
+        "taizhang_runs_total{outcome=\"done\"} 1",
+        "taizhang_fetches_total{result=\"fetched\"} 59",
+        "taizhang_fetches_total{result=\"not_submitted\"} 1",
+        "taizhang_check_failures{severity=\"error\"} 2",
+        "taizhang_next_run_timestamp_seconds 1783706400",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} not in\n{metrics}");
+    }
+    let health = get("/healthz").await;
+    assert_eq!(health.status(), 200);
+    let health: serde_json::Value = health.json().await.unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["next_run"], "2026-07-10T18:00:00+00:00");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success());
+}
