@@ -165,7 +165,7 @@ pub struct Loaded {
 
 /// Bumped whenever normalization itself changes what it makes of a body, so
 /// that kept results from an older binary are made again.
-pub const NORMALIZE_VERSION: u32 = 4;
+pub const NORMALIZE_VERSION: u32 = 5;
 
 impl Loaded {
     /// The embedded configuration (the demo's) with default settings.
@@ -203,6 +203,18 @@ impl Loaded {
 
     /// Loads the settings file, then everything it points at, and validates it all.
     pub fn from_file(path: &Path) -> Result<Loaded, ConfigError> {
+        Loaded::load(path, true)
+    }
+
+    /// [`Loaded::from_file`] for commands that only read (checks,
+    /// quarantine, explain, review, runs, extract): delivery secrets are
+    /// not read, so an analyst or a careless shell without them can still
+    /// look.
+    pub fn from_file_read_only(path: &Path) -> Result<Loaded, ConfigError> {
+        Loaded::load(path, false)
+    }
+
+    fn load(path: &Path, secrets: bool) -> Result<Loaded, ConfigError> {
         let file = path.display().to_string();
         let env: HashMap<String, String> = std::env::vars()
             .filter(|(k, _)| k.starts_with("TAIZHANG_") && k["TAIZHANG_".len()..].contains("__"))
@@ -235,7 +247,10 @@ impl Loaded {
         }
         validate_http(&file, &settings.http)?;
         validate_warehouse(&file, &settings.warehouse)?;
-        let webhook_url = read_webhook_secret(&file, &settings.alerts, &base)?;
+        let webhook_url = match secrets {
+            true => read_webhook_secret(&file, &settings.alerts, &base)?,
+            false => None,
+        };
         if let Some(url) = &webhook_url {
             check_webhook_url(&file, &settings.alerts, url)?;
         }

@@ -119,6 +119,9 @@ enum Command {
         /// Settings file.
         #[arg(long, default_value = "config/taizhang.toml")]
         config: PathBuf,
+        /// Read this warehouse instead of the one in the settings.
+        #[arg(long)]
+        warehouse: Option<PathBuf>,
         /// Only this period.
         #[arg(long)]
         period: Option<String>,
@@ -353,7 +356,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let period = period.as_deref().map(args::period).transpose()?;
             let warehouse = match warehouse {
                 Some(w) => w,
-                None => Loaded::from_file(&config)?.settings.paths.warehouse_dir,
+                None => Loaded::from_file_read_only(&config)?.settings.paths.warehouse_dir,
             };
             let severity = match severity.as_deref() {
                 None => None,
@@ -370,12 +373,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Quarantine {
             config,
+            warehouse,
             period,
             township,
         } => {
             init_logging("warn");
             let period = period.as_deref().map(args::period).transpose()?;
-            let cfg = Loaded::from_file(&config)?;
+            let cfg = Loaded::from_file_read_only(&config)?;
             let township = township
                 .as_deref()
                 .map(|t| args::township(&cfg.def.registry, t))
@@ -383,7 +387,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             print!(
                 "{}",
                 taizhang::inspect::quarantine_report(
-                    &cfg.settings.paths.warehouse_dir,
+                    warehouse.as_ref().unwrap_or(&cfg.settings.paths.warehouse_dir),
                     &cfg.def.registry,
                     period.as_deref(),
                     township.as_deref()
@@ -398,7 +402,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         } => {
             init_logging("warn");
             let period = args::period(&period)?;
-            let cfg = Loaded::from_file(&config)?;
+            let cfg = Loaded::from_file_read_only(&config)?;
             let township = args::township(&cfg.def.registry, &township)?;
             print!("{}", taizhang::inspect::explain(&cfg, &township, &period)?);
             Ok(ExitCode::SUCCESS)
@@ -406,7 +410,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract { file, config, score } => {
             init_logging("warn");
             let catalog = match config {
-                Some(c) => Loaded::from_file(&c)?.def.catalog,
+                Some(c) => Loaded::from_file_read_only(&c)?.def.catalog,
                 None => Loaded::embedded().def.catalog,
             };
             if let Some(dir) = score {
@@ -425,7 +429,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Runs { config, last, json } => {
             init_logging("warn");
-            let cfg = Loaded::from_file(&config)?;
+            let cfg = Loaded::from_file_read_only(&config)?;
             print!(
                 "{}",
                 taizhang::inspect::runs_report(&cfg.settings.paths.state_dir, last, json)?
@@ -449,7 +453,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             };
             let period = period.as_deref().map(args::period).transpose()?;
-            let cfg = Loaded::from_file(&config)?;
+            let cfg = Loaded::from_file_read_only(&config)?;
             let state = taizhang::state::State::open(&cfg.settings.paths.state_dir)?;
             let wh = &cfg.settings.paths.warehouse_dir;
             let Some(verdict) = verdict else {
@@ -539,7 +543,10 @@ fn main() -> ExitCode {
     };
     match rt.block_on(real_main(cli)) {
         Ok(code) => code,
-        Err(e) if e.downcast_ref::<args::UsageError>().is_some() => {
+        Err(e)
+            if e.downcast_ref::<args::UsageError>().is_some()
+                || e.downcast_ref::<taizhang::config::ConfigError>().is_some() =>
+        {
             eprintln!("error: {e:#}");
             ExitCode::from(args::EXIT_USAGE)
         }

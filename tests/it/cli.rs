@@ -650,3 +650,70 @@ async fn serve_catches_up_once_after_downtime_and_reports_health_metrics_and_run
         .unwrap();
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_only_commands_never_need_the_delivery_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
+    let settings = dir.path().join("config/taizhang.toml");
+    let s = std::fs::read_to_string(&settings).unwrap();
+    std::fs::write(
+        &settings,
+        s.replace(
+            "# webhook_url_env = \"TAIZHANG_WEBHOOK_URL\"",
+            "webhook_url_env = \"TZ_TEST_HOOK\"",
+        ),
+    )
+    .unwrap();
+    let (receiver, hook) = crate::support::Receiver::start().await;
+    let settings2 = settings.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        bin()
+            .args(["run", "--now", "2026-07-10", "--config"])
+            .arg(&settings2)
+            .env("TZ_TEST_HOOK", hook)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!receiver.posts().is_empty());
+    // Without the secret: the nightly job refuses, naming the key ...
+    let run = bin()
+        .args(["run", "--dry-run", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).contains("alerts.webhook_url_env"));
+    // ... and every command that only reads works.
+    for args in [
+        vec!["checks"],
+        vec!["quarantine"],
+        vec!["explain", "--township", "大墅镇", "--period", "2026-06"],
+        vec!["review"],
+        vec!["runs"],
+    ] {
+        let out = bin().args(&args).arg("--config").arg(&settings).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let wh = dir.path().join("warehouse");
+    let q = bin()
+        .args(["quarantine", "--warehouse"])
+        .arg(&wh)
+        .arg("--config")
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&q.stdout).contains("残疾人体育活动"));
+}

@@ -315,12 +315,82 @@ pub fn clip(text: &str, max: usize) -> String {
     }
 }
 
-/// Text a township sent with personal numbers masked: an ID card number
+/// Text a township sent with personal data masked: an ID card number
 /// (18 digits, the last may be X, or the old 15) keeps its 6-digit region
-/// code, a mobile number (11 digits from 13–19) its first 3; the rest are
-/// `*`. Applied to everything township-written that reaches an analyst
+/// code, a mobile number (11 digits from 13–19) its first 3, a name written
+/// after a label word (联系人, 户主, 姓名, 经办人 …) its first character; the
+/// rest are `*`. Applied to everything township-written that reaches an analyst
 /// table or a message; the clear text stays only in `raw/`.
 pub fn mask_personal(text: &str) -> std::borrow::Cow<'_, str> {
+    match mask_names(text) {
+        std::borrow::Cow::Borrowed(_) => mask_numbers(text),
+        std::borrow::Cow::Owned(masked) => std::borrow::Cow::Owned(mask_numbers(&masked).into_owned()),
+    }
+}
+
+/// Words after which a person's name is written (simplified; traditional
+/// is folded): 联系人张三, 户主：李四, 经办人 王小明.
+const NAME_LABELS: &[&str] = &[
+    "姓名",
+    "联系人",
+    "户主",
+    "负责人",
+    "经办人",
+    "填报人",
+    "填表人",
+    "申请人",
+    "监护人",
+    "审核人",
+    "联络员",
+];
+/// Words that end a name written after a label (联系人张三电话…).
+const AFTER_NAME: &[&str] = &[
+    "电话", "手机", "身份", "联系", "同志", "先生", "女士", "等", "的", "和", "及",
+];
+
+/// A name after a label word keeps its first character (the surname):
+/// 联系人张三丰 → 联系人张**. Two to three Chinese characters are a name;
+/// one is not.
+fn mask_names(text: &str) -> std::borrow::Cow<'_, str> {
+    // Fast path: no label's first character, no name (most values are numbers).
+    let firsts = "姓联聯户戶负負经經填申监監审審";
+    if !text.chars().any(|c| firsts.contains(c)) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let folded: Vec<char> = chars.iter().map(|c| crate::fold::fold_char(*c)).collect();
+    let cjk = |c: char| ('\u{4e00}'..='\u{9fff}').contains(&c);
+    let starts = |at: usize, w: &str| {
+        let w: Vec<char> = w.chars().collect();
+        folded.len() >= at + w.len() && folded[at..at + w.len()] == w[..]
+    };
+    let mut mask = vec![false; chars.len()];
+    for i in 0..chars.len() {
+        let Some(label) = NAME_LABELS.iter().find(|l| starts(i, l)) else {
+            continue;
+        };
+        let mut j = i + label.chars().count();
+        while j < chars.len() && matches!(folded[j], ':' | '：' | ' ' | '　' | '为' | '是') {
+            j += 1;
+        }
+        let begin = j;
+        while j < chars.len() && j - begin < 3 && cjk(folded[j]) && !AFTER_NAME.iter().any(|w| starts(j, w)) {
+            j += 1;
+        }
+        if j - begin >= 2 {
+            for m in &mut mask[begin + 1..j] {
+                *m = true;
+            }
+        }
+    }
+    if !mask.iter().any(|m| *m) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(chars.iter().zip(mask).map(|(c, m)| if m { '*' } else { *c }).collect())
+}
+
+/// ID card and mobile numbers masked (see [`mask_personal`]).
+fn mask_numbers(text: &str) -> std::borrow::Cow<'_, str> {
     let chars: Vec<char> = text.chars().collect();
     let digit = |c: char| c.is_ascii_digit() || ('０'..='９').contains(&c);
     if chars.iter().filter(|c| digit(**c)).count() < 11 {
@@ -363,6 +433,19 @@ pub fn mask_personal(text: &str) -> std::borrow::Cow<'_, str> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn names_after_a_label_keep_only_the_surname() {
+        let m = |t: &str| super::mask_personal(t).into_owned();
+        assert_eq!(m("联系人张三丰"), "联系人张**");
+        assert_eq!(m("聯繫人：李四，電話13812345678"), "聯繫人：李*，電話138********");
+        assert_eq!(m("户主王小明的家庭"), "户主王**的家庭");
+        assert_eq!(m("经办人 赵六电话"), "经办人 赵*电话");
+        // Not a name: one character, or no label.
+        assert_eq!(m("负责人1名"), "负责人1名");
+        assert_eq!(m("发放轮椅9辆"), "发放轮椅9辆");
+        assert!(matches!(super::mask_personal("12"), std::borrow::Cow::Borrowed(_)));
+    }
+
     #[test]
     fn clip_keeps_short_text_and_says_how_much_it_cut() {
         assert_eq!(super::clip("大墅镇", 3), "大墅镇");
