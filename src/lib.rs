@@ -17,6 +17,7 @@ pub mod alerts;
 pub mod args;
 pub mod config;
 pub mod demo;
+pub mod init;
 pub mod inspect;
 pub mod kept;
 pub mod land;

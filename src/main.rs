@@ -187,6 +187,19 @@ enum Command {
         #[arg(long)]
         township: Option<String>,
     },
+    /// Write a working deployment for a county into a new directory: settings,
+    /// its registry and a quota template with every township, the programs,
+    /// the catalog, a systemd unit and a cron line.
+    Init {
+        /// 6-digit county code.
+        #[arg(long)]
+        county: String,
+        /// The quota template's year (default: this year, China time).
+        #[arg(long)]
+        year: Option<i32>,
+        /// Directory to create (must not exist, or be empty).
+        dir: PathBuf,
+    },
     /// The townships of a county from the official division table (2023
     /// edition), for writing `registry.toml` and the quota file.
     Townships {
@@ -483,6 +496,33 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => return Err(e.into()),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Init { county, year, dir } => {
+            init_logging("warn");
+            let year =
+                year.unwrap_or_else(|| chrono::Datelike::year(&Utc::now().with_timezone(&taizhang::period::china())));
+            let binary = std::env::current_exe()
+                .and_then(|p| p.canonicalize())
+                .unwrap_or_else(|_| PathBuf::from("/usr/local/bin/taizhang"));
+            let files = match taizhang::init::init(&county, &dir, year, &binary) {
+                Ok(f) => f,
+                Err(taizhang::init::InitError::Usage(u)) => return Err(u.into()),
+                Err(e) => return Err(e.into()),
+            };
+            println!("wrote a deployment for county {county} in {}:", dir.display());
+            for f in &files {
+                println!("  {}", f.display());
+            }
+            let settings = dir.join("config/taizhang.toml");
+            println!(
+                "next:
+  1. point source_url in pipelines/*.toml at the county's portal (or set inbox_dir)
+  2. fill in config/registry.toml [population] and config/quotas/{year}.csv.template (save as {year}.csv)
+  3. taizhang validate --config {}
+  4. install deploy/taizhang.service (serve) or the line in deploy/taizhang.cron",
+                settings.display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Townships { county } => {

@@ -717,3 +717,67 @@ async fn read_only_commands_never_need_the_delivery_secret() {
         .unwrap();
     assert!(String::from_utf8_lossy(&q.stdout).contains("残疾人体育活动"));
 }
+
+#[test]
+fn init_writes_a_deployment_for_any_county_that_validates_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = dir.path().join("dongcheng");
+    let out = bin()
+        .args(["init", "--county", "110101", "--year", "2027"])
+        .arg(&deployment)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let settings = deployment.join("config/taizhang.toml");
+    let ok = bin().args(["validate", "--config"]).arg(&settings).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    // Every township of the county, from the division table.
+    let listed =
+        String::from_utf8_lossy(&bin().args(["townships", "--county", "110101"]).output().unwrap().stdout).to_string();
+    let codes: Vec<&str> = listed.lines().skip(1).map(|l| l.split('\t').next().unwrap()).collect();
+    assert!(codes.len() > 10);
+    let registry = std::fs::read_to_string(deployment.join("config/registry.toml")).unwrap();
+    let template = std::fs::read_to_string(deployment.join("config/quotas/2027.csv.template")).unwrap();
+    for c in &codes {
+        assert!(registry.contains(&format!("# {c} =")), "{c} not in the registry");
+        assert!(
+            template.contains(&format!("2027,{c},cataract_surgery,")),
+            "{c} not in the quota template"
+        );
+    }
+    assert!(String::from_utf8_lossy(&ok.stdout).contains(&format!("{} townships", codes.len())));
+    let unit = std::fs::read_to_string(deployment.join("deploy/taizhang.service")).unwrap();
+    assert!(
+        unit.contains(&format!(
+            "serve --config {}",
+            settings.canonicalize().unwrap().display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        std::fs::read_to_string(deployment.join("deploy/taizhang.cron"))
+            .unwrap()
+            .contains(" run --config ")
+    );
+    let plan = bin()
+        .args(["run", "--dry-run", "--now", "2027-02-10", "--config"])
+        .arg(&settings)
+        .output()
+        .unwrap();
+    assert!(plan.status.success(), "{}", String::from_utf8_lossy(&plan.stderr));
+    // A careless operator: an existing deployment is never overwritten, an unknown county is refused.
+    let again = bin()
+        .args(["init", "--county", "110101"])
+        .arg(&deployment)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is not empty"));
+    let unknown = bin()
+        .args(["init", "--county", "999999"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(!dir.path().join("x").exists(), "nothing written for an unknown county");
+}
