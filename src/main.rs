@@ -86,6 +86,31 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         wait_secs: u64,
     },
+    /// Fetch and publish the reports of past periods (a new deployment's
+    /// history, or months before a program's start_period), with progress.
+    Backfill {
+        /// Settings file.
+        #[arg(long)]
+        config: PathBuf,
+        /// First period (2025-01, 2025-Q1, 2025-H1 or 2025).
+        #[arg(long)]
+        from: String,
+        /// Last period.
+        #[arg(long)]
+        to: String,
+        /// The run's clock (RFC 3339 or a date); periods not closed by then are left out.
+        #[arg(long)]
+        now: Option<String>,
+        /// Only this pipeline (repeatable).
+        #[arg(long = "pipeline")]
+        pipelines: Vec<String>,
+        /// Print what would be fetched; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait this long for a run holding the lock.
+        #[arg(long, default_value_t = 0)]
+        wait_secs: u64,
+    },
     /// Run pipelines on their cron schedules until SIGINT/SIGTERM.
     Serve {
         /// Settings file.
@@ -292,6 +317,60 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
     }
 }
 
+/// One run (or its plan, with `dry_run`), its summary printed; the exit code.
+async fn run_and_report(cfg: &Loaded, opts: &RunOptions) -> anyhow::Result<ExitCode> {
+    if opts.dry_run {
+        print!("{}", taizhang::plan::plan(cfg, opts));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let summary = match run(cfg, opts).await {
+        Err(RunError::Lock(e @ LockError::Busy { .. })) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_BUSY));
+        }
+        other => other?,
+    };
+    print_summary(cfg, &summary);
+    Ok(match summary.partial() {
+        true => ExitCode::from(taizhang::run::EXIT_PARTIAL),
+        false => ExitCode::SUCCESS,
+    })
+}
+
+/// Progress of a long run: a bar for a person at a terminal; otherwise a
+/// log line at least every 10% or 30 s (a log file gets no bar).
+fn progress() -> taizhang::run::Progress {
+    use std::sync::{Arc, Mutex};
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} reports  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        return taizhang::run::Progress(Arc::new(move |done, of| {
+            bar.set_length(of as u64);
+            bar.set_position(done as u64);
+            if done == of {
+                bar.finish();
+            }
+        }));
+    }
+    let last = Mutex::new((std::time::Instant::now(), 0usize));
+    taizhang::run::Progress(Arc::new(move |done, of| {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        let step = (of / 10).max(1);
+        if done == of || done >= last.1 + step || last.0.elapsed() >= std::time::Duration::from_secs(30) {
+            *last = (std::time::Instant::now(), done);
+            tracing::info!(
+                done,
+                of,
+                percent = (done * 100).checked_div(of).unwrap_or(100),
+                "Backfill progress."
+            );
+        }
+    }))
+}
+
 async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Demo { warehouse } => {
@@ -323,23 +402,44 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 dry_run,
                 only: pipelines,
                 lock_wait: std::time::Duration::from_secs(wait_secs),
+                periods: None,
+                progress: None,
             };
-            if dry_run {
-                print!("{}", taizhang::plan::plan(&cfg, &opts));
-                return Ok(ExitCode::SUCCESS);
-            }
-            let summary = match run(&cfg, &opts).await {
-                Err(RunError::Lock(e @ LockError::Busy { .. })) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BUSY));
+            run_and_report(&cfg, &opts).await
+        }
+        Command::Backfill {
+            config,
+            from,
+            to,
+            now,
+            pipelines,
+            dry_run,
+            wait_secs,
+        } => {
+            init_logging("info");
+            let now = now.as_deref().map(args::now).transpose()?.unwrap_or_else(Utc::now);
+            let (from, to) = (args::period(&from)?, args::period(&to)?);
+            let (from, to): (taizhang::period::Period, taizhang::period::Period) =
+                (from.parse().expect("checked"), to.parse().expect("checked"));
+            if to.end_date() < from.start_date() {
+                return Err(args::UsageError {
+                    flag: "--to",
+                    reason: format!("{to} ends before {from} starts"),
                 }
-                other => other?,
+                .into());
+            }
+            let cfg = Loaded::from_file(&config)?;
+            let names: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
+            args::pipelines(&names, &pipelines)?;
+            let opts = RunOptions {
+                now,
+                dry_run,
+                only: pipelines,
+                lock_wait: std::time::Duration::from_secs(wait_secs),
+                periods: Some((from.start_date(), to.end_date())),
+                progress: Some(progress()),
             };
-            print_summary(&cfg, &summary);
-            Ok(match summary.partial() {
-                true => ExitCode::from(taizhang::run::EXIT_PARTIAL),
-                false => ExitCode::SUCCESS,
-            })
+            run_and_report(&cfg, &opts).await
         }
         Command::Serve { config, clock } => {
             init_logging("info");

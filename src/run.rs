@@ -80,6 +80,48 @@ pub struct RunOptions {
     pub only: Vec<String>,
     /// How long to wait for another run to finish before giving up.
     pub lock_wait: Duration,
+    /// Instead of every period closed since each program's start: the
+    /// periods lying within these days (a backfill; earlier than the start
+    /// too).
+    pub periods: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+    /// Told of each report handled: (done, of).
+    pub progress: Option<Progress>,
+}
+
+/// A progress callback: (reports handled, reports planned).
+#[derive(Clone)]
+pub struct Progress(pub Arc<dyn Fn(usize, usize) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
+}
+
+/// The periods of `p` a run fetches: every one closed since the program's
+/// start, or those lying within `range` (a backfill).
+pub fn periods_of(
+    p: &Pipeline,
+    now: DateTime<Utc>,
+    range: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
+) -> Vec<Period> {
+    let Some((from, to)) = range else {
+        return Period::closed_since(p.start(), now);
+    };
+    let mut period = Period::containing(
+        p.period_type,
+        chrono::Datelike::year(&from),
+        chrono::Datelike::month(&from),
+    );
+    if period.start_date() < from {
+        period = period.next();
+    }
+    let mut out = vec![];
+    while period.end_date() <= to && period.closes_at() <= now {
+        out.push(period);
+        period = period.next();
+    }
+    out
 }
 
 impl RunOptions {
@@ -90,6 +132,8 @@ impl RunOptions {
             dry_run: false,
             only: vec![],
             lock_wait: Duration::ZERO,
+            periods: None,
+            progress: None,
         }
     }
 }
@@ -154,7 +198,7 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
             .inbox_dir
             .as_ref()
             .map(|dir| (PathBuf::from(dir), inbox::scan(Path::new(dir), p, &cfg.def.registry)));
-        for period in Period::closed_since(p.start(), opts.now) {
+        for period in periods_of(p, opts.now, opts.periods) {
             for t in cfg.def.registry.townships.keys() {
                 let url = match &inbox {
                     Some((dir, files)) => inbox::url(files, dir, t, &period.to_string()),
@@ -885,10 +929,15 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, tx));
+    let mut done = 0;
     while let Some(fetched) = rx.recv().await {
         if let Err(e) = land(cfg, &state, &raw, &mut kept, fetched, opts.now, &mut summary) {
             fetcher.abort();
             return Err(e);
+        }
+        done += 1;
+        if let Some(Progress(tell)) = &opts.progress {
+            tell(done, summary.planned);
         }
     }
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;

@@ -331,6 +331,8 @@ async fn one_run(cfg: &Loaded, metrics: &Mutex<Metrics>, clock: Clock, only: Vec
         dry_run: false,
         only,
         lock_wait: TICK_LOCK_WAIT,
+        periods: None,
+        progress: None,
     };
     let started = Instant::now();
     let result = run(cfg, &opts).await;

@@ -781,3 +781,68 @@ fn init_writes_a_deployment_for_any_county_that_validates_as_written() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(!dir.path().join("x").exists(), "nothing written for an unknown county");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backfill_fetches_periods_before_the_start_with_progress_lines_in_a_log() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
+    // The deployment starts in April; January–March are history to backfill.
+    let monthly = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&monthly).unwrap();
+    std::fs::write(
+        &monthly,
+        text.replace("start_period = \"2026-01\"", "start_period = \"2026-04\""),
+    )
+    .unwrap();
+    let settings = dir.path().join("config/taizhang.toml");
+    let backfill = |args: &'static [&'static str]| {
+        let settings = settings.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                bin()
+                    .arg("backfill")
+                    .args(args)
+                    .args(["--pipeline", "cdpf-monthly", "--now", "2026-07-10", "--config"])
+                    .arg(&settings)
+                    .output()
+                    .unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let plan = backfill(&["--from", "2026-01", "--to", "2026-03", "--dry-run"]).await;
+    assert!(
+        String::from_utf8_lossy(&plan.stdout).contains("30 reports would be fetched"),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    let out = backfill(&["--from", "2026-01", "--to", "2026-03"]).await;
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("reports fetched     30 of 30"));
+    // Not a terminal: progress as log lines, no bar, no colour codes.
+    assert!(log.contains("Backfill progress. done=30 of=30 percent=100"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log");
+    let facts = crate::support::read_table(&dir.path().join("warehouse"), "facts/cataract_surgery");
+    let periods: std::collections::BTreeSet<String> = facts
+        .column("period")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(
+        periods.into_iter().collect::<Vec<_>>(),
+        ["2026-01", "2026-02", "2026-03"]
+    );
+    let bad = backfill(&["--from", "2026-05", "--to", "2026-02"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--to: 2026-02 ends before 2026-05 starts"));
+}
