@@ -338,3 +338,131 @@ fn indicator_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {
         ),
     ])
 }
+
+/// Writes `<warehouse>/runs/runs.parquet`: every run of the deployment, one
+/// row each (outside the snapshots, so a run that changes nothing still
+/// appears; the file is replaced whole with one rename).
+pub fn publish_runs(
+    runs: &[crate::state::RunRecord],
+    warehouse: &std::path::Path,
+    access: crate::private::Access,
+) -> Result<(), PublishError> {
+    let io = |path: &std::path::Path| {
+        let path = path.display().to_string();
+        move |source| PublishError::Io { path, source }
+    };
+    let n = |r: &crate::state::RunRecord, k: &str| r.summary.as_ref().and_then(|s| s.get(k)).and_then(|v| v.as_i64());
+    let micros = |t: &chrono::DateTime<chrono::Utc>| t.timestamp_micros();
+    let mut runs: Vec<&crate::state::RunRecord> = runs.iter().collect();
+    runs.sort_by_key(|r| r.id);
+    let frame = DataFrame::new_infer_height(vec![
+        Column::new("run".into(), runs.iter().map(|r| r.id).collect::<Vec<_>>()),
+        Column::new(
+            "started_at".into(),
+            runs.iter().map(|r| micros(&r.started_at)).collect::<Vec<_>>(),
+        ),
+        Column::new("clock".into(), runs.iter().map(|r| micros(&r.now)).collect::<Vec<_>>()),
+        Column::new(
+            "finished_at".into(),
+            runs.iter()
+                .map(|r| r.finished_at.as_ref().map(micros))
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "outcome".into(),
+            runs.iter()
+                .map(|r| {
+                    let partial = r
+                        .summary
+                        .as_ref()
+                        .and_then(|s| s.get("partial"))
+                        .and_then(|v| v.as_bool());
+                    match (r.finished_at, partial) {
+                        (None, _) => "interrupted",
+                        (Some(_), Some(true)) => "partial",
+                        (Some(_), _) => "done",
+                    }
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "programs".into(),
+            runs.iter()
+                .map(|r| {
+                    r.summary
+                        .as_ref()
+                        .and_then(|s| s.get("programs"))
+                        .and_then(|p| p.as_array())
+                        .map(|a| a.iter().filter_map(|p| p.as_str()).collect::<Vec<_>>().join(","))
+                })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "planned".into(),
+            runs.iter().map(|r| n(r, "planned")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fetched".into(),
+            runs.iter().map(|r| n(r, "fetched")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "unchanged".into(),
+            runs.iter().map(|r| n(r, "not_modified")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "not_submitted".into(),
+            runs.iter().map(|r| n(r, "not_submitted")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "fetch_failed".into(),
+            runs.iter().map(|r| n(r, "fetch_failed")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "landed_new".into(),
+            runs.iter().map(|r| n(r, "landed_new")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "rows_published".into(),
+            runs.iter().map(|r| n(r, "rows_published")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "quarantined".into(),
+            runs.iter().map(|r| n(r, "quarantined")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "in_review".into(),
+            runs.iter().map(|r| n(r, "in_review")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "alerts_raised".into(),
+            runs.iter().map(|r| n(r, "alerts_raised")).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "snapshot".into(),
+            runs.iter().map(|r| n(r, "snapshot")).collect::<Vec<_>>(),
+        ),
+    ])
+    .map_err(frame_err("runs"))?;
+    let table = Table {
+        name: "runs".into(),
+        description: "every run of the deployment: when, what it fetched, published and raised".into(),
+        columns: taizhang_model::schema::run_columns(),
+        metadata: vec![],
+        frame: &frame,
+    };
+    let bytes = crate::sinks::parquet::encode_batch(&table, &crate::sinks::parquet::table_batch(&table)?)?;
+    let dir = warehouse.join("runs");
+    std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+    let tmp = dir.join(format!(".runs.parquet.tmp-{}", std::process::id()));
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(&bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    let (dmode, fmode) = access.modes();
+    crate::private::restrict_exact(&tmp, fmode).map_err(io(&tmp))?;
+    let _ = crate::private::restrict_exact(&dir, dmode);
+    let dest = dir.join("runs.parquet");
+    std::fs::rename(&tmp, &dest).map_err(io(&dest))
+}

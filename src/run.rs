@@ -983,6 +983,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "programs": programs, "planned": summary.planned, "fetched": summary.fetched,
         "landed_new": summary.landed_new, "fetch_failed": summary.fetch_failed,
         "rows_published": summary.rows_published, "quarantined": summary.quarantined,
+        "not_modified": summary.not_modified, "not_submitted": summary.not_submitted,
+        "in_review": summary.in_review,
         "alerts_raised": rec.raised.len(), "files_written": summary.publish.written,
         "bodies_parsed": summary.bodies_parsed,
         "snapshot": sealed.seq,
@@ -1007,6 +1009,10 @@ pub async fn run_with<S: Source + Clone + 'static>(
     if summary.alerts_delivered > 0 {
         publish_delivery(cfg, &state, &snaps, run_id, opts.now, year, &mut summary)?;
     }
+    if summary.partial() {
+        state.mark_partial(run_id)?;
+    }
+    publish::publish_runs(&state.runs(usize::MAX >> 1)?, &wh, cfg.settings.warehouse.access)?;
     tracing::info!(
         fetched = summary.fetched,
         rows = summary.rows_published,

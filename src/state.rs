@@ -773,6 +773,18 @@ impl State {
         Ok(self.conn.last_insert_rowid())
     }
 
+    /// Marks a committed run partial (reports not fetched or alerts not
+    /// delivered), in its summary.
+    pub fn mark_partial(&self, run_id: i64) -> Result<(), StateError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET summary = json_set(summary, '$.partial', json('true')) WHERE id = ?1 AND summary IS NOT NULL",
+                params![run_id],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
     /// When each program last ran to a commit (the run's clock).
     pub fn last_runs(&self) -> Result<std::collections::BTreeMap<String, DateTime<Utc>>, StateError> {
         let mut out = std::collections::BTreeMap::new();

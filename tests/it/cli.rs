@@ -480,8 +480,27 @@ async fn a_run_with_townships_that_could_not_be_fetched_exits_3() {
     // Everything else was published.
     assert!(dir.path().join("warehouse/current/facts").is_dir());
     portal.remove("341124104", "2026-06");
-    let out = run(settings).await;
+    let out = run(settings.clone()).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = run(settings).await;
+    assert_eq!(out.status.code(), Some(0));
+    // Every run in the warehouse's runs table, those that published nothing too.
+    use polars::prelude::SerReader;
+    let f = std::fs::File::open(dir.path().join("warehouse/runs/runs.parquet")).unwrap();
+    let runs = polars::prelude::ParquetReader::new(f).finish().unwrap();
+    let outcome: Vec<&str> = runs
+        .column("outcome")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(outcome, ["partial", "done", "done"]);
+    let snapshot: Vec<Option<i64>> = runs.column("snapshot").unwrap().i64().unwrap().iter().collect();
+    assert!(snapshot[0].is_some() && snapshot[2].is_none(), "{snapshot:?}");
+    let failed: Vec<Option<i64>> = runs.column("fetch_failed").unwrap().i64().unwrap().iter().collect();
+    assert_eq!(failed, [Some(1), Some(0), Some(0)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -625,7 +644,15 @@ async fn serve_catches_up_once_after_downtime_and_reports_health_metrics_and_run
         "the quarterly program never ran: not caught up"
     );
 
-    let metrics = get("/metrics").await.text().await.unwrap();
+    // The run is in /runs once committed; its metrics once it has returned.
+    let mut metrics = String::new();
+    for _ in 0..200 {
+        metrics = get("/metrics").await.text().await.unwrap();
+        if metrics.lines().any(|l| l == "taizhang_runs_total{outcome=\"done\"} 1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for line in [
         "taizhang_runs_total{outcome=\"done\"} 1",
         "taizhang_fetches_total{result=\"fetched\"} 59",

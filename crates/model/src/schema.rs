@@ -224,6 +224,37 @@ pub fn extraction_columns() -> Vec<ColSpec> {
     ]
 }
 
+/// Columns of `runs`: every run of the deployment (outside the snapshots).
+pub fn run_columns() -> Vec<ColSpec> {
+    vec![
+        c("run", I64, "run id (state store)"),
+        c("started_at", Timestamp, "when the run started (wall clock)"),
+        c("clock", Timestamp, "the run's clock (--now, or the start)"),
+        c(
+            "finished_at",
+            Timestamp,
+            "when it committed; null when interrupted or failed",
+        ),
+        c(
+            "outcome",
+            Str,
+            "done, partial (committed; some reports not fetched or alerts not delivered) or interrupted (killed or failed before its commit)",
+        ),
+        c("programs", Str, "the programs it ran, comma-separated"),
+        c("planned", I64, "reports it expected"),
+        c("fetched", I64, "reports downloaded"),
+        c("unchanged", I64, "reports the portal said were unchanged (304)"),
+        c("not_submitted", I64, "reports not there yet (404)"),
+        c("fetch_failed", I64, "reports that could not be fetched"),
+        c("landed_new", I64, "bodies landed for the first time"),
+        c("rows_published", I64, "fact rows published"),
+        c("quarantined", I64, "values set aside"),
+        c("in_review", I64, "values read from documents waiting for review"),
+        c("alerts_raised", I64, "alerts raised"),
+        c("snapshot", I64, "the snapshot it published; null when nothing changed"),
+    ]
+}
+
 /// Columns of a rollup level's table (`rollup_county`, …, `rollup_nation`).
 pub fn rollup_columns(level: Level) -> Vec<ColSpec> {
     let area = level.label;
@@ -497,6 +528,7 @@ pub fn schemas() -> Vec<(String, Vec<ColSpec>)> {
         ("submissions".to_string(), submission_columns()),
         ("quarantine".to_string(), quarantine_columns()),
         ("extractions".to_string(), extraction_columns()),
+        ("runs".to_string(), run_columns()),
         ("check_results".to_string(), check_columns()),
         ("quotas".to_string(), quota_columns()),
         ("alerts".to_string(), alert_columns()),
