@@ -159,6 +159,9 @@ enum Command {
         /// Settings file.
         #[arg(long, default_value = "config/taizhang.toml")]
         config: PathBuf,
+        /// Read the raw bodies of this warehouse instead of the one in the settings.
+        #[arg(long)]
+        warehouse: Option<PathBuf>,
         /// Township (9-digit code or name).
         #[arg(long)]
         township: String,
@@ -211,6 +214,9 @@ enum Command {
         /// Only this township (9-digit code or name).
         #[arg(long)]
         township: Option<String>,
+        /// Read this warehouse instead of the one in the settings.
+        #[arg(long)]
+        warehouse: Option<PathBuf>,
     },
     /// Write a working deployment for a county into a new directory: settings,
     /// its registry and a quota template with every township, the programs,
@@ -365,7 +371,7 @@ fn progress() -> taizhang::run::Progress {
                 done,
                 of,
                 percent = (done * 100).checked_div(of).unwrap_or(100),
-                "Backfill progress."
+                "Reports handled."
             );
         }
     }))
@@ -403,7 +409,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 only: pipelines,
                 lock_wait: std::time::Duration::from_secs(wait_secs),
                 periods: None,
-                progress: None,
+                progress: Some(progress()),
             };
             run_and_report(&cfg, &opts).await
         }
@@ -510,12 +516,16 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Explain {
             config,
+            warehouse,
             township,
             period,
         } => {
             init_logging("warn");
             let period = args::period(&period)?;
-            let cfg = Loaded::from_file_read_only(&config)?;
+            let mut cfg = Loaded::from_file_read_only(&config)?;
+            if let Some(w) = warehouse {
+                cfg.settings.paths.warehouse_dir = w;
+            }
             let township = args::township(&cfg.def.registry, &township)?;
             print!("{}", taizhang::inspect::explain(&cfg, &township, &period)?);
             Ok(ExitCode::SUCCESS)
@@ -556,6 +566,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
             period,
             township,
+            warehouse,
         } => {
             init_logging("warn");
             let (config, verdict, ids) = match action {
@@ -568,7 +579,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             let period = period.as_deref().map(args::period).transpose()?;
             let cfg = Loaded::from_file_read_only(&config)?;
             let state = taizhang::state::State::open(&cfg.settings.paths.state_dir)?;
-            let wh = &cfg.settings.paths.warehouse_dir;
+            let wh = warehouse.as_ref().unwrap_or(&cfg.settings.paths.warehouse_dir);
             let Some(verdict) = verdict else {
                 let township = township
                     .as_deref()

@@ -853,7 +853,7 @@ async fn backfill_fetches_periods_before_the_start_with_progress_lines_in_a_log(
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("reports fetched     30 of 30"));
     // Not a terminal: progress as log lines, no bar, no colour codes.
-    assert!(log.contains("Backfill progress. done=30 of=30 percent=100"), "{log}");
+    assert!(log.contains("Reports handled. done=30 of=30 percent=100"), "{log}");
     assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log");
     let facts = crate::support::read_table(&dir.path().join("warehouse"), "facts/cataract_surgery");
     let periods: std::collections::BTreeSet<String> = facts
