@@ -531,8 +531,9 @@ impl Rule {
 }
 
 pub(crate) fn period_months(facts: &DataFrame) -> PolarsResult<DataFrame> {
-    let periods: std::collections::BTreeSet<String> = facts
-        .column("period")?
+    // The distinct periods first (a handful), not a string per fact row.
+    let distinct = facts.column("period")?.unique()?;
+    let periods: std::collections::BTreeSet<String> = distinct
         .str()?
         .iter()
         .flatten()
