@@ -52,8 +52,11 @@ pub struct Kept {
     dir: PathBuf,
     /// Which chunk holds each landing (township, sha256).
     index: HashMap<Key, u64>,
-    /// Results not yet written, in landing order.
-    pending: Vec<(Key, Normalized)>,
+    /// Results not yet written, in landing order (the landings a result
+    /// holds the rows of, and the result).
+    pending: Vec<(Vec<Key>, Normalized)>,
+    /// Landings waiting in `pending`.
+    pending_count: usize,
     /// Their keys.
     pending_keys: HashSet<Key>,
     next: u64,
@@ -96,6 +99,7 @@ impl Kept {
             index: HashMap::new(),
             pending: vec![],
             pending_keys: HashSet::new(),
+            pending_count: 0,
             next: 1,
             cached: None,
             chunk_landings: CHUNK_LANDINGS,
@@ -149,9 +153,17 @@ impl Kept {
 
     /// Keeps what normalize made of this landing (written with its chunk).
     pub fn add(&mut self, l: &Landing, n: Normalized) -> Result<(), KeptError> {
-        self.pending_keys.insert(key(l));
-        self.pending.push((key(l), n));
-        if self.pending.len() >= self.chunk_landings {
+        self.add_many(std::slice::from_ref(l), n)
+    }
+
+    /// Keeps what normalize made of several landings at once (`n` holds the
+    /// rows of all of them).
+    pub fn add_many(&mut self, ls: &[Landing], n: Normalized) -> Result<(), KeptError> {
+        let keys: Vec<Key> = ls.iter().map(key).collect();
+        self.pending_keys.extend(keys.iter().cloned());
+        self.pending_count += keys.len();
+        self.pending.push((keys, n));
+        if self.pending_count >= self.chunk_landings {
             self.flush()?;
         }
         Ok(())
@@ -164,6 +176,7 @@ impl Kept {
         }
         let pending = std::mem::take(&mut self.pending);
         self.pending_keys.clear();
+        self.pending_count = 0;
         let chunk = self.next;
         let stack = |pick: fn(&Normalized) -> &DataFrame| -> Result<DataFrame, KeptError> {
             let mut it = pending.iter().map(|(_, n)| pick(n));
@@ -183,8 +196,10 @@ impl Kept {
         for (part, frame) in PARTS.iter().zip(frames) {
             write(&self.path(chunk, part), frame)?;
         }
-        for (k, _) in pending {
-            self.index.insert(k, chunk);
+        for (keys, _) in pending {
+            for k in keys {
+                self.index.insert(k, chunk);
+            }
         }
         self.next += 1;
         Ok(())

@@ -238,6 +238,12 @@ fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &
         .filter(|p| opts.only.is_empty() || opts.only.contains(&p.name))
 }
 
+/// Parses a landed body of a program (by name).
+type Parser = Arc<dyn Fn(&str, &[u8]) -> ParseResult + Send + Sync>;
+type ParseResult = Result<crate::submission::Submission, crate::submission::ParseError>;
+/// A fetched target, with its body parsed when there was one.
+type Fetched = (FetchTarget, FetchOutcome, Option<ParseResult>);
+
 /// Fetches every target, at most `concurrency` at a time, and sends each
 /// outcome as it arrives. A fetch slot is held until its outcome is handed
 /// to landing, so the bodies in memory are bounded by `concurrency` plus
@@ -246,7 +252,8 @@ async fn fetch_into<S: Source + Clone + 'static>(
     source: S,
     targets: Vec<FetchTarget>,
     concurrency: usize,
-    tx: tokio::sync::mpsc::Sender<(FetchTarget, FetchOutcome)>,
+    parser: Parser,
+    tx: tokio::sync::mpsc::Sender<Fetched>,
 ) {
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut set = tokio::task::JoinSet::new();
@@ -257,11 +264,33 @@ async fn fetch_into<S: Source + Clone + 'static>(
     };
     for t in targets {
         let permit = sem.clone().acquire_owned().await.expect("semaphore is never closed");
-        let (source, tx) = (source.clone(), tx.clone());
+        let (source, tx, parser) = (source.clone(), tx.clone(), parser.clone());
         set.spawn(async move {
-            let outcome = source.fetch(&t).await;
+            let mut outcome = source.fetch(&t).await;
+            // Parsed here, off the landing thread (both cores busy); landing
+            // uses it when the body is new.
+            let mut parsed = None;
+            if let FetchOutcome::Submitted { body, .. } = &mut outcome {
+                let (bytes, pipeline) = (std::mem::take(body), t.pipeline.clone());
+                match tokio::task::spawn_blocking(move || {
+                    let p = parser(&pipeline, &bytes);
+                    (bytes, p)
+                })
+                .await
+                {
+                    Ok((bytes, p)) => {
+                        *body = bytes;
+                        parsed = Some(p);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Parse task died; its target is retried next run.");
+                        drop(permit);
+                        return;
+                    }
+                }
+            }
             // Waits while landing is behind; an error means landing stopped.
-            let _ = tx.send((t, outcome)).await;
+            let _ = tx.send((t, outcome, parsed)).await;
             drop(permit);
         });
         while let Some(res) = set.try_join_next() {
@@ -288,12 +317,14 @@ fn kept_stores<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> Result<BTreeMap<Str
 /// A body new for its (program, township, period) is parsed here, once, and
 /// normalized from that parse into the kept results; a body landed before
 /// is not parsed again (only its last fetch time moves).
+#[allow(clippy::too_many_arguments)]
 fn land(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
     kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
-    (t, outcome): (FetchTarget, FetchOutcome),
+    waiting: &mut Waiting,
+    (t, outcome, pre): Fetched,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
@@ -320,9 +351,10 @@ fn land(
                 .find(|p| p.name == t.pipeline)
                 .map(|p| p.source_kind)
                 .unwrap_or_default();
-            let parsed = match known {
-                true => None,
-                false => Some(crate::parse::parse_body(
+            let parsed = match (known, pre) {
+                (true, _) => None,
+                (false, Some(p)) => Some(p),
+                (false, None) => Some(crate::parse::parse_body(
                     kind,
                     &body,
                     &cfg.def.catalog,
@@ -345,18 +377,13 @@ fn land(
                 first_fetched_at: now,
                 last_fetched_at: now,
             };
-            if let (Some(parsed), Some((p, kept))) = (&parsed, kept.get_mut(&t.pipeline)) {
+            if let (Some(parsed), true) = (parsed, kept.contains_key(&t.pipeline)) {
                 summary.bodies_parsed += 1;
-                let n = normalize::normalize_parsed(
-                    p,
-                    &cfg.def.catalog,
-                    &cfg.def.registry,
-                    &cfg.settings.limits,
-                    &landing,
-                    parsed,
-                )
-                .map_err(internal("normalize"))?;
-                kept.add(&landing, n)?;
+                let group = waiting.entry(t.pipeline.clone()).or_default();
+                group.push((landing.clone(), parsed));
+                if group.len() >= NORMALIZE_GROUP {
+                    keep_group(cfg, kept, &t.pipeline, waiting)?;
+                }
             }
             if let Some(defect) = &landing.defect {
                 tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
@@ -402,6 +429,34 @@ fn land(
             state.record_fetch_failure(&t, &error, attempts, now)?;
         }
     }
+    Ok(())
+}
+
+/// New bodies parsed and landed, by program, waiting to be normalized and
+/// kept as a group.
+type Waiting = BTreeMap<String, Vec<(Landing, ParseResult)>>;
+
+/// Bodies normalized together: one set of frames per group, not per body.
+const NORMALIZE_GROUP: usize = 256;
+
+/// Normalizes the bodies waiting for `program` as one group and keeps them.
+fn keep_group(
+    cfg: &Loaded,
+    kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
+    program: &str,
+    waiting: &mut Waiting,
+) -> Result<(), RunError> {
+    let (Some(group), Some((p, kept))) = (waiting.remove(program), kept.get_mut(program)) else {
+        return Ok(());
+    };
+    if group.is_empty() {
+        return Ok(());
+    }
+    let refs: Vec<(&Landing, &ParseResult)> = group.iter().map(|(l, p)| (l, p)).collect();
+    let n = normalize::normalize_parsed_many(p, &cfg.def.catalog, &cfg.def.registry, &cfg.settings.limits, &refs)
+        .map_err(internal("normalize"))?;
+    let landings: Vec<Landing> = group.into_iter().map(|(l, _)| l).collect();
+    kept.add_many(&landings, n)?;
     Ok(())
 }
 
@@ -928,10 +983,32 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let mut kept = kept_stores(cfg, opts)?;
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
-    let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, tx));
+    let parser: Parser = {
+        let (def, limits) = (Arc::new(cfg.def.clone()), cfg.settings.limits.read());
+        Arc::new(move |pipeline: &str, body: &[u8]| {
+            let kind = def
+                .pipelines
+                .iter()
+                .find(|p| p.name == pipeline)
+                .map(|p| p.source_kind)
+                .unwrap_or_default();
+            crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits)
+        })
+    };
+    let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, parser, tx));
     let mut done = 0;
+    let mut waiting = Waiting::new();
     while let Some(fetched) = rx.recv().await {
-        if let Err(e) = land(cfg, &state, &raw, &mut kept, fetched, opts.now, &mut summary) {
+        if let Err(e) = land(
+            cfg,
+            &state,
+            &raw,
+            &mut kept,
+            &mut waiting,
+            fetched,
+            opts.now,
+            &mut summary,
+        ) {
             fetcher.abort();
             return Err(e);
         }
@@ -941,6 +1018,10 @@ pub async fn run_with<S: Source + Clone + 'static>(
         }
     }
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
+    let programs_waiting: Vec<String> = waiting.keys().cloned().collect();
+    for program in programs_waiting {
+        keep_group(cfg, &mut kept, &program, &mut waiting)?;
+    }
     for (_, k) in kept.values_mut() {
         k.flush()?;
     }

@@ -426,6 +426,22 @@ pub fn normalize_parsed(
     acc.finish()
 }
 
+/// Normalizes several landings at once from their parses (landing keeps
+/// them in groups: one set of frames per group, not per body).
+pub fn normalize_parsed_many(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    registry: &Registry,
+    limits: &Limits,
+    landed: &[(&Landing, &Result<Submission, crate::submission::ParseError>)],
+) -> PolarsResult<Normalized> {
+    let mut acc = Acc::default();
+    for (landing, parsed) in landed {
+        acc.add(pipeline, catalog, registry, limits, landing, 1, parsed);
+    }
+    acc.finish()
+}
+
 /// Rows being built for one or more landings.
 #[derive(Default)]
 struct Acc {

@@ -533,12 +533,7 @@ impl Rule {
 pub(crate) fn period_months(facts: &DataFrame) -> PolarsResult<DataFrame> {
     // The distinct periods first (a handful), not a string per fact row.
     let distinct = facts.column("period")?.unique()?;
-    let periods: std::collections::BTreeSet<String> = distinct
-        .str()?
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect();
+    let periods: std::collections::BTreeSet<String> = distinct.str()?.iter().flatten().map(str::to_string).collect();
     let months: Vec<f64> = periods
         .iter()
         .map(|p| p.parse::<Period>().map_or(f64::NAN, |p| f64::from(p.months)))
