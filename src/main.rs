@@ -58,6 +58,48 @@ enum ReviewAction {
     },
 }
 
+/// What `run` and `backfill` share.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Settings file (config/taizhang.toml).
+    #[arg(long)]
+    config: PathBuf,
+    /// The run's clock, for tests and replays: RFC 3339, or a date
+    /// (midnight China time). Periods not closed by then are not fetched.
+    #[arg(long)]
+    now: Option<String>,
+    /// Only this pipeline (repeatable).
+    #[arg(long = "pipeline")]
+    pipelines: Vec<String>,
+    /// Print what would be fetched; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// When another run holds the lock, wait this long for it before
+    /// giving up with exit code 75.
+    #[arg(long, default_value_t = 0)]
+    wait_secs: u64,
+}
+
+impl RunArgs {
+    /// The configuration and the run's options (every period since each
+    /// program's start, or those within `periods`).
+    fn options(self, periods: Option<(chrono::NaiveDate, chrono::NaiveDate)>) -> anyhow::Result<(Loaded, RunOptions)> {
+        let now = self.now.as_deref().map(args::now).transpose()?;
+        let cfg = Loaded::from_file(&self.config)?;
+        let names: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
+        args::pipelines(&names, &self.pipelines)?;
+        let opts = RunOptions {
+            now: now.unwrap_or_else(Utc::now),
+            dry_run: self.dry_run,
+            only: self.pipelines,
+            lock_wait: std::time::Duration::from_secs(self.wait_secs),
+            periods,
+            progress: Some(progress()),
+        };
+        Ok((cfg, opts))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the whole pipeline against an embedded township portal (全椒县, Jan–Jun 2026).
@@ -67,49 +109,18 @@ enum Command {
         warehouse: PathBuf,
     },
     /// One run of every pipeline: the nightly job for cron or systemd.
-    Run {
-        /// Settings file (config/taizhang.toml).
-        #[arg(long)]
-        config: PathBuf,
-        /// The run's clock, for tests and replays: RFC 3339, or a date
-        /// (midnight China time).
-        #[arg(long)]
-        now: Option<String>,
-        /// Only this pipeline (repeatable).
-        #[arg(long = "pipeline")]
-        pipelines: Vec<String>,
-        /// Print what would be fetched; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// When another run holds the lock, wait this long for it before
-        /// giving up with exit code 75.
-        #[arg(long, default_value_t = 0)]
-        wait_secs: u64,
-    },
+    Run(RunArgs),
     /// Fetch and publish the reports of past periods (a new deployment's
     /// history, or months before a program's start_period), with progress.
     Backfill {
-        /// Settings file.
-        #[arg(long)]
-        config: PathBuf,
         /// First period (2025-01, 2025-Q1, 2025-H1 or 2025).
         #[arg(long)]
         from: String,
         /// Last period.
         #[arg(long)]
         to: String,
-        /// The run's clock (RFC 3339 or a date); periods not closed by then are left out.
-        #[arg(long)]
-        now: Option<String>,
-        /// Only this pipeline (repeatable).
-        #[arg(long = "pipeline")]
-        pipelines: Vec<String>,
-        /// Print what would be fetched; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Wait this long for a run holding the lock.
-        #[arg(long, default_value_t = 0)]
-        wait_secs: u64,
+        #[command(flatten)]
+        run: RunArgs,
     },
     /// Run pipelines on their cron schedules until SIGINT/SIGTERM.
     Serve {
@@ -391,39 +402,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Run {
-            config,
-            now,
-            pipelines,
-            dry_run,
-            wait_secs,
-        } => {
+        Command::Run(run) => {
             init_logging("info");
-            let now = now.as_deref().map(args::now).transpose()?;
-            let cfg = Loaded::from_file(&config)?;
-            let names: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
-            args::pipelines(&names, &pipelines)?;
-            let opts = RunOptions {
-                now: now.unwrap_or_else(Utc::now),
-                dry_run,
-                only: pipelines,
-                lock_wait: std::time::Duration::from_secs(wait_secs),
-                periods: None,
-                progress: Some(progress()),
-            };
+            let (cfg, opts) = run.options(None)?;
             run_and_report(&cfg, &opts).await
         }
-        Command::Backfill {
-            config,
-            from,
-            to,
-            now,
-            pipelines,
-            dry_run,
-            wait_secs,
-        } => {
+        Command::Backfill { from, to, run } => {
             init_logging("info");
-            let now = now.as_deref().map(args::now).transpose()?.unwrap_or_else(Utc::now);
             let (from, to) = (args::period(&from)?, args::period(&to)?);
             let (from, to): (taizhang::period::Period, taizhang::period::Period) =
                 (from.parse().expect("checked"), to.parse().expect("checked"));
@@ -434,17 +419,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 .into());
             }
-            let cfg = Loaded::from_file(&config)?;
-            let names: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
-            args::pipelines(&names, &pipelines)?;
-            let opts = RunOptions {
-                now,
-                dry_run,
-                only: pipelines,
-                lock_wait: std::time::Duration::from_secs(wait_secs),
-                periods: Some((from.start_date(), to.end_date())),
-                progress: Some(progress()),
-            };
+            let (cfg, opts) = run.options(Some((from.start_date(), to.end_date())))?;
             run_and_report(&cfg, &opts).await
         }
         Command::Serve { config, clock } => {

@@ -506,13 +506,7 @@ async fn a_run_with_townships_that_could_not_be_fetched_exits_3() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_warehouse_mode_is_what_the_settings_say_whatever_the_umask() {
     use std::os::unix::fs::PermissionsExt;
-    let dir = tempfile::tempdir().unwrap();
-    copy_config(dir.path());
-    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
-    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
-    let settings = dir.path().join("config/taizhang.toml");
+    let (dir, _portal, settings) = crate::support::demo_deployment().await;
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
     for (access, wh_mode, file_mode) in [("group", 0o2750, 0o640), ("world", 0o755, 0o644)] {
         let wh = dir.path().join(format!("wh-{access}"));
@@ -552,13 +546,7 @@ async fn the_warehouse_mode_is_what_the_settings_say_whatever_the_umask() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_catches_up_once_after_downtime_and_reports_health_metrics_and_runs() {
     use std::io::BufRead;
-    let dir = tempfile::tempdir().unwrap();
-    copy_config(dir.path());
-    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
-    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
-    let settings = dir.path().join("config/taizhang.toml");
+    let (_dir, _portal, settings) = crate::support::demo_deployment().await;
     let s = std::fs::read_to_string(&settings).unwrap();
     std::fs::write(
         &settings,
@@ -680,13 +668,7 @@ async fn serve_catches_up_once_after_downtime_and_reports_health_metrics_and_run
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_only_commands_never_need_the_delivery_secret() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_config(dir.path());
-    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
-    let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
-    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    crate::support::point_pipelines_at(dir.path(), &addr.to_string());
-    let settings = dir.path().join("config/taizhang.toml");
+    let (dir, _portal, settings) = crate::support::demo_deployment().await;
     let s = std::fs::read_to_string(&settings).unwrap();
     std::fs::write(
         &settings,

@@ -212,3 +212,16 @@ pub fn point_pipelines_at(root: &Path, addr: &str) {
         std::fs::write(e.path(), text).unwrap();
     }
 }
+
+/// The shipped configuration copied into a temp dir, its programs pointed at
+/// a fresh demo portal on loopback: (the dir, the portal, the settings file).
+pub async fn demo_deployment() -> (tempfile::TempDir, taizhang::simulator::Portal, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let cfg = taizhang::demo::demo_config(&dir.path().join("unused")).unwrap();
+    let portal = taizhang::simulator::Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    point_pipelines_at(dir.path(), &addr.to_string());
+    let settings = dir.path().join("config/taizhang.toml");
+    (dir, portal, settings)
+}
