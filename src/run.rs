@@ -238,8 +238,9 @@ fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &
         .filter(|p| opts.only.is_empty() || opts.only.contains(&p.name))
 }
 
-/// Parses a landed body of a program (by name).
-type Parser = Arc<dyn Fn(&str, &[u8]) -> ParseResult + Send + Sync>;
+/// Parses a fetched body of a target, unless that body is landed already
+/// (None: landing does not parse it either).
+type Parser = Arc<dyn Fn(&FetchTarget, &[u8]) -> Option<ParseResult> + Send + Sync>;
 type ParseResult = Result<crate::submission::Submission, crate::submission::ParseError>;
 /// A fetched target, with its body parsed when there was one.
 type Fetched = (FetchTarget, FetchOutcome, Option<ParseResult>);
@@ -271,16 +272,16 @@ async fn fetch_into<S: Source + Clone + 'static>(
             // uses it when the body is new.
             let mut parsed = None;
             if let FetchOutcome::Submitted { body, .. } = &mut outcome {
-                let (bytes, pipeline) = (std::mem::take(body), t.pipeline.clone());
+                let (bytes, target) = (std::mem::take(body), t.clone());
                 match tokio::task::spawn_blocking(move || {
-                    let p = parser(&pipeline, &bytes);
+                    let p = parser(&target, &bytes);
                     (bytes, p)
                 })
                 .await
                 {
                     Ok((bytes, p)) => {
                         *body = bytes;
-                        parsed = Some(p);
+                        parsed = p;
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "Parse task died; its target is retried next run.");
@@ -985,14 +986,31 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let parser: Parser = {
         let (def, limits) = (Arc::new(cfg.def.clone()), cfg.settings.limits.read());
-        Arc::new(move |pipeline: &str, body: &[u8]| {
+        // What is landed already is not parsed again (a portal without
+        // validators serves the same bytes every night).
+        let mut landed = std::collections::HashSet::new();
+        for p in &programs {
+            for l in state.landings(p)? {
+                landed.insert((l.pipeline, l.township, l.period, l.sha256));
+            }
+        }
+        Arc::new(move |t: &FetchTarget, body: &[u8]| {
+            let key = (
+                t.pipeline.clone(),
+                t.township.clone(),
+                t.period.clone(),
+                crate::land::sha256_hex(body),
+            );
+            if landed.contains(&key) {
+                return None;
+            }
             let kind = def
                 .pipelines
                 .iter()
-                .find(|p| p.name == pipeline)
+                .find(|p| p.name == t.pipeline)
                 .map(|p| p.source_kind)
                 .unwrap_or_default();
-            crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits)
+            Some(crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits))
         })
     };
     let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, parser, tx));
