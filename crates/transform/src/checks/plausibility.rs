@@ -138,7 +138,13 @@ impl Check for Plausibility {
                 [col("period")],
                 JoinArgs::new(JoinType::Left),
             )
-            .sort(["township", "indicator", "period"], Default::default())
+            // The windows below run over (township, indicator) in row order:
+            // only the periods need to be in order (a stable sort on one
+            // short key, not three strings).
+            .sort(
+                ["period"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
             .with_columns([
                 per_month
                     .clone()
