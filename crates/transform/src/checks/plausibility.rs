@@ -141,10 +141,7 @@ impl Check for Plausibility {
             // The windows below run over (township, indicator) in row order:
             // only the periods need to be in order (a stable sort on one
             // short key, not three strings).
-            .sort(
-                ["period"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
+            .sort(["period"], SortMultipleOptions::default().with_maintain_order(true))
             .with_columns([
                 per_month
                     .clone()
