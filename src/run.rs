@@ -345,13 +345,7 @@ fn land(
                 validators.as_ref().map(|v| (v, sha.as_str())),
             )?;
             let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
-            let kind = cfg
-                .def
-                .pipelines
-                .iter()
-                .find(|p| p.name == t.pipeline)
-                .map(|p| p.source_kind)
-                .unwrap_or_default();
+            let kind = cfg.def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
             let parsed = match (known, pre) {
                 (true, _) => None,
                 (false, Some(p)) => Some(p),
@@ -415,9 +409,7 @@ fn land(
             // having been on time.
             let deadline = cfg
                 .def
-                .pipelines
-                .iter()
-                .find(|p| p.name == t.pipeline)
+                .pipeline(&t.pipeline)
                 .zip(t.period.parse::<Period>().ok())
                 .map(|(p, period)| period.deadline(p.deadline_days));
             if deadline.is_some_and(|d| now > d) {
@@ -883,7 +875,7 @@ fn compute(
         let rollup = rollup::levels_up(county, &reporting, &cfg.def.registry, &cfg.def.quotas, &cfg.def.catalog)
             .map_err(internal("rollup"))?;
         summary.rollup_rows += rollup[0].height();
-        let versions = timeliness::of_landings(&all, p.deadline_days, &absences);
+        let versions = timeliness::of_landings(&all, &reports);
         let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
         programs.push((p.name.clone(), publish::ProgramTables { landings, rollup }));
     }
@@ -1004,12 +996,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
             if landed.contains(&key) {
                 return None;
             }
-            let kind = def
-                .pipelines
-                .iter()
-                .find(|p| p.name == t.pipeline)
-                .map(|p| p.source_kind)
-                .unwrap_or_default();
+            let kind = def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
             Some(crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits))
         })
     };

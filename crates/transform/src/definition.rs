@@ -165,6 +165,11 @@ pub struct Definition {
 }
 
 impl Definition {
+    /// The program named `name`.
+    pub fn pipeline(&self, name: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+
     /// Loads and validates a configuration from texts.
     pub fn from_texts(t: &Texts<'_>) -> Result<Definition, ConfigError> {
         let catalog = Catalog::from_toml(&t.catalog.0, &t.catalog.1).map_err(|e| match e {

@@ -88,13 +88,25 @@ fn claim_of(l: &Landing) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-/// Every landing of one program with its timeliness: the first version of
-/// each report by the report's evidence, later ones as corrections.
-pub fn of_landings(
+/// What is known of one report: its timeliness, the evidence of its first
+/// version, and which body that is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// From the first version's evidence.
+    pub timeliness: Timeliness,
+    /// The first version's evidence.
+    pub evidence: Evidence,
+    /// The first version's body.
+    pub first_sha256: String,
+}
+
+/// Every report of one program by (township, period), from its landings
+/// (the first seen is the first version) and its absences.
+pub fn reports(
     all: &[Landing],
     deadline_days: u32,
     missing: &HashMap<(String, String), DateTime<Utc>>,
-) -> Vec<Timeliness> {
+) -> HashMap<(String, String), Report> {
     let mut first: HashMap<(&str, &str), &Landing> = HashMap::new();
     for l in all {
         let e = first.entry((&l.township, &l.period)).or_insert(l);
@@ -102,24 +114,35 @@ pub fn of_landings(
             *e = l;
         }
     }
-    all.iter()
-        .map(|l| {
-            let Ok(period) = l.period.parse::<Period>() else {
-                return Timeliness::Unknown;
+    first
+        .into_values()
+        .filter_map(|l| {
+            let period = l.period.parse::<Period>().ok()?;
+            let key = (l.township.clone(), l.period.clone());
+            let evidence = Evidence {
+                claim: claim_of(l),
+                first_seen: l.first_fetched_at,
+                seen_missing: missing.get(&key).copied(),
+                deadline: period.deadline(deadline_days),
             };
-            let deadline = period.deadline(deadline_days);
-            let is_first = first
-                .get(&(l.township.as_str(), l.period.as_str()))
-                .is_some_and(|f| f.sha256 == l.sha256);
-            match is_first {
-                true => assess(&Evidence {
-                    claim: claim_of(l),
-                    first_seen: l.first_fetched_at,
-                    seen_missing: missing.get(&(l.township.clone(), l.period.clone())).copied(),
-                    deadline,
-                }),
-                false => assess_correction(l.first_fetched_at, deadline),
-            }
+            let report = Report {
+                timeliness: assess(&evidence),
+                evidence,
+                first_sha256: l.sha256.clone(),
+            };
+            Some((key, report))
+        })
+        .collect()
+}
+
+/// The timeliness of each landing: the first version's is its report's, a
+/// later one is judged as a correction.
+pub fn of_landings(all: &[Landing], reports: &HashMap<(String, String), Report>) -> Vec<Timeliness> {
+    all.iter()
+        .map(|l| match reports.get(&(l.township.clone(), l.period.clone())) {
+            Some(r) if r.first_sha256 == l.sha256 => r.timeliness,
+            Some(r) => assess_correction(l.first_fetched_at, r.evidence.deadline),
+            None => Timeliness::Unknown,
         })
         .collect()
 }
@@ -127,12 +150,8 @@ pub fn of_landings(
 /// The submissions table with each report's timeliness (`status`, unless
 /// it is `quarantined`), when taizhang first saw the report
 /// (`first_seen_at`) and when a fetch after the deadline found it missing
-/// (`seen_missing_at`). `reports` maps (township, period) to the report's
-/// first version's timeliness and evidence.
-pub fn apply(
-    submissions: DataFrame,
-    reports: &HashMap<(String, String), (Timeliness, Evidence)>,
-) -> PolarsResult<DataFrame> {
+/// (`seen_missing_at`).
+pub fn apply(submissions: DataFrame, reports: &HashMap<(String, String), Report>) -> PolarsResult<DataFrame> {
     let (t, p) = (
         submissions.column("township")?.str()?,
         submissions.column("period")?.str()?,
@@ -146,45 +165,16 @@ pub fn apply(
         let st = status.get(i).unwrap_or("");
         new_status.push(match (st, found) {
             ("quarantined", _) | (_, None) => st.to_string(),
-            (_, Some((tl, _))) => tl.as_str().to_string(),
+            (_, Some(r)) => r.timeliness.as_str().to_string(),
         });
-        seen.push(found.map(|(_, e)| e.first_seen.timestamp_micros()));
-        missing.push(found.and_then(|(_, e)| e.seen_missing.map(|m| m.timestamp_micros())));
+        seen.push(found.map(|r| r.evidence.first_seen.timestamp_micros()));
+        missing.push(found.and_then(|r| r.evidence.seen_missing.map(|m| m.timestamp_micros())));
     }
     let mut out = submissions;
     out.with_column(Column::new("status".into(), new_status))?;
     out.with_column(Column::new("first_seen_at".into(), seen))?;
     out.with_column(Column::new("seen_missing_at".into(), missing))?;
     Ok(out)
-}
-
-/// The evidence and timeliness of every report of one program, by
-/// (township, period), from its landings and its absences.
-pub fn reports(
-    all: &[Landing],
-    deadline_days: u32,
-    missing: &HashMap<(String, String), DateTime<Utc>>,
-) -> HashMap<(String, String), (Timeliness, Evidence)> {
-    let mut out: HashMap<(String, String), (Timeliness, Evidence)> = HashMap::new();
-    for l in all {
-        let Ok(period) = l.period.parse::<Period>() else {
-            continue;
-        };
-        let key = (l.township.clone(), l.period.clone());
-        let e = Evidence {
-            claim: claim_of(l),
-            first_seen: l.first_fetched_at,
-            seen_missing: missing.get(&key).copied(),
-            deadline: period.deadline(deadline_days),
-        };
-        match out.get(&key) {
-            Some((_, f)) if f.first_seen <= e.first_seen => {}
-            _ => {
-                out.insert(key, (assess(&e), e));
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
