@@ -84,8 +84,10 @@ pub struct Mention {
 /// Verbs that say a number was achieved (folded, simplified).
 const VERBS: &[&str] = &[
     "完成", "实施", "发放", "办理", "资助", "培训", "慰问", "接待", "改造", "配发", "安装", "适配", "享受", "救助",
-    "补助", "核发", "新增", "安置", "参加", "办结", "托养", "走访", "解决", "为",
+    "补助", "核发", "新增", "安置", "参加", "办结", "托养", "走访", "解决", "签约", "为",
 ];
+/// Words before a count that say who an amount reached (惠及3210人, 受益人数为188人).
+const BENEFICIARY_WORDS: &[&str] = &["惠及", "受益", "涉及", "覆盖"];
 /// Words that make a number an assignment rather than an achievement.
 const QUOTA_WORDS: &[&str] = &["任务", "指标", "下达", "目标", "分解"];
 /// Words that make a number a need, a screening or an intention rather than
@@ -229,7 +231,8 @@ fn sentence<'c>(
         .position(|c| *c == ':' || *c == '：')
         .map(|p| (s, s + p));
     // The indicator the sentence opened with, for 其中 breakdowns.
-    let mut head: Option<(&Indicator, MentionKind)> = None;
+    // (The indicator, the kind of its value, and whether that value was published.)
+    let mut head: Option<(&Indicator, MentionKind, bool)> = None;
     // One-off rates (每户300元, not 每人每月50元), for the sentence's arithmetic.
     let mut rates: Vec<(f64, usize)> = vec![];
     let first = out.len();
@@ -256,10 +259,15 @@ fn sentence<'c>(
             .iter()
             .take_while(|c| !matches!(c, '(' | '（'))
             .collect();
-        let kind = match QUOTA_WORDS
+        let own: String = folded[clause.0..clause.1].iter().collect();
+        let quota_in_own = QUOTA_WORDS.iter().any(|w| own.contains(w));
+        let quota_before = QUOTA_WORDS
             .iter()
-            .any(|w| prefix.contains(w) || clause_after.contains(w))
-        {
+            .any(|w| prefix.contains(w) || clause_after.contains(w));
+        // 下达…任务120人,截至6月底已完成73人: what was done against the quota
+        // named before, in a clause of its own that says 完成.
+        let progress = quota_before && !quota_in_own && own.contains("完成");
+        let kind = match quota_before && !progress {
             true => MentionKind::Quota,
             false => MentionKind::Achievement,
         };
@@ -287,7 +295,6 @@ fn sentence<'c>(
         }
         // Need words in the mention's own clause, or in the clause before it
         // when its own has no verb of doing (筛查出…需求,其中,基本康复服务645人).
-        let own: String = folded[clause.0..clause.1].iter().collect();
         let window: String = folded[window_start..clause.0].iter().collect();
         let needs = NEED_WORDS.iter().any(|w| own.contains(w))
             || (NEED_WORDS.iter().any(|w| window.contains(w)) && !VERBS.iter().any(|v| own.contains(v)));
@@ -328,7 +335,7 @@ fn sentence<'c>(
             });
         };
         // 其中: a category of the head indicator.
-        if let (Some(q), Some((ind, _))) = (qita, head)
+        if let (Some(q), Some((ind, _, _))) = (qita, head)
             && vs > q
         {
             let clause_text: String = folded[clause.0..vs].iter().collect();
@@ -339,7 +346,12 @@ fn sentence<'c>(
                 continue;
             }
         }
-        let Some((p, rule, confidence)) = nearest(&phrases, vs, ve, clause, &unit, &before, folded, lead) else {
+        let clues = Clues {
+            before: &before,
+            lead,
+            progress,
+        };
+        let Some((p, rule, confidence)) = nearest(&phrases, vs, ve, clause, &unit, clues, folded) else {
             // Named by the paragraph's previous sentences only (本年度…燃油补贴
             // 任务数…。今年下达至我区任务193户,每户补贴260元): one indicator
             // counted in the unit, the phrase's head word (补贴) again in this
@@ -364,10 +376,23 @@ fn sentence<'c>(
             }
             continue;
         };
-        if head.is_none() {
-            head = Some((p.indicator, kind));
+        match head {
+            // After 其中, a value of the indicator a published total of the
+            // same kind opened the sentence with, naming no category, is a
+            // part of that total (适配辅助器具342人,其中…助行器45件), not another
+            // total. (登记85名,其中40名…实施了复明手术: the registration was
+            // not published, the operations are the total.)
+            Some((h, k, true)) if qita.is_some_and(|q| vs > q) && h.code == p.indicator.code && k == kind => {
+                mention(p.indicator, "part_after_qizhong", DOUBTFUL, None);
+                continue;
+            }
+            Some(_) => mention(p.indicator, rule, confidence, None),
+            None => {
+                mention(p.indicator, rule, confidence, None);
+                let published = out.last().is_some_and(|m| m.decision == Decision::Publish);
+                head = Some((p.indicator, kind, published));
+            }
         }
-        mention(p.indicator, rule, confidence, None);
     }
     arithmetic(&mut out[first..], &rates);
     phrases
@@ -421,18 +446,34 @@ fn arithmetic(found: &mut [Mention], rates: &[(f64, usize)]) {
 /// Characters a sentence's topic lead (before its colon) may have.
 const LEAD_CHARS: usize = 16;
 
+/// What the sentence around a value says, for [`nearest`].
+#[derive(Clone, Copy)]
+struct Clues<'a> {
+    /// The value's clause before it.
+    before: &'a str,
+    /// The sentence's topic lead (before its colon).
+    lead: Option<(usize, usize)>,
+    /// The value is what was done against a quota named before it.
+    progress: bool,
+}
+
 /// The best phrase for a value at `vs..ve` written in `unit`.
-#[allow(clippy::too_many_arguments)]
 fn nearest<'c>(
     phrases: &'c [Phrase<'c>],
     vs: usize,
     ve: usize,
     clause: (usize, usize),
     unit: &str,
-    before: &str,
+    clues: Clues,
     folded: &[char],
-    lead: Option<(usize, usize)>,
 ) -> Option<(&'c Phrase<'c>, &'static str, f64)> {
+    let Clues { before, lead, progress } = clues;
+    // Another indicator counted in the unit named between a phrase and the value.
+    let other_between = |p: &Phrase| {
+        phrases
+            .iter()
+            .any(|o| o.start >= p.end && o.end <= vs && o.indicator.code != p.indicator.code && fits(o.indicator, unit))
+    };
     let mut best: Option<(&Phrase, &'static str, f64, usize)> = None;
     for p in phrases.iter().filter(|p| fits(p.indicator, unit)) {
         let same_clause = p.start >= clause.0 && p.end <= clause.1;
@@ -459,12 +500,23 @@ fn nearest<'c>(
                         // A verb of doing in the value's clause (解决…260件), not a
                         // state of what the topic counts (现已入住40户).
                         && VERBS.iter().any(|v| before.contains(v))
-                        && !phrases.iter().any(|o| {
-                            o.start >= p.end && o.end <= vs && o.indicator.code != p.indicator.code && fits(o.indicator, unit)
-                        }) =>
+                        && !other_between(p) =>
                 {
                     ("topic_of_sentence", 0.9, vs - p.end)
                 }
+                // 发放困难残疾人生活补贴1305万元,惠及3210人: the count of the
+                // amount the sentence named.
+                false
+                    if unit != "元"
+                        && !p.generic
+                        && BENEFICIARY_WORDS.iter().any(|w| before.contains(w))
+                        && !other_between(p)
+                        && folded[p.end..vs].iter().filter(|c| CLAUSE_END.contains(c)).count() <= 2 =>
+                {
+                    ("count_after_its_amount", 0.9, vs - p.end)
+                }
+                // 下达…基本康复服务任务120人,截至6月底已完成73人.
+                false if progress && !p.generic && !other_between(p) => ("done_against_quota", 0.9, vs - p.end),
                 false => ("phrase_earlier_in_sentence", 0.75, vs - p.end),
             }
         } else if p.start >= ve {
@@ -579,7 +631,9 @@ fn is_numeral(c: char) -> bool {
 /// and (value, unit, approx). The longest reading with a unit wins.
 fn value_at(folded: &[char], i: usize, e: usize) -> Option<(usize, (f64, String, bool))> {
     let c = folded[i];
-    let starts = c.is_ascii_digit() || is_cn_digit(c);
+    // 十二名, 廿三户: a number may open with 十 (or 拾, 廿, 卅); not with 百/千/万,
+    // which open words (百姓, 千方百计, 万众).
+    let starts = c.is_ascii_digit() || is_cn_digit(c) || matches!(c, '十' | '拾' | '廿' | '卅');
     if !starts {
         return None;
     }
@@ -693,6 +747,61 @@ mod tests {
         assert_eq!(got[1].3.as_deref(), Some("一级"));
         assert_eq!(got[2].3.as_deref(), Some("二级"));
         assert_eq!((got[1].1, got[2].1), (145.0, 350.0));
+    }
+
+    #[test]
+    fn numbers_may_open_with_ten() {
+        let got = found("為低收入家庭的十二名聽障兒童配發助聽器。");
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].0.as_str(), got[0].1), ("hearing_aids", 12.0));
+        // 百/千/万 open words, not numbers.
+        assert!(found("千方百計為殘疾人辦實事,百姓滿意。").is_empty());
+    }
+
+    #[test]
+    fn a_part_after_qizhong_is_not_another_total() {
+        let got = found("為三百四十二名殘疾人適配輔助器具,其中發放輪椅八十六輛、助行器四十五件。");
+        let published: Vec<_> = got.iter().filter(|m| m.4 == Decision::Publish).collect();
+        assert_eq!(published.len(), 2, "{got:?}");
+        assert_eq!((published[0].0.as_str(), published[0].1), ("assistive_devices", 342.0));
+        assert_eq!((published[1].0.as_str(), published[1].1), ("wheelchairs", 86.0));
+        assert!(got.iter().any(|m| m.1 == 45.0 && m.4 == Decision::Review), "{got:?}");
+        // A total that was not published (a registration) leaves the part a total.
+        let got = found("完成白內障登記85名,其中40名貧困白內障患者實施了完全免費的復明手術。");
+        assert!(got.iter().any(|m| m.1 == 40.0 && m.4 == Decision::Publish), "{got:?}");
+    }
+
+    #[test]
+    fn a_count_after_its_amount_and_what_was_done_against_a_quota() {
+        let got = found("全年發放困難殘疾人生活補貼一千三百零五萬元,惠及三千二百一十人。");
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(
+            got[1],
+            (
+                "hardship_recipients".into(),
+                3210.0,
+                MentionKind::Achievement,
+                None,
+                Decision::Publish
+            )
+        );
+        // Without a word of who it reached, a count after the amount stays doubtful.
+        let got = found("全年發放困難殘疾人生活補貼一千三百零五萬元,共三千二百一十人。");
+        assert_eq!(got[1].4, Decision::Review, "{got:?}");
+        let got = found("全年縣殘聯下達我鎮基本康復服務任務120人,截至6月底已完成73人。");
+        assert_eq!(
+            got,
+            vec![
+                ("basic_rehab".into(), 120.0, MentionKind::Quota, None, Decision::Publish),
+                (
+                    "basic_rehab".into(),
+                    73.0,
+                    MentionKind::Achievement,
+                    None,
+                    Decision::Publish
+                ),
+            ]
+        );
     }
 
     #[test]
