@@ -110,6 +110,27 @@ const SUBJECT_WORDS: &[&str] = &[
     "托养",
     "康复",
 ];
+/// Words of a heading that opens a section of plans (三、下一步工作打算,
+/// 2022年下半年工作计划): what follows is intended, not done.
+const PLAN_HEADING: &[&str] = &["计划", "打算", "安排", "思路", "设想", "要点"];
+/// Words of a plan heading that say when (下半年工作安排, not 阳光家园计划).
+const PLAN_WHEN: &[&str] = &[
+    "下半年",
+    "下一步",
+    "下步",
+    "明年",
+    "来年",
+    "今后",
+    "工作计划",
+    "工作安排",
+    "工作打算",
+];
+/// Words in a value's clause that make it an intention (力争完成, 计划慰问200户).
+const INTENT_WORDS: &[&str] = &["力争", "争取", "预计", "拟"];
+/// Other organisations whose reports are bound into the same file (婦聯上半年工作匯報).
+const OTHER_SUBJECTS: &[&str] = &["妇联", "妇女", "共青团", "团委", "工会", "老龄", "科协"];
+/// Characters a heading has at most.
+const HEADING_CHARS: usize = 40;
 /// Confidence of a mention a need word, brackets or quotation marks make doubtful.
 const DOUBTFUL: f64 = 0.6;
 /// Words before a number in its clause that make it a rate, not a total.
@@ -152,13 +173,44 @@ pub fn extract(text: &str, catalog: &Catalog) -> Vec<Mention> {
     }
     let mut out = Vec::new();
     let mut p_start = 0;
+    // What the last heading said: about disabled persons or another
+    // organisation (None: no heading said); in a section of plans.
+    let mut subject: Option<bool> = None;
+    let mut planned = false;
     while p_start < folded.len() {
         let p_end = folded[p_start..]
             .iter()
             .position(|&c| c == '\n')
             .map_or(folded.len(), |p| p_start + p);
         let paragraph: String = folded[p_start..p_end].iter().collect();
-        let on_subject = SUBJECT_WORDS.iter().any(|w| paragraph.contains(w));
+        let mentions_subject = SUBJECT_WORDS.iter().any(|w| paragraph.contains(w));
+        let line = paragraph.trim();
+        // A heading: a short line that is not a sentence (no comma in it).
+        if !line.is_empty() && line.chars().count() <= HEADING_CHARS && !line.contains([',', '，']) {
+            if OTHER_SUBJECTS.iter().any(|w| line.contains(w)) {
+                subject = Some(false);
+            } else if mentions_subject {
+                subject = Some(true);
+            }
+            // (A title of a summary and plans, 上半年工作总结和下半年工作安排, is
+            // not a section of plans.)
+            let plan = PLAN_HEADING.iter().any(|w| line.contains(w))
+                && PLAN_WHEN.iter().any(|w| line.contains(w))
+                && !line.contains("总结");
+            // A top-level heading (二、…, 第三部分) ends a section of plans; a
+            // sub-heading ((一)…, 1.…) stays inside it.
+            let top = line
+                .chars()
+                .next()
+                .is_some_and(|c| is_cn_digit(c) || c == '十' || c == '第')
+                && line.chars().take(4).any(|c| c == '、');
+            if plan {
+                planned = true;
+            } else if top || subject == Some(false) {
+                planned = false;
+            }
+        }
+        let on_subject = mentions_subject || subject == Some(true);
         // What the paragraph's earlier sentences named (the last two).
         let mut context: Vec<Vec<Phrase>> = vec![];
         let mut start = p_start;
@@ -181,6 +233,7 @@ pub fn extract(text: &str, catalog: &Catalog) -> Vec<Mention> {
                 s: start,
                 e: end,
                 on_subject,
+                planned,
             };
             let named = sentence(&chars, &folded, &depth, span, catalog, &context, &mut out);
             context.push(named);
@@ -203,6 +256,8 @@ struct Span {
     s: usize,
     e: usize,
     on_subject: bool,
+    /// Under a heading of plans (下半年工作安排).
+    planned: bool,
 }
 
 /// Finds the sentence's mentions; returns the phrases it names (the context
@@ -217,7 +272,12 @@ fn sentence<'c>(
     context: &[Vec<Phrase<'c>>],
     out: &mut Vec<Mention>,
 ) -> Vec<Phrase<'c>> {
-    let Span { s, e, on_subject } = span;
+    let Span {
+        s,
+        e,
+        on_subject,
+        planned,
+    } = span;
     let text: String = folded[s..e].iter().collect();
     let phrases = phrases(&text, s, catalog);
     if !folded[s..e].iter().any(|c| c.is_ascii_digit() || is_numeral(*c)) {
@@ -247,7 +307,8 @@ fn sentence<'c>(
         let unit = reading.1;
         let clause = clause_bounds(folded, vs, ve, s, e);
         let before: String = folded[clause.0..vs].iter().collect();
-        if RATE_WORDS.iter().any(|w| before.contains(w)) {
+        // 每户300元, and 各3000元 (each).
+        if RATE_WORDS.iter().any(|w| before.contains(w)) || before.ends_with('各') {
             let per_time = ["每月", "每年", "月", "年"].iter().any(|w| before.contains(w));
             if unit == "元" && !per_time {
                 rates.push((reading.0, vs));
@@ -304,10 +365,21 @@ fn sentence<'c>(
         // with tone marks and question marks standing for characters are.)
         let garbled = text.contains('?') || text.chars().any(|c| ('\u{c0}'..='\u{24f}').contains(&c));
         let off_subject = !on_subject;
+        // An intention (计划慰问200户左右, 力争完成…): 计划 followed by a verb
+        // (not 阳光家园计划项目), or a word of intent.
+        let intended = INTENT_WORDS.iter().any(|w| own.contains(w))
+            || own
+                .match_indices("计划")
+                .any(|(b, w)| VERBS.iter().any(|v| own[b + w.len()..].starts_with(v)));
         // A quota broken down in brackets ((其中自治区下达指标数246人,…)) is
         // still a quota: it is never published as a fact either way.
         let bracketed_quota = in_brackets && kind == MentionKind::Quota && QUOTA_WORDS.iter().any(|w| own.contains(w));
-        let doubtful = (in_brackets && !bracketed_quota) || in_quotes || needs || garbled || off_subject;
+        let doubtful = (in_brackets && !bracketed_quota)
+            || in_quotes
+            || needs
+            || garbled
+            || off_subject
+            || ((planned || intended) && kind == MentionKind::Achievement);
         let written: String = chars[vs..ve].iter().collect();
         let mut mention = |ind: &Indicator, rule: &str, confidence: f64, dim: Option<(String, String)>| {
             let confidence: f64 = if doubtful { confidence.min(DOUBTFUL) } else { confidence };
@@ -800,6 +872,47 @@ mod tests {
                     None,
                     Decision::Publish
                 ),
+            ]
+        );
+    }
+
+    #[test]
+    fn plans_and_intentions_are_not_achievements() {
+        let text = "XX县残联2024年上半年工作总结和下半年工作安排\n完成白内障复明手术46例。\n二、下半年工作安排\n1.完成剩余54户无障碍改造；2.开展走访慰问活动。\n三、存在问题\n完成白内障复明手术3例。";
+        let got = found(text);
+        let decisions: Vec<_> = got.iter().map(|m| (m.1, m.4)).collect();
+        assert_eq!(
+            decisions,
+            vec![
+                (46.0, Decision::Publish),
+                (54.0, Decision::Review),
+                (3.0, Decision::Publish)
+            ]
+        );
+        let got = found("开展第二轮走访慰问活动,计划慰问残疾人家庭200户左右。");
+        assert_eq!(got[0].4, Decision::Review, "{got:?}");
+        // 阳光家园计划 names a programme, it is not an intention.
+        let got = found("阳光家园计划居家托养服务惠及三百人。");
+        assert_eq!(got[0].4, Decision::Publish, "{got:?}");
+    }
+
+    #[test]
+    fn each_is_a_rate_and_a_heading_of_another_organisation_ends_the_subject() {
+        let got = found("向2名困难残疾大学生发放助学金各3000元,共6000元。");
+        let values: Vec<f64> = got.iter().map(|m| m.1).collect();
+        assert_eq!(values, vec![2.0, 6000.0], "{got:?}");
+        // A report about disabled persons: a paragraph that does not say so is still on subject…
+        let text =
+            "XX街道残疾人工作情况汇报\n(六)信访:接待来访23人次,办结信访事项5件。\n妇联上半年工作汇报\n接待来访40人次。";
+        let got = found(text);
+        let decisions: Vec<_> = got.iter().map(|m| (m.1, m.4)).collect();
+        // …until a heading names another organisation.
+        assert_eq!(
+            decisions,
+            vec![
+                (23.0, Decision::Publish),
+                (5.0, Decision::Publish),
+                (40.0, Decision::Review)
             ]
         );
     }
