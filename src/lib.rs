@@ -22,6 +22,7 @@ pub mod inspect;
 pub mod kept;
 pub mod land;
 pub mod lock;
+pub mod memo;
 pub mod plan;
 pub mod private;
 pub mod prose;

@@ -78,6 +78,10 @@ struct RunArgs {
     /// giving up with exit code 75.
     #[arg(long, default_value_t = 0)]
     wait_secs: u64,
+    /// Compute every batch of the registry, even those whose inputs did not
+    /// change since the last run (which are otherwise carried over).
+    #[arg(long)]
+    recompute: bool,
 }
 
 impl RunArgs {
@@ -95,6 +99,7 @@ impl RunArgs {
             lock_wait: std::time::Duration::from_secs(self.wait_secs),
             periods,
             progress: Some(progress()),
+            recompute: self.recompute,
         };
         Ok((cfg, opts))
     }

@@ -53,6 +53,9 @@ pub struct ProgramTables {
     pub rollup: [DataFrame; 4],
 }
 
+/// The tables of a batch besides the facts.
+pub const BATCH_TABLES: [&str; 4] = ["submission_history", "submissions", "quarantine", "extractions"];
+
 /// Publishes one batch's tables as its files; empty tables write nothing.
 /// Returns the names of the tables that had rows.
 pub fn publish_batch(

@@ -16,9 +16,10 @@ use crate::config::{Loaded, Pipeline};
 use crate::kept::{Kept, KeptError};
 use crate::land::{LandError, RawStore};
 use crate::lock::{LockError, RunLock};
+use crate::memo::{self, Memo};
 use crate::normalize::{self, Landed};
 use crate::period::Period;
-use crate::publish;
+use crate::publish::{self, BATCH_TABLES};
 use crate::review;
 use crate::rollup;
 use crate::sinks::TableSink;
@@ -86,6 +87,9 @@ pub struct RunOptions {
     pub periods: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
     /// Told of each report handled: (done, of).
     pub progress: Option<Progress>,
+    /// Compute every batch, even one whose inputs did not change since the
+    /// run before (see [`crate::memo`]).
+    pub recompute: bool,
 }
 
 /// A progress callback: (reports handled, reports planned).
@@ -134,6 +138,7 @@ impl RunOptions {
             lock_wait: Duration::ZERO,
             periods: None,
             progress: None,
+            recompute: false,
         }
     }
 }
@@ -187,6 +192,9 @@ pub struct RunSummary {
     /// Landed bodies parsed (each body is parsed once in its life; a rerun
     /// with nothing new parses none).
     pub bodies_parsed: usize,
+    /// Batches (a program's provinces) whose inputs had not changed since
+    /// the run before: carried over, not computed (see [`crate::memo`]).
+    pub batches_carried: usize,
 }
 
 /// Every (township, period) each pipeline expects by `now`: from its
@@ -718,6 +726,8 @@ fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry
 /// memory grows with one batch (a province), not with the country. Check
 /// failures and county rollups (small) are kept for the levels above and the
 /// commit. Each landed body is normalized once in its life (see [`Kept`]).
+/// A batch whose inputs did not change since the run before is carried
+/// over from its memo unless `recompute`.
 #[allow(clippy::too_many_arguments)]
 fn compute(
     cfg: &Loaded,
@@ -727,6 +737,7 @@ fn compute(
     sink: &mut dyn TableSink,
     now: DateTime<Utc>,
     year: i32,
+    recompute: bool,
     summary: &mut RunSummary,
 ) -> Result<Computed, RunError> {
     let mut checks_out = vec![];
@@ -754,6 +765,7 @@ fn compute(
         .map_err(internal("normalize"))?;
         let mut had_rows = std::collections::BTreeSet::new();
         let (mut county_rolls, mut reporting) = (vec![], vec![]);
+        let memo = Memo::new(&cfg.settings.paths.state_dir, &p.name);
         for (code, reg) in &batches {
             let mine: Vec<&(&Landing, usize)> =
                 current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
@@ -767,6 +779,71 @@ fn compute(
                         .map(|l| (l, 1))
                 })
                 .collect();
+            let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
+            let counties = reg.counties();
+            let quotas: Vec<taizhang_model::Quota> = cfg
+                .def
+                .quotas
+                .iter()
+                .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
+                .cloned()
+                .collect();
+            let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
+            let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
+            // Nothing the batch is computed from changed: its files and
+            // results are carried over, and only the clock checks run.
+            if !recompute && let Some(m) = memo.load(code, &digest) {
+                let input = CheckInput {
+                    pipeline: p,
+                    catalog: &cfg.def.catalog,
+                    registry: reg,
+                    quotas: &quotas,
+                    facts: &empty.facts,
+                    submissions: &m.submissions,
+                    unreachable: &unreachable,
+                    now,
+                    quota_facts: Some(&m.quota_facts),
+                };
+                let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+                let held = memo::excluded_keys(
+                    &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
+                )
+                .map_err(internal("check"))?;
+                if held == m.clock_excluded && sink.carry(&m.files)? {
+                    let results = checks::finish(&[m.checks, clock], &m.submissions).map_err(internal("check"))?;
+                    candidates.extend(
+                        alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry)
+                            .map_err(internal("alert"))?,
+                    );
+                    candidates.extend(m.quarantine_candidates);
+                    candidates.extend(
+                        alerts::derive(
+                            &p.name,
+                            &results.clear(),
+                            &empty.quarantine,
+                            &batch_failures,
+                            &cfg.def.registry,
+                        )
+                        .map_err(internal("alert"))?,
+                    );
+                    candidates.extend(m.conservation_candidates);
+                    county_rolls.push(m.county);
+                    reporting.push(m.reporting);
+                    summary.rows_published += m.rows_published;
+                    summary.quarantined += m.quarantined;
+                    summary.submissions += m.submissions_count;
+                    summary.in_review += m.in_review;
+                    summary.batches_carried += 1;
+                    had_rows.extend(
+                        BATCH_TABLES
+                            .iter()
+                            .filter(|t| m.had_rows.iter().any(|h| h == *t))
+                            .copied(),
+                    );
+                    checks_out.push(results);
+                    continue;
+                }
+            }
             let history = if older.is_empty() {
                 normalize::history(&p.name, &[]).map_err(internal("normalize"))?
             } else {
@@ -793,7 +870,6 @@ fn compute(
                     .collect();
                 normalize::history(&p.name, &versions).map_err(internal("normalize"))?
             };
-            let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
             let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut summary.bodies_parsed)?;
             // Rows come in the order the chunks hold them; publish them in
             // an order that does not depend on when each body landed.
@@ -814,15 +890,6 @@ fn compute(
                 extractions: sorted(n.extractions, &["township", "period", "start", "end"])
                     .map_err(internal("normalize"))?,
             };
-            let counties = reg.counties();
-            let quotas: Vec<taizhang_model::Quota> = cfg
-                .def
-                .quotas
-                .iter()
-                .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
-                .cloned()
-                .collect();
-            let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
             let input = CheckInput {
                 pipeline: p,
                 catalog: &cfg.def.catalog,
@@ -832,26 +899,76 @@ fn compute(
                 submissions: &n.submissions,
                 unreachable: &unreachable,
                 now,
+                quota_facts: None,
             };
-            let results = checks::run_all(&input).map_err(internal("check"))?;
-            county_rolls.push(
-                rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
-                    .map_err(internal("rollup"))?,
-            );
+            let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
+            let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+            let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
+            let clock_excluded = memo::excluded_keys(
+                &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
+            )
+            .map_err(internal("check"))?;
+            let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
+                .map_err(internal("rollup"))?;
+            county_rolls.push(county_roll.clone());
+            // Alert conditions: of the checks, the quarantine, the fetch
+            // failures and the conservation, in this order (a carried batch
+            // makes them in the same order).
+            let none = results.clear();
+            let of_quarantine =
+                alerts::derive(&p.name, &none, &n.quarantine, &[], &cfg.def.registry).map_err(internal("alert"))?;
+            let of_conservation = conservation(&p.name, &n.submissions).map_err(internal("normalize"))?;
             candidates.extend(
-                alerts::derive(&p.name, &results, &n.quarantine, &batch_failures, &cfg.def.registry)
+                alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry)
                     .map_err(internal("alert"))?,
             );
-            candidates.extend(conservation(&p.name, &n.submissions).map_err(internal("normalize"))?);
-            reporting.push(
-                n.submissions
-                    .select(["township", "period", "status"])
-                    .map_err(internal("rollup"))?,
+            candidates.extend(of_quarantine.iter().cloned());
+            candidates.extend(
+                alerts::derive(&p.name, &none, &empty.quarantine, &batch_failures, &cfg.def.registry)
+                    .map_err(internal("alert"))?,
             );
+            candidates.extend(of_conservation.iter().cloned());
+            let batch_reporting = n
+                .submissions
+                .select(["township", "period", "status"])
+                .map_err(internal("rollup"))?;
+            reporting.push(batch_reporting.clone());
+            let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
             summary.rows_published += n.facts.height();
             summary.quarantined += n.quarantine.height();
             summary.submissions += n.submissions.height();
-            summary.in_review += in_review(&n.extractions).map_err(internal("review"))?;
+            summary.in_review += in_review_count;
+            let quota_facts = match p
+                .checks
+                .iter()
+                .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
+            {
+                true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
+                false => checks::quota::QuotaFacts {
+                    achieved: DataFrame::empty(),
+                    years: vec![],
+                },
+            };
+            let mut batch = memo::Batch {
+                digest,
+                files: vec![],
+                rows_published: n.facts.height(),
+                quarantined: n.quarantine.height(),
+                submissions_count: n.submissions.height(),
+                in_review: in_review_count,
+                had_rows: vec![],
+                quarantine_candidates: of_quarantine,
+                conservation_candidates: of_conservation,
+                clock_excluded,
+                checks: fixed,
+                county: county_roll,
+                reporting: batch_reporting,
+                quota_facts,
+                submissions: n
+                    .submissions
+                    .select(["township", "period", "status", "explanation"])
+                    .map_err(internal("check"))?,
+            };
             let tables = publish::BatchTables {
                 facts: n.facts,
                 quarantine: n.quarantine,
@@ -859,7 +976,14 @@ fn compute(
                 history,
                 extractions: n.extractions,
             };
-            had_rows.extend(publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?);
+            let wrote = publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?;
+            batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
+            batch.files = sink.files_of(&p.name, code);
+            had_rows.extend(wrote);
+            // A memo that cannot be kept only costs the next run time.
+            if let Err(e) = memo.save(code, &batch) {
+                tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+            }
             checks_out.push(results);
         }
         let empty = publish::BatchTables {
@@ -883,6 +1007,78 @@ fn compute(
         checks: vstack(checks_out).map_err(internal("check"))?,
         candidates,
         programs,
+    })
+}
+
+/// Everything one batch of one program is computed from besides the clock,
+/// summed up: the binary and the configuration, the batch, the year files
+/// are published under, every current and older landing of the batch with
+/// its report's timeliness evidence, and the review decisions. (Fetch
+/// failures are not in it: their alerts are made every run.)
+#[allow(clippy::too_many_arguments)]
+fn batch_digest(
+    cfg: &Loaded,
+    p: &Pipeline,
+    batch: &str,
+    year: i32,
+    wanted: &[(&Landing, usize)],
+    older: &[(&Landing, usize)],
+    reports: &std::collections::HashMap<(String, String), timeliness::Report>,
+    decisions: &review::Decisions,
+) -> String {
+    let landing = |l: &Landing| {
+        format!(
+            "{} {} {} {} {} {:?} {:?} {:?} {:?} {}",
+            l.township,
+            l.period,
+            l.sha256,
+            l.url,
+            l.bytes,
+            l.content_type,
+            l.defect,
+            l.version,
+            l.submitted_at,
+            l.first_fetched_at.to_rfc3339(),
+        )
+    };
+    let mut lines: Vec<String> = wanted
+        .iter()
+        .map(|(l, n)| {
+            let report = reports.get(&(l.township.clone(), l.period.clone()));
+            format!("current {n} {} {report:?}", landing(l))
+        })
+        .chain(older.iter().map(|(l, _)| format!("older {}", landing(l))))
+        .chain(decisions.iter().map(|(id, v)| format!("decision {id} {v:?}")))
+        .collect();
+    lines.sort();
+    let head = format!(
+        "memo v{} {} {} {} {batch} {year}\n",
+        memo::MEMO_VERSION,
+        binary_identity(),
+        cfg.normalize_fingerprint(p),
+        cfg.def.all_texts_digest,
+    );
+    crate::land::sha256_hex((head + &lines.join("\n")).as_bytes())
+}
+
+/// The running binary (its size and modification time): a rebuilt binary
+/// computes every batch again, whatever its version says.
+fn binary_identity() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| {
+        let meta = std::env::current_exe().and_then(std::fs::metadata);
+        match meta {
+            Ok(m) => format!(
+                "{} {} {:?}",
+                env!("CARGO_PKG_VERSION"),
+                m.len(),
+                m.modified()
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            ),
+            // Unknown: a fresh identity, so nothing is carried.
+            Err(_) => format!("unknown {:?}", std::time::SystemTime::now()),
+        }
     })
 }
 
@@ -1034,7 +1230,17 @@ pub async fn run_with<S: Source + Clone + 'static>(
     // Stage the snapshot batch by batch; nothing is visible yet.
     let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
     let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
-    let c = compute(cfg, &state, &raw, &mut kept, &mut staging, opts.now, year, &mut summary)?;
+    let c = compute(
+        cfg,
+        &state,
+        &raw,
+        &mut kept,
+        &mut staging,
+        opts.now,
+        year,
+        opts.recompute,
+        &mut summary,
+    )?;
     let mut known = Vec::new();
     for p in &programs {
         known.extend(state.check_records(p)?);

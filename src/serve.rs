@@ -333,6 +333,7 @@ async fn one_run(cfg: &Loaded, metrics: &Mutex<Metrics>, clock: Clock, only: Vec
         lock_wait: TICK_LOCK_WAIT,
         periods: None,
         progress: None,
+        recompute: false,
     };
     let started = Instant::now();
     let result = run(cfg, &opts).await;

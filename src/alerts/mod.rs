@@ -34,7 +34,7 @@ pub trait AlertChannel: Send + Sync {
 }
 
 /// An alert condition that holds now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Candidate {
     /// Stable identity, starting with the program.
     pub key: String,

@@ -58,6 +58,14 @@ pub trait TableSink {
     /// Adds one file: `t.frame` holds exactly its rows.
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError>;
 
+    /// Adds `files` as they are in the warehouse the run started from
+    /// (a batch whose inputs did not change), when every one of them is
+    /// there exactly; returns false and adds nothing otherwise.
+    fn carry(&mut self, files: &[snapshot::FileEntry]) -> Result<bool, PublishError>;
+
+    /// The files added so far for one batch of one program.
+    fn files_of(&self, program: &str, batch: &str) -> Vec<snapshot::FileEntry>;
+
     /// Adds a table Hive-partitioned by its `year` column, one file per
     /// year. An empty table becomes an empty file in `empty_year`, so a
     /// reader always finds its schema.

@@ -427,6 +427,32 @@ fn file_name(owner: Owner<'_>, hash: &str) -> String {
 }
 
 impl TableSink for Staging {
+    fn carry(&mut self, files: &[FileEntry]) -> Result<bool, PublishError> {
+        let Some((prev_dir, prev)) = &self.prev else {
+            return Ok(false);
+        };
+        if !files.iter().all(|f| prev.files.contains(f)) {
+            return Ok(false);
+        }
+        let prev_dir = prev_dir.clone();
+        for f in files {
+            self.link_prev(&prev_dir, &f.path)?;
+            self.report.unchanged += 1;
+            self.report.rows += f.rows as usize;
+            self.manifest.files.push(f.clone());
+        }
+        Ok(true)
+    }
+
+    fn files_of(&self, program: &str, batch: &str) -> Vec<FileEntry> {
+        self.manifest
+            .files
+            .iter()
+            .filter(|f| f.program.as_deref() == Some(program) && f.batch.as_deref() == Some(batch))
+            .cloned()
+            .collect()
+    }
+
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
         let program = owner.program;
         let batch = table_batch(t)?;

@@ -452,12 +452,71 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     assert_eq!(nation, (anhui.0 + beijing_p.0, anhui.1 + beijing_p.1));
     assert_eq!(cell("rollup_county", &[("county", "110101")]), beijing_p);
 
-    // Nothing new: nothing parsed, nothing encoded.
+    // Nothing new: nothing parsed, nothing encoded, both batches carried.
     let again = run(&cfg, &opts).await.unwrap();
     assert_eq!(
-        (again.bodies_parsed, again.publish.written),
-        (0, 0),
+        (again.bodies_parsed, again.publish.written, again.batches_carried),
+        (0, 0, 2),
         "{:?}",
         again.publish
+    );
+    // What a carried batch publishes is what computing it publishes: a run
+    // that computes every batch finds nothing to change.
+    let recompute = |now: &str| RunOptions {
+        only: vec!["cdpf-monthly".into()],
+        recompute: true,
+        ..RunOptions::at(at(now))
+    };
+    let same = |carried: &taizhang::run::RunSummary, computed: &taizhang::run::RunSummary| {
+        assert_eq!(computed.batches_carried, 0);
+        assert_eq!(computed.publish.written, 0, "{:?}", computed.publish);
+        assert_eq!(computed.snapshot, carried.snapshot);
+        assert!(computed.alerts_raised.is_empty(), "{:?}", computed.alerts_raised);
+        assert_eq!(computed.alerts_resolved, 0);
+        assert_eq!(
+            (
+                computed.rows_published,
+                computed.quarantined,
+                computed.submissions,
+                computed.check_failures.clone()
+            ),
+            (
+                carried.rows_published,
+                carried.quarantined,
+                carried.submissions,
+                carried.check_failures.clone()
+            )
+        );
+    };
+    same(
+        &again,
+        &run(&cfg, &recompute("2026-07-10T10:00:00+08:00")).await.unwrap(),
+    );
+
+    // One township of 北京 resubmits: only its batch is computed.
+    let mut doc = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, &beijing[1], 5);
+    doc["township"] = json!(beijing[1]);
+    doc["version"] = json!(2);
+    doc.as_object_mut().unwrap().remove("township_name");
+    doc["values"][0]["value"] = json!(777);
+    portal.set(&beijing[1], "2026-05", Canned::json(&doc));
+    let one = run(&cfg, &opts).await.unwrap();
+    assert_eq!((one.landed_new, one.batches_carried), (1, 1));
+    same(&one, &run(&cfg, &recompute("2026-07-10T10:00:00+08:00")).await.unwrap());
+
+    // A month later July is overdue everywhere: the clock checks of a
+    // carried batch run again.
+    let later = RunOptions {
+        only: vec!["cdpf-monthly".into()],
+        ..RunOptions::at(at("2026-08-12T10:00:00+08:00"))
+    };
+    let august = run(&cfg, &later).await.unwrap();
+    assert_eq!(august.batches_carried, 2);
+    let checks = read_year(&wh, "check_results", 2026);
+    let july = rows(&checks, &[("rule", "overdue"), ("period", "2026-07")]);
+    assert_eq!(july.height(), cfg.def.registry.townships.len(), "{july}");
+    same(
+        &august,
+        &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 }

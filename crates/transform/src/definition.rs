@@ -162,6 +162,9 @@ pub struct Definition {
     /// program: the catalog, the registry (its text and resolved townships)
     /// and the DHIS2 mapping. Part of the kept results' fingerprint.
     pub texts_digest: String,
+    /// Digest of every text of the configuration (the programs and quotas
+    /// too): part of what a remembered batch was computed from.
+    pub all_texts_digest: String,
 }
 
 impl Definition {
@@ -221,6 +224,10 @@ impl Definition {
             .map(|t| format!("{}={}@{};", t.code, t.name, t.county))
             .collect();
         digest.push_str(&sha256_hex(townships.as_bytes()));
+        let mut all = digest.clone();
+        for (file, text) in t.pipelines.iter().chain(&t.quotas) {
+            all.push_str(&sha256_hex(format!("{file}\n{text}").as_bytes()));
+        }
         Ok(Definition {
             catalog,
             registry,
@@ -228,6 +235,7 @@ impl Definition {
             quotas,
             dhis2,
             texts_digest: sha256_hex(digest.as_bytes()),
+            all_texts_digest: sha256_hex(all.as_bytes()),
         })
     }
 }

@@ -57,6 +57,7 @@ pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::
         submissions: &n.submissions,
         unreachable: &unreachable,
         now: at(now),
+        quota_facts: None,
     })
     .expect("checks run")
 }

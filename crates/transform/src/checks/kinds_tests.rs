@@ -65,6 +65,7 @@ fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Val
         submissions: &n.submissions,
         unreachable: &unreachable,
         now: at(now),
+        quota_facts: None,
     };
     check.run(&input).unwrap()
 }

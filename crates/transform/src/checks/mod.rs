@@ -117,6 +117,9 @@ pub struct CheckInput<'a> {
     pub unreachable: &'a std::collections::HashSet<(String, String)>,
     /// The run's clock.
     pub now: DateTime<Utc>,
+    /// What the quota check reads of `facts`, when it is known without them
+    /// (a batch carried from the run before); None: read from `facts`.
+    pub quota_facts: Option<&'a quota::QuotaFacts>,
 }
 
 /// One kind of check.
@@ -129,6 +132,13 @@ pub trait Check {
     fn name(&self) -> &'static str;
     /// Evaluates the check.
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame>;
+    /// Whether the result depends on the run's clock (`overdue`,
+    /// `quota_progress`), besides the rows. Checks that do not are computed
+    /// once per batch input; these are computed every run (from the
+    /// submissions and the year-to-date achievement only).
+    fn uses_clock(&self) -> bool {
+        false
+    }
 }
 
 /// Rules whose failures a force-submit explanation (强制上报 + 说明) can never
@@ -139,16 +149,34 @@ pub const NEVER_OVERRIDABLE: &[&str] = &[plausibility::IMPOSSIBLE];
 /// Runs every check of the pipeline and adds the submission's explanation
 /// and the rollup gate (`excluded`).
 pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
+    let raw = [run_raw(input, false)?, run_raw(input, true)?];
+    finish(&raw, input.submissions)
+}
+
+/// The failures of the pipeline's checks that use the clock (`clock`) or do
+/// not, in the first eleven [`result_columns`], before [`finish`].
+pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
     let mut frames = vec![Rows::default().finish()?.lazy()];
     for cfg in &input.pipeline.checks {
         let check = cfg
             .build(input.catalog)
             .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
-        frames.push(check.run(input)?.lazy());
+        if check.uses_clock() == clock {
+            frames.push(check.run(input)?.lazy());
+        }
     }
+    concat(frames, UnionArgs::default())?.collect()
+}
+
+/// Failures of [`run_raw`] made results: each with its submission's
+/// explanation (`submissions`: township, period, explanation) and the rollup
+/// gate (`excluded`), in one order whatever order the parts come in (no two
+/// checks share a rule name).
+pub fn finish(raw: &[DataFrame], submissions: &DataFrame) -> PolarsResult<DataFrame> {
+    let mut frames = vec![Rows::default().finish()?.lazy()];
+    frames.extend(raw.iter().map(|f| f.clone().lazy()));
     let all = concat(frames, UnionArgs::default())?;
-    let explanations = input
-        .submissions
+    let explanations = submissions
         .clone()
         .lazy()
         .select([col("township"), col("period"), col("explanation")]);

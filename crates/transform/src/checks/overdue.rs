@@ -32,6 +32,10 @@ impl Check for Overdue {
         "overdue"
     }
 
+    fn uses_clock(&self) -> bool {
+        true
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let subs = input.submissions;
         let township = subs.column("township")?.str()?;

@@ -42,6 +42,27 @@ impl QuotaProgress {
     }
 }
 
+/// What the quota check reads of the facts: kept with a batch that is
+/// carried from run to run, so that the check runs without them.
+#[derive(Debug, Clone)]
+pub struct QuotaFacts {
+    /// Year-to-date achievement ([`achieved`]).
+    pub achieved: DataFrame,
+    /// The years the facts hold.
+    pub years: Vec<i32>,
+}
+
+/// [`QuotaFacts`] of `facts`.
+pub fn quota_facts(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<QuotaFacts> {
+    let mut years: Vec<i32> = facts.column("year")?.i32()?.iter().flatten().collect();
+    years.sort_unstable();
+    years.dedup();
+    Ok(QuotaFacts {
+        achieved: achieved(facts, catalog)?.collect()?,
+        years,
+    })
+}
+
 /// Year-to-date achievement per (township, year, indicator): a pure helper
 /// shared with the rollup. Columns: township, year, indicator, achieved.
 pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
@@ -89,6 +110,10 @@ impl Check for QuotaProgress {
         "quota_progress"
     }
 
+    fn uses_clock(&self) -> bool {
+        true
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let mut rows = Rows::default();
         for d in decomposition(input.quotas, input.registry) {
@@ -119,10 +144,15 @@ impl Check for QuotaProgress {
         // A year reported with no quota at all is not checked against
         // anything: say so, per county, rather than staying silent.
         let counties = input.registry.counties();
-        let mut years: Vec<i32> = input.facts.column("year")?.i32()?.iter().flatten().collect();
-        years.sort_unstable();
-        years.dedup();
-        for year in years {
+        let own;
+        let of_facts = match input.quota_facts {
+            Some(q) => q,
+            None => {
+                own = quota_facts(input.facts, input.catalog)?;
+                &own
+            }
+        };
+        for &year in &of_facts.years {
             let has_quota = |county: &str| {
                 input.quotas.iter().any(|q| {
                     q.year == year
@@ -171,7 +201,7 @@ impl Check for QuotaProgress {
         let progress = quotas
             .lazy()
             .join(
-                achieved(input.facts, input.catalog)?,
+                of_facts.achieved.clone().lazy(),
                 keys.clone(),
                 keys,
                 JoinArgs::new(JoinType::Left),

@@ -1,0 +1,214 @@
+//! Remembered batches: what a run computed for one batch of the registry (a
+//! province) of one program, kept so that the next run, when nothing the
+//! batch is computed from changed, carries the batch's files and results
+//! over instead of reading, checking, rolling up and fingerprinting it again.
+//!
+//! A batch's inputs are summed up in a digest (see `run::batch_digest`): the
+//! binary, the configuration, the batch's current and older landings with
+//! their timeliness evidence, and the review decisions. The run's clock is
+//! not in it: the checks that use the clock (`overdue`, `quota_progress`) are
+//! computed every run from what the memo keeps for them (the batch's
+//! submissions and year-to-date achievement), and a batch is carried only when
+//! they hold out of the rollup exactly what they held out the run before.
+//! Files are carried only when every file the memo names is in the warehouse
+//! the run started from, exactly (path, rows, fingerprint); otherwise the
+//! batch is computed. A memo that cannot be read is no memo. Under
+//! `<state_dir>/memo/<program>/<batch>/`.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::alerts::Candidate;
+use crate::checks::quota::QuotaFacts;
+use crate::sinks::snapshot::FileEntry;
+
+/// Bumped whenever what a batch computes changes in a way the binary's
+/// identity would not show (it is in the digest too).
+pub const MEMO_VERSION: u32 = 1;
+
+/// The frames of a memo, by file name.
+const FRAMES: [&str; 5] = ["checks", "county", "reporting", "achieved", "submissions"];
+
+/// What one batch computed.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// Digest of the inputs it was computed from.
+    pub digest: String,
+    /// Its files in the snapshot it was published in.
+    pub files: Vec<FileEntry>,
+    /// Fact rows published.
+    pub rows_published: usize,
+    /// Quarantined rows.
+    pub quarantined: usize,
+    /// Current submissions.
+    pub submissions_count: usize,
+    /// Document values waiting for review.
+    pub in_review: usize,
+    /// The batch tables that had rows.
+    pub had_rows: Vec<String>,
+    /// Alert conditions of its quarantined submissions.
+    pub quarantine_candidates: Vec<Candidate>,
+    /// Alert conditions of its submissions' conservation.
+    pub conservation_candidates: Vec<Candidate>,
+    /// What the clock checks held out of the rollup ([`excluded_keys`]).
+    pub clock_excluded: Vec<String>,
+    /// Failures of the checks that do not use the clock (`checks::run_raw`).
+    pub checks: DataFrame,
+    /// County rollup rows.
+    pub county: DataFrame,
+    /// (township, period, status) of its submissions.
+    pub reporting: DataFrame,
+    /// What the quota check reads of the facts.
+    pub quota_facts: QuotaFacts,
+    /// (township, period, status, explanation) of its submissions.
+    pub submissions: DataFrame,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Meta {
+    format: u32,
+    digest: String,
+    files: Vec<FileEntry>,
+    rows_published: usize,
+    quarantined: usize,
+    submissions: usize,
+    in_review: usize,
+    had_rows: Vec<String>,
+    quarantine_candidates: Vec<Candidate>,
+    conservation_candidates: Vec<Candidate>,
+    clock_excluded: Vec<String>,
+    years: Vec<i32>,
+}
+
+/// The memos of one program.
+#[derive(Debug, Clone)]
+pub struct Memo {
+    dir: PathBuf,
+}
+
+impl Memo {
+    /// The memos of `program` under `state_dir`.
+    pub fn new(state_dir: &Path, program: &str) -> Memo {
+        Memo {
+            dir: state_dir.join("memo").join(program),
+        }
+    }
+
+    fn batch_dir(&self, batch: &str) -> PathBuf {
+        self.dir.join(batch)
+    }
+
+    /// The memo of `batch` when it was computed from inputs with `digest`;
+    /// None when there is none, it is for other inputs, or it cannot be read.
+    pub fn load(&self, batch: &str, digest: &str) -> Option<Batch> {
+        let dir = self.batch_dir(batch);
+        let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+        if meta.format != MEMO_VERSION || meta.digest != digest {
+            return None;
+        }
+        let read = |name: &str| -> Option<DataFrame> {
+            let f = std::fs::File::open(dir.join(format!("{name}.parquet"))).ok()?;
+            ParquetReader::new(f).finish().ok()
+        };
+        Some(Batch {
+            digest: meta.digest,
+            files: meta.files,
+            rows_published: meta.rows_published,
+            quarantined: meta.quarantined,
+            submissions_count: meta.submissions,
+            in_review: meta.in_review,
+            had_rows: meta.had_rows,
+            quarantine_candidates: meta.quarantine_candidates,
+            conservation_candidates: meta.conservation_candidates,
+            clock_excluded: meta.clock_excluded,
+            checks: read(FRAMES[0])?,
+            county: read(FRAMES[1])?,
+            reporting: read(FRAMES[2])?,
+            quota_facts: QuotaFacts {
+                achieved: read(FRAMES[3])?,
+                years: meta.years,
+            },
+            submissions: read(FRAMES[4])?,
+        })
+    }
+
+    /// Keeps `b` as the memo of `batch` (replacing the one before; a crash
+    /// in between leaves no memo or one that does not load, never a mix).
+    pub fn save(&self, batch: &str, b: &Batch) -> Result<(), String> {
+        let dir = self.batch_dir(batch);
+        let tmp = self.dir.join(format!(".{batch}.tmp-{}", std::process::id()));
+        let fail = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| fail(&tmp, &e))?;
+        }
+        crate::private::dir(&tmp).map_err(|e| fail(&tmp, &e))?;
+        for (name, frame) in FRAMES.iter().zip([
+            &b.checks,
+            &b.county,
+            &b.reporting,
+            &b.quota_facts.achieved,
+            &b.submissions,
+        ]) {
+            let path = tmp.join(format!("{name}.parquet"));
+            let file = crate::private::create(&path).map_err(|e| fail(&path, &e))?;
+            ParquetWriter::new(std::io::BufWriter::new(file))
+                .with_compression(ParquetCompression::Uncompressed)
+                .finish(&mut frame.clone())
+                .map_err(|e| fail(&path, &e))?;
+        }
+        let meta = Meta {
+            format: MEMO_VERSION,
+            digest: b.digest.clone(),
+            files: b.files.clone(),
+            rows_published: b.rows_published,
+            quarantined: b.quarantined,
+            submissions: b.submissions_count,
+            in_review: b.in_review,
+            had_rows: b.had_rows.clone(),
+            quarantine_candidates: b.quarantine_candidates.clone(),
+            conservation_candidates: b.conservation_candidates.clone(),
+            clock_excluded: b.clock_excluded.clone(),
+            years: b.quota_facts.years.clone(),
+        };
+        // The meta file is what makes a memo: written last.
+        let path = tmp.join("meta.json");
+        let text = serde_json::to_vec(&meta).map_err(|e| fail(&path, &e))?;
+        std::io::Write::write_all(&mut crate::private::create(&path).map_err(|e| fail(&path, &e))?, &text)
+            .map_err(|e| fail(&path, &e))?;
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
+        }
+        std::fs::rename(&tmp, &dir).map_err(|e| fail(&dir, &e))
+    }
+}
+
+/// The (township, period, indicator) cells `results` hold out of the
+/// rollup, sorted: what the rollup depends on.
+pub fn excluded_keys(results: &DataFrame) -> PolarsResult<Vec<String>> {
+    let held = results
+        .clone()
+        .lazy()
+        .filter(col("excluded"))
+        .select([col("township"), col("period"), col("indicator")])
+        .collect()?;
+    let (t, p, i) = (
+        held.column("township")?.str()?,
+        held.column("period")?.str()?,
+        held.column("indicator")?.str()?,
+    );
+    let mut keys: Vec<String> = (0..held.height())
+        .map(|r| {
+            format!(
+                "{}\u{1f}{}\u{1f}{}",
+                t.get(r).unwrap_or(""),
+                p.get(r).unwrap_or(""),
+                i.get(r).unwrap_or("")
+            )
+        })
+        .collect();
+    keys.sort();
+    keys.dedup();
+    Ok(keys)
+}
