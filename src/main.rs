@@ -293,6 +293,10 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
     println!("  newly landed        {}", s.landed_new);
     println!("  bodies parsed       {}", s.bodies_parsed);
     println!(
+        "  batches carried     {} (inputs unchanged since the last run)",
+        s.batches_carried
+    );
+    println!(
         "  rows published      {} fact rows, {} county rollup rows",
         s.rows_published, s.rollup_rows
     );

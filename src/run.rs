@@ -708,15 +708,7 @@ struct Computed {
 /// registry of its own. Every check compares townships within a county, so
 /// a batch of whole provinces checks exactly as the whole registry would.
 fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry::Registry)> {
-    let provinces: std::collections::BTreeSet<String> =
-        registry.townships.values().map(|t| t.province.clone()).collect();
-    provinces
-        .into_iter()
-        .map(|code| {
-            let sub = registry.subset(|t| t.province == code);
-            (code, sub)
-        })
-        .collect()
+    registry.split_by(|t| t.province.clone()).into_iter().collect()
 }
 
 /// Normalize, check and roll up every selected program from what is landed,
@@ -1279,6 +1271,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "in_review": summary.in_review,
         "alerts_raised": rec.raised.len(), "files_written": summary.publish.written,
         "bodies_parsed": summary.bodies_parsed,
+        "batches_carried": summary.batches_carried,
         "snapshot": sealed.seq,
     });
     state.commit(&Commit {

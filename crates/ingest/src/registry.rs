@@ -228,6 +228,14 @@ impl Registry {
         let areas: HashMap<String, (String, String)> = csv_rows(div.areas)
             .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
             .collect();
+        // streets.csv is sorted by code: each county's block, found in one
+        // pass (a national registry names some 2,900 counties).
+        let mut blocks: HashMap<&str, Vec<&str>> = HashMap::new();
+        for line in div.streets.lines().skip(1) {
+            if let Some(county) = line.get(..6) {
+                blocks.entry(county).or_default().push(line);
+            }
+        }
         let mut townships = BTreeMap::new();
         for county in &config.counties {
             let Some((county_name, city)) = areas.get(county) else {
@@ -237,15 +245,7 @@ impl Registry {
                 ));
             };
             let province = city[..2].to_string();
-            let prefix = format!("\n{county}");
-            // streets.csv is sorted by code: find the county's block.
-            let Some(start) = div.streets.find(&prefix) else {
-                continue;
-            };
-            for line in div.streets[start + 1..].lines() {
-                if !line.starts_with(county.as_str()) {
-                    break;
-                }
+            for line in blocks.get(county.as_str()).into_iter().flatten() {
                 let r = split_csv(line);
                 townships.insert(
                     r[0].clone(),
@@ -333,24 +333,32 @@ impl Registry {
         self.townships.get(code)
     }
 
-    /// The townships `keep` accepts, with their names and aliases: a batch
-    /// of the registry (a province, say) to run the checks over.
-    pub fn subset(&self, keep: impl Fn(&Township) -> bool) -> Registry {
-        let townships: BTreeMap<String, Township> = self
-            .townships
-            .iter()
-            .filter(|(_, t)| keep(t))
-            .map(|(c, t)| (c.clone(), t.clone()))
-            .collect();
-        let names = self
-            .names
-            .iter()
-            .filter_map(|(n, codes)| {
-                let codes: Vec<String> = codes.iter().filter(|c| townships.contains_key(*c)).cloned().collect();
-                (!codes.is_empty()).then(|| (n.clone(), codes))
-            })
-            .collect();
-        Registry { townships, names }
+    /// The registry split by `key` (a province code, say), in one pass: each
+    /// part holds its townships with their names and aliases (a batch of the
+    /// registry to run the checks over).
+    pub fn split_by(&self, key: impl Fn(&Township) -> String) -> BTreeMap<String, Registry> {
+        let mut parts: BTreeMap<String, Registry> = BTreeMap::new();
+        let mut part_of: HashMap<&str, String> = HashMap::new();
+        for (code, t) in &self.townships {
+            let k = key(t);
+            part_of.insert(code, k.clone());
+            parts
+                .entry(k)
+                .or_insert_with(|| Registry {
+                    townships: BTreeMap::new(),
+                    names: HashMap::new(),
+                })
+                .townships
+                .insert(code.clone(), t.clone());
+        }
+        for (name, codes) in &self.names {
+            for code in codes {
+                if let Some(part) = part_of.get(code.as_str()).and_then(|k| parts.get_mut(k)) {
+                    part.names.entry(name.clone()).or_default().push(code.clone());
+                }
+            }
+        }
+        parts
     }
 
     /// Counties covered, with their names.
@@ -396,6 +404,26 @@ mod tests {
         let t = r.get("341124102").unwrap();
         assert_eq!((t.name.as_str(), t.county_name.as_str()), ("大墅镇", "全椒县"));
         assert_eq!((t.city_name.as_str(), t.province_name.as_str()), ("滁州市", "安徽省"));
+    }
+
+    #[test]
+    fn a_split_keeps_each_part_its_townships_and_their_names() {
+        let r = registry(&["341124", "533122", "110101"]);
+        let parts = r.split_by(|t| t.province.clone());
+        assert_eq!(parts.keys().collect::<Vec<_>>(), vec!["11", "34", "53"]);
+        assert_eq!(
+            parts.values().map(|p| p.townships.len()).sum::<usize>(),
+            r.townships.len()
+        );
+        assert!(
+            parts
+                .iter()
+                .all(|(k, p)| p.townships.values().all(|t| &t.province == k))
+        );
+        let found = |s: &str| NameMatch::Found(s.to_string());
+        assert_eq!(parts["34"].resolve_name("大墅鎮"), found("341124102"));
+        assert_eq!(parts["53"].resolve_name("九保鄉"), found("533122204"));
+        assert_eq!(parts["53"].resolve_name("大墅鎮"), NameMatch::Unknown);
     }
 
     #[test]
