@@ -519,4 +519,14 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &august,
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
+
+    // A memo that cannot be read is no memo: its batch is computed.
+    let memo = cfg.settings.paths.state_dir.join("memo/cdpf-monthly/11/checks.parquet");
+    std::fs::write(&memo, b"PAR1 not really").unwrap();
+    let mended = run(&cfg, &later).await.unwrap();
+    assert_eq!(mended.batches_carried, 1);
+    same(
+        &mended,
+        &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
+    );
 }
