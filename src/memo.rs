@@ -26,7 +26,7 @@ use crate::sinks::snapshot::FileEntry;
 
 /// Bumped whenever what a batch computes changes in a way the binary's
 /// identity would not show (it is in the digest too).
-pub const MEMO_VERSION: u32 = 1;
+pub const MEMO_VERSION: u32 = 2;
 
 /// The frames of a memo, by file name.
 const FRAMES: [&str; 5] = ["checks", "county", "reporting", "achieved", "submissions"];
@@ -54,6 +54,8 @@ pub struct Batch {
     pub conservation_candidates: Vec<Candidate>,
     /// What the clock checks held out of the rollup ([`excluded_keys`]).
     pub clock_excluded: Vec<String>,
+    /// The periods of its facts.
+    pub periods: Vec<String>,
     /// Failures of the checks that do not use the clock (`checks::run_raw`).
     pub checks: DataFrame,
     /// County rollup rows.
@@ -79,6 +81,7 @@ struct Meta {
     quarantine_candidates: Vec<Candidate>,
     conservation_candidates: Vec<Candidate>,
     clock_excluded: Vec<String>,
+    periods: Vec<String>,
     years: Vec<i32>,
 }
 
@@ -123,6 +126,7 @@ impl Memo {
             quarantine_candidates: meta.quarantine_candidates,
             conservation_candidates: meta.conservation_candidates,
             clock_excluded: meta.clock_excluded,
+            periods: meta.periods,
             checks: read(FRAMES[0])?,
             county: read(FRAMES[1])?,
             reporting: read(FRAMES[2])?,
@@ -170,6 +174,7 @@ impl Memo {
             quarantine_candidates: b.quarantine_candidates.clone(),
             conservation_candidates: b.conservation_candidates.clone(),
             clock_excluded: b.clock_excluded.clone(),
+            periods: b.periods.clone(),
             years: b.quota_facts.years.clone(),
         };
         // The meta file is what makes a memo: written last.
@@ -185,8 +190,10 @@ impl Memo {
 }
 
 /// The (township, period, indicator) cells `results` hold out of the
-/// rollup, sorted: what the rollup depends on.
-pub fn excluded_keys(results: &DataFrame) -> PolarsResult<Vec<String>> {
+/// rollup, of the `periods` the facts have (a failure of another period,
+/// such as a year's quota progress in a monthly program, holds no fact out),
+/// sorted: what the rollup depends on.
+pub fn excluded_keys(results: &DataFrame, periods: &[String]) -> PolarsResult<Vec<String>> {
     let held = results
         .clone()
         .lazy()
@@ -199,6 +206,10 @@ pub fn excluded_keys(results: &DataFrame) -> PolarsResult<Vec<String>> {
         held.column("indicator")?.str()?,
     );
     let mut keys: Vec<String> = (0..held.height())
+        .filter(|r| {
+            p.get(*r)
+                .is_some_and(|p| periods.binary_search_by(|x| x.as_str().cmp(p)).is_ok())
+        })
         .map(|r| {
             format!(
                 "{}\u{1f}{}\u{1f}{}",
@@ -211,4 +222,24 @@ pub fn excluded_keys(results: &DataFrame) -> PolarsResult<Vec<String>> {
     keys.sort();
     keys.dedup();
     Ok(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_failures_of_the_facts_periods_hold_a_fact_out() {
+        let results = df!(
+            "township" => ["341124102", "341124102", "341124103"],
+            "period" => ["2026", "2026-06", "2026-06"],
+            "indicator" => [Some("cataract_surgery"), Some("cataract_surgery"), None],
+            "excluded" => [true, true, false],
+        )
+        .unwrap();
+        let keys = excluded_keys(&results, &["2026-05".into(), "2026-06".into()]).unwrap();
+        assert_eq!(keys, vec!["341124102\u{1f}2026-06\u{1f}cataract_surgery".to_string()]);
+        // A yearly program's facts are of the year: its quota failures count.
+        assert_eq!(excluded_keys(&results, &["2026".into()]).unwrap().len(), 1);
+    }
 }

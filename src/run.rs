@@ -799,6 +799,7 @@ fn compute(
                 let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
                 let held = memo::excluded_keys(
                     &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
+                    &m.periods,
                 )
                 .map_err(internal("check"))?;
                 if held == m.clock_excluded && sink.carry(&m.files)? {
@@ -896,8 +897,16 @@ fn compute(
             let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
             let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
             let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
+            let mut periods: Vec<String> = n
+                .facts
+                .column("period")
+                .and_then(|c| c.unique())
+                .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
+                .map_err(internal("check"))?;
+            periods.sort();
             let clock_excluded = memo::excluded_keys(
                 &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
+                &periods,
             )
             .map_err(internal("check"))?;
             let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
@@ -952,6 +961,7 @@ fn compute(
                 quarantine_candidates: of_quarantine,
                 conservation_candidates: of_conservation,
                 clock_excluded,
+                periods,
                 checks: fixed,
                 county: county_roll,
                 reporting: batch_reporting,
