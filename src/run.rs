@@ -782,19 +782,25 @@ fn compute(
                 .collect();
             let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
             let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
+            // What the batch's checks see, but the rows.
+            let base = CheckInput {
+                pipeline: p,
+                catalog: &cfg.def.catalog,
+                registry: reg,
+                quotas: &quotas,
+                facts: &empty.facts,
+                submissions: &empty.submissions,
+                unreachable: &unreachable,
+                now,
+                quota_facts: None,
+            };
             // Nothing the batch is computed from changed: its files and
             // results are carried over, and only the clock checks run.
             if !recompute && let Some(m) = memo.load(code, &digest) {
                 let input = CheckInput {
-                    pipeline: p,
-                    catalog: &cfg.def.catalog,
-                    registry: reg,
-                    quotas: &quotas,
-                    facts: &empty.facts,
                     submissions: &m.submissions,
-                    unreachable: &unreachable,
-                    now,
                     quota_facts: Some(&m.quota_facts),
+                    ..base.clone()
                 };
                 let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
                 let held = memo::excluded_keys(
@@ -884,15 +890,9 @@ fn compute(
                     .map_err(internal("normalize"))?,
             };
             let input = CheckInput {
-                pipeline: p,
-                catalog: &cfg.def.catalog,
-                registry: reg,
-                quotas: &quotas,
                 facts: &n.facts,
                 submissions: &n.submissions,
-                unreachable: &unreachable,
-                now,
-                quota_facts: None,
+                ..base
             };
             let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
             let clock = checks::run_raw(&input, true).map_err(internal("check"))?;

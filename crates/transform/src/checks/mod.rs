@@ -99,6 +99,7 @@ pub fn result_columns() -> Vec<String> {
 }
 
 /// What every check sees.
+#[derive(Clone)]
 pub struct CheckInput<'a> {
     /// The program being checked.
     pub pipeline: &'a Pipeline,
