@@ -296,7 +296,9 @@ impl Kept {
     }
 }
 
-fn write(path: &Path, mut frame: DataFrame) -> Result<(), KeptError> {
+/// Writes `frame` to `path` (through a temporary file and a rename), for
+/// reading back whole: no statistics, no compression.
+pub(crate) fn write(path: &Path, mut frame: DataFrame) -> Result<(), KeptError> {
     let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
     let file = crate::private::create(&tmp).map_err(|e| err(&tmp, e))?;
     // Files read back whole: no statistics, and one write(2) per buffer, not

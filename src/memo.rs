@@ -156,11 +156,7 @@ impl Memo {
             &b.submissions,
         ]) {
             let path = tmp.join(format!("{name}.parquet"));
-            let file = crate::private::create(&path).map_err(|e| fail(&path, &e))?;
-            ParquetWriter::new(std::io::BufWriter::new(file))
-                .with_compression(ParquetCompression::Uncompressed)
-                .finish(&mut frame.clone())
-                .map_err(|e| fail(&path, &e))?;
+            crate::kept::write(&path, frame.clone()).map_err(|e| e.to_string())?;
         }
         let meta = Meta {
             format: MEMO_VERSION,

@@ -44,6 +44,13 @@ pub struct BatchTables {
     pub extractions: DataFrame,
 }
 
+impl BatchTables {
+    /// The tables besides the facts, in the order of [`BATCH_TABLES`].
+    fn others(&self) -> [&DataFrame; 4] {
+        [&self.history, &self.submissions, &self.quarantine, &self.extractions]
+    }
+}
+
 /// What one program computed over all its batches: the tables that are
 /// small whatever the country (one row per landing, per county cell, …).
 pub struct ProgramTables {
@@ -107,12 +114,7 @@ pub fn publish_batch(
         sink.write_by_year(&table, owner, year)?;
     }
     let mut had_rows = Vec::new();
-    for (name, frame) in [
-        ("submission_history", &t.history),
-        ("submissions", &t.submissions),
-        ("quarantine", &t.quarantine),
-        ("extractions", &t.extractions),
-    ] {
+    for (name, frame) in BATCH_TABLES.into_iter().zip(t.others()) {
         if frame.height() > 0 {
             sink.write_by_year(&batch_table(name, frame), owner, year)?;
             had_rows.push(name);
@@ -130,12 +132,7 @@ pub fn publish_empty(
     sink: &mut dyn TableSink,
     year: i32,
 ) -> Result<(), PublishError> {
-    for (name, frame) in [
-        ("submission_history", &empty.history),
-        ("submissions", &empty.submissions),
-        ("quarantine", &empty.quarantine),
-        ("extractions", &empty.extractions),
-    ] {
+    for (name, frame) in BATCH_TABLES.into_iter().zip(empty.others()) {
         if !had_rows.contains(name) {
             sink.write_by_year(&batch_table(name, frame), Owner::program(program), year)?;
         }

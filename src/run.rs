@@ -889,9 +889,23 @@ fn compute(
                 extractions: sorted(n.extractions, &["township", "period", "start", "end"])
                     .map_err(internal("normalize"))?,
             };
+            // What the quota check reads of the facts: made once, for the
+            // check and for the memo.
+            let quota_facts = match p
+                .checks
+                .iter()
+                .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
+            {
+                true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
+                false => checks::quota::QuotaFacts {
+                    achieved: DataFrame::empty(),
+                    years: vec![],
+                },
+            };
             let input = CheckInput {
                 facts: &n.facts,
                 submissions: &n.submissions,
+                quota_facts: Some(&quota_facts),
                 ..base
             };
             let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
@@ -939,17 +953,6 @@ fn compute(
             summary.quarantined += n.quarantine.height();
             summary.submissions += n.submissions.height();
             summary.in_review += in_review_count;
-            let quota_facts = match p
-                .checks
-                .iter()
-                .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
-            {
-                true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
-                false => checks::quota::QuotaFacts {
-                    achieved: DataFrame::empty(),
-                    years: vec![],
-                },
-            };
             let mut batch = memo::Batch {
                 digest,
                 files: vec![],
