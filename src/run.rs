@@ -796,6 +796,7 @@ fn compute(
             };
             // Nothing the batch is computed from changed: its files and
             // results are carried over, and only the clock checks run.
+            let mut carried = None;
             if !recompute && let Some(m) = memo.load(code, &digest) {
                 let input = CheckInput {
                     submissions: &m.submissions,
@@ -809,186 +810,179 @@ fn compute(
                 )
                 .map_err(internal("check"))?;
                 if held == m.clock_excluded && sink.carry(&m.files)? {
-                    let results = checks::finish(&[m.checks, clock], &m.submissions).map_err(internal("check"))?;
-                    candidates.extend(
-                        alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry)
-                            .map_err(internal("alert"))?,
-                    );
-                    candidates.extend(m.quarantine_candidates);
-                    candidates.extend(
-                        alerts::derive(
-                            &p.name,
-                            &results.clear(),
-                            &empty.quarantine,
-                            &batch_failures,
-                            &cfg.def.registry,
-                        )
-                        .map_err(internal("alert"))?,
-                    );
-                    candidates.extend(m.conservation_candidates);
-                    county_rolls.push(m.county);
-                    reporting.push(m.reporting);
-                    summary.rows_published += m.rows_published;
-                    summary.quarantined += m.quarantined;
-                    summary.submissions += m.submissions_count;
-                    summary.in_review += m.in_review;
+                    let results =
+                        checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
                     summary.batches_carried += 1;
-                    had_rows.extend(
-                        BATCH_TABLES
-                            .iter()
-                            .filter(|t| m.had_rows.iter().any(|h| h == *t))
-                            .copied(),
-                    );
-                    checks_out.push(results);
-                    continue;
+                    carried = Some((m, results));
                 }
             }
-            let history = if older.is_empty() {
-                normalize::history(&p.name, &[]).map_err(internal("normalize"))?
-            } else {
-                let facts = kept_results(cfg, p, kept, raw, &older, &empty, &mut summary.bodies_parsed)?.facts;
-                let per_version: Vec<DataFrame> = older
-                    .iter()
-                    .map(|(l, _)| {
-                        facts
-                            .clone()
-                            .lazy()
-                            .filter(
-                                col("township")
-                                    .eq(lit(l.township.clone()))
-                                    .and(col("source_sha256").eq(lit(l.sha256.clone()))),
-                            )
+            let (b, results) = match carried {
+                Some(c) => c,
+                None => {
+                    let history = if older.is_empty() {
+                        normalize::history(&p.name, &[]).map_err(internal("normalize"))?
+                    } else {
+                        let facts = kept_results(cfg, p, kept, raw, &older, &empty, &mut summary.bodies_parsed)?.facts;
+                        let per_version: Vec<DataFrame> = older
+                            .iter()
+                            .map(|(l, _)| {
+                                facts
+                                    .clone()
+                                    .lazy()
+                                    .filter(
+                                        col("township")
+                                            .eq(lit(l.township.clone()))
+                                            .and(col("source_sha256").eq(lit(l.sha256.clone()))),
+                                    )
+                                    .collect()
+                            })
+                            .collect::<PolarsResult<_>>()
+                            .map_err(internal("normalize"))?;
+                        let versions: Vec<normalize::Version<'_>> = older
+                            .iter()
+                            .zip(&per_version)
+                            .map(|((landing, _), facts)| normalize::Version { landing, facts })
+                            .collect();
+                        normalize::history(&p.name, &versions).map_err(internal("normalize"))?
+                    };
+                    let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut summary.bodies_parsed)?;
+                    // Rows come in the order the chunks hold them; publish them in
+                    // an order that does not depend on when each body landed.
+                    let sorted = |f: DataFrame, by: &[&str]| {
+                        f.lazy()
+                            .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
                             .collect()
-                    })
-                    .collect::<PolarsResult<_>>()
-                    .map_err(internal("normalize"))?;
-                let versions: Vec<normalize::Version<'_>> = older
-                    .iter()
-                    .zip(&per_version)
-                    .map(|((landing, _), facts)| normalize::Version { landing, facts })
-                    .collect();
-                normalize::history(&p.name, &versions).map_err(internal("normalize"))?
+                    };
+                    // What reviewers decided about documents' values.
+                    let n = review::apply(n, decisions).map_err(internal("review"))?;
+                    // When each report arrived, from the evidence of all its versions.
+                    let submissions = timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
+                    let n = normalize::Normalized {
+                        facts: n.facts,
+                        quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
+                            .map_err(internal("normalize"))?,
+                        submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
+                        extractions: sorted(n.extractions, &["township", "period", "start", "end"])
+                            .map_err(internal("normalize"))?,
+                    };
+                    // What the quota check reads of the facts: made once, for the
+                    // check and for the memo.
+                    let quota_facts = match p
+                        .checks
+                        .iter()
+                        .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
+                    {
+                        true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
+                        false => checks::quota::QuotaFacts {
+                            achieved: DataFrame::empty(),
+                            years: vec![],
+                        },
+                    };
+                    let input = CheckInput {
+                        facts: &n.facts,
+                        submissions: &n.submissions,
+                        quota_facts: Some(&quota_facts),
+                        ..base
+                    };
+                    let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
+                    let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+                    let results =
+                        checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
+                    let mut periods: Vec<String> = n
+                        .facts
+                        .column("period")
+                        .and_then(|c| c.unique())
+                        .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
+                        .map_err(internal("check"))?;
+                    periods.sort();
+                    let clock_excluded = memo::excluded_keys(
+                        &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
+                        &periods,
+                    )
+                    .map_err(internal("check"))?;
+                    let county_roll =
+                        rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
+                            .map_err(internal("rollup"))?;
+                    // Alert conditions of the quarantine and the conservation (the
+                    // checks' and fetch failures' are made every run, below).
+                    let of_quarantine =
+                        alerts::derive(&p.name, &results.clear(), &n.quarantine, &[], &cfg.def.registry)
+                            .map_err(internal("alert"))?;
+                    let of_conservation = conservation(&p.name, &n.submissions).map_err(internal("normalize"))?;
+                    let batch_reporting = n
+                        .submissions
+                        .select(["township", "period", "status"])
+                        .map_err(internal("rollup"))?;
+                    let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
+                    let mut batch = memo::Batch {
+                        digest,
+                        files: vec![],
+                        rows_published: n.facts.height(),
+                        quarantined: n.quarantine.height(),
+                        submissions_count: n.submissions.height(),
+                        in_review: in_review_count,
+                        had_rows: vec![],
+                        quarantine_candidates: of_quarantine,
+                        conservation_candidates: of_conservation,
+                        clock_excluded,
+                        periods,
+                        checks: fixed,
+                        county: county_roll,
+                        reporting: batch_reporting,
+                        quota_facts,
+                        submissions: n
+                            .submissions
+                            .select(["township", "period", "status", "explanation"])
+                            .map_err(internal("check"))?,
+                    };
+                    let tables = publish::BatchTables {
+                        facts: n.facts,
+                        quarantine: n.quarantine,
+                        submissions: n.submissions,
+                        history,
+                        extractions: n.extractions,
+                    };
+                    let wrote = publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?;
+                    batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
+                    batch.files = sink.files_of(&p.name, code);
+                    // A memo that cannot be kept only costs the next run time.
+                    if let Err(e) = memo.save(code, &batch) {
+                        tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+                    }
+                    (batch, results)
+                }
             };
-            let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut summary.bodies_parsed)?;
-            // Rows come in the order the chunks hold them; publish them in
-            // an order that does not depend on when each body landed.
-            let sorted = |f: DataFrame, by: &[&str]| {
-                f.lazy()
-                    .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
-                    .collect()
-            };
-            // What reviewers decided about documents' values.
-            let n = review::apply(n, decisions).map_err(internal("review"))?;
-            // When each report arrived, from the evidence of all its versions.
-            let submissions = timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
-            let n = normalize::Normalized {
-                facts: n.facts,
-                quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
-                    .map_err(internal("normalize"))?,
-                submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
-                extractions: sorted(n.extractions, &["township", "period", "start", "end"])
-                    .map_err(internal("normalize"))?,
-            };
-            // What the quota check reads of the facts: made once, for the
-            // check and for the memo.
-            let quota_facts = match p
-                .checks
-                .iter()
-                .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
-            {
-                true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
-                false => checks::quota::QuotaFacts {
-                    achieved: DataFrame::empty(),
-                    years: vec![],
-                },
-            };
-            let input = CheckInput {
-                facts: &n.facts,
-                submissions: &n.submissions,
-                quota_facts: Some(&quota_facts),
-                ..base
-            };
-            let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
-            let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-            let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
-            let mut periods: Vec<String> = n
-                .facts
-                .column("period")
-                .and_then(|c| c.unique())
-                .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
-                .map_err(internal("check"))?;
-            periods.sort();
-            let clock_excluded = memo::excluded_keys(
-                &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
-                &periods,
-            )
-            .map_err(internal("check"))?;
-            let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
-                .map_err(internal("rollup"))?;
-            county_rolls.push(county_roll.clone());
             // Alert conditions: of the checks, the quarantine, the fetch
-            // failures and the conservation, in this order (a carried batch
-            // makes them in the same order).
-            let none = results.clear();
-            let of_quarantine =
-                alerts::derive(&p.name, &none, &n.quarantine, &[], &cfg.def.registry).map_err(internal("alert"))?;
-            let of_conservation = conservation(&p.name, &n.submissions).map_err(internal("normalize"))?;
+            // failures and the conservation, in this order whether the batch
+            // was carried or computed.
             candidates.extend(
                 alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry)
                     .map_err(internal("alert"))?,
             );
-            candidates.extend(of_quarantine.iter().cloned());
+            candidates.extend(b.quarantine_candidates);
             candidates.extend(
-                alerts::derive(&p.name, &none, &empty.quarantine, &batch_failures, &cfg.def.registry)
-                    .map_err(internal("alert"))?,
+                alerts::derive(
+                    &p.name,
+                    &results.clear(),
+                    &empty.quarantine,
+                    &batch_failures,
+                    &cfg.def.registry,
+                )
+                .map_err(internal("alert"))?,
             );
-            candidates.extend(of_conservation.iter().cloned());
-            let batch_reporting = n
-                .submissions
-                .select(["township", "period", "status"])
-                .map_err(internal("rollup"))?;
-            reporting.push(batch_reporting.clone());
-            let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
-            summary.rows_published += n.facts.height();
-            summary.quarantined += n.quarantine.height();
-            summary.submissions += n.submissions.height();
-            summary.in_review += in_review_count;
-            let mut batch = memo::Batch {
-                digest,
-                files: vec![],
-                rows_published: n.facts.height(),
-                quarantined: n.quarantine.height(),
-                submissions_count: n.submissions.height(),
-                in_review: in_review_count,
-                had_rows: vec![],
-                quarantine_candidates: of_quarantine,
-                conservation_candidates: of_conservation,
-                clock_excluded,
-                periods,
-                checks: fixed,
-                county: county_roll,
-                reporting: batch_reporting,
-                quota_facts,
-                submissions: n
-                    .submissions
-                    .select(["township", "period", "status", "explanation"])
-                    .map_err(internal("check"))?,
-            };
-            let tables = publish::BatchTables {
-                facts: n.facts,
-                quarantine: n.quarantine,
-                submissions: n.submissions,
-                history,
-                extractions: n.extractions,
-            };
-            let wrote = publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?;
-            batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
-            batch.files = sink.files_of(&p.name, code);
-            had_rows.extend(wrote);
-            // A memo that cannot be kept only costs the next run time.
-            if let Err(e) = memo.save(code, &batch) {
-                tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
-            }
+            candidates.extend(b.conservation_candidates);
+            county_rolls.push(b.county);
+            reporting.push(b.reporting);
+            summary.rows_published += b.rows_published;
+            summary.quarantined += b.quarantined;
+            summary.submissions += b.submissions_count;
+            summary.in_review += b.in_review;
+            had_rows.extend(
+                BATCH_TABLES
+                    .iter()
+                    .filter(|t| b.had_rows.iter().any(|h| h == *t))
+                    .copied(),
+            );
             checks_out.push(results);
         }
         let empty = publish::BatchTables {
