@@ -1292,8 +1292,11 @@ pub async fn run_with<S: Source + Clone + 'static>(
     })?;
     if let Some(seq) = sealed.seq {
         snaps.publish(seq)?;
-        summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
     }
+    // Every run trims, not only one that published: a run killed between
+    // publishing and trimming leaves one snapshot too many, and the runs
+    // after it may have nothing new to publish.
+    summary.publish.removed += snaps.retain(cfg.settings.warehouse.keep_snapshots)?;
     summary.snapshot = snaps.current();
     summary.alerts_raised = rec.raised;
 

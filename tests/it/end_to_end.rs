@@ -530,3 +530,28 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 }
+
+/// Every run trims old snapshots, even one with nothing new to publish: a
+/// run killed between publishing and trimming, or an operator who lowers
+/// `warehouse.keep_snapshots`, leaves no more than the setting keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_run_trims_old_snapshots_even_with_nothing_to_publish() {
+    let Demo { _dir, wh, mut cfg, .. } = Demo::start().await;
+    let sealed = || {
+        std::fs::read_dir(wh.join("snapshots"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().chars().all(|c| c.is_ascii_digit()))
+            .count()
+    };
+    run(&cfg, &opts("2026-07-10T10:00:00+08:00")).await.unwrap();
+    let second = run(&cfg, &opts("2026-07-11T10:00:00+08:00")).await.unwrap();
+    // (Runs and their alert deliveries: three kept of the four.)
+    let before = sealed();
+    assert!(before >= 2, "{before}");
+    cfg.settings.warehouse.keep_snapshots = 1;
+    let third = run(&cfg, &opts("2026-07-11T10:00:00+08:00")).await.unwrap();
+    assert_eq!(third.snapshot, second.snapshot, "nothing new: no snapshot published");
+    assert_eq!(sealed(), 1);
+    assert_eq!(third.publish.removed, before - 1);
+}
