@@ -41,7 +41,9 @@ impl RawStore {
         self.root.join(a).join(b)
     }
 
-    /// Stores a body; returns its hash. Storing the same bytes again is a no-op.
+    /// Stores a body, durably (written, synced and renamed into place);
+    /// returns its hash. Storing the same bytes again is a no-op. Safe to
+    /// call from several threads at once, with the same bytes too.
     pub fn put(&self, bytes: &[u8]) -> Result<String, LandError> {
         let sha = sha256_hex(bytes);
         let path = self.path(&sha);
@@ -59,7 +61,10 @@ impl RawStore {
         }
         crate::private::dir(dir).map_err(err(dir))?;
         crate::private::dir(&self.tmp).map_err(err(&self.tmp))?;
-        let tmp = self.tmp.join(format!("{sha}-{}", std::process::id()));
+        // Unique per call: two threads may store the same bytes at once.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.tmp.join(format!("{sha}-{}-{n}", std::process::id()));
         let mut f = crate::private::create(&tmp).map_err(err(&tmp))?;
         f.write_all(bytes).map_err(err(&tmp))?;
         f.sync_all().map_err(err(&tmp))?;
@@ -98,6 +103,23 @@ impl RawStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_same_bytes_stored_from_many_threads_at_once_are_stored_once() {
+        // Fetch tasks store bodies in parallel, and two townships may send
+        // byte-identical bodies.
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path());
+        let body = vec![b'x'; 200_000];
+        let shas: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8).map(|_| s.spawn(|| store.put(&body))).collect();
+            handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect()
+        });
+        assert!(shas.iter().all(|h| *h == sha256_hex(&body)));
+        assert_eq!(store.get(&shas[0]).unwrap(), body);
+        // Nothing left aside.
+        assert_eq!(store.clear_leftovers().unwrap(), 0);
+    }
 
     #[test]
     fn same_bytes_same_file_never_overwritten() {

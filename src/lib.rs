@@ -23,6 +23,7 @@ pub mod kept;
 pub mod land;
 pub mod lock;
 pub mod memo;
+pub mod memory;
 pub mod plan;
 pub mod private;
 pub mod prose;

@@ -248,10 +248,27 @@ fn selected<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> impl Iterator<Item = &
 
 /// Parses a fetched body of a target, unless that body is landed already
 /// (None: landing does not parse it either).
-type Parser = Arc<dyn Fn(&FetchTarget, &[u8]) -> Option<ParseResult> + Send + Sync>;
+/// Stores a fetched body in the raw store and parses it when it is new.
+type Storer = Arc<dyn Fn(&FetchTarget, &[u8]) -> Result<Stored, crate::land::LandError> + Send + Sync>;
 type ParseResult = Result<crate::submission::Submission, crate::submission::ParseError>;
-/// A fetched target, with its body parsed when there was one.
-type Fetched = (FetchTarget, FetchOutcome, Option<ParseResult>);
+
+/// A body stored durably in the raw store (before its landing is recorded),
+/// parsed when it was not landed before for its (program, township, period).
+struct Stored {
+    sha256: String,
+    parsed: Option<ParseResult>,
+}
+
+/// A fetched target, with its body stored (or why it could not be) when
+/// there was one.
+type Fetched = (
+    FetchTarget,
+    FetchOutcome,
+    Option<Result<Stored, crate::land::LandError>>,
+);
+
+/// Bodies stored and parsed at once, per core.
+const STORE_PER_CORE: usize = 2;
 
 /// Fetches every target, at most `concurrency` at a time, and sends each
 /// outcome as it arrives. A fetch slot is held until its outcome is handed
@@ -261,10 +278,14 @@ async fn fetch_into<S: Source + Clone + 'static>(
     source: S,
     targets: Vec<FetchTarget>,
     concurrency: usize,
-    parser: Parser,
+    storer: Storer,
     tx: tokio::sync::mpsc::Sender<Fetched>,
 ) {
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    // Bodies stored and parsed at once: a few per core (each holds a thread
+    // of the blocking pool; more only add threads and memory, not speed).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let storing = Arc::new(tokio::sync::Semaphore::new(STORE_PER_CORE * cores));
     let mut set = tokio::task::JoinSet::new();
     let reap = |res: Result<(), tokio::task::JoinError>| {
         if let Err(e) = res {
@@ -273,23 +294,25 @@ async fn fetch_into<S: Source + Clone + 'static>(
     };
     for t in targets {
         let permit = sem.clone().acquire_owned().await.expect("semaphore is never closed");
-        let (source, tx, parser) = (source.clone(), tx.clone(), parser.clone());
+        let (source, tx, storer, storing) = (source.clone(), tx.clone(), storer.clone(), storing.clone());
         set.spawn(async move {
             let mut outcome = source.fetch(&t).await;
-            // Parsed here, off the landing thread (both cores busy); landing
-            // uses it when the body is new.
-            let mut parsed = None;
+            // Stored and parsed here, off the landing thread (both cores
+            // busy, many bodies syncing at once); landing records it.
+            let mut stored = None;
             if let FetchOutcome::Submitted { body, .. } = &mut outcome {
                 let (bytes, target) = (std::mem::take(body), t.clone());
+                let slot = storing.acquire_owned().await.expect("semaphore is never closed");
                 match tokio::task::spawn_blocking(move || {
-                    let p = parser(&target, &bytes);
-                    (bytes, p)
+                    let _slot = slot;
+                    let s = storer(&target, &bytes);
+                    (bytes, s)
                 })
                 .await
                 {
-                    Ok((bytes, p)) => {
+                    Ok((bytes, s)) => {
                         *body = bytes;
-                        parsed = p;
+                        stored = Some(s);
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "Parse task died; its target is retried next run.");
@@ -299,7 +322,7 @@ async fn fetch_into<S: Source + Clone + 'static>(
                 }
             }
             // Waits while landing is behind; an error means landing stopped.
-            let _ = tx.send((t, outcome, parsed)).await;
+            let _ = tx.send((t, outcome, stored)).await;
             drop(permit);
         });
         while let Some(res) = set.try_join_next() {
@@ -321,19 +344,19 @@ fn kept_stores<'a>(cfg: &'a Loaded, opts: &'a RunOptions) -> Result<BTreeMap<Str
         .collect()
 }
 
-/// Lands one fetched outcome: the body into the raw store (durable before it
-/// is recorded), the record into state.
-/// A body new for its (program, township, period) is parsed here, once, and
-/// normalized from that parse into the kept results; a body landed before
-/// is not parsed again (only its last fetch time moves).
+/// Lands one fetched outcome: the body was stored in the raw store by its
+/// fetch task (durable before it is recorded); its record goes into state.
+/// A body new for its (program, township, period) was parsed there, once,
+/// and is normalized from that parse into the kept results; a body landed
+/// before is not parsed again (only its last fetch time moves).
 #[allow(clippy::too_many_arguments)]
 fn land(
     cfg: &Loaded,
     state: &State,
     raw: &RawStore,
-    kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
-    waiting: &mut Waiting,
-    (t, outcome, pre): Fetched,
+    kept: &BTreeMap<String, (&Pipeline, Kept)>,
+    normalizer: &mut Normalizer,
+    (t, outcome, stored): Fetched,
     now: DateTime<Utc>,
     summary: &mut RunSummary,
 ) -> Result<(), RunError> {
@@ -345,7 +368,13 @@ fn land(
             validators,
         } => {
             summary.fetched += 1;
-            let sha = raw.put(&body)?;
+            let (sha, pre) = match stored {
+                Some(stored) => {
+                    let Stored { sha256, parsed } = stored?;
+                    (sha256, parsed)
+                }
+                None => (raw.put(&body)?, None),
+            };
             state.set_validators(
                 &t.pipeline,
                 &t.township,
@@ -380,20 +409,16 @@ fn land(
                 first_fetched_at: now,
                 last_fetched_at: now,
             };
-            if let (Some(parsed), true) = (parsed, kept.contains_key(&t.pipeline)) {
-                summary.bodies_parsed += 1;
-                let group = waiting.entry(t.pipeline.clone()).or_default();
-                group.push((landing.clone(), parsed));
-                if group.len() >= NORMALIZE_GROUP {
-                    keep_group(cfg, kept, &t.pipeline, waiting)?;
-                }
-            }
             if let Some(defect) = &landing.defect {
                 tracing::warn!(township = %t.township, period = %t.period, defect = %defect, "Report landed incomplete; it will be quarantined.");
             }
             if state.record_landing(&landing)? {
                 summary.landed_new += 1;
                 tracing::info!(township = %t.township, period = %t.period, sha256 = %landing.sha256, bytes = landing.bytes, "Report landed.");
+            }
+            if let (Some(parsed), true) = (parsed, kept.contains_key(&t.pipeline)) {
+                summary.bodies_parsed += 1;
+                normalizer.push(landing, parsed);
             }
         }
         FetchOutcome::NotModified => {
@@ -433,32 +458,88 @@ fn land(
     Ok(())
 }
 
-/// New bodies parsed and landed, by program, waiting to be normalized and
-/// kept as a group.
-type Waiting = BTreeMap<String, Vec<(Landing, ParseResult)>>;
-
 /// Bodies normalized together: one set of frames per group, not per body.
 const NORMALIZE_GROUP: usize = 256;
 
-/// Normalizes the bodies waiting for `program` as one group and keeps them.
-fn keep_group(
-    cfg: &Loaded,
-    kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
-    program: &str,
-    waiting: &mut Waiting,
-) -> Result<(), RunError> {
-    let (Some(group), Some((p, kept))) = (waiting.remove(program), kept.get_mut(program)) else {
-        return Ok(());
-    };
-    if group.is_empty() {
-        return Ok(());
+/// Groups being normalized at once, besides the landing thread's work: a
+/// bound on the bodies and frames in memory, enough to keep both cores busy.
+const NORMALIZE_IN_FLIGHT: usize = 2;
+
+/// A group of one program's bodies, normalized.
+type NormalizedGroup = Result<(String, Vec<Landing>, normalize::Normalized), PolarsError>;
+
+/// New bodies parsed and landed, normalized in groups of
+/// [`NORMALIZE_GROUP`] on the blocking pool while landing goes on, and
+/// kept in the order they were landed.
+struct Normalizer {
+    def: Arc<crate::config::Definition>,
+    limits: crate::normalize::Limits,
+    /// By program, bodies waiting for their group to fill.
+    waiting: BTreeMap<String, Vec<(Landing, ParseResult)>>,
+    running: std::collections::VecDeque<tokio::task::JoinHandle<NormalizedGroup>>,
+}
+
+impl Normalizer {
+    fn new(def: Arc<crate::config::Definition>, limits: crate::normalize::Limits) -> Normalizer {
+        Normalizer {
+            def,
+            limits,
+            waiting: BTreeMap::new(),
+            running: Default::default(),
+        }
     }
-    let refs: Vec<(&Landing, &ParseResult)> = group.iter().map(|(l, p)| (l, p)).collect();
-    let n = normalize::normalize_parsed_many(p, &cfg.def.catalog, &cfg.def.registry, &cfg.settings.limits, &refs)
-        .map_err(internal("normalize"))?;
-    let landings: Vec<Landing> = group.into_iter().map(|(l, _)| l).collect();
-    kept.add_many(&landings, n)?;
-    Ok(())
+
+    fn push(&mut self, landing: Landing, parsed: ParseResult) {
+        let program = landing.pipeline.clone();
+        let group = self.waiting.entry(program.clone()).or_default();
+        group.push((landing, parsed));
+        if group.len() >= NORMALIZE_GROUP {
+            self.start(&program);
+        }
+    }
+
+    /// Starts normalizing the bodies waiting for `program`.
+    fn start(&mut self, program: &str) {
+        let Some(group) = self.waiting.remove(program).filter(|g| !g.is_empty()) else {
+            return;
+        };
+        let (def, limits, program) = (self.def.clone(), self.limits.clone(), program.to_string());
+        self.running.push_back(tokio::task::spawn_blocking(move || {
+            let Some(p) = def.pipeline(&program) else {
+                return Err(PolarsError::ComputeError(
+                    format!("program {program} is not configured").into(),
+                ));
+            };
+            let refs: Vec<(&Landing, &ParseResult)> = group.iter().map(|(l, p)| (l, p)).collect();
+            let n = normalize::normalize_parsed_many(p, &def.catalog, &def.registry, &limits, &refs)?;
+            Ok((program, group.into_iter().map(|(l, _)| l).collect(), n))
+        }));
+    }
+
+    /// Keeps the groups finished in landing order until at most `leave`
+    /// are still running.
+    async fn keep(&mut self, kept: &mut BTreeMap<String, (&Pipeline, Kept)>, leave: usize) -> Result<(), RunError> {
+        while self.running.len() > leave {
+            let Some(job) = self.running.pop_front() else { break };
+            let (program, landings, n) = job
+                .await
+                .map_err(|e| RunError::Task(e.to_string()))?
+                .map_err(internal("normalize"))?;
+            if let Some((_, kept)) = kept.get_mut(&program) {
+                kept.add_many(&landings, n)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Normalizes and keeps every body still waiting.
+    async fn finish(mut self, kept: &mut BTreeMap<String, (&Pipeline, Kept)>) -> Result<(), RunError> {
+        let programs: Vec<String> = self.waiting.keys().cloned().collect();
+        for program in programs {
+            self.start(&program);
+        }
+        self.keep(kept, 0).await
+    }
 }
 
 /// Of several bodies landed for one (township, period), the current one: the
@@ -1171,8 +1252,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let mut kept = kept_stores(cfg, opts)?;
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
-    let parser: Parser = {
-        let (def, limits) = (Arc::new(cfg.def.clone()), cfg.settings.limits.read());
+    let def = Arc::new(cfg.def.clone());
+    let storer: Storer = {
+        let (def, limits, raw) = (def.clone(), cfg.settings.limits.read(), raw.clone());
         // What is landed already is not parsed again (a portal without
         // validators serves the same bytes every night).
         let mut landed = std::collections::HashSet::new();
@@ -1182,49 +1264,57 @@ pub async fn run_with<S: Source + Clone + 'static>(
             }
         }
         Arc::new(move |t: &FetchTarget, body: &[u8]| {
-            let key = (
-                t.pipeline.clone(),
-                t.township.clone(),
-                t.period.clone(),
-                crate::land::sha256_hex(body),
-            );
-            if landed.contains(&key) {
-                return None;
-            }
-            let kind = def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
-            Some(crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits))
+            let sha256 = raw.put(body)?;
+            let key = (t.pipeline.clone(), t.township.clone(), t.period.clone(), sha256);
+            let parsed = (!landed.contains(&key)).then(|| {
+                let kind = def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
+                crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits)
+            });
+            Ok(Stored { sha256: key.3, parsed })
         })
     };
-    let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, parser, tx));
+    let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, storer, tx));
     let mut done = 0;
-    let mut waiting = Waiting::new();
+    let mut normalizer = Normalizer::new(def, cfg.settings.limits.clone());
+    // Landings are recorded in transactions of a few hundred (or a moment's
+    // worth): every body in one is durable in `raw/` before it begins, so a
+    // kill loses at most the records of the last one, whose bodies are
+    // fetched and recorded again by the next run.
+    let mut batch = state.begin_landings()?;
     while let Some(fetched) = rx.recv().await {
-        if let Err(e) = land(
+        let landed = land(
             cfg,
             &state,
             &raw,
-            &mut kept,
-            &mut waiting,
+            &kept,
+            &mut normalizer,
             fetched,
             opts.now,
             &mut summary,
-        ) {
+        );
+        let kept_up = match landed {
+            Ok(()) => normalizer.keep(&mut kept, NORMALIZE_IN_FLIGHT).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = kept_up {
             fetcher.abort();
             return Err(e);
         }
         done += 1;
+        batch = state.landings_recorded(batch, !rx.is_empty())?;
         if let Some(Progress(tell)) = &opts.progress {
             tell(done, summary.planned);
         }
     }
+    state.end_landings(batch)?;
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
-    let programs_waiting: Vec<String> = waiting.keys().cloned().collect();
-    for program in programs_waiting {
-        keep_group(cfg, &mut kept, &program, &mut waiting)?;
-    }
+    normalizer.finish(&mut kept).await?;
     for (_, k) in kept.values_mut() {
         k.flush()?;
     }
+    // Landing freed what its threads allocated; give it back before the
+    // batches are computed (a national month's peak 1.1 GiB → 0.85 GiB).
+    crate::memory::give_back();
 
     // Stage the snapshot batch by batch; nothing is visible yet.
     let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));

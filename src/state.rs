@@ -100,6 +100,16 @@ CREATE TABLE IF NOT EXISTS reviews (
     note TEXT NOT NULL DEFAULT '', decided_at TEXT NOT NULL);
 ";
 
+/// Outcomes recorded per transaction while a run lands (see
+/// [`State::begin_landings`]).
+pub const LANDING_BATCH: usize = 256;
+
+/// An open transaction of landing records.
+#[must_use = "a transaction of landing records is committed by State::end_landings"]
+pub struct LandingBatch {
+    recorded: usize,
+}
+
 /// The state store's schema version (`PRAGMA user_version`). 2: alerts carry
 /// their program and every check and alert key starts with it; the outbox and
 /// the published snapshot exist.
@@ -183,17 +193,47 @@ impl State {
         }
     }
 
+    /// Begins a transaction of landing records (what [`State::record_landing`],
+    /// the validators, absences and fetch failures write while a run lands).
+    /// Call it only once every body it will record is durable in the raw
+    /// store: a kill loses the records of the transaction, never a body.
+    pub fn begin_landings(&self) -> Result<LandingBatch, StateError> {
+        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        Ok(LandingBatch { recorded: 0 })
+    }
+
+    /// One more outcome recorded in `batch`; commits it (and begins the
+    /// next) once it holds [`LANDING_BATCH`] outcomes, or when nothing more
+    /// is waiting (`more` false), so that a slow portal never keeps the
+    /// store locked for writers such as `taizhang review`.
+    pub fn landings_recorded(&self, mut batch: LandingBatch, more: bool) -> Result<LandingBatch, StateError> {
+        batch.recorded += 1;
+        if batch.recorded < LANDING_BATCH && more {
+            return Ok(batch);
+        }
+        self.end_landings(batch)?;
+        self.begin_landings()
+    }
+
+    /// Commits a transaction of landing records.
+    pub fn end_landings(&self, batch: LandingBatch) -> Result<(), StateError> {
+        let _ = batch;
+        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    }
+
     /// Records a fetched body; returns true when this body is new for its
     /// (pipeline, township, period).
     pub fn record_landing(&self, l: &Landing) -> Result<bool, StateError> {
         let n = self
             .conn
-            .execute(
+            .prepare_cached(
                 "INSERT INTO landings (pipeline, township, period, sha256, url, bytes, content_type, version,
                                        submitted_at, first_fetched_at, last_fetched_at, defect)
                  VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10,?11)
                  ON CONFLICT (pipeline, township, period, sha256) DO NOTHING",
-                params![
+            )
+            .and_then(|mut st| {
+                st.execute(params![
                     l.pipeline,
                     l.township,
                     l.period,
@@ -205,35 +245,37 @@ impl State {
                     l.submitted_at,
                     ts(&l.first_fetched_at),
                     l.defect
-                ],
-            )
+                ])
+            })
             .map_err(|e| self.err(e))?;
         if n == 0 {
             self.conn
-                .execute(
+                .prepare_cached(
                     "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?5)
                      WHERE pipeline=?1 AND township=?2 AND period=?3 AND sha256=?4",
-                    params![l.pipeline, l.township, l.period, l.sha256, ts(&l.last_fetched_at)],
                 )
+                .and_then(|mut st| {
+                    st.execute(params![
+                        l.pipeline,
+                        l.township,
+                        l.period,
+                        l.sha256,
+                        ts(&l.last_fetched_at)
+                    ])
+                })
                 .map_err(|e| self.err(e))?;
         }
-        self.conn
-            .execute(
-                "DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3",
-                params![l.pipeline, l.township, l.period],
-            )
-            .map_err(|e| self.err(e))?;
+        self.clear_fetch_failure(&l.pipeline, &l.township, &l.period)?;
         Ok(n > 0)
     }
 
     /// Whether this body was landed before for (pipeline, township, period).
     pub fn has_landing(&self, pipeline: &str, township: &str, period: &str, sha256: &str) -> Result<bool, StateError> {
         self.conn
-            .query_row(
+            .prepare_cached(
                 "SELECT count(*) FROM landings WHERE pipeline=?1 AND township=?2 AND period=?3 AND sha256=?4",
-                params![pipeline, township, period, sha256],
-                |r| r.get::<_, i64>(0),
             )
+            .and_then(|mut st| st.query_row(params![pipeline, township, period, sha256], |r| r.get::<_, i64>(0)))
             .map(|n| n > 0)
             .map_err(|e| self.err(e))
     }
@@ -304,10 +346,8 @@ impl State {
     /// Clears a fetch failure (the township answered 404: nothing submitted, no error).
     pub fn clear_fetch_failure(&self, pipeline: &str, township: &str, period: &str) -> Result<(), StateError> {
         self.conn
-            .execute(
-                "DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3",
-                params![pipeline, township, period],
-            )
+            .prepare_cached("DELETE FROM fetch_failures WHERE pipeline=?1 AND township=?2 AND period=?3")
+            .and_then(|mut st| st.execute(params![pipeline, township, period]))
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -610,16 +650,18 @@ impl State {
         v: Option<(&crate::sources::Validators, &str)>,
     ) -> Result<(), StateError> {
         let r = match v {
-            Some((v, sha)) => self.conn.execute(
-                "INSERT INTO validators (pipeline, township, period, etag, last_modified, sha256)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (pipeline, township, period) DO UPDATE SET etag = ?4, last_modified = ?5, sha256 = ?6",
-                params![pipeline, township, period, v.etag, v.last_modified, sha],
-            ),
-            None => self.conn.execute(
-                "DELETE FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3",
-                params![pipeline, township, period],
-            ),
+            Some((v, sha)) => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO validators (pipeline, township, period, etag, last_modified, sha256)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (pipeline, township, period) DO UPDATE SET etag = ?4, last_modified = ?5, sha256 = ?6",
+                )
+                .and_then(|mut st| st.execute(params![pipeline, township, period, v.etag, v.last_modified, sha])),
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3")
+                .and_then(|mut st| st.execute(params![pipeline, township, period])),
         };
         r.map_err(|e| self.err(e))?;
         Ok(())
@@ -875,6 +917,51 @@ mod tests {
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].first_fetched_at, t("2026-07-10T00:00:00Z"));
         assert_eq!(all[0].last_fetched_at, t("2026-07-11T00:00:00Z"));
+    }
+
+    fn landing(township: &str) -> Landing {
+        Landing {
+            pipeline: "p".into(),
+            township: township.into(),
+            period: "2026-06".into(),
+            sha256: format!("sha-{township}"),
+            url: "http://x".into(),
+            bytes: 3,
+            content_type: None,
+            defect: None,
+            version: Some(1),
+            submitted_at: None,
+            first_fetched_at: t("2026-07-10T00:00:00Z"),
+            last_fetched_at: t("2026-07-10T00:00:00Z"),
+        }
+    }
+
+    #[test]
+    fn landings_are_committed_in_batches_and_as_soon_as_nothing_more_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(dir.path()).unwrap();
+        // What another process (`taizhang serve`, a reviewer) sees.
+        let other = || State::open(dir.path()).unwrap().landings("p").unwrap().len();
+        let mut batch = st.begin_landings().unwrap();
+        for i in 0..LANDING_BATCH - 1 {
+            st.record_landing(&landing(&format!("34112410{i:04}"))).unwrap();
+            batch = st.landings_recorded(batch, true).unwrap();
+        }
+        assert_eq!(other(), 0, "more were waiting: not committed yet");
+        st.record_landing(&landing("341124109999")).unwrap();
+        batch = st.landings_recorded(batch, true).unwrap();
+        assert_eq!(other(), LANDING_BATCH, "a full batch is committed");
+        // A slow portal: one landing, then nothing waiting. It is committed
+        // at once, so the store is not held locked while the run waits.
+        st.record_landing(&landing("341124108888")).unwrap();
+        batch = st.landings_recorded(batch, false).unwrap();
+        assert_eq!(other(), LANDING_BATCH + 1);
+        // A kill with a batch open loses its records (their bodies are in
+        // the raw store; the next run records them again).
+        st.record_landing(&landing("341124107777")).unwrap();
+        let _ = st.landings_recorded(batch, true).unwrap();
+        drop(st);
+        assert_eq!(other(), LANDING_BATCH + 1);
     }
 
     #[test]
