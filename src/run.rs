@@ -836,236 +836,144 @@ fn compute(
             &[],
         )
         .map_err(internal("normalize"))?;
-        let mut had_rows = std::collections::BTreeSet::new();
-        let (mut county_rolls, mut reporting) = (vec![], vec![]);
         let memo = Memo::new(&cfg.settings.paths.state_dir, &p.name);
-        for (code, reg) in &batches {
-            let mine: Vec<&(&Landing, usize)> =
-                current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
-            // Every version of the (township, period)s that have more than one.
-            let older: Vec<(&Landing, usize)> = mine
-                .iter()
-                .filter(|(_, n)| *n > 1)
-                .flat_map(|(c, _)| {
-                    all.iter()
-                        .filter(|l| l.township == c.township && l.period == c.period)
-                        .map(|l| (l, 1))
-                })
-                .collect();
-            let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
-            let counties = reg.counties();
-            let quotas: Vec<taizhang_model::Quota> = cfg
-                .def
-                .quotas
-                .iter()
-                .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
-                .cloned()
-                .collect();
-            let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
-            let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
-            // What the batch's checks see, but the rows.
-            let base = CheckInput {
-                pipeline: p,
-                catalog: &cfg.def.catalog,
-                registry: reg,
-                quotas: &quotas,
-                facts: &empty.facts,
-                submissions: &empty.submissions,
-                unreachable: &unreachable,
-                now,
-                quota_facts: None,
+        let ctx = BatchContext {
+            cfg,
+            p,
+            decisions,
+            reports: &reports,
+            unreachable: &unreachable,
+            empty: &empty,
+            now,
+        };
+        let mut tail = Tail::default();
+        std::thread::scope(|scope| -> Result<(), RunError> {
+            let mut queue = std::collections::VecDeque::new();
+            let mut batch_end = BatchEnd {
+                cfg,
+                p,
+                memo: &memo,
+                empty: &empty,
+                sink: &mut *sink,
+                year,
+                tail: &mut tail,
+                summary: &mut *summary,
             };
-            // Nothing the batch is computed from changed: its files and
-            // results are carried over, and only the clock checks run.
-            let mut carried = None;
-            if !recompute && let Some(m) = memo.load(code, &digest) {
-                let input = CheckInput {
-                    submissions: &m.submissions,
-                    quota_facts: Some(&m.quota_facts),
-                    ..base.clone()
+            for (code, reg) in &batches {
+                let mine: Vec<&(&Landing, usize)> =
+                    current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
+                // Every version of the (township, period)s that have more than one.
+                let older: Vec<(&Landing, usize)> = mine
+                    .iter()
+                    .filter(|(_, n)| *n > 1)
+                    .flat_map(|(c, _)| {
+                        all.iter()
+                            .filter(|l| l.township == c.township && l.period == c.period)
+                            .map(|l| (l, 1))
+                    })
+                    .collect();
+                let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
+                let counties = reg.counties();
+                let quotas: Vec<taizhang_model::Quota> = cfg
+                    .def
+                    .quotas
+                    .iter()
+                    .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
+                    .cloned()
+                    .collect();
+                let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
+                let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
+                // What the batch's checks see, but the rows.
+                let base = CheckInput {
+                    pipeline: p,
+                    catalog: &cfg.def.catalog,
+                    registry: reg,
+                    quotas: &quotas,
+                    facts: &empty.facts,
+                    submissions: &empty.submissions,
+                    unreachable: &unreachable,
+                    now,
+                    quota_facts: None,
                 };
-                let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                let held = memo::excluded_keys(
-                    &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
-                    &m.periods,
-                )
-                .map_err(internal("check"))?;
-                if held == m.clock_excluded && sink.carry(&m.files)? {
-                    let results =
-                        checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
-                    summary.batches_carried += 1;
-                    carried = Some((m, results));
-                }
-            }
-            let (b, results) = match carried {
-                Some(c) => c,
-                None => {
-                    let history = if older.is_empty() {
-                        normalize::history(&p.name, &[]).map_err(internal("normalize"))?
-                    } else {
-                        let facts = kept_results(cfg, p, kept, raw, &older, &empty, &mut summary.bodies_parsed)?.facts;
-                        let per_version: Vec<DataFrame> = older
-                            .iter()
-                            .map(|(l, _)| {
-                                facts
-                                    .clone()
-                                    .lazy()
-                                    .filter(
-                                        col("township")
-                                            .eq(lit(l.township.clone()))
-                                            .and(col("source_sha256").eq(lit(l.sha256.clone()))),
-                                    )
-                                    .collect()
-                            })
-                            .collect::<PolarsResult<_>>()
-                            .map_err(internal("normalize"))?;
-                        let versions: Vec<normalize::Version<'_>> = older
-                            .iter()
-                            .zip(&per_version)
-                            .map(|((landing, _), facts)| normalize::Version { landing, facts })
-                            .collect();
-                        normalize::history(&p.name, &versions).map_err(internal("normalize"))?
-                    };
-                    let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut summary.bodies_parsed)?;
-                    // Rows come in the order the chunks hold them; publish them in
-                    // an order that does not depend on when each body landed.
-                    let sorted = |f: DataFrame, by: &[&str]| {
-                        f.lazy()
-                            .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
-                            .collect()
-                    };
-                    // What reviewers decided about documents' values.
-                    let n = review::apply(n, decisions).map_err(internal("review"))?;
-                    // When each report arrived, from the evidence of all its versions.
-                    let submissions = timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
-                    let n = normalize::Normalized {
-                        facts: n.facts,
-                        quarantine: sorted(n.quarantine, &["township", "period", "value_index"])
-                            .map_err(internal("normalize"))?,
-                        submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
-                        extractions: sorted(n.extractions, &["township", "period", "start", "end"])
-                            .map_err(internal("normalize"))?,
-                    };
-                    // What the quota check reads of the facts: made once, for the
-                    // check and for the memo.
-                    let quota_facts = match p
-                        .checks
-                        .iter()
-                        .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
-                    {
-                        true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
-                        false => checks::quota::QuotaFacts {
-                            achieved: DataFrame::empty(),
-                            years: vec![],
-                        },
-                    };
+                // Nothing the batch is computed from changed: its files and
+                // results are carried over, and only the clock checks run.
+                let mut carried = None;
+                if !recompute && let Some(m) = memo.load(code, &digest) {
                     let input = CheckInput {
-                        facts: &n.facts,
-                        submissions: &n.submissions,
-                        quota_facts: Some(&quota_facts),
-                        ..base
+                        submissions: &m.submissions,
+                        quota_facts: Some(&m.quota_facts),
+                        ..base.clone()
                     };
-                    let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
                     let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                    let results =
-                        checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
-                    let mut periods: Vec<String> = n
-                        .facts
-                        .column("period")
-                        .and_then(|c| c.unique())
-                        .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
-                        .map_err(internal("check"))?;
-                    periods.sort();
-                    let clock_excluded = memo::excluded_keys(
-                        &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
-                        &periods,
+                    let held = memo::excluded_keys(
+                        &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
+                        &m.periods,
                     )
                     .map_err(internal("check"))?;
-                    let county_roll =
-                        rollup::county(&n.facts, &results, &n.submissions, reg, &quotas, &cfg.def.catalog)
-                            .map_err(internal("rollup"))?;
-                    // Alert conditions of the quarantine and the conservation (the
-                    // checks' and fetch failures' are made every run, below).
-                    let of_quarantine =
-                        alerts::derive(&p.name, &results.clear(), &n.quarantine, &[], &cfg.def.registry)
-                            .map_err(internal("alert"))?;
-                    let of_conservation = conservation(&p.name, &n.submissions).map_err(internal("normalize"))?;
-                    let batch_reporting = n
-                        .submissions
-                        .select(["township", "period", "status"])
-                        .map_err(internal("rollup"))?;
-                    let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
-                    let mut batch = memo::Batch {
-                        digest,
-                        files: vec![],
-                        rows_published: n.facts.height(),
-                        quarantined: n.quarantine.height(),
-                        submissions_count: n.submissions.height(),
-                        in_review: in_review_count,
-                        had_rows: vec![],
-                        quarantine_candidates: of_quarantine,
-                        conservation_candidates: of_conservation,
-                        clock_excluded,
-                        periods,
-                        checks: fixed,
-                        county: county_roll,
-                        reporting: batch_reporting,
-                        quota_facts,
-                        submissions: n
-                            .submissions
-                            .select(["township", "period", "status", "explanation"])
-                            .map_err(internal("check"))?,
-                    };
-                    let tables = publish::BatchTables {
-                        facts: n.facts,
-                        quarantine: n.quarantine,
-                        submissions: n.submissions,
-                        history,
-                        extractions: n.extractions,
-                    };
-                    let wrote = publish::publish_batch(cfg, &p.name, code, &tables, sink, year)?;
-                    batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
-                    batch.files = sink.files_of(&p.name, code);
-                    // A memo that cannot be kept only costs the next run time.
-                    if let Err(e) = memo.save(code, &batch) {
-                        tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+                    if held == m.clock_excluded && batch_end.sink.carry(&m.files)? {
+                        let results =
+                            checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
+                        batch_end.summary.batches_carried += 1;
+                        carried = Some((m, results));
                     }
-                    (batch, results)
                 }
-            };
-            // Alert conditions: of the checks, the quarantine, the fetch
-            // failures and the conservation, in this order whether the batch
-            // was carried or computed.
-            candidates.extend(
-                alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry)
-                    .map_err(internal("alert"))?,
-            );
-            candidates.extend(b.quarantine_candidates);
-            candidates.extend(
-                alerts::derive(
-                    &p.name,
-                    &results.clear(),
-                    &empty.quarantine,
-                    &batch_failures,
-                    &cfg.def.registry,
-                )
-                .map_err(internal("alert"))?,
-            );
-            candidates.extend(b.conservation_candidates);
-            county_rolls.push(b.county);
-            reporting.push(b.reporting);
-            summary.rows_published += b.rows_published;
-            summary.quarantined += b.quarantined;
-            summary.submissions += b.submissions_count;
-            summary.in_review += b.in_review;
-            had_rows.extend(
-                BATCH_TABLES
-                    .iter()
-                    .filter(|t| b.had_rows.iter().any(|h| h == *t))
-                    .copied(),
-            );
-            checks_out.push(results);
-        }
+                let work = match carried {
+                    Some((m, results)) => Work::Carried(Box::new(m), results),
+                    None => {
+                        let history = if older.is_empty() {
+                            normalize::history(&p.name, &[]).map_err(internal("normalize"))?
+                        } else {
+                            let facts =
+                                kept_results(cfg, p, kept, raw, &older, &empty, &mut batch_end.summary.bodies_parsed)?
+                                    .facts;
+                            let per_version: Vec<DataFrame> = older
+                                .iter()
+                                .map(|(l, _)| {
+                                    facts
+                                        .clone()
+                                        .lazy()
+                                        .filter(
+                                            col("township")
+                                                .eq(lit(l.township.clone()))
+                                                .and(col("source_sha256").eq(lit(l.sha256.clone()))),
+                                        )
+                                        .collect()
+                                })
+                                .collect::<PolarsResult<_>>()
+                                .map_err(internal("normalize"))?;
+                            let versions: Vec<normalize::Version<'_>> = older
+                                .iter()
+                                .zip(&per_version)
+                                .map(|((landing, _), facts)| normalize::Version { landing, facts })
+                                .collect();
+                            normalize::history(&p.name, &versions).map_err(internal("normalize"))?
+                        };
+                        let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut batch_end.summary.bodies_parsed)?;
+                        let ctx = &ctx;
+                        Work::Running(scope.spawn(move || compute_batch(ctx, reg, &quotas, digest, n, history)))
+                    }
+                };
+                queue.push_back((code, batch_failures, work));
+                // One batch computed on another core while this thread reads
+                // the next one's rows and writes the one before.
+                while queue.len() > BATCHES_IN_FLIGHT {
+                    finish_batch(&mut queue, &mut batch_end)?;
+                }
+            }
+            while !queue.is_empty() {
+                finish_batch(&mut queue, &mut batch_end)?;
+            }
+            Ok(())
+        })?;
+        let Tail {
+            candidates: batch_candidates,
+            county_rolls,
+            reporting,
+            had_rows,
+            checks: batch_checks,
+        } = tail;
+        candidates.extend(batch_candidates);
+        checks_out.extend(batch_checks);
         let empty = publish::BatchTables {
             history: normalize::history(&p.name, &[]).map_err(internal("normalize"))?,
             facts: empty.facts,
@@ -1088,6 +996,253 @@ fn compute(
         candidates,
         programs,
     })
+}
+
+/// What every batch of a program is computed with.
+struct BatchContext<'a> {
+    cfg: &'a Loaded,
+    p: &'a Pipeline,
+    decisions: &'a review::Decisions,
+    reports: &'a std::collections::HashMap<(String, String), timeliness::Report>,
+    unreachable: &'a std::collections::HashSet<(String, String)>,
+    /// The program's tables, empty (their schemas).
+    empty: &'a normalize::Normalized,
+    now: DateTime<Utc>,
+}
+
+/// A batch in the run's queue: carried (its memo and results), or being
+/// computed on another thread.
+enum Work<'scope> {
+    Carried(Box<memo::Batch>, DataFrame),
+    Running(std::thread::ScopedJoinHandle<'scope, Result<ComputedBatch, RunError>>),
+}
+
+/// A batch waiting in the run's queue: its code, its fetch failures (township,
+/// period, url, error) and its work.
+type Queued<'a, 'scope> = (&'a String, Vec<(String, String, String, String)>, Work<'scope>);
+
+/// A batch computed: its memo (without its files yet), check results and
+/// tables to publish.
+type ComputedBatch = (memo::Batch, DataFrame, publish::BatchTables);
+
+/// Batches computed at once besides the one being read.
+const BATCHES_IN_FLIGHT: usize = 1;
+
+/// Computes one batch from its kept rows and the history of its reports'
+/// versions: reviews and timeliness applied, checks, county rollup and the
+/// alert conditions of its quarantine. Pure: no IO, no clock but `now`.
+fn compute_batch(
+    ctx: &BatchContext<'_>,
+    reg: &crate::registry::Registry,
+    quotas: &[taizhang_model::Quota],
+    digest: String,
+    n: normalize::Normalized,
+    history: DataFrame,
+) -> Result<ComputedBatch, RunError> {
+    let BatchContext {
+        cfg,
+        p,
+        decisions,
+        reports,
+        unreachable,
+        empty,
+        now,
+    } = *ctx;
+    let base = CheckInput {
+        pipeline: p,
+        catalog: &cfg.def.catalog,
+        registry: reg,
+        quotas,
+        facts: &empty.facts,
+        submissions: &empty.submissions,
+        unreachable,
+        now,
+        quota_facts: None,
+    };
+    // Rows come in the order the chunks hold them; publish them in
+    // an order that does not depend on when each body landed.
+    let sorted = |f: DataFrame, by: &[&str]| {
+        f.lazy()
+            .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
+            .collect()
+    };
+    // What reviewers decided about documents' values.
+    let n = review::apply(n, decisions).map_err(internal("review"))?;
+    // When each report arrived, from the evidence of all its versions.
+    let submissions = timeliness::apply(n.submissions, reports).map_err(internal("normalize"))?;
+    let n = normalize::Normalized {
+        facts: n.facts,
+        quarantine: sorted(n.quarantine, &["township", "period", "value_index"]).map_err(internal("normalize"))?,
+        submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
+        extractions: sorted(n.extractions, &["township", "period", "start", "end"]).map_err(internal("normalize"))?,
+    };
+    // What the quota check reads of the facts: made once, for the
+    // check and for the memo.
+    let quota_facts = match p
+        .checks
+        .iter()
+        .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
+    {
+        true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
+        false => checks::quota::QuotaFacts {
+            achieved: DataFrame::empty(),
+            years: vec![],
+        },
+    };
+    let input = CheckInput {
+        facts: &n.facts,
+        submissions: &n.submissions,
+        quota_facts: Some(&quota_facts),
+        ..base
+    };
+    let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
+    let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+    let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
+    let mut periods: Vec<String> = n
+        .facts
+        .column("period")
+        .and_then(|c| c.unique())
+        .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
+        .map_err(internal("check"))?;
+    periods.sort();
+    let clock_excluded = memo::excluded_keys(
+        &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
+        &periods,
+    )
+    .map_err(internal("check"))?;
+    let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, quotas, &cfg.def.catalog)
+        .map_err(internal("rollup"))?;
+    // Alert conditions of the quarantine and the conservation (the
+    // checks' and fetch failures' are made every run, below).
+    let of_quarantine =
+        alerts::derive(&p.name, &results.clear(), &n.quarantine, &[], &cfg.def.registry).map_err(internal("alert"))?;
+    let of_conservation = conservation(&p.name, &n.submissions).map_err(internal("normalize"))?;
+    let batch_reporting = n
+        .submissions
+        .select(["township", "period", "status"])
+        .map_err(internal("rollup"))?;
+    let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
+    let batch = memo::Batch {
+        digest,
+        files: vec![],
+        rows_published: n.facts.height(),
+        quarantined: n.quarantine.height(),
+        submissions_count: n.submissions.height(),
+        in_review: in_review_count,
+        had_rows: vec![],
+        quarantine_candidates: of_quarantine,
+        conservation_candidates: of_conservation,
+        clock_excluded,
+        periods,
+        checks: fixed,
+        county: county_roll,
+        reporting: batch_reporting,
+        quota_facts,
+        submissions: n
+            .submissions
+            .select(["township", "period", "status", "explanation"])
+            .map_err(internal("check"))?,
+    };
+    let tables = publish::BatchTables {
+        facts: n.facts,
+        quarantine: n.quarantine,
+        submissions: n.submissions,
+        history,
+        extractions: n.extractions,
+    };
+    Ok((batch, results, tables))
+}
+
+/// Where a finished batch goes: its files, its memo, and what the run
+/// gathers of every batch.
+struct BatchEnd<'a, 's> {
+    cfg: &'a Loaded,
+    p: &'a Pipeline,
+    memo: &'a Memo,
+    empty: &'a normalize::Normalized,
+    sink: &'s mut dyn TableSink,
+    year: i32,
+    tail: &'s mut Tail,
+    summary: &'s mut RunSummary,
+}
+
+/// What a program's run gathers of its batches, in batch order.
+#[derive(Default)]
+struct Tail {
+    candidates: Vec<Candidate>,
+    county_rolls: Vec<DataFrame>,
+    reporting: Vec<DataFrame>,
+    had_rows: std::collections::BTreeSet<&'static str>,
+    checks: Vec<DataFrame>,
+}
+
+/// Finishes the batch at the front of the queue: a computed one's files
+/// are published and its memo saved; then, carried or computed alike, its
+/// alert conditions, rollup rows and counts are gathered.
+fn finish_batch(
+    queue: &mut std::collections::VecDeque<Queued<'_, '_>>,
+    end: &mut BatchEnd<'_, '_>,
+) -> Result<(), RunError> {
+    let Some((code, batch_failures, work)) = queue.pop_front() else {
+        return Ok(());
+    };
+    let BatchEnd {
+        cfg,
+        p,
+        memo,
+        empty,
+        year,
+        ..
+    } = *end;
+    let (b, results) = match work {
+        Work::Carried(b, results) => (*b, results),
+        Work::Running(job) => {
+            let (mut batch, results, tables) = job
+                .join()
+                .map_err(|_| RunError::Task(format!("computing batch {code} of {} panicked", p.name)))??;
+            let wrote = publish::publish_batch(cfg, &p.name, code, &tables, end.sink, year)?;
+            batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
+            batch.files = end.sink.files_of(&p.name, code);
+            // A memo that cannot be kept only costs the next run time.
+            if let Err(e) = memo.save(code, &batch) {
+                tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+            }
+            (batch, results)
+        }
+    };
+    let (tail, summary) = (&mut *end.tail, &mut *end.summary);
+    // Alert conditions: of the checks, the quarantine, the fetch
+    // failures and the conservation, in this order whether the batch
+    // was carried or computed.
+    tail.candidates.extend(
+        alerts::derive(&p.name, &results, &empty.quarantine, &[], &cfg.def.registry).map_err(internal("alert"))?,
+    );
+    tail.candidates.extend(b.quarantine_candidates);
+    tail.candidates.extend(
+        alerts::derive(
+            &p.name,
+            &results.clear(),
+            &empty.quarantine,
+            &batch_failures,
+            &cfg.def.registry,
+        )
+        .map_err(internal("alert"))?,
+    );
+    tail.candidates.extend(b.conservation_candidates);
+    tail.county_rolls.push(b.county);
+    tail.reporting.push(b.reporting);
+    summary.rows_published += b.rows_published;
+    summary.quarantined += b.quarantined;
+    summary.submissions += b.submissions_count;
+    summary.in_review += b.in_review;
+    tail.had_rows.extend(
+        BATCH_TABLES
+            .iter()
+            .filter(|t| b.had_rows.iter().any(|h| h == *t))
+            .copied(),
+    );
+    tail.checks.push(results);
+    Ok(())
 }
 
 /// Everything one batch of one program is computed from besides the clock,
