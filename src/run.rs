@@ -1242,6 +1242,8 @@ fn finish_batch(
             .copied(),
     );
     tail.checks.push(results);
+    // What the batch's threads freed goes back before the next is read.
+    crate::memory::give_back();
     Ok(())
 }
 

@@ -408,6 +408,10 @@ impl Staging {
 /// `last_seen`).
 const CLOCKED_TABLES: [&str; 3] = ["landings", "check_results", "alerts"];
 
+/// How a manifest's `input` says a file was named by its encoded bytes
+/// (`bytes:<sha256>`), not by a fingerprint of its rows.
+const BY_BYTES: &str = "bytes:";
+
 fn file_name(owner: Owner<'_>, hash: &str) -> String {
     // Program names come from the operator's pipeline files; keep them to
     // characters every file system and URL takes.
@@ -460,20 +464,37 @@ impl TableSink for Staging {
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
         let program = owner.program;
         let batch = table_batch(t)?;
-        // Tables whose rows carry the run's clock change almost every run:
-        // their encoded bytes are compared instead of a fingerprint that
-        // would only be computed to differ.
-        let (input, encoded) = match CLOCKED_TABLES.contains(&t.name.as_str()) {
-            true => {
-                let bytes = encode_batch(t, &batch)?;
-                (format!("bytes:{}", crate::land::sha256_hex(&bytes)), Some(bytes))
-            }
-            false => (fingerprint(t, &batch)?, None),
-        };
         let mut dir = PathBuf::from(&t.name);
         if let Some(y) = year {
             dir.push(format!("year={y}"));
         }
+        // The file of the previous snapshot this one could be linked to: it
+        // was named by a fingerprint, or by its encoded bytes.
+        let candidate = self.prev.as_ref().and_then(|(_, m)| {
+            m.files.iter().find(|f| {
+                f.table == t.name
+                    && f.program.as_deref() == program
+                    && f.batch.as_deref() == owner.batch
+                    && Path::new(&f.path).parent() == Some(dir.as_path())
+            })
+        });
+        // Tables whose rows carry the run's clock change almost every run:
+        // their encoded bytes are compared instead of a fingerprint that
+        // would only be computed to differ. So are a batch's files: an
+        // unchanged batch is carried whole (never encoded), so a batch that
+        // is computed has changed, and its files are encoded anyway.
+        let by_bytes = CLOCKED_TABLES.contains(&t.name.as_str())
+            || match candidate {
+                Some(f) => f.input.starts_with(BY_BYTES),
+                None => owner.batch.is_some(),
+            };
+        let (input, encoded) = match by_bytes {
+            true => {
+                let bytes = encode_batch(t, &batch)?;
+                (format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)), Some(bytes))
+            }
+            false => (fingerprint(t, &batch)?, None),
+        };
         let rows = t.frame.height();
         // The same file in the previous snapshot: same table, partition,
         // program and fingerprint. Linked, not encoded.

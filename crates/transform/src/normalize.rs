@@ -444,27 +444,37 @@ pub fn normalize_parsed_many(
 
 /// Rows being built for one or more landings.
 #[derive(Default)]
-struct Acc {
+struct Acc<'c> {
     f: Facts,
     q: Quarantine,
     s: Submissions,
     x: Extractions,
     readings: HashMap<String, Reading>,
+    /// Cells already resolved, by the labels values were written with (a
+    /// group of bodies writes the same few hundred labels again and again).
+    cells: CellCache<'c>,
 }
 
-impl Acc {
+impl<'c> Acc<'c> {
     #[allow(clippy::too_many_arguments)]
     fn add(
         &mut self,
         pipeline: &Pipeline,
-        catalog: &Catalog,
+        catalog: &'c Catalog,
         registry: &Registry,
         limits: &Limits,
         landing: &Landing,
         versions_landed: usize,
         parsed: &Result<Submission, crate::submission::ParseError>,
     ) {
-        let Acc { f, q, s, x, readings } = self;
+        let Acc {
+            f,
+            q,
+            s,
+            x,
+            readings,
+            cells: cache,
+        } = self;
         let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
         let period: Period = match landing.period.parse() {
             Ok(p) => p,
@@ -535,7 +545,7 @@ impl Acc {
             let resolved: Vec<Result<(Cellkey, &Indicator), String>> = sub
                 .values
                 .iter()
-                .map(|v| cell_of(v, catalog, &allowed, limits, &pipeline.name))
+                .map(|v| cell_of(v, catalog, &allowed, limits, &pipeline.name, cache))
                 .collect();
             let mut cells: HashMap<&Cellkey, Vec<(usize, String)>> = HashMap::new();
             // A document's values held for review do not count against the
@@ -965,6 +975,7 @@ fn cell_of<'c>(
     allowed: &HashSet<&str>,
     limits: &Limits,
     program: &str,
+    cache: &mut CellCache<'c>,
 ) -> Result<(Cellkey, &'c Indicator), String> {
     if let Some(p) = &v.problem {
         return Err(p.clone());
@@ -984,6 +995,50 @@ fn cell_of<'c>(
             limits.max_text_chars
         ));
     }
+    cache.resolve(v, || cell_of_labels(v, catalog, allowed, program))
+}
+
+/// A cell resolved from the labels a value was written with.
+type ResolvedCell<'c> = Result<(Cellkey, &'c Indicator), String>;
+
+/// The labels a value was written with: indicator, dimension, category.
+type Labels = (Option<String>, Option<String>, Option<String>);
+
+/// Cells resolved from labels, for one group of bodies (the program's
+/// allowed indicators are the same for all of them).
+#[derive(Default)]
+struct CellCache<'c> {
+    hasher: std::hash::RandomState,
+    by_hash: HashMap<u64, Vec<(Labels, ResolvedCell<'c>)>>,
+}
+
+impl<'c> CellCache<'c> {
+    /// The cell of `v`'s labels: from the cache, or resolved by `make` and kept.
+    fn resolve(&mut self, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> ResolvedCell<'c> {
+        use std::hash::BuildHasher;
+        let h = self
+            .hasher
+            .hash_one((v.indicator.as_deref(), v.dimension.as_deref(), v.category.as_deref()));
+        let same = |(l, _): &&(Labels, ResolvedCell<'c>)| {
+            l.0.as_deref() == v.indicator.as_deref()
+                && l.1.as_deref() == v.dimension.as_deref()
+                && l.2.as_deref() == v.category.as_deref()
+        };
+        let bucket = self.by_hash.entry(h).or_default();
+        if let Some((_, r)) = bucket.iter().find(same) {
+            return r.clone();
+        }
+        let r = make();
+        bucket.push((
+            (v.indicator.clone(), v.dimension.clone(), v.category.clone()),
+            r.clone(),
+        ));
+        r
+    }
+}
+
+/// The cell a value's labels name, or why they name none.
+fn cell_of_labels<'c>(v: &RawValue, catalog: &'c Catalog, allowed: &HashSet<&str>, program: &str) -> ResolvedCell<'c> {
     let Some(label) = &v.indicator else {
         return Err("value has no indicator".into());
     };
@@ -1060,6 +1115,47 @@ mod tests {
             (Some(true), None),
             "a placeholder is missing, not zero"
         );
+    }
+
+    #[test]
+    fn labels_resolve_to_their_own_cells_in_every_body_of_a_group() {
+        // A group of bodies resolves each set of labels once and reuses it:
+        // every value still lands in the cell its own labels name.
+        let cfg = config();
+        let doc = |n: i64| {
+            json!({"period": "2026-06", "values": [
+                {"indicator": "残疾人证核发", "value": n},
+                {"indicator": "残疾人证核发", "category": "视力", "value": n + 1},
+                {"indicator": "残疾人证核发", "category": "肢体", "value": n + 2},
+                {"indicator": "殘疾人證核發", "category": "聽力", "value": n + 3},
+                {"indicator": "不存在的指标", "category": "视力", "value": 1}
+            ]})
+        };
+        let n = normalized(
+            &cfg,
+            &[("341124102", "2026-06", doc(10)), ("341124103", "2026-06", doc(20))],
+        );
+        let cells: Vec<(String, Option<String>, Option<f64>)> = (0..n.facts.height())
+            .map(|i| {
+                let get = |c: &str| n.facts.column(c).unwrap().str().unwrap().get(i).map(str::to_string);
+                (
+                    get("township").unwrap(),
+                    get("category"),
+                    n.facts.column("value").unwrap().f64().unwrap().get(i),
+                )
+            })
+            .collect();
+        let want = |t: &str, base: f64| {
+            vec![
+                (t.to_string(), None, Some(base)),
+                (t.to_string(), Some("视力".to_string()), Some(base + 1.0)),
+                (t.to_string(), Some("肢体".to_string()), Some(base + 2.0)),
+                (t.to_string(), Some("听力".to_string()), Some(base + 3.0)),
+            ]
+        };
+        assert_eq!(cells, [want("341124102", 10.0), want("341124103", 20.0)].concat());
+        // The unknown indicator is quarantined in both bodies.
+        assert_eq!(n.quarantine.height(), 2);
     }
 
     #[test]
