@@ -1513,6 +1513,18 @@ pub async fn run_with<S: Source + Clone + 'static>(
         known.extend(state.check_records(p)?);
     }
     let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    // Written back: what is new or changed in more than being seen again
+    // (most of the records, every night; the commit moves theirs at once).
+    let check_records = {
+        let before: std::collections::HashMap<&str, &taizhang_model::CheckRecord> =
+            known.iter().map(|r| (r.key.as_str(), r)).collect();
+        let seen_again = |r: &taizhang_model::CheckRecord| {
+            before.get(r.key.as_str()).is_some_and(|old| {
+                old.same_but_last_seen(r) && (r.resolved_at.is_some() || r.last_seen == opts.now.max(old.last_seen))
+            })
+        };
+        check_records.into_iter().filter(|r| !seen_again(r)).collect::<Vec<_>>()
+    };
     let open = tracked
         .clone()
         .lazy()
@@ -1552,6 +1564,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     state.commit(&Commit {
         run_id,
         checks: &check_records,
+        seen_again: (&programs, opts.now),
         alerts: &rec.upserts,
         outbox: &alerts.outbox,
         snapshot: sealed.seq,

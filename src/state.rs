@@ -34,8 +34,13 @@ pub enum StateError {
 pub struct Commit<'a> {
     /// The run's id (from [`State::start_run`]).
     pub run_id: i64,
-    /// Check results to remember.
+    /// Check results to remember: new ones and those that changed in more
+    /// than `last_seen`.
     pub checks: &'a [CheckRecord],
+    /// The programs whose every open check result (not resolved, not in
+    /// `checks`) was seen failing again at this time: their `last_seen`
+    /// moves to it in one statement instead of each being written again.
+    pub seen_again: (&'a [String], DateTime<Utc>),
     /// Alert records that changed.
     pub alerts: &'a [AlertRecord],
     /// Alert state changes to deliver.
@@ -452,6 +457,16 @@ impl State {
         };
         let tx = self.conn.transaction().map_err(wrap)?;
         {
+            // First the records seen again, then the changed ones over them.
+            let (programs, at) = c.seen_again;
+            let mut st = tx
+                .prepare(
+                    "UPDATE check_state SET last_seen = max(last_seen, ?2) WHERE program = ?1 AND resolved_at IS NULL",
+                )
+                .map_err(wrap)?;
+            for p in programs {
+                st.execute(params![p, ts(&at)]).map_err(wrap)?;
+            }
             let mut st = tx
                 .prepare(
                     "INSERT INTO check_state VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16)
@@ -962,6 +977,85 @@ mod tests {
         let _ = st.landings_recorded(batch, true).unwrap();
         drop(st);
         assert_eq!(other(), LANDING_BATCH + 1);
+    }
+
+    fn check(program: &str, key: &str, seen: &str, resolved: Option<&str>) -> CheckRecord {
+        CheckRecord {
+            key: format!("{program}/{key}"),
+            rule: "breakdown".into(),
+            severity: "error".into(),
+            program: program.into(),
+            township: "341124102".into(),
+            period: "2026-06".into(),
+            year: 2026,
+            indicator: Some("certificates_issued".into()),
+            dimension: None,
+            observed: Some(3.0),
+            expected: Some(2.0),
+            message: "合计不符".into(),
+            explanation: None,
+            first_seen: t("2026-07-01T00:00:00Z"),
+            last_seen: t(seen),
+            resolved_at: resolved.map(t),
+        }
+    }
+
+    #[test]
+    fn open_checks_seen_again_move_their_last_seen_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = State::open(dir.path()).unwrap();
+        let run = st
+            .start_run(t("2026-07-02T00:00:00Z"), t("2026-07-02T00:00:00Z"))
+            .unwrap();
+        let first = [
+            check("p", "open", "2026-07-02T00:00:00Z", None),
+            check("p", "resolved", "2026-07-01T00:00:00Z", Some("2026-07-02T00:00:00Z")),
+            check("q", "open", "2026-07-02T00:00:00Z", None),
+        ];
+        let commit = |st: &mut State, run, checks: &[CheckRecord], programs: &[String], at: &str| {
+            st.commit(&Commit {
+                run_id: run,
+                checks,
+                seen_again: (programs, t(at)),
+                alerts: &[],
+                outbox: &[],
+                snapshot: None,
+                finished_at: t(at),
+                summary: "{}",
+            })
+            .unwrap()
+        };
+        commit(&mut st, run, &first, &[], "2026-07-02T00:00:00Z");
+        // A run of p the next day writes no record: p's open one was seen again.
+        let run = st
+            .start_run(t("2026-07-03T00:00:00Z"), t("2026-07-03T00:00:00Z"))
+            .unwrap();
+        commit(&mut st, run, &[], &["p".to_string()], "2026-07-03T00:00:00Z");
+        let p = st.check_records("p").unwrap();
+        let by = |k: &str| p.iter().find(|r| r.key == k).unwrap().clone();
+        assert_eq!(by("p/open"), check("p", "open", "2026-07-03T00:00:00Z", None));
+        assert_eq!(by("p/resolved"), first[1], "a resolved check keeps its last_seen");
+        assert_eq!(
+            st.check_records("q").unwrap(),
+            vec![first[2].clone()],
+            "another program's are not touched"
+        );
+        // A clock set back never moves last_seen back; a changed record is
+        // written over.
+        let run = st
+            .start_run(t("2026-07-04T00:00:00Z"), t("2026-07-01T12:00:00Z"))
+            .unwrap();
+        let mut changed = check("p", "open", "2026-07-03T00:00:00Z", None);
+        changed.observed = Some(4.0);
+        commit(
+            &mut st,
+            run,
+            std::slice::from_ref(&changed),
+            &["p".to_string()],
+            "2026-07-01T12:00:00Z",
+        );
+        let p = st.check_records("p").unwrap();
+        assert_eq!(p.iter().find(|r| r.key == "p/open").unwrap(), &changed);
     }
 
     #[test]

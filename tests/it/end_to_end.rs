@@ -515,6 +515,29 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     let checks = read_year(&wh, "check_results", 2026);
     let july = rows(&checks, &[("rule", "overdue"), ("period", "2026-07")]);
     assert_eq!(july.height(), cfg.def.registry.townships.len(), "{july}");
+    // What the state remembers for the next run: the checks open since July
+    // (not written again, their last_seen moved at once) and the new ones
+    // alike, as published.
+    let remembered = taizhang::state::State::open(&cfg.settings.paths.state_dir)
+        .unwrap()
+        .check_records("cdpf-monthly")
+        .unwrap();
+    let aug = at("2026-08-12T10:00:00+08:00");
+    let open: Vec<_> = remembered.iter().filter(|r| r.resolved_at.is_none()).collect();
+    assert!(open.iter().all(|r| r.last_seen == aug), "{open:?}");
+    assert!(open.iter().any(|r| r.first_seen < aug), "some open since July");
+    let open_july = open
+        .iter()
+        .filter(|r| r.rule == "overdue" && r.period == "2026-07")
+        .count();
+    assert_eq!(open_july, july.height());
+    let published_open = checks
+        .clone()
+        .lazy()
+        .filter(col("status").neq(lit("resolved")))
+        .collect()
+        .unwrap();
+    assert_eq!(open.len(), published_open.height());
     same(
         &august,
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
