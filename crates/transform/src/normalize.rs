@@ -93,22 +93,69 @@ pub struct Normalized {
     pub extractions: DataFrame,
 }
 
+/// A string column being built: every value in one buffer (a fact row's
+/// strings cost no allocation of their own).
+#[derive(Default)]
+struct Strs {
+    buf: String,
+    /// Where each value ends in `buf`; None for a null.
+    ends: Vec<Option<usize>>,
+}
+
+impl Strs {
+    fn push(&mut self, v: &str) {
+        self.buf.push_str(v);
+        self.ends.push(Some(self.buf.len()));
+    }
+
+    fn push_opt(&mut self, v: Option<&str>) {
+        match v {
+            Some(v) => self.push(v),
+            None => self.ends.push(None),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = Option<&str>> {
+        let mut start = 0;
+        self.ends.iter().map(move |e| {
+            e.map(|end| {
+                let v = &self.buf[start..end];
+                start = end;
+                v
+            })
+        })
+    }
+
+    /// The column, without nulls (every value was pushed with `push`).
+    fn column(&self, name: &str) -> Column {
+        Column::new(
+            name.into(),
+            self.iter().map(Option::unwrap_or_default).collect::<Vec<&str>>(),
+        )
+    }
+
+    /// The column, with its nulls.
+    fn column_opt(&self, name: &str) -> Column {
+        Column::new(name.into(), self.iter().collect::<Vec<Option<&str>>>())
+    }
+}
+
 #[derive(Default)]
 struct Facts {
-    program: Vec<String>,
-    township: Vec<String>,
-    county: Vec<String>,
-    period: Vec<String>,
+    program: Strs,
+    township: Strs,
+    county: Strs,
+    period: Strs,
     year: Vec<i32>,
-    indicator: Vec<String>,
-    dimension: Vec<Option<String>>,
-    category: Vec<Option<String>>,
+    indicator: Strs,
+    dimension: Strs,
+    category: Strs,
     value: Vec<Option<f64>>,
-    unit: Vec<String>,
+    unit: Strs,
     approx: Vec<bool>,
     missing: Vec<bool>,
-    value_raw: Vec<String>,
-    sha: Vec<String>,
+    value_raw: Strs,
+    sha: Strs,
     submitted_at: Vec<Option<i64>>,
     version: Vec<Option<i64>>,
     index: Vec<i64>,
@@ -640,20 +687,20 @@ impl<'c> Acc<'c> {
                     *o = ("published", value, approx);
                 }
                 f.extracted.push(!sub.mentions.is_empty());
-                f.program.push(pipeline.name.clone());
-                f.township.push(landing.township.clone());
-                f.county.push(county.clone());
-                f.period.push(landing.period.clone());
+                f.program.push(&pipeline.name);
+                f.township.push(&landing.township);
+                f.county.push(&county);
+                f.period.push(&landing.period);
                 f.year.push(period.year);
-                f.indicator.push(ind.code.clone());
-                f.dimension.push(key.1.clone());
-                f.category.push(key.2.clone());
+                f.indicator.push(&ind.code);
+                f.dimension.push_opt(key.1.as_deref());
+                f.category.push_opt(key.2.as_deref());
                 f.value.push(value);
-                f.unit.push(ind.unit.clone());
+                f.unit.push(&ind.unit);
                 f.approx.push(approx);
                 f.missing.push(missing);
-                f.value_raw.push(raw);
-                f.sha.push(landing.sha256.clone());
+                f.value_raw.push(&crate::submission::mask_personal(&raw));
+                f.sha.push(&landing.sha256);
                 f.submitted_at.push(submitted_at);
                 f.version.push(sub.version);
                 f.index.push(i as i64);
@@ -727,20 +774,21 @@ impl<'c> Acc<'c> {
         let Acc { f, q, s, x, .. } = self;
 
         let facts = DataFrame::new_infer_height(vec![
-            Column::new("program".into(), f.program),
-            Column::new("township".into(), f.township),
-            Column::new("county".into(), f.county),
-            Column::new("period".into(), f.period),
+            f.program.column("program"),
+            f.township.column("township"),
+            f.county.column("county"),
+            f.period.column("period"),
             Column::new("year".into(), f.year),
-            Column::new("indicator".into(), f.indicator),
-            Column::new("dimension".into(), f.dimension),
-            Column::new("category".into(), f.category),
+            f.indicator.column("indicator"),
+            f.dimension.column_opt("dimension"),
+            f.category.column_opt("category"),
             Column::new("value".into(), f.value),
-            Column::new("unit".into(), f.unit),
+            f.unit.column("unit"),
             Column::new("approx".into(), f.approx),
             Column::new("missing".into(), f.missing),
-            Column::new("value_raw".into(), masked(f.value_raw)),
-            Column::new("source_sha256".into(), f.sha),
+            // Masked as it was pushed.
+            f.value_raw.column("value_raw"),
+            f.sha.column("source_sha256"),
             Column::new("submitted_at".into(), f.submitted_at),
             Column::new("version".into(), f.version),
             Column::new("value_index".into(), f.index),
