@@ -911,20 +911,7 @@ mod tests {
     fn landing_twice_is_recorded_once() {
         let dir = tempfile::tempdir().unwrap();
         let st = State::open(dir.path()).unwrap();
-        let mut l = Landing {
-            pipeline: "p".into(),
-            township: "341124102".into(),
-            period: "2026-06".into(),
-            sha256: "ab".into(),
-            url: "http://x".into(),
-            bytes: 3,
-            content_type: None,
-            defect: None,
-            version: Some(1),
-            submitted_at: None,
-            first_fetched_at: t("2026-07-10T00:00:00Z"),
-            last_fetched_at: t("2026-07-10T00:00:00Z"),
-        };
+        let mut l = landing("341124102");
         assert!(st.record_landing(&l).unwrap());
         l.last_fetched_at = t("2026-07-11T00:00:00Z");
         assert!(!st.record_landing(&l).unwrap());
