@@ -884,17 +884,7 @@ fn compute(
                 let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
                 let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
                 // What the batch's checks see, but the rows.
-                let base = CheckInput {
-                    pipeline: p,
-                    catalog: &cfg.def.catalog,
-                    registry: reg,
-                    quotas: &quotas,
-                    facts: &empty.facts,
-                    submissions: &empty.submissions,
-                    unreachable: &unreachable,
-                    now,
-                    quota_facts: None,
-                };
+                let base = ctx.check_input(reg, &quotas);
                 // Nothing the batch is computed from changed: its files and
                 // results are carried over, and only the clock checks run.
                 let mut carried = None;
@@ -1010,6 +1000,27 @@ struct BatchContext<'a> {
     now: DateTime<Utc>,
 }
 
+impl BatchContext<'_> {
+    /// What a batch's checks see, but its rows.
+    fn check_input<'b>(
+        &'b self,
+        registry: &'b crate::registry::Registry,
+        quotas: &'b [taizhang_model::Quota],
+    ) -> CheckInput<'b> {
+        CheckInput {
+            pipeline: self.p,
+            catalog: &self.cfg.def.catalog,
+            registry,
+            quotas,
+            facts: &self.empty.facts,
+            submissions: &self.empty.submissions,
+            unreachable: self.unreachable,
+            now: self.now,
+            quota_facts: None,
+        }
+    }
+}
+
 /// A batch in the run's queue: carried (its memo and results), or being
 /// computed on another thread.
 enum Work<'scope> {
@@ -1061,21 +1072,9 @@ fn compute_batch(
         p,
         decisions,
         reports,
-        unreachable,
-        empty,
-        now,
+        ..
     } = *ctx;
-    let base = CheckInput {
-        pipeline: p,
-        catalog: &cfg.def.catalog,
-        registry: reg,
-        quotas,
-        facts: &empty.facts,
-        submissions: &empty.submissions,
-        unreachable,
-        now,
-        quota_facts: None,
-    };
+    let base = ctx.check_input(reg, quotas);
     // Rows come in the order the chunks hold them; publish them in
     // an order that does not depend on when each body landed.
     let sorted = |f: DataFrame, by: &[&str]| {

@@ -470,14 +470,13 @@ impl TableSink for Staging {
         }
         // The file of the previous snapshot this one could be linked to: it
         // was named by a fingerprint, or by its encoded bytes.
-        let candidate = self.prev.as_ref().and_then(|(_, m)| {
-            m.files.iter().find(|f| {
-                f.table == t.name
-                    && f.program.as_deref() == program
-                    && f.batch.as_deref() == owner.batch
-                    && Path::new(&f.path).parent() == Some(dir.as_path())
-            })
-        });
+        let slot = |f: &&FileEntry| {
+            f.table == t.name
+                && f.program.as_deref() == program
+                && f.batch.as_deref() == owner.batch
+                && Path::new(&f.path).parent() == Some(dir.as_path())
+        };
+        let candidate = self.prev.as_ref().and_then(|(_, m)| m.files.iter().find(slot));
         // Tables whose rows carry the run's clock change almost every run:
         // their encoded bytes are compared instead of a fingerprint that
         // would only be computed to differ. So are a batch's files: an
@@ -501,13 +500,7 @@ impl TableSink for Staging {
         let same = self.prev.as_ref().and_then(|(prev_dir, m)| {
             m.files
                 .iter()
-                .find(|f| {
-                    f.input == input
-                        && f.table == t.name
-                        && f.program.as_deref() == program
-                        && f.batch.as_deref() == owner.batch
-                        && Path::new(&f.path).parent() == Some(dir.as_path())
-                })
+                .find(|f| f.input == input && slot(f))
                 .map(|f| (prev_dir.clone(), f.path.clone()))
         });
         let rel = match same {
