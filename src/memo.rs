@@ -26,16 +26,24 @@ use crate::sinks::snapshot::FileEntry;
 
 /// Bumped whenever what a batch computes changes in a way the binary's
 /// identity would not show (it is in the digest too).
-pub const MEMO_VERSION: u32 = 2;
+pub const MEMO_VERSION: u32 = 3;
 
 /// The frames of a memo, by file name.
 const FRAMES: [&str; 5] = ["checks", "county", "reporting", "achieved", "submissions"];
+
+/// The file of a memo's look-back rows.
+const WINDOW: &str = "window";
 
 /// What one batch computed.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Digest of the inputs it was computed from.
     pub digest: String,
+    /// The rows of its facts the look-back checks of the province's later
+    /// periods read (`checks::earlier_rows`); None when loaded (they are read
+    /// on their own, with [`Memo::window`], only when a later batch is
+    /// computed).
+    pub window: Option<DataFrame>,
     /// Its files in the snapshot it was published in.
     pub files: Vec<FileEntry>,
     /// Fact rows published.
@@ -117,6 +125,7 @@ impl Memo {
         };
         Some(Batch {
             digest: meta.digest,
+            window: None,
             files: meta.files,
             rows_published: meta.rows_published,
             quarantined: meta.quarantined,
@@ -138,6 +147,35 @@ impl Memo {
         })
     }
 
+    /// Forgets the memos of batches other than `batches` (a province's
+    /// period nobody reports any more, a batch of an earlier version). What
+    /// cannot be removed is left: it costs disk, not correctness.
+    pub fn retain(&self, batches: &std::collections::BTreeSet<String>) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !batches.contains(&name)
+                && let Err(err) = std::fs::remove_dir_all(e.path())
+            {
+                tracing::warn!(path = %e.path().display(), error = %err, "Cannot remove a memo no batch uses.");
+            }
+        }
+    }
+
+    /// The look-back rows of `batch` computed from inputs with `digest`
+    /// ([`Batch::window`]); None when there are none or they cannot be read.
+    pub fn window(&self, batch: &str, digest: &str) -> Option<DataFrame> {
+        let dir = self.batch_dir(batch);
+        let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
+        if meta.format != MEMO_VERSION || meta.digest != digest {
+            return None;
+        }
+        let f = std::fs::File::open(dir.join(format!("{WINDOW}.parquet"))).ok()?;
+        ParquetReader::new(f).finish().ok()
+    }
+
     /// Keeps `b` as the memo of `batch` (replacing the one before; a crash
     /// in between leaves no memo or one that does not load, never a mix).
     pub fn save(&self, batch: &str, b: &Batch) -> Result<(), String> {
@@ -157,6 +195,10 @@ impl Memo {
         ]) {
             let path = tmp.join(format!("{name}.parquet"));
             crate::kept::write(&path, frame.clone()).map_err(|e| e.to_string())?;
+        }
+        if let Some(w) = b.window.as_ref().filter(|w| w.width() > 0) {
+            let path = tmp.join(format!("{WINDOW}.parquet"));
+            crate::kept::write(&path, w.clone()).map_err(|e| e.to_string())?;
         }
         let meta = Meta {
             format: MEMO_VERSION,

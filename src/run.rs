@@ -785,11 +785,99 @@ struct Computed {
     programs: Vec<(String, publish::ProgramTables)>,
 }
 
-/// The batches a run works in: one per province of the registry, each a
-/// registry of its own. Every check compares townships within a county, so
-/// a batch of whole provinces checks exactly as the whole registry would.
+/// The provinces a run works in, each a registry of its own. Every check
+/// compares townships within a county, so a province checks exactly as the
+/// whole registry would. A province's batches are its periods (see [`Part`]).
 fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry::Registry)> {
     registry.split_by(|t| t.province.clone()).into_iter().collect()
+}
+
+/// The periods of a province's current landings, oldest first.
+fn province_periods(mine: &[&(&Landing, usize)]) -> Vec<String> {
+    let mut periods: Vec<&str> = mine.iter().map(|(l, _)| l.period.as_str()).collect();
+    periods.sort_unstable();
+    periods.dedup();
+    let mut periods: Vec<String> = periods.into_iter().map(str::to_string).collect();
+    periods.sort_by_cached_key(|p| (p.parse::<Period>().ok(), p.clone()));
+    periods
+}
+
+/// Which batch of its province a batch is: one period of the province's
+/// (None when nothing of the province landed), whether it is the last one,
+/// and all the province's periods. A batch owns the results of its period;
+/// the last one also those of periods no batch has (a year's quota
+/// progress, a period nobody of the province reported yet: overdue).
+#[derive(Debug, Clone)]
+struct Part {
+    period: Option<String>,
+    last: bool,
+    periods: Vec<String>,
+}
+
+impl Part {
+    /// Whether results (and fetch failures) of `period` are this batch's.
+    fn owns(&self, period: &str) -> bool {
+        self.period.as_deref() == Some(period) || (self.last && !self.periods.iter().any(|p| p == period))
+    }
+
+    /// The rows of `results` this batch owns.
+    fn keep(&self, results: DataFrame) -> PolarsResult<DataFrame> {
+        let own = match &self.period {
+            Some(p) => col("period").eq(lit(p.clone())),
+            None => lit(false),
+        };
+        let orphan = match self.last {
+            true => col("period")
+                .is_in(lit(Series::new("p".into(), self.periods.clone())).implode(false), false)
+                .not(),
+            false => lit(false),
+        };
+        results.lazy().filter(own.or(orphan)).collect()
+    }
+}
+
+/// A batch before this one in its province, for the look-back checks of
+/// the ones after it: the rows they read, or, carried, where to read them.
+enum Earlier<'l> {
+    Rows(DataFrame),
+    /// The batch's code, digest and landings.
+    Memo(String, String, Vec<(&'l Landing, usize)>),
+}
+
+impl Earlier<'_> {
+    fn rows(&self) -> Option<&DataFrame> {
+        match self {
+            Earlier::Rows(r) => Some(r),
+            Earlier::Memo(..) => None,
+        }
+    }
+}
+
+/// The rows of `facts` the look-back checks read of a period before theirs.
+fn looked_back(facts: &DataFrame, rows: Option<&Expr>) -> Result<DataFrame, RunError> {
+    let Some(rows) = rows else {
+        return Ok(DataFrame::empty());
+    };
+    facts
+        .select(CHECKED_COLUMNS)
+        .and_then(|f| f.lazy().filter(rows.clone()).collect())
+        .map_err(internal("check"))
+}
+
+/// A batch's rows from the kept results, with the reviewers' decisions.
+#[allow(clippy::too_many_arguments)]
+fn batch_rows(
+    cfg: &Loaded,
+    p: &Pipeline,
+    kept: &mut Kept,
+    raw: &RawStore,
+    wanted: &[(&Landing, usize)],
+    empty: &normalize::Normalized,
+    decisions: &review::Decisions,
+    parsed: &mut usize,
+) -> Result<normalize::Normalized, RunError> {
+    let n = kept_results(cfg, p, kept, raw, wanted, empty, parsed)?;
+    review::apply(n, decisions).map_err(internal("review"))
 }
 
 /// Normalize, check and roll up every selected program from what is landed,
@@ -837,16 +925,19 @@ fn compute(
         )
         .map_err(internal("normalize"))?;
         let memo = Memo::new(&cfg.settings.paths.state_dir, &p.name);
+        // The rows of earlier periods the look-back checks read.
+        let looks_back = checks::earlier_rows(p, &cfg.def.catalog).map_err(internal("check"))?;
         let ctx = BatchContext {
             cfg,
             p,
-            decisions,
             reports: &reports,
             unreachable: &unreachable,
             empty: &empty,
             now,
         };
         let mut tail = Tail::default();
+        // The batches of this run (the memos of any other are forgotten).
+        let mut codes = std::collections::BTreeSet::new();
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {
@@ -859,20 +950,9 @@ fn compute(
                 tail: &mut tail,
                 summary: &mut *summary,
             };
-            for (code, reg) in &batches {
+            for (province, reg) in &batches {
                 let mine: Vec<&(&Landing, usize)> =
                     current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
-                // Every version of the (township, period)s that have more than one.
-                let older: Vec<(&Landing, usize)> = mine
-                    .iter()
-                    .filter(|(_, n)| *n > 1)
-                    .flat_map(|(c, _)| {
-                        all.iter()
-                            .filter(|l| l.township == c.township && l.period == c.period)
-                            .map(|l| (l, 1))
-                    })
-                    .collect();
-                let wanted: Vec<(&Landing, usize)> = mine.iter().map(|(l, n)| (*l, *n)).collect();
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
                     .def
@@ -881,73 +961,177 @@ fn compute(
                     .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
                     .cloned()
                     .collect();
-                let batch_failures: Vec<_> = failures.iter().filter(|f| reg.get(&f.0).is_some()).cloned().collect();
-                let digest = batch_digest(cfg, p, code, year, &wanted, &older, &reports, decisions);
-                // What the batch's checks see, but the rows.
-                let base = ctx.check_input(reg, &quotas);
-                // Nothing the batch is computed from changed: its files and
-                // results are carried over, and only the clock checks run.
-                let mut carried = None;
-                if !recompute && let Some(m) = memo.load(code, &digest) {
-                    let input = CheckInput {
-                        submissions: &m.submissions,
-                        quota_facts: Some(&m.quota_facts),
-                        ..base.clone()
-                    };
-                    let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                    let held = memo::excluded_keys(
-                        &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
-                        &m.periods,
-                    )
-                    .map_err(internal("check"))?;
-                    if held == m.clock_excluded && batch_end.sink.carry(&m.files)? {
-                        let results =
-                            checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
-                        batch_end.summary.batches_carried += 1;
-                        carried = Some((m, results));
-                    }
-                }
-                let work = match carried {
-                    Some((m, results)) => Work::Carried(Box::new(m), results),
-                    None => {
-                        let history = if older.is_empty() {
-                            normalize::history(&p.name, &[]).map_err(internal("normalize"))?
-                        } else {
-                            let facts =
-                                kept_results(cfg, p, kept, raw, &older, &empty, &mut batch_end.summary.bodies_parsed)?
-                                    .facts;
-                            let per_version: Vec<DataFrame> = older
-                                .iter()
-                                .map(|(l, _)| {
-                                    facts
-                                        .clone()
-                                        .lazy()
-                                        .filter(
-                                            col("township")
-                                                .eq(lit(l.township.clone()))
-                                                .and(col("source_sha256").eq(lit(l.sha256.clone()))),
-                                        )
-                                        .collect()
-                                })
-                                .collect::<PolarsResult<_>>()
-                                .map_err(internal("normalize"))?;
-                            let versions: Vec<normalize::Version<'_>> = older
-                                .iter()
-                                .zip(&per_version)
-                                .map(|((landing, _), facts)| normalize::Version { landing, facts })
-                                .collect();
-                            normalize::history(&p.name, &versions).map_err(internal("normalize"))?
-                        };
-                        let n = kept_results(cfg, p, kept, raw, &wanted, &empty, &mut batch_end.summary.bodies_parsed)?;
-                        let ctx = &ctx;
-                        Work::Running(scope.spawn(move || compute_batch(ctx, reg, &quotas, digest, n, history)))
-                    }
+                let quotas = Arc::new(quotas);
+                // The province's periods, oldest first: a batch each (one
+                // batch with none when nothing of the province landed).
+                let periods = province_periods(&mine);
+                let parts: Vec<Option<&str>> = match periods.is_empty() {
+                    true => vec![None],
+                    false => periods.iter().map(|p| Some(p.as_str())).collect(),
                 };
-                queue.push_back((code, batch_failures, work));
-                // One batch computed on another core while this thread reads
-                // the next one's rows and writes the one before.
-                while queue.len() > BATCHES_IN_FLIGHT {
-                    finish_batch(&mut queue, &mut batch_end)?;
+                // What the batches before read of each other: the digest of
+                // the one before, and the rows the look-back checks read.
+                let mut chain = String::new();
+                let mut before: Vec<Earlier> = vec![];
+                for (i, period) in parts.iter().enumerate() {
+                    let part = Part {
+                        period: period.map(str::to_string),
+                        last: i + 1 == parts.len(),
+                        periods: periods.clone(),
+                    };
+                    let code = match period {
+                        Some(p) => format!("{province}-{p}"),
+                        None => province.clone(),
+                    };
+                    let wanted: Vec<(&Landing, usize)> = mine
+                        .iter()
+                        .filter(|(l, _)| Some(l.period.as_str()) == *period)
+                        .map(|(l, n)| (*l, *n))
+                        .collect();
+                    // Every version of the (township, period)s that have more than one.
+                    let older: Vec<(&Landing, usize)> = wanted
+                        .iter()
+                        .filter(|(_, n)| *n > 1)
+                        .flat_map(|(c, _)| {
+                            all.iter()
+                                .filter(|l| l.township == c.township && l.period == c.period)
+                                .map(|l| (l, 1))
+                        })
+                        .collect();
+                    let batch_failures: Vec<_> = failures
+                        .iter()
+                        .filter(|f| reg.get(&f.0).is_some() && part.owns(&f.1))
+                        .cloned()
+                        .collect();
+                    let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
+                    chain = digest.clone();
+                    let base = ctx.check_input(reg, &quotas);
+                    // Nothing the batch is computed from changed (nor any
+                    // batch before it): its files and results are carried
+                    // over, and only the clock checks run.
+                    let mut carried = None;
+                    if !recompute && let Some(m) = memo.load(&code, &digest) {
+                        let input = CheckInput {
+                            submissions: &m.submissions,
+                            quota_facts: Some(&m.quota_facts),
+                            ..base.clone()
+                        };
+                        let clock = part
+                            .keep(checks::run_raw(&input, true).map_err(internal("check"))?)
+                            .map_err(internal("check"))?;
+                        let held = memo::excluded_keys(
+                            &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
+                            &m.periods,
+                        )
+                        .map_err(internal("check"))?;
+                        if held == m.clock_excluded && batch_end.sink.carry(&m.files)? {
+                            let results = checks::finish(&[m.checks.clone(), clock], &m.submissions)
+                                .map_err(internal("check"))?;
+                            batch_end.summary.batches_carried += 1;
+                            carried = Some((m, results));
+                        }
+                    }
+                    let work = match carried {
+                        Some((m, results)) => {
+                            before.push(Earlier::Memo(code.clone(), digest.clone(), wanted.clone()));
+                            Work::Carried(Box::new(m), results)
+                        }
+                        None => {
+                            let history = if older.is_empty() {
+                                normalize::history(&p.name, &[]).map_err(internal("normalize"))?
+                            } else {
+                                let facts = kept_results(
+                                    cfg,
+                                    p,
+                                    kept,
+                                    raw,
+                                    &older,
+                                    &empty,
+                                    &mut batch_end.summary.bodies_parsed,
+                                )?
+                                .facts;
+                                let per_version: Vec<DataFrame> = older
+                                    .iter()
+                                    .map(|(l, _)| {
+                                        facts
+                                            .clone()
+                                            .lazy()
+                                            .filter(
+                                                col("township")
+                                                    .eq(lit(l.township.clone()))
+                                                    .and(col("source_sha256").eq(lit(l.sha256.clone()))),
+                                            )
+                                            .collect()
+                                    })
+                                    .collect::<PolarsResult<_>>()
+                                    .map_err(internal("normalize"))?;
+                                let versions: Vec<normalize::Version<'_>> = older
+                                    .iter()
+                                    .zip(&per_version)
+                                    .map(|((landing, _), facts)| normalize::Version { landing, facts })
+                                    .collect();
+                                normalize::history(&p.name, &versions).map_err(internal("normalize"))?
+                            };
+                            let n = batch_rows(
+                                cfg,
+                                p,
+                                kept,
+                                raw,
+                                &wanted,
+                                &empty,
+                                decisions,
+                                &mut batch_end.summary.bodies_parsed,
+                            )?;
+                            let window = looked_back(&n.facts, looks_back.as_ref())?;
+                            // The rows of the periods before that the
+                            // look-back checks read.
+                            let earlier = match looks_back.is_some() && !before.is_empty() {
+                                true => {
+                                    for b in before.iter_mut() {
+                                        if let Earlier::Memo(code, digest, wanted) = b {
+                                            let rows = match memo.window(code, digest) {
+                                                Some(rows) => rows,
+                                                // Not readable: read again
+                                                // from the batch's rows.
+                                                None => looked_back(
+                                                    &batch_rows(
+                                                        cfg,
+                                                        p,
+                                                        kept,
+                                                        raw,
+                                                        wanted,
+                                                        &empty,
+                                                        decisions,
+                                                        &mut batch_end.summary.bodies_parsed,
+                                                    )?
+                                                    .facts,
+                                                    looks_back.as_ref(),
+                                                )?,
+                                            };
+                                            *b = Earlier::Rows(rows);
+                                        }
+                                    }
+                                    Some(
+                                        vstack(before.iter().filter_map(Earlier::rows).cloned().collect())
+                                            .map_err(internal("check"))?,
+                                    )
+                                }
+                                false => None,
+                            };
+                            before.push(Earlier::Rows(window.clone()));
+                            let (ctx, quotas, part) = (&ctx, Arc::clone(&quotas), part.clone());
+                            Work::Running(scope.spawn(move || {
+                                compute_batch(ctx, reg, &quotas, digest, n, history, earlier, window, &part)
+                            }))
+                        }
+                    };
+                    codes.insert(code.clone());
+                    queue.push_back((code, batch_failures, work));
+                    // One batch computed on another core while this thread reads
+                    // the next one's rows and writes the one before.
+                    while queue.len() > BATCHES_IN_FLIGHT {
+                        finish_batch(&mut queue, &mut batch_end)?;
+                    }
                 }
             }
             while !queue.is_empty() {
@@ -955,6 +1139,7 @@ fn compute(
             }
             Ok(())
         })?;
+        memo.retain(&codes);
         let Tail {
             candidates: batch_candidates,
             county_rolls,
@@ -992,7 +1177,6 @@ fn compute(
 struct BatchContext<'a> {
     cfg: &'a Loaded,
     p: &'a Pipeline,
-    decisions: &'a review::Decisions,
     reports: &'a std::collections::HashMap<(String, String), timeliness::Report>,
     unreachable: &'a std::collections::HashSet<(String, String)>,
     /// The program's tables, empty (their schemas).
@@ -1017,6 +1201,7 @@ impl BatchContext<'_> {
             unreachable: self.unreachable,
             now: self.now,
             quota_facts: None,
+            earlier: None,
         }
     }
 }
@@ -1030,7 +1215,7 @@ enum Work<'scope> {
 
 /// A batch waiting in the run's queue: its code, its fetch failures (township,
 /// period, url, error) and its work.
-type Queued<'a, 'scope> = (&'a String, Vec<(String, String, String, String)>, Work<'scope>);
+type Queued<'scope> = (String, Vec<(String, String, String, String)>, Work<'scope>);
 
 /// A batch computed: its memo (without its files yet), check results and
 /// tables to publish.
@@ -1059,6 +1244,7 @@ const CHECKED_COLUMNS: [&str; 13] = [
 /// Computes one batch from its kept rows and the history of its reports'
 /// versions: reviews and timeliness applied, checks, county rollup and the
 /// alert conditions of its quarantine. Pure: no IO, no clock but `now`.
+#[allow(clippy::too_many_arguments)]
 fn compute_batch(
     ctx: &BatchContext<'_>,
     reg: &crate::registry::Registry,
@@ -1066,14 +1252,11 @@ fn compute_batch(
     digest: String,
     n: normalize::Normalized,
     history: DataFrame,
+    earlier: Option<DataFrame>,
+    window: DataFrame,
+    part: &Part,
 ) -> Result<ComputedBatch, RunError> {
-    let BatchContext {
-        cfg,
-        p,
-        decisions,
-        reports,
-        ..
-    } = *ctx;
+    let BatchContext { cfg, p, reports, .. } = *ctx;
     let base = ctx.check_input(reg, quotas);
     // Rows come in the order the chunks hold them; publish them in
     // an order that does not depend on when each body landed.
@@ -1082,8 +1265,6 @@ fn compute_batch(
             .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
             .collect()
     };
-    // What reviewers decided about documents' values.
-    let n = review::apply(n, decisions).map_err(internal("review"))?;
     // When each report arrived, from the evidence of all its versions.
     let submissions = timeliness::apply(n.submissions, reports).map_err(internal("normalize"))?;
     let n = normalize::Normalized {
@@ -1092,31 +1273,40 @@ fn compute_batch(
         submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
         extractions: sorted(n.extractions, &["township", "period", "start", "end"]).map_err(internal("normalize"))?,
     };
-    // What the quota check reads of the facts: made once, for the
-    // check and for the memo.
+    // The checks see the columns they read: every row they filter, join or
+    // window is copied without the provenance (the body's sha256 above
+    // all), which is a fifth of a fact row.
+    let checked = n.facts.select(CHECKED_COLUMNS).map_err(internal("check"))?;
+    // What the quota check reads of the facts, this period's and the ones
+    // before: made once, for the check and for the memo.
     let quota_facts = match p
         .checks
         .iter()
         .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
     {
-        true => checks::quota::quota_facts(&n.facts, &cfg.def.catalog).map_err(internal("check"))?,
+        true => {
+            let year_to_date = match &earlier {
+                Some(e) => vstack(vec![e.clone(), window.clone()]).map_err(internal("check"))?,
+                None => checked.clone(),
+            };
+            checks::quota::quota_facts(&year_to_date, &cfg.def.catalog).map_err(internal("check"))?
+        }
         false => checks::quota::QuotaFacts {
             achieved: DataFrame::empty(),
             years: vec![],
         },
     };
-    // The checks see the columns they read: every row they filter, join or
-    // window is copied without the provenance (the body's sha256 above
-    // all), which is a fifth of a fact row.
-    let checked = n.facts.select(CHECKED_COLUMNS).map_err(internal("check"))?;
     let input = CheckInput {
         facts: &checked,
         submissions: &n.submissions,
         quota_facts: Some(&quota_facts),
+        earlier: earlier.as_ref(),
         ..base
     };
     let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
-    let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+    let clock = part
+        .keep(checks::run_raw(&input, true).map_err(internal("check"))?)
+        .map_err(internal("check"))?;
     let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
     let mut periods: Vec<String> = n
         .facts
@@ -1144,6 +1334,7 @@ fn compute_batch(
     let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
     let batch = memo::Batch {
         digest,
+        window: Some(window),
         files: vec![],
         rows_published: n.facts.height(),
         quarantined: n.quarantine.height(),
@@ -1200,7 +1391,7 @@ struct Tail {
 /// are published and its memo saved; then, carried or computed alike, its
 /// alert conditions, rollup rows and counts are gathered.
 fn finish_batch(
-    queue: &mut std::collections::VecDeque<Queued<'_, '_>>,
+    queue: &mut std::collections::VecDeque<Queued<'_>>,
     end: &mut BatchEnd<'_, '_>,
 ) -> Result<(), RunError> {
     let Some((code, batch_failures, work)) = queue.pop_front() else {
@@ -1220,11 +1411,11 @@ fn finish_batch(
             let (mut batch, results, tables) = job
                 .join()
                 .map_err(|_| RunError::Task(format!("computing batch {code} of {} panicked", p.name)))??;
-            let wrote = publish::publish_batch(cfg, &p.name, code, &tables, end.sink, year)?;
+            let wrote = publish::publish_batch(cfg, &p.name, &code, &tables, end.sink, year)?;
             batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
-            batch.files = end.sink.files_of(&p.name, code);
+            batch.files = end.sink.files_of(&p.name, &code);
             // A memo that cannot be kept only costs the next run time.
-            if let Err(e) = memo.save(code, &batch) {
+            if let Err(e) = memo.save(&code, &batch) {
                 tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
             }
             (batch, results)
@@ -1270,7 +1461,9 @@ fn finish_batch(
 /// Everything one batch of one program is computed from besides the clock,
 /// summed up: the binary and the configuration, the batch, the year files
 /// are published under, every current and older landing of the batch with
-/// its report's timeliness evidence, and the review decisions. (Fetch
+/// its report's timeliness evidence, the review decisions, and the digest of
+/// the province's batch `before` it (whose periods its look-back checks
+/// read, and which was computed from the one before it, and so on). (Fetch
 /// failures are not in it: their alerts are made every run.)
 #[allow(clippy::too_many_arguments)]
 fn batch_digest(
@@ -1282,6 +1475,7 @@ fn batch_digest(
     older: &[(&Landing, usize)],
     reports: &std::collections::HashMap<(String, String), timeliness::Report>,
     decisions: &review::Decisions,
+    before: &str,
 ) -> String {
     let landing = |l: &Landing| {
         format!(
@@ -1309,7 +1503,7 @@ fn batch_digest(
         .collect();
     lines.sort();
     let head = format!(
-        "memo v{} {} {} {} {batch} {year}\n",
+        "memo v{} {} {} {} {batch} {year} after {before}\n",
         memo::MEMO_VERSION,
         binary_identity(),
         cfg.normalize_fingerprint(p),

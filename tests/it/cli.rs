@@ -168,8 +168,12 @@ async fn run_with_config_file_env_override_and_fixed_clock() {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
-    assert!(files[0].starts_with("part-cdpf-monthly-"), "{files:?}");
+    // A file per batch: the county's province (34), each month landed.
+    assert_eq!(files.len(), 6, "{files:?}");
+    for m in 1..=6 {
+        let batch = format!("part-cdpf-monthly-34-2026-{m:02}-");
+        assert!(files.iter().any(|f| f.starts_with(&batch)), "{batch} in {files:?}");
+    }
     assert!(!dir.path().join("warehouse").exists(), "the environment override wins");
     let posts = receiver.posts();
     assert_eq!(posts.len(), 1);

@@ -397,21 +397,23 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     let s = run(&cfg, &opts).await.unwrap();
     assert_eq!(s.fetch_failed, 0);
 
-    // Each batch wrote its own files.
     let files: Vec<String> = std::fs::read_dir(wh.join("current/facts/certificates_issued/year=2026"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    assert_eq!(files.len(), 2, "{files:?}");
-    assert!(
-        files.iter().any(|f| f.starts_with("part-cdpf-monthly-11-")),
-        "{files:?}"
-    );
-    assert!(
-        files.iter().any(|f| f.starts_with("part-cdpf-monthly-34-")),
-        "{files:?}"
-    );
+    // Each batch (a province's period) wrote its own files.
+    let mut batches: Vec<String> = files
+        .iter()
+        .map(|f| f[..f.len() - "-0123456789abcdef.parquet".len()].to_string())
+        .collect();
+    batches.sort();
+    let months = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"];
+    let expected: Vec<String> = ["11", "34"]
+        .iter()
+        .flat_map(|p| months.iter().map(move |m| format!("part-cdpf-monthly-{p}-{m}")))
+        .collect();
+    assert_eq!(batches, expected, "{files:?}");
 
     // Checks ran per batch, each township once.
     let checks = read_year(&wh, "check_results", 2026);
@@ -452,11 +454,27 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     assert_eq!(nation, (anhui.0 + beijing_p.0, anhui.1 + beijing_p.1));
     assert_eq!(cell("rollup_county", &[("county", "110101")]), beijing_p);
 
-    // Nothing new: nothing parsed, nothing encoded, both batches carried.
+    // Nothing new: nothing parsed, nothing encoded, all 12 batches carried;
+    // a memo of a batch no longer made (a province batch of an earlier
+    // version) is forgotten.
+    let memos = cfg.settings.paths.state_dir.join("memo/cdpf-monthly");
+    std::fs::create_dir_all(memos.join("11")).unwrap();
+    std::fs::write(memos.join("11/meta.json"), b"{}").unwrap();
     let again = run(&cfg, &opts).await.unwrap();
+    let mut kept: Vec<String> = std::fs::read_dir(&memos)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    kept.sort();
+    let batches: Vec<String> = expected
+        .iter()
+        .map(|f| f["part-cdpf-monthly-".len()..].to_string())
+        .collect();
+    assert_eq!(kept, batches);
     assert_eq!(
         (again.bodies_parsed, again.publish.written, again.batches_carried),
-        (0, 0, 2),
+        (0, 0, 12),
         "{:?}",
         again.publish
     );
@@ -493,7 +511,8 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &run(&cfg, &recompute("2026-07-10T10:00:00+08:00")).await.unwrap(),
     );
 
-    // One township of 北京 resubmits: only its batch is computed.
+    // One township of 北京 resubmits May: its batch is computed, and June's,
+    // which looks back at May; the other ten are carried.
     let mut doc = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, &beijing[1], 5);
     doc["township"] = json!(beijing[1]);
     doc["version"] = json!(2);
@@ -501,17 +520,17 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     doc["values"][0]["value"] = json!(777);
     portal.set(&beijing[1], "2026-05", Canned::json(&doc));
     let one = run(&cfg, &opts).await.unwrap();
-    assert_eq!((one.landed_new, one.batches_carried), (1, 1));
+    assert_eq!((one.landed_new, one.batches_carried), (1, 10));
     same(&one, &run(&cfg, &recompute("2026-07-10T10:00:00+08:00")).await.unwrap());
 
     // A month later July is overdue everywhere: the clock checks of a
-    // carried batch run again.
+    // carried batch run again (the last of each province's owns July).
     let later = RunOptions {
         only: vec!["cdpf-monthly".into()],
         ..RunOptions::at(at("2026-08-12T10:00:00+08:00"))
     };
     let august = run(&cfg, &later).await.unwrap();
-    assert_eq!(august.batches_carried, 2);
+    assert_eq!(august.batches_carried, 12);
     let checks = read_year(&wh, "check_results", 2026);
     let july = rows(&checks, &[("rule", "overdue"), ("period", "2026-07")]);
     assert_eq!(july.height(), cfg.def.registry.townships.len(), "{july}");
@@ -543,13 +562,31 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 
-    // A memo that cannot be read is no memo: its batch is computed.
-    let memo = cfg.settings.paths.state_dir.join("memo/cdpf-monthly/11/checks.parquet");
-    std::fs::write(&memo, b"PAR1 not really").unwrap();
+    // A memo that cannot be read is no memo: its batch is computed (the
+    // batches after it are computed from the same inputs: carried).
+    std::fs::write(memos.join("11-2026-03/checks.parquet"), b"PAR1 not really").unwrap();
     let mended = run(&cfg, &later).await.unwrap();
-    assert_eq!(mended.batches_carried, 1);
+    assert_eq!(mended.batches_carried, 11);
     same(
         &mended,
+        &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
+    );
+
+    // A township of 全椒 (which has quotas: its year to date is read from
+    // the months before) resubmits June, with the rows April's memo keeps
+    // for the periods after it unreadable: they are read again from
+    // April's reports.
+    std::fs::write(memos.join("34-2026-04/window.parquet"), b"PAR1 not really").unwrap();
+    let mut doc = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, "341124102", 6);
+    doc["township"] = json!("341124102");
+    doc["version"] = json!(2);
+    doc.as_object_mut().unwrap().remove("township_name");
+    doc["values"][0]["value"] = json!(778);
+    portal.set("341124102", "2026-06", Canned::json(&doc));
+    let june = run(&cfg, &later).await.unwrap();
+    assert_eq!((june.landed_new, june.batches_carried), (1, 11));
+    same(
+        &june,
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 }

@@ -58,6 +58,7 @@ pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::
         unreachable: &unreachable,
         now: at(now),
         quota_facts: None,
+        earlier: None,
     })
     .expect("checks run")
 }

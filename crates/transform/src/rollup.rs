@@ -196,15 +196,7 @@ impl Context {
                     .otherwise(lit(NULL).cast(DataType::Float64))
                     .alias("quota"),
             ]);
-        let group = [
-            col(code),
-            col("year"),
-            col("indicator"),
-            col("dimension"),
-            col("category"),
-        ];
-        let mut sort = vec!["program".to_string(), code.to_string()];
-        sort.extend(["indicator", "dimension", "category", "period"].map(String::from));
+        let (group, sort) = running(code);
         cells
             .join(expected, [col(code)], [col(code)], JoinArgs::new(JoinType::Left))
             .join(
@@ -233,10 +225,7 @@ impl Context {
                     .then(col("quota"))
                     .otherwise(lit(NULL).cast(DataType::Float64))
                     .alias("quota"),
-                when(col("is_flow"))
-                    .then(col("value").fill_null(lit(0.0)).cum_sum(false).over(group)?)
-                    .otherwise(col("value"))
-                    .alias("ytd_value"),
+                ytd_value(group)?,
             ])
             .with_column((col("ytd_value") / col("quota")).alias("progress"))
             .select(
@@ -247,6 +236,50 @@ impl Context {
             )
             .collect()
     }
+
+    /// A level's table whose periods were completed apart (a batch each),
+    /// with its year to date and progress made again over every period.
+    fn years_to_date(&self, table: DataFrame, level: Level) -> PolarsResult<DataFrame> {
+        let (group, sort) = running(code_col(level));
+        let columns: Vec<Expr> = table.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+        table
+            .lazy()
+            .join(
+                self.kinds.clone(),
+                [col("indicator")],
+                [col("indicator")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .sort(sort, SortMultipleOptions::default().with_nulls_last(false))
+            .with_column(ytd_value(group)?)
+            .with_column((col("ytd_value") / col("quota")).alias("progress"))
+            .select(columns)
+            .collect()
+    }
+}
+
+/// The cells a running year-to-date sum runs over at a level (area, year,
+/// indicator, dimension, category), and the order it runs in.
+fn running(code: &str) -> ([Expr; 5], Vec<String>) {
+    let group = [
+        col(code),
+        col("year"),
+        col("indicator"),
+        col("dimension"),
+        col("category"),
+    ];
+    let mut sort = vec!["program".to_string(), code.to_string()];
+    sort.extend(["indicator", "dimension", "category", "period"].map(String::from));
+    (group, sort)
+}
+
+/// Year to date, over rows sorted by period within `group`: the running sum
+/// of a flow, the value of a stock.
+fn ytd_value(group: [Expr; 5]) -> PolarsResult<Expr> {
+    Ok(when(col("is_flow"))
+        .then(col("value").fill_null(lit(0.0)).cum_sum(false).over(group)?)
+        .otherwise(col("value"))
+        .alias("ytd_value"))
 }
 
 /// Builds the county rollup.
@@ -370,7 +403,8 @@ pub fn hierarchy(
 }
 
 /// The levels above the county from the county rollup of every county
-/// (made batch by batch), and `submissions` (at least `township`, `period`,
+/// (made batch by batch: a batch's year to date counts only its own
+/// periods, so the county's is made again here over all of them), and `submissions` (at least `township`, `period`,
 /// `status` of every current submission) for the reporting counts.
 pub fn levels_up(
     county: DataFrame,
@@ -380,6 +414,7 @@ pub fn levels_up(
     catalog: &Catalog,
 ) -> PolarsResult<[DataFrame; 4]> {
     let ctx = Context::new(submissions, registry, quotas, catalog)?;
+    let county = ctx.years_to_date(county, LEVELS[0])?;
     let city = level_up(&county, LEVELS[0], LEVELS[1], &ctx)?;
     let province = level_up(&city, LEVELS[1], LEVELS[2], &ctx)?;
     let nation = level_up(&province, LEVELS[2], LEVELS[3], &ctx)?;

@@ -66,6 +66,7 @@ fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Val
         unreachable: &unreachable,
         now: at(now),
         quota_facts: None,
+        earlier: None,
     };
     check.run(&input).unwrap()
 }
@@ -600,4 +601,143 @@ fn a_year_reported_without_quotas_says_progress_is_not_checked() {
     );
     let r = run_with(&cfg, &[], decl, &docs, "2027-02-10T10:00:00+08:00");
     assert_eq!(missing(&r), ["341124/2026", "341124/2027"], "{r}");
+}
+
+#[test]
+fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checked_with_all_history() {
+    // What a run does with a (province, period) batch: the period's facts,
+    // and of the periods before only the rows `earlier_rows` selects.
+    let cfg = config_with(EXTRA);
+    let decls = [
+        "kind = \"cumulative\"\nseverity = \"error\"",
+        "kind = \"stock_flow\"\nstock = \"severe_care_recipients\"\nnew = \"care_new\"\nseverity = \"warning\"",
+        "kind = \"plausibility\"\nseverity = \"error\"\nbounds = { fuel_amount = 1e12 }",
+        "kind = \"quota_progress\"\nseverity = \"warning\"",
+        "kind = \"outlier\"\nseverity = \"warning\"",
+    ];
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = decls.iter().map(|d| toml::from_str(d).unwrap()).collect();
+    let months = ["2026-03", "2026-04", "2026-05", "2026-06", "2026-07"];
+    // A township's months: cumulative, stock, new, fuel amount; and its
+    // cataract surgeries each month.
+    struct Months {
+        code: &'static str,
+        ytd: [i64; 5],
+        stock: [i64; 5],
+        new: [i64; 5],
+        fuel: [Value; 5],
+        surgeries: i64,
+    }
+    let series = [
+        Months {
+            code: "341124102",
+            ytd: [5, 9, 12, 11, 10],
+            stock: [2500, 2504, 2510, 2520, 2530],
+            new: [0, 4, 6, 5, 10],
+            fuel: [
+                json!(48_000),
+                json!(50_180),
+                json!(51_000),
+                json!(49_000),
+                json!("5.018亿元"),
+            ],
+            surgeries: 1,
+        },
+        Months {
+            code: "341124104",
+            ytd: [1, 2, 3, 4, 5],
+            stock: [100, 101, 102, 103, 110],
+            new: [0, 1, 1, 1, 1],
+            fuel: [json!(900), json!(950), json!(1000), json!(980), json!(990)],
+            surgeries: 3,
+        },
+        Months {
+            code: "341124105",
+            ytd: [2, 2, 3, 3, 4],
+            stock: [50, 51, 52, 53, 54],
+            new: [0, 1, 1, 1, 1],
+            fuel: [json!(500), json!(520), json!(510), json!(530), json!(525)],
+            surgeries: 10,
+        },
+    ];
+    let mut docs = vec![];
+    for Months {
+        code,
+        ytd,
+        stock,
+        new,
+        fuel,
+        surgeries,
+    } in &series
+    {
+        for (i, m) in months.iter().enumerate() {
+            // A breakdown no look-back check reads.
+            let values = json!([
+                {"indicator": "残疾人证核发", "value": 30},
+                {"indicator": "残疾人证核发", "category": "视力", "value": 10},
+                {"indicator": "残疾人证核发", "category": "听力", "value": 8},
+                {"indicator": "残疾人证核发", "category": "肢体", "value": 12},
+                {"indicator": "累计白内障手术", "value": ytd[i]},
+                {"indicator": "重度残疾人护理补贴人数", "value": stock[i]},
+                {"indicator": "新增护理补贴人数", "value": new[i]},
+                {"indicator": "燃油补贴金额", "value": fuel[i]},
+                {"indicator": "白内障复明手术", "value": surgeries},
+            ]);
+            docs.push((*code, *m, doc(m, values)));
+        }
+    }
+    let n = normalized(&cfg, &docs);
+    assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
+    let unreachable = HashSet::new();
+    let input = |facts: &'_ DataFrame, earlier: Option<&'_ DataFrame>| {
+        let mut i = CheckInput {
+            pipeline: &pipeline,
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: at("2026-08-10T10:00:00+08:00"),
+            quota_facts: None,
+            earlier: None,
+        };
+        i.earlier = earlier;
+        let mut both = super::run_raw(&i, false).unwrap();
+        both.vstack_mut(&super::run_raw(&i, true).unwrap()).unwrap();
+        both.lazy()
+            .sort(["township", "period", "rule", "indicator"], Default::default())
+            .collect()
+            .unwrap()
+    };
+    let july = col("period").eq(lit("2026-07"));
+    let all = input(&n.facts, None)
+        .lazy()
+        .filter(july.clone().or(col("period").eq(lit("2026"))))
+        .collect()
+        .unwrap();
+    let rules = col_str(&all, "rule");
+    for rule in [
+        "ytd_decreased",
+        "stock_flow",
+        "implausible",
+        "quota_behind",
+        "quota_far_ahead",
+    ] {
+        assert!(rules.iter().any(|r| r == rule), "{rule} not in {all}");
+    }
+    let looks_back = super::earlier_rows(&pipeline, &cfg.catalog)
+        .unwrap()
+        .expect("look-back checks");
+    let earlier = n
+        .facts
+        .clone()
+        .lazy()
+        .filter(july.clone().not().and(looks_back))
+        .collect()
+        .unwrap();
+    assert!(earlier.height() < n.facts.height() * 4 / 5, "only what is read");
+    let facts = n.facts.clone().lazy().filter(july).collect().unwrap();
+    let split = input(&facts, Some(&earlier));
+    assert_eq!(split, all);
 }

@@ -121,6 +121,10 @@ pub struct CheckInput<'a> {
     /// What the quota check reads of `facts`, when it is known without them
     /// (a batch carried from the run before); None: read from `facts`.
     pub quota_facts: Option<&'a quota::QuotaFacts>,
+    /// Fact rows of the periods before `facts`' (same townships, same
+    /// columns), for the checks that look back ([`Check::earlier`]): at
+    /// least the rows [`earlier_rows`] selects. None: nothing before.
+    pub earlier: Option<&'a DataFrame>,
 }
 
 /// One kind of check.
@@ -140,6 +144,33 @@ pub trait Check {
     fn uses_clock(&self) -> bool {
         false
     }
+    /// The fact rows of earlier periods this check reads (a filter), when
+    /// it compares a period with the ones before it (year to date, the
+    /// period before, a township's history); None when it reads only the
+    /// periods it reports on. [`run_raw`] gives such a check
+    /// [`CheckInput::earlier`] with the facts and keeps only its failures of
+    /// periods other than the earlier ones.
+    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
+        None
+    }
+}
+
+/// The fact rows of earlier periods any check of `pipeline` reads (see
+/// [`Check::earlier`]); None when no check looks back.
+pub fn earlier_rows(pipeline: &Pipeline, catalog: &Catalog) -> PolarsResult<Option<Expr>> {
+    let mut any: Option<Expr> = None;
+    for cfg in &pipeline.checks {
+        let check = cfg
+            .build(catalog)
+            .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
+        if let Some(e) = check.earlier(catalog) {
+            any = Some(match any {
+                Some(a) => a.or(e),
+                None => e,
+            });
+        }
+    }
+    Ok(any)
 }
 
 /// Rules whose failures a force-submit explanation (强制上报 + 说明) can never
@@ -162,8 +193,35 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
         let check = cfg
             .build(input.catalog)
             .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
-        if check.uses_clock() == clock {
-            frames.push(check.run(input)?.lazy());
+        if check.uses_clock() != clock {
+            continue;
+        }
+        match (check.earlier(input.catalog), input.earlier) {
+            (Some(rows), Some(earlier)) if earlier.height() > 0 => {
+                let facts = concat(
+                    [earlier.clone().lazy().filter(rows), input.facts.clone().lazy()],
+                    UnionArgs::default(),
+                )?
+                .collect()?;
+                let before = earlier.column("period")?.unique()?.as_materialized_series().clone();
+                let own = input.facts.column("period")?.unique()?.as_materialized_series().clone();
+                let looked_back = CheckInput {
+                    facts: &facts,
+                    earlier: None,
+                    ..input.clone()
+                };
+                // Failures of the earlier periods are theirs, reported when
+                // they were checked.
+                frames.push(
+                    check.run(&looked_back)?.lazy().filter(
+                        col("period")
+                            .is_in(lit(before).implode(false), false)
+                            .not()
+                            .or(col("period").is_in(lit(own).implode(false), false)),
+                    ),
+                );
+            }
+            _ => frames.push(check.run(input)?.lazy()),
         }
     }
     concat(frames, UnionArgs::default())?.collect()
@@ -281,6 +339,12 @@ impl Rows {
             Column::new("message".into(), self.message),
         ])
     }
+}
+
+/// The rows a look-back over every indicator's totals reads: reported
+/// totals.
+pub fn reported_totals() -> Expr {
+    col("dimension").is_null().and(col("value").is_not_null())
 }
 
 /// A frame of failures as a check's query returns them: the columns every

@@ -82,6 +82,11 @@ impl Check for Plausibility {
         "implausible"
     }
 
+    /// The township's history of each indicator's total.
+    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
+        Some(super::reported_totals())
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let cat = &input.catalog.indicators;
         let bounds = DataFrame::new_infer_height(vec![

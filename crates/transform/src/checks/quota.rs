@@ -79,7 +79,7 @@ pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsR
     Ok(facts
         .clone()
         .lazy()
-        .filter(col("dimension").is_null().and(col("value").is_not_null()))
+        .filter(super::reported_totals())
         .group_by([col("township"), col("year"), col("indicator")])
         .agg([
             col("value").sum().alias("sum"),
@@ -112,6 +112,11 @@ impl Check for QuotaProgress {
 
     fn uses_clock(&self) -> bool {
         true
+    }
+
+    /// The year to date.
+    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
+        Some(super::reported_totals())
     }
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {

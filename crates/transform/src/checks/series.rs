@@ -56,6 +56,22 @@ impl Cumulative {
     }
 }
 
+impl Cumulative {
+    /// The indicators checked.
+    fn codes(&self, catalog: &Catalog) -> Vec<String> {
+        if self.indicators.is_empty() {
+            catalog
+                .indicators
+                .iter()
+                .filter(|i| i.kind == Kind::Cumulative)
+                .map(|i| i.code.clone())
+                .collect()
+        } else {
+            self.indicators.clone()
+        }
+    }
+}
+
 impl StockFlow {
     /// Resolves the indicators named to catalog codes.
     pub fn build(&self, catalog: &Catalog) -> Result<Box<dyn Check>, String> {
@@ -105,18 +121,18 @@ impl Check for Cumulative {
         "ytd_decreased"
     }
 
+    /// The value before a period's, in the same year.
+    fn earlier(&self, catalog: &Catalog) -> Option<Expr> {
+        let codes = self.codes(catalog);
+        Some(
+            col("indicator")
+                .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
+                .and(col("value").is_not_null()),
+        )
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
-        let codes: Vec<String> = if self.indicators.is_empty() {
-            input
-                .catalog
-                .indicators
-                .iter()
-                .filter(|i| i.kind == Kind::Cumulative)
-                .map(|i| i.code.clone())
-                .collect()
-        } else {
-            self.indicators.clone()
-        };
+        let codes = self.codes(input.catalog);
         let mut rows = Rows::default();
         if codes.is_empty() {
             return rows.finish();
@@ -173,6 +189,17 @@ impl Check for Cumulative {
 impl Check for StockFlow {
     fn name(&self) -> &'static str {
         "stock_flow"
+    }
+
+    /// The stock (and its pieces) of the period before.
+    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
+        let mut codes = vec![self.stock.clone(), self.new.clone()];
+        codes.extend(self.exits.clone());
+        Some(
+            col("indicator")
+                .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
+                .and(col("dimension").is_null()),
+        )
     }
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
