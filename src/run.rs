@@ -1024,12 +1024,18 @@ fn compute(
                             &m.periods,
                         )
                         .map_err(internal("check"))?;
-                        if held == m.clock_excluded && batch_end.sink.carry(&m.files)? {
+                        if held != m.clock_excluded {
+                            tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
+                        } else if !batch_end.sink.carry(&m.files)? {
+                            tracing::debug!(program = %p.name, batch = %code, "A file of the batch's memo is not in the published snapshot: computing the batch.");
+                        } else {
                             let results = checks::finish(&[m.checks.clone(), clock], &m.submissions)
                                 .map_err(internal("check"))?;
                             batch_end.summary.batches_carried += 1;
                             carried = Some((m, results));
                         }
+                    } else if !recompute {
+                        tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
                     }
                     let work = match carried {
                         Some((m, results)) => {

@@ -225,8 +225,13 @@ impl Definition {
             .collect();
         digest.push_str(&sha256_hex(townships.as_bytes()));
         let mut all = digest.clone();
+        // By file name, not path: the same deployment named by another
+        // path (a relative --config, a moved directory) is the same.
         for (file, text) in t.pipelines.iter().chain(&t.quotas) {
-            all.push_str(&sha256_hex(format!("{file}\n{text}").as_bytes()));
+            let name = std::path::Path::new(file)
+                .file_name()
+                .map_or(file.as_str(), |n| n.to_str().unwrap_or(file));
+            all.push_str(&sha256_hex(format!("{name}\n{text}").as_bytes()));
         }
         Ok(Definition {
             catalog,
@@ -436,6 +441,25 @@ pub fn parse_quotas(file: &str, text: &str, catalog: &Catalog, registry: &Regist
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_batches_are_computed_from_does_not_depend_on_the_path_the_files_were_named_by() {
+        let here = Definition::from_texts(&embedded_texts()).unwrap();
+        let mut t = embedded_texts();
+        for (file, _) in t.pipelines.iter_mut().chain(t.quotas.iter_mut()) {
+            *file = format!("/srv/taizhang/config/../{file}");
+        }
+        assert_eq!(
+            Definition::from_texts(&t).unwrap().all_texts_digest,
+            here.all_texts_digest
+        );
+        // A program's text does count.
+        t.pipelines[0].1.push_str("\n# edited\n");
+        assert_ne!(
+            Definition::from_texts(&t).unwrap().all_texts_digest,
+            here.all_texts_digest
+        );
+    }
 
     #[test]
     fn embedded_configuration_is_valid() {
