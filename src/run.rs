@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
 use crate::alerts::{self, Candidate};
-use crate::checks::{self, CheckInput};
+use crate::checks::{self, CheckInput, Part};
 use crate::config::{Loaded, Pipeline};
 use crate::kept::{Kept, KeptError};
 use crate::land::{LandError, RawStore};
@@ -787,7 +787,8 @@ struct Computed {
 
 /// The provinces a run works in, each a registry of its own. Every check
 /// compares townships within a county, so a province checks exactly as the
-/// whole registry would. A province's batches are its periods (see [`Part`]).
+/// whole registry would. A province's batches are its periods (see
+/// [`checks::Part`]).
 fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry::Registry)> {
     registry.split_by(|t| t.province.clone()).into_iter().collect()
 }
@@ -800,40 +801,6 @@ fn province_periods(mine: &[&(&Landing, usize)]) -> Vec<String> {
     let mut periods: Vec<String> = periods.into_iter().map(str::to_string).collect();
     periods.sort_by_cached_key(|p| (p.parse::<Period>().ok(), p.clone()));
     periods
-}
-
-/// Which batch of its province a batch is: one period of the province's
-/// (None when nothing of the province landed), whether it is the last one,
-/// and all the province's periods. A batch owns the results of its period;
-/// the last one also those of periods no batch has (a year's quota
-/// progress, a period nobody of the province reported yet: overdue).
-#[derive(Debug, Clone)]
-struct Part {
-    period: Option<String>,
-    last: bool,
-    periods: Vec<String>,
-}
-
-impl Part {
-    /// Whether results (and fetch failures) of `period` are this batch's.
-    fn owns(&self, period: &str) -> bool {
-        self.period.as_deref() == Some(period) || (self.last && !self.periods.iter().any(|p| p == period))
-    }
-
-    /// The rows of `results` this batch owns.
-    fn keep(&self, results: DataFrame) -> PolarsResult<DataFrame> {
-        let own = match &self.period {
-            Some(p) => col("period").eq(lit(p.clone())),
-            None => lit(false),
-        };
-        let orphan = match self.last {
-            true => col("period")
-                .is_in(lit(Series::new("p".into(), self.periods.clone())).implode(false), false)
-                .not(),
-            false => lit(false),
-        };
-        results.lazy().filter(own.or(orphan)).collect()
-    }
 }
 
 /// A batch before this one in its province, for the look-back checks of
@@ -1005,7 +972,7 @@ fn compute(
                         .collect();
                     let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
                     chain = digest.clone();
-                    let base = ctx.check_input(reg, &quotas);
+                    let base = ctx.check_input(reg, &quotas, &part);
                     // Nothing the batch is computed from changed (nor any
                     // batch before it): its files and results are carried
                     // over, and only the clock checks run.
@@ -1016,9 +983,7 @@ fn compute(
                             quota_facts: Some(&m.quota_facts),
                             ..base.clone()
                         };
-                        let clock = part
-                            .keep(checks::run_raw(&input, true).map_err(internal("check"))?)
-                            .map_err(internal("check"))?;
+                        let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
                         let held = memo::excluded_keys(
                             &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
                             &m.periods,
@@ -1196,6 +1161,7 @@ impl BatchContext<'_> {
         &'b self,
         registry: &'b crate::registry::Registry,
         quotas: &'b [taizhang_model::Quota],
+        part: &'b Part,
     ) -> CheckInput<'b> {
         CheckInput {
             pipeline: self.p,
@@ -1208,6 +1174,7 @@ impl BatchContext<'_> {
             now: self.now,
             quota_facts: None,
             earlier: None,
+            part: Some(part),
         }
     }
 }
@@ -1263,7 +1230,7 @@ fn compute_batch(
     part: &Part,
 ) -> Result<ComputedBatch, RunError> {
     let BatchContext { cfg, p, reports, .. } = *ctx;
-    let base = ctx.check_input(reg, quotas);
+    let base = ctx.check_input(reg, quotas, part);
     // Rows come in the order the chunks hold them; publish them in
     // an order that does not depend on when each body landed.
     let sorted = |f: DataFrame, by: &[&str]| {
@@ -1310,9 +1277,7 @@ fn compute_batch(
         ..base
     };
     let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
-    let clock = part
-        .keep(checks::run_raw(&input, true).map_err(internal("check"))?)
-        .map_err(internal("check"))?;
+    let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
     let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
     let mut periods: Vec<String> = n
         .facts

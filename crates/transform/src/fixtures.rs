@@ -59,6 +59,7 @@ pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::
         now: at(now),
         quota_facts: None,
         earlier: None,
+        part: None,
     })
     .expect("checks run")
 }

@@ -67,6 +67,7 @@ fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Val
         now: at(now),
         quota_facts: None,
         earlier: None,
+        part: None,
     };
     check.run(&input).unwrap()
 }
@@ -701,6 +702,7 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
             now: at("2026-08-10T10:00:00+08:00"),
             quota_facts: None,
             earlier: None,
+            part: None,
         };
         i.earlier = earlier;
         let mut both = super::run_raw(&i, false).unwrap();
@@ -740,4 +742,54 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     let facts = n.facts.clone().lazy().filter(july).collect().unwrap();
     let split = input(&facts, Some(&earlier));
     assert_eq!(split, all);
+}
+
+#[test]
+fn a_batch_reports_overdue_for_its_period_and_the_last_one_for_periods_no_batch_has() {
+    // 2026-01 … 2026-06 are overdue at 2026-07-10 for whoever did not
+    // report; the province has batches for March and May only.
+    let cfg = config();
+    let decl = "kind = \"overdue\"\nseverity = \"error\"";
+    let c: CheckConfig = toml::from_str(decl).unwrap();
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = vec![c];
+    let n = normalized(&cfg, &[]);
+    let unreachable = HashSet::new();
+    let periods = |part: Option<&super::Part>| {
+        let input = CheckInput {
+            pipeline: &pipeline,
+            catalog: &cfg.catalog,
+            registry: &cfg.registry,
+            quotas: &cfg.quotas,
+            facts: &n.facts,
+            submissions: &n.submissions,
+            unreachable: &unreachable,
+            now: at("2026-07-10T10:00:00+08:00"),
+            quota_facts: None,
+            earlier: None,
+            part,
+        };
+        // The check itself skips what is not its batch's (not only run_raw's
+        // filter after it): each batch of a year would otherwise make every
+        // period's rows again.
+        let r = pipeline.checks[0].build(&cfg.catalog).unwrap().run(&input).unwrap();
+        assert_eq!(r.height() % cfg.registry.townships.len(), 0, "every township");
+        let mut p = col_str(&r, "period");
+        p.dedup();
+        p
+    };
+    let batch = |period: &str, last: bool| super::Part {
+        period: Some(period.to_string()),
+        last,
+        periods: vec!["2026-03".into(), "2026-05".into()],
+    };
+    assert_eq!(
+        periods(None),
+        ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+    );
+    assert_eq!(periods(Some(&batch("2026-03", false))), ["2026-03"]);
+    assert_eq!(
+        periods(Some(&batch("2026-05", true))),
+        ["2026-01", "2026-02", "2026-04", "2026-05", "2026-06"]
+    );
 }

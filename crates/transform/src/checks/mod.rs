@@ -125,6 +125,47 @@ pub struct CheckInput<'a> {
     /// columns), for the checks that look back ([`Check::earlier`]): at
     /// least the rows [`earlier_rows`] selects. None: nothing before.
     pub earlier: Option<&'a DataFrame>,
+    /// The batch whose results are wanted ([`run_raw`] keeps only those);
+    /// None: every period's.
+    pub part: Option<&'a Part>,
+}
+
+/// Which batch of its province a run of the checks is for (a run works
+/// in batches of one province's period): one period of the province's
+/// (None when nothing of the province landed), whether it is the last one,
+/// and all the province's periods. A batch owns the results of its period;
+/// the last one also those of periods no batch has (a year's quota
+/// progress, a period nobody of the province reported yet: overdue).
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The batch's period.
+    pub period: Option<String>,
+    /// Whether it is its province's last.
+    pub last: bool,
+    /// Every period of the province that has a batch, oldest first.
+    pub periods: Vec<String>,
+}
+
+impl Part {
+    /// Whether results (and fetch failures) of `period` are this batch's.
+    pub fn owns(&self, period: &str) -> bool {
+        self.period.as_deref() == Some(period) || (self.last && !self.periods.iter().any(|p| p == period))
+    }
+
+    /// The rows of `results` this batch owns.
+    pub fn keep(&self, results: DataFrame) -> PolarsResult<DataFrame> {
+        let own = match &self.period {
+            Some(p) => col("period").eq(lit(p.clone())),
+            None => lit(false),
+        };
+        let orphan = match self.last {
+            true => col("period")
+                .is_in(lit(Series::new("p".into(), self.periods.clone())).implode(false), false)
+                .not(),
+            false => lit(false),
+        };
+        results.lazy().filter(own.or(orphan)).collect()
+    }
 }
 
 /// One kind of check.
@@ -224,7 +265,11 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
             _ => frames.push(check.run(input)?.lazy()),
         }
     }
-    concat(frames, UnionArgs::default())?.collect()
+    let all = concat(frames, UnionArgs::default())?.collect()?;
+    match input.part {
+        Some(part) => part.keep(all),
+        None => Ok(all),
+    }
 }
 
 /// Failures of [`run_raw`] made results: each with its submission's

@@ -76,6 +76,10 @@ impl Check for Overdue {
                 continue;
             }
             let ps = p.to_string();
+            // Another batch's period: its own run reports it.
+            if input.part.is_some_and(|b| !b.owns(&ps)) {
+                continue;
+            }
             for t in input.registry.townships.keys() {
                 let key = (t.clone(), ps.clone());
                 if received.contains(&key) || input.unreachable.contains(&key) {
