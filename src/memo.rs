@@ -179,26 +179,19 @@ impl Memo {
     /// Keeps `b` as the memo of `batch` (replacing the one before; a crash
     /// in between leaves no memo or one that does not load, never a mix).
     pub fn save(&self, batch: &str, b: &Batch) -> Result<(), String> {
-        let dir = self.batch_dir(batch);
-        let tmp = self.dir.join(format!(".{batch}.tmp-{}", std::process::id()));
-        let fail = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
-        if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| fail(&tmp, &e))?;
-        }
-        crate::private::dir(&tmp).map_err(|e| fail(&tmp, &e))?;
-        for (name, frame) in FRAMES.iter().zip([
-            &b.checks,
-            &b.county,
-            &b.reporting,
-            &b.quota_facts.achieved,
-            &b.submissions,
-        ]) {
-            let path = tmp.join(format!("{name}.parquet"));
-            crate::kept::write(&path, frame.clone()).map_err(|e| e.to_string())?;
-        }
+        let mut frames: Vec<(String, &DataFrame)> = FRAMES
+            .iter()
+            .map(|n| n.to_string())
+            .zip([
+                &b.checks,
+                &b.county,
+                &b.reporting,
+                &b.quota_facts.achieved,
+                &b.submissions,
+            ])
+            .collect();
         if let Some(w) = b.window.as_ref().filter(|w| w.width() > 0) {
-            let path = tmp.join(format!("{WINDOW}.parquet"));
-            crate::kept::write(&path, w.clone()).map_err(|e| e.to_string())?;
+            frames.push((WINDOW.to_string(), w));
         }
         let meta = Meta {
             format: MEMO_VERSION,
@@ -215,10 +208,90 @@ impl Memo {
             periods: b.periods.clone(),
             years: b.quota_facts.years.clone(),
         };
-        // The meta file is what makes a memo: written last.
+        self.keep(batch, &frames, &serde_json::to_vec(&meta).map_err(|e| e.to_string())?)
+    }
+}
+
+/// What a program's rollup of one period computed (see `run::roll_up`):
+/// its files, rows, and the digest of what it was computed from (the
+/// period's batches' digests and the rollup of the period before it). The
+/// year-to-date carry after it (a frame per level) is kept beside it and
+/// read only when the period after it is computed.
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    /// Digest of its inputs.
+    pub digest: String,
+    /// Its files in the snapshot it was published in.
+    pub files: Vec<FileEntry>,
+    /// County rows.
+    pub rows: usize,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RollupMeta {
+    format: u32,
+    digest: String,
+    files: Vec<FileEntry>,
+    rows: usize,
+}
+
+impl Memo {
+    /// The rollup memo `name` when it was computed from inputs with `digest`.
+    pub fn load_rollup(&self, name: &str, digest: &str) -> Option<Rollup> {
+        let meta: RollupMeta =
+            serde_json::from_slice(&std::fs::read(self.batch_dir(name).join("meta.json")).ok()?).ok()?;
+        (meta.format == MEMO_VERSION && meta.digest == digest).then_some(Rollup {
+            digest: meta.digest,
+            files: meta.files,
+            rows: meta.rows,
+        })
+    }
+
+    /// The year-to-date carry kept with the rollup memo `name`.
+    pub fn rollup_carry(&self, name: &str, digest: &str) -> Option<[DataFrame; 4]> {
+        self.load_rollup(name, digest)?;
+        let dir = self.batch_dir(name);
+        let read = |i: usize| -> Option<DataFrame> {
+            let f = std::fs::File::open(dir.join(format!("carry-{i}.parquet"))).ok()?;
+            ParquetReader::new(f).finish().ok()
+        };
+        Some([read(0)?, read(1)?, read(2)?, read(3)?])
+    }
+
+    /// Keeps `r` and its carry as the rollup memo `name`.
+    pub fn save_rollup(&self, name: &str, r: &Rollup, carry: &[DataFrame; 4]) -> Result<(), String> {
+        let frames: Vec<(String, &DataFrame)> = carry
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("carry-{i}"), f))
+            .collect();
+        let meta = RollupMeta {
+            format: MEMO_VERSION,
+            digest: r.digest.clone(),
+            files: r.files.clone(),
+            rows: r.rows,
+        };
+        self.keep(name, &frames, &serde_json::to_vec(&meta).map_err(|e| e.to_string())?)
+    }
+
+    /// Writes the memo `name` (its frames, then its meta file, which makes
+    /// it) in a directory of its own and puts it in place of the one
+    /// before: a crash in between leaves no memo or one that does not
+    /// load, never a mix.
+    fn keep(&self, name: &str, frames: &[(String, &DataFrame)], meta: &[u8]) -> Result<(), String> {
+        let dir = self.batch_dir(name);
+        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let fail = |p: &Path, e: &dyn std::fmt::Display| format!("{}: {e}", p.display());
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| fail(&tmp, &e))?;
+        }
+        crate::private::dir(&tmp).map_err(|e| fail(&tmp, &e))?;
+        for (name, frame) in frames {
+            let path = tmp.join(format!("{name}.parquet"));
+            crate::kept::write(&path, (*frame).clone()).map_err(|e| e.to_string())?;
+        }
         let path = tmp.join("meta.json");
-        let text = serde_json::to_vec(&meta).map_err(|e| fail(&path, &e))?;
-        std::io::Write::write_all(&mut crate::private::create(&path).map_err(|e| fail(&path, &e))?, &text)
+        std::io::Write::write_all(&mut crate::private::create(&path).map_err(|e| fail(&path, &e))?, meta)
             .map_err(|e| fail(&path, &e))?;
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| fail(&dir, &e))?;

@@ -56,8 +56,6 @@ impl BatchTables {
 pub struct ProgramTables {
     /// Every body ever landed, with the current one marked.
     pub landings: DataFrame,
-    /// Rollups up the hierarchy: county, city, province, nation (see `rollup::LEVELS`).
-    pub rollup: [DataFrame; 4],
 }
 
 /// The tables of a batch besides the facts.
@@ -168,17 +166,21 @@ fn batch_table<'a>(name: &'static str, frame: &'a DataFrame) -> Table<'a> {
     }
 }
 
-/// Publishes a program's small tables: landings, rollups at every level and
-/// the (tracked) check results.
-pub fn publish_program(
+/// Publishes a program's rollups of one period at every level (county,
+/// city, province, nation: see `rollup::LEVELS`), a file per period
+/// (`period` None: the program's empty tables, when it has no period).
+pub fn publish_rollup(
     program: &str,
-    t: &ProgramTables,
-    checks: &DataFrame,
+    period: Option<&str>,
+    rollup: &[DataFrame; 4],
     sink: &mut dyn TableSink,
     year: i32,
 ) -> Result<(), PublishError> {
-    let owner = Owner::program(program);
-    for (level, frame) in LEVELS.iter().zip(&t.rollup) {
+    let owner = match period {
+        Some(p) => Owner::batch(program, p),
+        None => Owner::program(program),
+    };
+    for (level, frame) in LEVELS.iter().zip(rollup) {
         let table = Table {
             name: level.table.into(),
             description: format!(
@@ -191,6 +193,19 @@ pub fn publish_program(
         };
         sink.write_by_year(&table, owner, year)?;
     }
+    Ok(())
+}
+
+/// Publishes a program's small tables: landings and check results (its
+/// rollups are published a period at a time, [`publish_rollup`]).
+pub fn publish_program(
+    program: &str,
+    t: &ProgramTables,
+    checks: &DataFrame,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
+    let owner = Owner::program(program);
     let checks = of_program(checks, program, "check_results")?;
     for (name, description, columns, frame) in [
         (

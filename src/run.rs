@@ -1097,7 +1097,7 @@ fn compute(
                         }
                     };
                     codes.insert(code.clone());
-                    queue.push_back((code, batch_failures, work));
+                    queue.push_back((code, part.period.clone(), batch_failures, work));
                     // One batch computed on another core while this thread reads
                     // the next one's rows and writes the one before.
                     while queue.len() > BATCHES_IN_FLIGHT {
@@ -1110,11 +1110,9 @@ fn compute(
             }
             Ok(())
         })?;
-        memo.retain(&codes);
         let Tail {
             candidates: batch_candidates,
-            county_rolls,
-            reporting,
+            rolls,
             had_rows,
             checks: batch_checks,
         } = tail;
@@ -1128,20 +1126,138 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        let county = vstack(county_rolls).map_err(internal("rollup"))?;
-        let reporting = vstack(reporting).map_err(internal("rollup"))?;
-        let rollup = rollup::levels_up(county, &reporting, &cfg.def.registry, &cfg.def.quotas, &cfg.def.catalog)
-            .map_err(internal("rollup"))?;
-        summary.rollup_rows += rollup[0].height();
+        summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
+        memo.retain(&codes);
         let versions = timeliness::of_landings(&all, &reports);
         let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
-        programs.push((p.name.clone(), publish::ProgramTables { landings, rollup }));
+        programs.push((p.name.clone(), publish::ProgramTables { landings }));
     }
     Ok(Computed {
         checks: vstack(checks_out).map_err(internal("check"))?,
         candidates,
         programs,
     })
+}
+
+/// A program's rollups, a period at a time, oldest first, from the county
+/// rows of each period's batches: every level's cells of the period, each
+/// flow's year to date continued from the period before (see
+/// `rollup::period_levels`). A period whose batches' digests and the
+/// rollup of the period before it are those its memo was computed from is
+/// carried (its files linked) like a batch; a computed one is published as
+/// its own files. Returns the county rows.
+#[allow(clippy::too_many_arguments)]
+fn roll_up(
+    cfg: &Loaded,
+    p: &Pipeline,
+    memo: &Memo,
+    sink: &mut dyn TableSink,
+    rolls: Vec<Roll>,
+    year: i32,
+    recompute: bool,
+    codes: &mut std::collections::BTreeSet<String>,
+) -> Result<usize, RunError> {
+    let mut periods: BTreeMap<(Option<Period>, String), Vec<Roll>> = BTreeMap::new();
+    let mut none = None;
+    for r in rolls {
+        match &r.period {
+            Some(p) => periods.entry((p.parse().ok(), p.clone())).or_default().push(r),
+            None => none = Some(r),
+        }
+    }
+    let periods: Vec<(String, Vec<Roll>)> = periods.into_iter().map(|((_, p), r)| (p, r)).collect();
+    if periods.is_empty() {
+        // Nothing landed: the tables' schemas, in one empty file each.
+        if let Some(r) = none {
+            let empty = rollup::levels_up(
+                r.county,
+                &r.reporting,
+                &cfg.def.registry,
+                &cfg.def.quotas,
+                &cfg.def.catalog,
+            )
+            .map_err(internal("rollup"))?;
+            publish::publish_rollup(&p.name, None, &empty, sink, year)?;
+        }
+        return Ok(0);
+    }
+    let levels = |county: DataFrame, reporting: &DataFrame, before: Option<&[DataFrame; 4]>| {
+        rollup::period_levels(
+            county,
+            reporting,
+            &cfg.def.registry,
+            &cfg.def.quotas,
+            &cfg.def.catalog,
+            before,
+        )
+        .map_err(internal("rollup"))
+    };
+    let stacked = |rolls: &[Roll]| -> Result<(DataFrame, DataFrame), RunError> {
+        Ok((
+            vstack(rolls.iter().map(|r| r.county.clone()).collect()).map_err(internal("rollup"))?,
+            vstack(rolls.iter().map(|r| r.reporting.clone()).collect()).map_err(internal("rollup"))?,
+        ))
+    };
+    let mut rows = 0;
+    let mut chain = String::new();
+    // The year-to-date carry after the period before, when it was computed;
+    // the memo to read it from when it was carried.
+    let mut carry: Option<[DataFrame; 4]> = None;
+    let mut carried: Option<(String, String)> = None;
+    for (i, (period, rolls)) in periods.iter().enumerate() {
+        let name = format!("rollup-{period}");
+        codes.insert(name.clone());
+        let mut digests: Vec<&str> = rolls.iter().map(|r| r.digest.as_str()).collect();
+        digests.sort_unstable();
+        let digest = crate::land::sha256_hex(
+            format!(
+                "rollup v{} {period} after {chain}\n{}",
+                memo::MEMO_VERSION,
+                digests.join("\n")
+            )
+            .as_bytes(),
+        );
+        chain = digest.clone();
+        if !recompute
+            && let Some(m) = memo.load_rollup(&name, &digest)
+            && sink.carry(&m.files)?
+        {
+            rows += m.rows;
+            carry = None;
+            carried = Some((name, digest));
+            continue;
+        }
+        let before = match (carry.take(), carried.take()) {
+            (Some(c), _) => Some(c),
+            (None, Some((name, digest))) => match memo.rollup_carry(&name, &digest) {
+                Some(c) => Some(c),
+                // Not readable: made again from the periods before.
+                None => {
+                    let mut c: Option<[DataFrame; 4]> = None;
+                    for (_, rolls) in &periods[..i] {
+                        let (county, reporting) = stacked(rolls)?;
+                        c = Some(levels(county, &reporting, c.as_ref())?.1);
+                    }
+                    c
+                }
+            },
+            (None, None) => None,
+        };
+        let (county, reporting) = stacked(rolls)?;
+        let (tables, after) = levels(county, &reporting, before.as_ref())?;
+        publish::publish_rollup(&p.name, Some(period), &tables, sink, year)?;
+        let m = memo::Rollup {
+            digest,
+            files: sink.files_of(&p.name, period),
+            rows: tables[0].height(),
+        };
+        rows += m.rows;
+        if let Err(e) = memo.save_rollup(&name, &m, &after) {
+            tracing::warn!(program = %p.name, period = %period, error = %e, "Cannot remember the rollup; the next run computes it again.");
+        }
+        carry = Some(after);
+    }
+    Ok(rows)
 }
 
 /// What every batch of a program is computed with.
@@ -1186,9 +1302,14 @@ enum Work<'scope> {
     Running(std::thread::ScopedJoinHandle<'scope, Result<ComputedBatch, RunError>>),
 }
 
-/// A batch waiting in the run's queue: its code, its fetch failures (township,
-/// period, url, error) and its work.
-type Queued<'scope> = (String, Vec<(String, String, String, String)>, Work<'scope>);
+/// A batch waiting in the run's queue: its code, its period, its fetch
+/// failures (township, period, url, error) and its work.
+type Queued<'scope> = (
+    String,
+    Option<String>,
+    Vec<(String, String, String, String)>,
+    Work<'scope>,
+);
 
 /// A batch computed: its memo (without its files yet), check results and
 /// tables to publish.
@@ -1348,12 +1469,21 @@ struct BatchEnd<'a, 's> {
     summary: &'s mut RunSummary,
 }
 
+/// A batch's county rollup rows and (township, period, status) of its
+/// submissions, for its period's rollup.
+struct Roll {
+    /// None for a province with no period (nothing of it landed).
+    period: Option<String>,
+    digest: String,
+    county: DataFrame,
+    reporting: DataFrame,
+}
+
 /// What a program's run gathers of its batches, in batch order.
 #[derive(Default)]
 struct Tail {
     candidates: Vec<Candidate>,
-    county_rolls: Vec<DataFrame>,
-    reporting: Vec<DataFrame>,
+    rolls: Vec<Roll>,
     had_rows: std::collections::BTreeSet<&'static str>,
     checks: Vec<DataFrame>,
 }
@@ -1365,7 +1495,7 @@ fn finish_batch(
     queue: &mut std::collections::VecDeque<Queued<'_>>,
     end: &mut BatchEnd<'_, '_>,
 ) -> Result<(), RunError> {
-    let Some((code, batch_failures, work)) = queue.pop_front() else {
+    let Some((code, period, batch_failures, work)) = queue.pop_front() else {
         return Ok(());
     };
     let BatchEnd {
@@ -1411,8 +1541,12 @@ fn finish_batch(
         .map_err(internal("alert"))?,
     );
     tail.candidates.extend(b.conservation_candidates);
-    tail.county_rolls.push(b.county);
-    tail.reporting.push(b.reporting);
+    tail.rolls.push(Roll {
+        period,
+        digest: b.digest,
+        county: b.county,
+        reporting: b.reporting,
+    });
     summary.rows_published += b.rows_published;
     summary.quarantined += b.quarantined;
     summary.submissions += b.submissions_count;

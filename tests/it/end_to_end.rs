@@ -467,10 +467,12 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     kept.sort();
-    let batches: Vec<String> = expected
+    // A memo per batch, and per period of the program's rollups.
+    let mut batches: Vec<String> = expected
         .iter()
         .map(|f| f["part-cdpf-monthly-".len()..].to_string())
         .collect();
+    batches.extend(months.iter().map(|m| format!("rollup-{m}")));
     assert_eq!(kept, batches);
     assert_eq!(
         (again.bodies_parsed, again.publish.written, again.batches_carried),
@@ -577,6 +579,9 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     // for the periods after it unreadable: they are read again from
     // April's reports.
     std::fs::write(memos.join("34-2026-04/window.parquet"), b"PAR1 not really").unwrap();
+    // And the year to date May's rollup carries into June's: made again
+    // from the months before.
+    std::fs::write(memos.join("rollup-2026-05/carry-0.parquet"), b"PAR1 not really").unwrap();
     let mut doc = taizhang::simulator::demo_submission(&cfg.def.catalog, &cfg.def.quotas, "341124102", 6);
     doc["township"] = json!("341124102");
     doc["version"] = json!(2);

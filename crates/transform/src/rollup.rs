@@ -421,6 +421,95 @@ pub fn levels_up(
     Ok([county, city, province, nation])
 }
 
+/// The cells of a published level a running year-to-date sum continues
+/// over: its area (none for the nation), year, indicator, dimension,
+/// category.
+fn cell_keys(level: Level) -> Vec<Expr> {
+    let mut keys: Vec<Expr> = level.code.map(col).into_iter().collect();
+    keys.extend(["year", "indicator", "dimension", "category"].map(col));
+    keys
+}
+
+/// One period's levels: [`levels_up`] over the county rows of one period,
+/// each flow's year to date continued from `before` (each level's carry
+/// after the period before in the same run of periods; None for the
+/// first), and each level's carry after this period (every cell of the
+/// level seen so far with its last year to date: area, year, indicator,
+/// dimension, category, `ytd_value`).
+pub fn period_levels(
+    county: DataFrame,
+    submissions: &DataFrame,
+    registry: &Registry,
+    quotas: &[Quota],
+    catalog: &Catalog,
+    before: Option<&[DataFrame; 4]>,
+) -> PolarsResult<([DataFrame; 4], [DataFrame; 4])> {
+    let [county, city, province, nation] = levels_up(county, submissions, registry, quotas, catalog)?;
+    let kinds = kinds(catalog)?;
+    let mut tables = vec![];
+    let mut carry = vec![];
+    for (i, (level, table)) in LEVELS.iter().zip([county, city, province, nation]).enumerate() {
+        let table = match before {
+            Some(b) => continued(table, *level, &b[i], kinds.clone())?,
+            None => table,
+        };
+        carry.push(carry_out(&table, *level, before.map(|b| &b[i]))?);
+        tables.push(table);
+    }
+    let four = |v: Vec<DataFrame>| -> [DataFrame; 4] { v.try_into().expect("four levels") };
+    Ok((four(tables), four(carry)))
+}
+
+/// A level's table of one period with each flow's year to date continued
+/// from the cells' carry before it (same year; a cell not seen before
+/// starts at its own value).
+fn continued(table: DataFrame, level: Level, before: &DataFrame, kinds: LazyFrame) -> PolarsResult<DataFrame> {
+    let keys = cell_keys(level);
+    let columns: Vec<Expr> = table.get_column_names().into_iter().map(|c| col(c.clone())).collect();
+    let mut carried = keys.clone();
+    carried.push(col("ytd_value").alias("carried"));
+    let on_cells = JoinArgs {
+        nulls_equal: true,
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
+    table
+        .lazy()
+        .join(before.clone().lazy().select(carried), keys.clone(), keys, on_cells)
+        .join(
+            kinds,
+            [col("indicator")],
+            [col("indicator")],
+            JoinArgs {
+                maintain_order: MaintainOrderJoin::Left,
+                ..JoinArgs::new(JoinType::Left)
+            },
+        )
+        .with_column(
+            when(col("is_flow"))
+                .then(col("ytd_value") + col("carried").fill_null(lit(0.0)))
+                .otherwise(col("ytd_value"))
+                .alias("ytd_value"),
+        )
+        .with_column((col("ytd_value") / col("quota")).alias("progress"))
+        .select(columns)
+        .collect()
+}
+
+/// Every cell of a level seen up to a period with its last year to date:
+/// `before`'s cells, replaced by `table`'s where it has them.
+fn carry_out(table: &DataFrame, level: Level, before: Option<&DataFrame>) -> PolarsResult<DataFrame> {
+    let keys = cell_keys(level);
+    let mut cells = keys.clone();
+    cells.push(col("ytd_value"));
+    let now = table.clone().lazy().select(cells.clone());
+    let Some(before) = before else { return now.collect() };
+    concat([before.clone().lazy(), now], UnionArgs::default())?
+        .group_by_stable(keys)
+        .agg([col("ytd_value").last()])
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -585,6 +674,113 @@ mod tests {
         assert_eq!(total(nation, None), total(province, Some(("province", "34"))));
         assert_eq!(city.column("city_name").unwrap().str().unwrap().get(0), Some("合肥市"));
         assert!(nation.column("province").is_err(), "the nation has no area columns");
+    }
+
+    #[test]
+    fn periods_rolled_up_one_at_a_time_with_the_carry_equal_all_periods_at_once() {
+        // What a run does when each period's rollup is its own: the year to
+        // date continues from the period before, a cell missing some months
+        // continues from the last one it had, a new year starts again.
+        let mut t = crate::definition::embedded_texts();
+        t.registry.1 = t.registry.1.replace(
+            "counties = [\"341124\"]",
+            "counties = [\"341124\", \"341122\", \"340102\"]",
+        );
+        let cfg = crate::definition::Definition::from_texts(&t).unwrap();
+        let tw = |county: &str| -> String {
+            cfg.registry
+                .townships
+                .values()
+                .find(|t| t.county == county)
+                .unwrap()
+                .code
+                .clone()
+        };
+        let (t122, t102) = (tw("341122"), tw("340102"));
+        let month = |p: &str, total: i64, parts: [i64; 7]| {
+            let mut d = certs(total, parts);
+            d["period"] = json!(p);
+            d
+        };
+        let docs = vec![
+            ("341124100", "2025-12", month("2025-12", 6, [1, 1, 1, 1, 1, 1, 0])),
+            ("341124100", "2026-01", month("2026-01", 7, [1, 1, 1, 1, 1, 1, 1])),
+            ("341124101", "2026-01", month("2026-01", 3, [3, 0, 0, 0, 0, 0, 0])),
+            (t122.as_str(), "2026-01", month("2026-01", 2, [0, 2, 0, 0, 0, 0, 0])),
+            ("341124100", "2026-02", month("2026-02", 5, [0, 0, 0, 5, 0, 0, 0])),
+            // Fails its breakdown: excluded.
+            ("341124101", "2026-02", month("2026-02", 9, [1, 1, 1, 1, 1, 1, 1])),
+            (t102.as_str(), "2026-02", month("2026-02", 4, [4, 0, 0, 0, 0, 0, 0])),
+            ("341124100", "2026-03", month("2026-03", 1, [0, 0, 0, 0, 0, 0, 1])),
+            (t122.as_str(), "2026-03", month("2026-03", 8, [0, 0, 8, 0, 0, 0, 0])),
+        ];
+        let n = normalized(&cfg, &docs);
+        let checks = checked(&cfg, &n);
+        let all = hierarchy(
+            &n.facts,
+            &checks,
+            &n.submissions,
+            &cfg.registry,
+            &cfg.quotas,
+            &cfg.catalog,
+        )
+        .unwrap();
+        let sorted = |df: &DataFrame, level: Level| {
+            let mut by: Vec<&str> = level.code.into_iter().collect();
+            by.extend(["period", "indicator", "dimension", "category"]);
+            df.clone()
+                .lazy()
+                .sort(by, SortMultipleOptions::default().with_nulls_last(false))
+                .collect()
+                .unwrap()
+        };
+        let of = |df: &DataFrame, p: &str| df.clone().lazy().filter(col("period").eq(lit(p))).collect().unwrap();
+        let mut before: Option<[DataFrame; 4]> = None;
+        for p in ["2025-12", "2026-01", "2026-02", "2026-03"] {
+            let county_p = county(
+                &of(&n.facts, p),
+                &of(&checks, p),
+                &of(&n.submissions, p),
+                &cfg.registry,
+                &cfg.quotas,
+                &cfg.catalog,
+            )
+            .unwrap();
+            let (tables, carry) = period_levels(
+                county_p,
+                &of(&n.submissions, p),
+                &cfg.registry,
+                &cfg.quotas,
+                &cfg.catalog,
+                before.as_ref(),
+            )
+            .unwrap();
+            for ((level, one), whole) in LEVELS.iter().zip(&tables).zip(&all) {
+                assert_eq!(
+                    sorted(one, *level),
+                    sorted(&of(whole, p), *level),
+                    "{} {p}",
+                    level.table
+                );
+            }
+            before = Some(carry);
+        }
+        // The year to date did run on: 全椒县's March total continues
+        // January's and February's (the excluded township left out).
+        let march = of(&all[0], "2026-03")
+            .lazy()
+            .filter(
+                col("county")
+                    .eq(lit("341124"))
+                    .and(col("dimension").is_null())
+                    .and(col("indicator").eq(lit("certificates_issued"))),
+            )
+            .collect()
+            .unwrap();
+        assert_eq!(
+            march.column("ytd_value").unwrap().f64().unwrap().get(0),
+            Some(7.0 + 3.0 + 5.0 + 1.0)
+        );
     }
 
     #[test]
