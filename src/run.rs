@@ -905,6 +905,7 @@ fn compute(
         let mut tail = Tail::default();
         // The batches of this run (the memos of any other are forgotten).
         let mut codes = std::collections::BTreeSet::new();
+        let started = std::time::Instant::now();
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {
@@ -1126,7 +1127,9 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         memo.retain(&codes);
         let versions = timeliness::of_landings(&all, &reports);
         let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
@@ -1506,6 +1509,7 @@ fn finish_batch(
         year,
         ..
     } = *end;
+    let computed = matches!(work, Work::Running(_));
     let (b, results) = match work {
         Work::Carried(b, results) => (*b, results),
         Work::Running(job) => {
@@ -1558,8 +1562,11 @@ fn finish_batch(
             .copied(),
     );
     tail.checks.push(results);
-    // What the batch's threads freed goes back before the next is read.
-    crate::memory::give_back();
+    // What a computed batch's threads freed goes back before the next is
+    // read (a carried one freed little; trimming a large heap costs).
+    if computed {
+        crate::memory::give_back();
+    }
     Ok(())
 }
 
@@ -1795,6 +1802,16 @@ pub async fn run_with<S: Source + Clone + 'static>(
     // Stage the snapshot batch by batch; nothing is visible yet.
     let year = chrono::Datelike::year(&opts.now.with_timezone(&crate::period::china()));
     let mut staging = snaps.begin(run_id, &opts.now.to_rfc3339(), &programs)?;
+    // Where a run's time goes, at debug level.
+    let phase = {
+        let mut last = std::time::Instant::now();
+        move |what: &'static str| {
+            tracing::debug!(phase = what, ms = last.elapsed().as_millis() as u64, "Phase done.");
+            last = std::time::Instant::now();
+        }
+    };
+    let mut phase = phase;
+    phase("land");
     let c = compute(
         cfg,
         &state,
@@ -1810,6 +1827,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     for p in &programs {
         known.extend(state.check_records(p)?);
     }
+    phase("compute");
     let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
     // Written back: what is new or changed in more than being seen again
     // (most of the records, every night; the commit moves theirs at once).
@@ -1835,6 +1853,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         }
     }
 
+    phase("track");
     let alerts = reconcile_alerts(cfg, &state, &programs, &c.candidates, opts.now)?;
     let rec = alerts.reconciled;
     summary.alerts_open = alerts.open;
@@ -1846,6 +1865,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     publish::publish_shared(cfg, &alerts.table, &mut staging, year)?;
     let sealed = staging.seal()?;
     summary.publish = sealed.report.clone();
+    phase("publish");
 
     // The commit.
     let line = serde_json::json!({
@@ -1869,6 +1889,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         finished_at: Utc::now(),
         summary: &line.to_string(),
     })?;
+    phase("commit");
     if let Some(seq) = sealed.seq {
         snaps.publish(seq)?;
     }
