@@ -157,7 +157,7 @@ impl Memo {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !batches.contains(&name)
-                && let Err(err) = std::fs::remove_dir_all(e.path())
+                && let Err(err) = remove(&e.path())
             {
                 tracing::warn!(path = %e.path().display(), error = %err, "Cannot remove a memo no batch uses.");
             }
@@ -293,10 +293,19 @@ impl Memo {
         let path = tmp.join("meta.json");
         std::io::Write::write_all(&mut crate::private::create(&path).map_err(|e| fail(&path, &e))?, meta)
             .map_err(|e| fail(&path, &e))?;
-        if dir.exists() {
-            std::fs::remove_dir_all(&dir).map_err(|e| fail(&dir, &e))?;
-        }
+        remove(&dir).map_err(|e| fail(&dir, &e))?;
         std::fs::rename(&tmp, &dir).map_err(|e| fail(&dir, &e))
+    }
+}
+
+/// Removes what is at `path`, a memo's directory or anything else found
+/// in its place; nothing there is fine.
+fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
     }
 }
 
@@ -338,6 +347,35 @@ pub fn excluded_keys(results: &DataFrame, periods: &[String]) -> PolarsResult<Ve
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_file_where_a_memo_goes_is_replaced_and_one_no_batch_uses_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = Memo::new(dir.path(), "p");
+        std::fs::create_dir_all(dir.path().join("memo/p")).unwrap();
+        std::fs::write(dir.path().join("memo/p/rollup-2026-06"), b"junk").unwrap();
+        std::fs::write(dir.path().join("memo/p/stray"), b"junk").unwrap();
+        let carry = [
+            df!("a" => [1.0]).unwrap(),
+            DataFrame::empty(),
+            df!("b" => [2i64]).unwrap(),
+            df!("c" => ["x"]).unwrap(),
+        ];
+        let r = Rollup {
+            digest: "d".into(),
+            files: vec![],
+            rows: 3,
+        };
+        memo.save_rollup("rollup-2026-06", &r, &carry).unwrap();
+        assert_eq!(memo.load_rollup("rollup-2026-06", "d").map(|r| r.rows), Some(3));
+        assert!(memo.load_rollup("rollup-2026-06", "other").is_none());
+        let back = memo.rollup_carry("rollup-2026-06", "d").unwrap();
+        assert_eq!(back[0], carry[0]);
+        assert_eq!(back[3], carry[3]);
+        memo.retain(&["rollup-2026-06".to_string()].into());
+        assert!(!dir.path().join("memo/p/stray").exists());
+        assert!(memo.load_rollup("rollup-2026-06", "d").is_some());
+    }
 
     #[test]
     fn only_failures_of_the_facts_periods_hold_a_fact_out() {
