@@ -1,5 +1,5 @@
-//! Remembered batches: what a run computed for one batch of the registry (a
-//! province) of one program, kept so that the next run, when nothing the
+//! Remembered batches: what a run computed for one batch (a province's
+//! period) of one program, and for one period's rollups, kept so that the next run, when nothing the
 //! batch is computed from changed, carries the batch's files and results
 //! over instead of reading, checking, rolling up and fingerprinting it again.
 //!

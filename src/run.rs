@@ -851,7 +851,7 @@ fn batch_rows(
 /// one batch of the registry at a time: a batch's facts, quarantine,
 /// submissions and history are read from the kept results, checked, rolled
 /// up to its counties and given to `sink` before the next batch is read, so
-/// memory grows with one batch (a province), not with the country. Check
+/// memory grows with one batch (a province's period), not with the country. Check
 /// failures and county rollups (small) are kept for the levels above and the
 /// commit. Each landed body is normalized once in its life (see [`Kept`]).
 /// A batch whose inputs did not change since the run before is carried

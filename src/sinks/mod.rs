@@ -17,7 +17,8 @@ use parquet::{PublishError, Table};
 pub struct Owner<'a> {
     /// The program; None for shared tables.
     pub program: Option<&'a str>,
-    /// The batch (a province code); None for a program's whole table.
+    /// The batch (a province and period, `34-2026-06`; a period for the
+    /// rollups); None for a program's whole table.
     pub batch: Option<&'a str>,
 }
 

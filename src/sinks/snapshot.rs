@@ -71,7 +71,7 @@ pub struct FileEntry {
     pub table: String,
     /// The program whose rows it holds; null for tables every program shares.
     pub program: Option<String>,
-    /// The batch of the registry (a province code) whose rows it holds;
+    /// The batch (a province and period; a period for rollups) whose rows it holds;
     /// null for a program's whole table.
     #[serde(default)]
     pub batch: Option<String>,
