@@ -793,30 +793,47 @@ fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry
     registry.split_by(|t| t.province.clone()).into_iter().collect()
 }
 
+/// The order periods are worked in, oldest first (a text that is no
+/// period after the periods, by itself).
+fn period_order(p: &str) -> (Option<Period>, String) {
+    (p.parse().ok(), p.to_string())
+}
+
 /// The periods of a province's current landings, oldest first.
 fn province_periods(mine: &[&(&Landing, usize)]) -> Vec<String> {
-    let mut periods: Vec<&str> = mine.iter().map(|(l, _)| l.period.as_str()).collect();
-    periods.sort_unstable();
-    periods.dedup();
-    let mut periods: Vec<String> = periods.into_iter().map(str::to_string).collect();
-    periods.sort_by_cached_key(|p| (p.parse::<Period>().ok(), p.clone()));
+    let distinct: std::collections::HashSet<&str> = mine.iter().map(|(l, _)| l.period.as_str()).collect();
+    let mut periods: Vec<String> = distinct.into_iter().map(str::to_string).collect();
+    periods.sort_by_cached_key(|p| period_order(p));
     periods
 }
 
 /// A batch before this one in its province, for the look-back checks of
-/// the ones after it: the rows they read, or, carried, where to read them.
-enum Earlier<'l> {
-    Rows(DataFrame),
-    /// The batch's code, digest and landings.
-    Memo(String, String, Vec<(&'l Landing, usize)>),
+/// the ones after it: the rows they read (None until needed when it was
+/// carried), and where to read them from: its memo (code, digest), or its
+/// landings.
+struct Earlier<'l> {
+    rows: Option<DataFrame>,
+    code: String,
+    digest: String,
+    wanted: Vec<(&'l Landing, usize)>,
 }
 
-impl Earlier<'_> {
-    fn rows(&self) -> Option<&DataFrame> {
-        match self {
-            Earlier::Rows(r) => Some(r),
-            Earlier::Memo(..) => None,
-        }
+impl<'l> Earlier<'l> {
+    /// The rows: read from the batch's memo the first time (by `again`
+    /// from its landings when the memo's cannot be read).
+    fn load(
+        &mut self,
+        memo: &Memo,
+        again: &mut impl FnMut(&[(&'l Landing, usize)]) -> Result<DataFrame, RunError>,
+    ) -> Result<&DataFrame, RunError> {
+        let rows = match self.rows.take() {
+            Some(rows) => rows,
+            None => match memo.window(&self.code, &self.digest) {
+                Some(rows) => rows,
+                None => again(&self.wanted)?,
+            },
+        };
+        Ok(self.rows.insert(rows))
     }
 }
 
@@ -826,7 +843,7 @@ fn looked_back(facts: &DataFrame, rows: Option<&Expr>) -> Result<DataFrame, RunE
         return Ok(DataFrame::empty());
     };
     facts
-        .select(CHECKED_COLUMNS)
+        .select(checks::CHECKED_COLUMNS)
         .and_then(|f| f.lazy().filter(rows.clone()).collect())
         .map_err(internal("check"))
 }
@@ -1005,7 +1022,12 @@ fn compute(
                     }
                     let work = match carried {
                         Some((m, results)) => {
-                            before.push(Earlier::Memo(code.clone(), digest.clone(), wanted.clone()));
+                            before.push(Earlier {
+                                rows: None,
+                                code: code.clone(),
+                                digest: digest.clone(),
+                                wanted: wanted.clone(),
+                            });
                             Work::Carried(Box::new(m), results)
                         }
                         None => {
@@ -1059,38 +1081,36 @@ fn compute(
                             // look-back checks read.
                             let earlier = match looks_back.is_some() && !before.is_empty() {
                                 true => {
+                                    // A carried batch's rows whose memo
+                                    // cannot be read: read again from its
+                                    // reports' kept rows.
+                                    let mut again = |wanted: &[(&Landing, usize)]| {
+                                        let n = batch_rows(
+                                            cfg,
+                                            p,
+                                            kept,
+                                            raw,
+                                            wanted,
+                                            &empty,
+                                            decisions,
+                                            &mut batch_end.summary.bodies_parsed,
+                                        )?;
+                                        looked_back(&n.facts, looks_back.as_ref())
+                                    };
+                                    let mut rows = vec![];
                                     for b in before.iter_mut() {
-                                        if let Earlier::Memo(code, digest, wanted) = b {
-                                            let rows = match memo.window(code, digest) {
-                                                Some(rows) => rows,
-                                                // Not readable: read again
-                                                // from the batch's rows.
-                                                None => looked_back(
-                                                    &batch_rows(
-                                                        cfg,
-                                                        p,
-                                                        kept,
-                                                        raw,
-                                                        wanted,
-                                                        &empty,
-                                                        decisions,
-                                                        &mut batch_end.summary.bodies_parsed,
-                                                    )?
-                                                    .facts,
-                                                    looks_back.as_ref(),
-                                                )?,
-                                            };
-                                            *b = Earlier::Rows(rows);
-                                        }
+                                        rows.push(b.load(&memo, &mut again)?.clone());
                                     }
-                                    Some(
-                                        vstack(before.iter().filter_map(Earlier::rows).cloned().collect())
-                                            .map_err(internal("check"))?,
-                                    )
+                                    Some(vstack(rows).map_err(internal("check"))?)
                                 }
                                 false => None,
                             };
-                            before.push(Earlier::Rows(window.clone()));
+                            before.push(Earlier {
+                                rows: Some(window.clone()),
+                                code: code.clone(),
+                                digest: digest.clone(),
+                                wanted: wanted.clone(),
+                            });
                             let (ctx, quotas, part) = (&ctx, Arc::clone(&quotas), part.clone());
                             Work::Running(scope.spawn(move || {
                                 compute_batch(ctx, reg, &quotas, digest, n, history, earlier, window, &part)
@@ -1164,7 +1184,7 @@ fn roll_up(
     let mut none = None;
     for r in rolls {
         match &r.period {
-            Some(p) => periods.entry((p.parse().ok(), p.clone())).or_default().push(r),
+            Some(p) => periods.entry(period_order(p)).or_default().push(r),
             None => none = Some(r),
         }
     }
@@ -1321,23 +1341,6 @@ type ComputedBatch = (memo::Batch, DataFrame, publish::BatchTables);
 /// Batches computed at once besides the one being read.
 const BATCHES_IN_FLIGHT: usize = 1;
 
-/// The fact columns the checks read.
-const CHECKED_COLUMNS: [&str; 13] = [
-    "program",
-    "township",
-    "county",
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "category",
-    "value",
-    "unit",
-    "approx",
-    "missing",
-    "value_raw",
-];
-
 /// Computes one batch from its kept rows and the history of its reports'
 /// versions: reviews and timeliness applied, checks, county rollup and the
 /// alert conditions of its quarantine. Pure: no IO, no clock but `now`.
@@ -1373,7 +1376,7 @@ fn compute_batch(
     // The checks see the columns they read: every row they filter, join or
     // window is copied without the provenance (the body's sha256 above
     // all), which is a fifth of a fact row.
-    let checked = n.facts.select(CHECKED_COLUMNS).map_err(internal("check"))?;
+    let checked = n.facts.select(checks::CHECKED_COLUMNS).map_err(internal("check"))?;
     // What the quota check reads of the facts, this period's and the ones
     // before: made once, for the check and for the memo.
     let quota_facts = match p

@@ -690,34 +690,52 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     let n = normalized(&cfg, &docs);
     assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
     let unreachable = HashSet::new();
-    let input = |facts: &'_ DataFrame, earlier: Option<&'_ DataFrame>| {
-        let mut i = CheckInput {
-            pipeline: &pipeline,
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: at("2026-08-10T10:00:00+08:00"),
-            quota_facts: None,
-            earlier: None,
-            part: None,
-        };
-        i.earlier = earlier;
-        let mut both = super::run_raw(&i, false).unwrap();
-        both.vstack_mut(&super::run_raw(&i, true).unwrap()).unwrap();
-        both.lazy()
-            .sort(["township", "period", "rule", "indicator"], Default::default())
-            .collect()
-            .unwrap()
-    };
     let july = col("period").eq(lit("2026-07"));
-    let all = input(&n.facts, None)
-        .lazy()
-        .filter(july.clone().or(col("period").eq(lit("2026"))))
-        .collect()
-        .unwrap();
+    // July's failures checked over all periods, and checked with only the
+    // earlier rows the pipeline's look-back checks select: the same.
+    let split_as_whole = |pipeline: &crate::definition::Pipeline| -> DataFrame {
+        let run = |facts: &DataFrame, earlier: Option<&DataFrame>| {
+            let i = CheckInput {
+                pipeline,
+                catalog: &cfg.catalog,
+                registry: &cfg.registry,
+                quotas: &cfg.quotas,
+                facts,
+                submissions: &n.submissions,
+                unreachable: &unreachable,
+                now: at("2026-08-10T10:00:00+08:00"),
+                quota_facts: None,
+                earlier,
+                part: None,
+            };
+            let mut both = super::run_raw(&i, false).unwrap();
+            both.vstack_mut(&super::run_raw(&i, true).unwrap()).unwrap();
+            both.lazy()
+                .sort(["township", "period", "rule", "indicator"], Default::default())
+                .collect()
+                .unwrap()
+        };
+        let all = run(&n.facts, None)
+            .lazy()
+            .filter(july.clone().or(col("period").eq(lit("2026"))))
+            .collect()
+            .unwrap();
+        let looks_back = super::earlier_rows(pipeline, &cfg.catalog)
+            .unwrap()
+            .expect("look-back checks");
+        let earlier = n
+            .facts
+            .clone()
+            .lazy()
+            .filter(july.clone().not().and(looks_back))
+            .collect()
+            .unwrap();
+        assert!(earlier.height() < n.facts.height() * 4 / 5, "only what is read");
+        let facts = n.facts.clone().lazy().filter(july.clone()).collect().unwrap();
+        assert_eq!(run(&facts, Some(&earlier)), all, "{:?}", pipeline.checks);
+        all
+    };
+    let all = split_as_whole(&pipeline);
     let rules = col_str(&all, "rule");
     for rule in [
         "ytd_decreased",
@@ -728,20 +746,12 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     ] {
         assert!(rules.iter().any(|r| r == rule), "{rule} not in {all}");
     }
-    let looks_back = super::earlier_rows(&pipeline, &cfg.catalog)
-        .unwrap()
-        .expect("look-back checks");
-    let earlier = n
-        .facts
-        .clone()
-        .lazy()
-        .filter(july.clone().not().and(looks_back))
-        .collect()
-        .unwrap();
-    assert!(earlier.height() < n.facts.height() * 4 / 5, "only what is read");
-    let facts = n.facts.clone().lazy().filter(july).collect().unwrap();
-    let split = input(&facts, Some(&earlier));
-    assert_eq!(split, all);
+    // Each look-back check alone: the rows it selects are enough for it.
+    for decl in &decls[..4] {
+        let mut alone = pipeline.clone();
+        alone.checks = vec![toml::from_str(decl).unwrap()];
+        assert!(split_as_whole(&alone).height() > 0, "{decl}");
+    }
 }
 
 #[test]

@@ -98,6 +98,25 @@ pub fn result_columns() -> Vec<String> {
     with_year(&cols[..upto]).into_iter().map(str::to_string).collect()
 }
 
+/// The fact columns the checks read (a run gives them only these: every
+/// row they filter, join or window is copied without the provenance);
+/// [`CheckInput::earlier`] has the same.
+pub const CHECKED_COLUMNS: [&str; 13] = [
+    "program",
+    "township",
+    "county",
+    "period",
+    "year",
+    "indicator",
+    "dimension",
+    "category",
+    "value",
+    "unit",
+    "approx",
+    "missing",
+    "value_raw",
+];
+
 /// What every check sees.
 #[derive(Clone)]
 pub struct CheckInput<'a> {
@@ -189,7 +208,8 @@ pub trait Check {
     /// it compares a period with the ones before it (year to date, the
     /// period before, a township's history); None when it reads only the
     /// periods it reports on. [`run_raw`] gives such a check
-    /// [`CheckInput::earlier`] with the facts and keeps only its failures of
+    /// [`CheckInput::earlier`] (which [`earlier_rows`], the union of these
+    /// filters, selected) with the facts and keeps only its failures of
     /// periods other than the earlier ones.
     fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
         None
@@ -230,6 +250,10 @@ pub fn run_all(input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
 /// not, in the first eleven [`result_columns`], before [`finish`].
 pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
     let mut frames = vec![Rows::default().finish()?.lazy()];
+    // The facts with the earlier rows before them, made once for every check
+    // that looks back, and which of its failures are this run's: failures
+    // of the earlier periods are theirs, reported when they were checked.
+    let mut looked_back: Option<(DataFrame, Expr)> = None;
     for cfg in &input.pipeline.checks {
         let check = cfg
             .build(input.catalog)
@@ -238,29 +262,17 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
             continue;
         }
         match (check.earlier(input.catalog), input.earlier) {
-            (Some(rows), Some(earlier)) if earlier.height() > 0 => {
-                let facts = concat(
-                    [earlier.clone().lazy().filter(rows), input.facts.clone().lazy()],
-                    UnionArgs::default(),
-                )?
-                .collect()?;
-                let before = earlier.column("period")?.unique()?.as_materialized_series().clone();
-                let own = input.facts.column("period")?.unique()?.as_materialized_series().clone();
-                let looked_back = CheckInput {
-                    facts: &facts,
+            (Some(_), Some(earlier)) if earlier.height() > 0 => {
+                let (facts, ours) = match looked_back {
+                    Some(ref made) => made,
+                    None => looked_back.insert(with_earlier(input.facts, earlier)?),
+                };
+                let input = CheckInput {
+                    facts,
                     earlier: None,
                     ..input.clone()
                 };
-                // Failures of the earlier periods are theirs, reported when
-                // they were checked.
-                frames.push(
-                    check.run(&looked_back)?.lazy().filter(
-                        col("period")
-                            .is_in(lit(before).implode(false), false)
-                            .not()
-                            .or(col("period").is_in(lit(own).implode(false), false)),
-                    ),
-                );
+                frames.push(check.run(&input)?.lazy().filter(ours.clone()));
             }
             _ => frames.push(check.run(input)?.lazy()),
         }
@@ -270,6 +282,21 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
         Some(part) => part.keep(all),
         None => Ok(all),
     }
+}
+
+/// `facts` with the `earlier` rows (at least every look-back check's rows
+/// of the periods before), and the filter that keeps a failure unless it is
+/// of a period only the earlier rows have.
+fn with_earlier(facts: &DataFrame, earlier: &DataFrame) -> PolarsResult<(DataFrame, Expr)> {
+    let both = concat([earlier.clone().lazy(), facts.clone().lazy()], UnionArgs::default())?.collect()?;
+    let periods =
+        |f: &DataFrame| -> PolarsResult<Series> { Ok(f.column("period")?.unique()?.as_materialized_series().clone()) };
+    let (before, own) = (periods(earlier)?, periods(facts)?);
+    let ours = col("period")
+        .is_in(lit(before).implode(false), false)
+        .not()
+        .or(col("period").is_in(lit(own).implode(false), false));
+    Ok((both, ours))
 }
 
 /// Failures of [`run_raw`] made results: each with its submission's
