@@ -1826,24 +1826,20 @@ pub async fn run_with<S: Source + Clone + 'static>(
         opts.recompute,
         &mut summary,
     )?;
-    let mut known = Vec::new();
+    let mut known = vec![DataFrame::empty_with_schema(&checks::track::known_schema())];
     for p in &programs {
-        known.extend(state.check_records(p)?);
+        known.push(state.check_frame(p)?);
     }
+    let known = vstack(known).map_err(internal("check"))?;
     phase("compute");
-    let (tracked, check_records) = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    let checks::track::Tracked {
+        table: tracked,
+        changed,
+    } = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    drop(known);
     // Written back: what is new or changed in more than being seen again
     // (most of the records, every night; the commit moves theirs at once).
-    let check_records = {
-        let before: std::collections::HashMap<&str, &taizhang_model::CheckRecord> =
-            known.iter().map(|r| (r.key.as_str(), r)).collect();
-        let seen_again = |r: &taizhang_model::CheckRecord| {
-            before.get(r.key.as_str()).is_some_and(|old| {
-                old.same_but_last_seen(r) && (r.resolved_at.is_some() || r.last_seen == opts.now.max(old.last_seen))
-            })
-        };
-        check_records.into_iter().filter(|r| !seen_again(r)).collect::<Vec<_>>()
-    };
+    let check_records = checks::track::records(&changed).map_err(internal("check"))?;
     let open = tracked
         .clone()
         .lazy()

@@ -28,6 +28,14 @@ pub enum StateError {
         /// What the OS said.
         source: std::io::Error,
     },
+    /// What the store holds cannot be made into a table.
+    #[error("state store {path}: {message}")]
+    Columns {
+        /// Database file.
+        path: String,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// What a run commits to the state store, all at once (see [`State::commit`]).
@@ -442,6 +450,72 @@ impl State {
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Every check result remembered for one program, as columns
+    /// (`checks::track::known_schema`): a national year remembers about two
+    /// million, read every run.
+    pub fn check_frame(&self, program: &str) -> Result<polars::prelude::DataFrame, StateError> {
+        use polars::prelude::*;
+        let mut st = self
+            .conn
+            .prepare_cached(
+                "SELECT key, rule, severity, program, township, period, year, indicator, dimension, observed,
+                        expected, message, explanation, first_seen, last_seen, resolved_at
+                 FROM check_state WHERE program = ?1 ORDER BY key",
+            )
+            .map_err(|e| self.err(e))?;
+        let str_col = |name: &str| StringChunkedBuilder::new(name.into(), 1024);
+        let mut text: Vec<StringChunkedBuilder> = [
+            "key",
+            "rule",
+            "severity",
+            "program",
+            "township",
+            "period",
+            "indicator",
+            "dimension",
+            "message",
+            "explanation",
+        ]
+        .map(str_col)
+        .into();
+        let (mut year, mut observed, mut expected) = (vec![], vec![], vec![]);
+        let (mut first, mut last, mut resolved) = (vec![], vec![], vec![]);
+        let us = |s: String| parse_ts(s).timestamp_micros();
+        let mut rows = st.query([program]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text_at = [0, 1, 2, 3, 4, 5, 7, 8, 11, 12];
+            for (b, i) in text.iter_mut().zip(text_at) {
+                let v: Option<String> = r.get(i).map_err(|e| self.err(e))?;
+                b.append_option(v);
+            }
+            let get = |e| self.err(e);
+            year.push(r.get::<_, i32>(6).map_err(get)?);
+            observed.push(r.get::<_, Option<f64>>(9).map_err(get)?);
+            expected.push(r.get::<_, Option<f64>>(10).map_err(get)?);
+            first.push(us(r.get(13).map_err(get)?));
+            last.push(us(r.get(14).map_err(get)?));
+            resolved.push(r.get::<_, Option<String>>(15).map_err(get)?.map(us));
+        }
+        let mut text: Vec<Column> = text.into_iter().map(|b| b.finish().into_column()).collect();
+        let (explanation, message) = (text.pop(), text.pop());
+        let (dimension, indicator) = (text.pop(), text.pop());
+        let mut columns = text;
+        columns.push(Column::new("year".into(), year));
+        columns.extend(indicator);
+        columns.extend(dimension);
+        columns.push(Column::new("observed".into(), observed));
+        columns.push(Column::new("expected".into(), expected));
+        columns.extend(message);
+        columns.extend(explanation);
+        columns.push(Column::new("first_seen".into(), first));
+        columns.push(Column::new("last_seen".into(), last));
+        columns.push(Column::new("resolved_at".into(), resolved));
+        DataFrame::new_infer_height(columns).map_err(|e| StateError::Columns {
+            path: self.path.clone(),
+            message: format!("check_state of {program}: {e}"),
+        })
     }
 
     /// The run's commit: check and alert state, the alerts to deliver and
@@ -1043,6 +1117,14 @@ mod tests {
         );
         let p = st.check_records("p").unwrap();
         assert_eq!(p.iter().find(|r| r.key == "p/open").unwrap(), &changed);
+        // What a run reads, as columns, is the same records.
+        let frame = st.check_frame("p").unwrap();
+        assert_eq!(
+            frame.schema().as_ref(),
+            &crate::checks::track::known_schema(),
+            "the columns tracking reads"
+        );
+        assert_eq!(crate::checks::track::records(&frame).unwrap(), p);
     }
 
     #[test]
