@@ -12,7 +12,9 @@
 //! they hold out of the rollup exactly what they held out the run before.
 //! Files are carried only when every file the memo names is in the warehouse
 //! the run started from, exactly (path, rows, fingerprint); otherwise the
-//! batch is computed. A memo that cannot be read is no memo. Under
+//! batch is computed. A memo that cannot be read is no memo. A carried
+//! batch's county rows are read only when its period's rollup is computed
+//! ([`RollRows`]). Under
 //! `<state_dir>/memo/<program>/<batch>/`.
 
 use std::path::{Path, PathBuf};
@@ -66,14 +68,35 @@ pub struct Batch {
     pub periods: Vec<String>,
     /// Failures of the checks that do not use the clock (`checks::run_raw`).
     pub checks: DataFrame,
-    /// County rollup rows.
-    pub county: DataFrame,
-    /// (township, period, status) of its submissions.
-    pub reporting: DataFrame,
+    /// Its county rows and reporting, for its period's rollup.
+    pub roll: RollRows,
     /// What the quota check reads of the facts.
     pub quota_facts: QuotaFacts,
     /// (township, period, status, explanation) of its submissions.
     pub submissions: DataFrame,
+}
+
+/// A batch's county rollup rows and (township, period, status) of its
+/// submissions, for its period's rollup: in memory when the batch was
+/// computed; in its memo when it was carried, read only when its period's
+/// rollup cannot be carried too ([`Memo::roll_rows`]). A national year's
+/// carried batches held ~100 MiB of them a month, mostly never read.
+#[derive(Debug, Clone)]
+pub enum RollRows {
+    /// Computed by this run.
+    Here {
+        /// County rollup rows.
+        county: DataFrame,
+        /// (township, period, status) of its submissions.
+        reporting: DataFrame,
+    },
+    /// In the memo of the batch (its code and digest).
+    Kept {
+        /// The batch's code.
+        batch: String,
+        /// The digest its memo was loaded with.
+        digest: String,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -123,6 +146,14 @@ impl Memo {
             let f = std::fs::File::open(dir.join(format!("{name}.parquet"))).ok()?;
             ParquetReader::new(f).finish().ok()
         };
+        // The rollup rows are read later, if at all: here only whether
+        // their files are there and end as Parquet files do.
+        let there = |name: &str| -> Option<()> {
+            let f = std::fs::File::open(dir.join(format!("{name}.parquet"))).ok()?;
+            ParquetReader::new(f).num_rows().ok().map(|_| ())
+        };
+        there(FRAMES[1])?;
+        there(FRAMES[2])?;
         Some(Batch {
             digest: meta.digest,
             window: None,
@@ -137,14 +168,45 @@ impl Memo {
             clock_excluded: meta.clock_excluded,
             periods: meta.periods,
             checks: read(FRAMES[0])?,
-            county: read(FRAMES[1])?,
-            reporting: read(FRAMES[2])?,
+            roll: RollRows::Kept {
+                batch: batch.to_string(),
+                digest: digest.to_string(),
+            },
             quota_facts: QuotaFacts {
                 achieved: read(FRAMES[3])?,
                 years: meta.years,
             },
             submissions: read(FRAMES[4])?,
         })
+    }
+
+    /// The county rows and reporting of the carried `batch`
+    /// ([`RollRows::Kept`]); an error when its memo no longer reads as it
+    /// did when loaded with `digest`.
+    pub fn roll_rows(&self, batch: &str, digest: &str) -> Result<(DataFrame, DataFrame), String> {
+        let dir = self.batch_dir(batch);
+        let meta: Meta = std::fs::read(dir.join("meta.json"))
+            .map_err(|e| e.to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))?;
+        if meta.format != MEMO_VERSION || meta.digest != digest {
+            return Err("replaced since it was loaded".into());
+        }
+        let read = |name: &str| -> Result<DataFrame, String> {
+            let path = dir.join(format!("{name}.parquet"));
+            let f = std::fs::File::open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            ParquetReader::new(f)
+                .finish()
+                .map_err(|e| format!("{}: {e}", path.display()))
+        };
+        Ok((read(FRAMES[1])?, read(FRAMES[2])?))
+    }
+
+    /// Forgets the memo of `batch` (what cannot be removed is left).
+    pub fn forget(&self, batch: &str) {
+        let dir = self.batch_dir(batch);
+        if let Err(e) = remove(&dir) {
+            tracing::warn!(path = %dir.display(), error = %e, "Cannot remove a memo.");
+        }
     }
 
     /// Forgets the memos of batches other than `batches` (a province's
@@ -179,16 +241,13 @@ impl Memo {
     /// Keeps `b` as the memo of `batch` (replacing the one before; a crash
     /// in between leaves no memo or one that does not load, never a mix).
     pub fn save(&self, batch: &str, b: &Batch) -> Result<(), String> {
+        let RollRows::Here { county, reporting } = &b.roll else {
+            return Err("a carried batch's memo is kept as it is".into());
+        };
         let mut frames: Vec<(String, &DataFrame)> = FRAMES
             .iter()
             .map(|n| n.to_string())
-            .zip([
-                &b.checks,
-                &b.county,
-                &b.reporting,
-                &b.quota_facts.achieved,
-                &b.submissions,
-            ])
+            .zip([&b.checks, county, reporting, &b.quota_facts.achieved, &b.submissions])
             .collect();
         if let Some(w) = b.window.as_ref().filter(|w| w.width() > 0) {
             frames.push((WINDOW.to_string(), w));
@@ -375,6 +434,69 @@ mod tests {
         memo.retain(&["rollup-2026-06".to_string()].into());
         assert!(!dir.path().join("memo/p/stray").exists());
         assert!(memo.load_rollup("rollup-2026-06", "d").is_some());
+    }
+
+    fn batch(digest: &str, county: DataFrame) -> Batch {
+        Batch {
+            digest: digest.into(),
+            window: None,
+            files: vec![],
+            rows_published: 2,
+            quarantined: 0,
+            submissions_count: 1,
+            in_review: 0,
+            had_rows: vec!["facts".into()],
+            quarantine_candidates: vec![],
+            conservation_candidates: vec![],
+            clock_excluded: vec![],
+            periods: vec!["2026-06".into()],
+            checks: df!("rule" => ["breakdown"]).unwrap(),
+            roll: RollRows::Here {
+                county,
+                reporting: df!("township" => ["341124102"], "status" => ["on_time"]).unwrap(),
+            },
+            quota_facts: QuotaFacts {
+                achieved: df!("value" => [1.0]).unwrap(),
+                years: vec![2026],
+            },
+            submissions: df!("township" => ["341124102"]).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_carried_batch_reads_its_rollup_rows_only_when_asked_and_says_when_it_cannot() {
+        let dir = tempfile::tempdir().unwrap();
+        let memo = Memo::new(dir.path(), "p");
+        let county = df!("county" => ["341124"], "value" => [3.0]).unwrap();
+        memo.save("34-2026-06", &batch("d", county.clone())).unwrap();
+        let loaded = memo.load("34-2026-06", "d").unwrap();
+        let RollRows::Kept { batch: code, digest } = &loaded.roll else {
+            panic!("a loaded batch's rows stay in its memo: {:?}", loaded.roll);
+        };
+        let (c, r) = memo.roll_rows(code, digest).unwrap();
+        assert_eq!(c, county);
+        assert_eq!(r.height(), 1);
+        // A memo whose rollup rows are not a Parquet file is no memo.
+        let file = dir.path().join("memo/p/34-2026-06/county.parquet");
+        let good = std::fs::read(&file).unwrap();
+        std::fs::write(&file, b"PAR1 not really").unwrap();
+        assert!(memo.load("34-2026-06", "d").is_none());
+        // Rows that stop reading after the batch was loaded: an error.
+        std::fs::write(&file, &good).unwrap();
+        let loaded = memo.load("34-2026-06", "d").unwrap();
+        let RollRows::Kept { batch: code, digest } = &loaded.roll else {
+            panic!("kept");
+        };
+        std::fs::write(&file, &good[..good.len() / 2]).unwrap();
+        assert!(memo.roll_rows(code, digest).is_err());
+        // Or a memo of other inputs put in its place.
+        memo.save("34-2026-06", &batch("e", county)).unwrap();
+        let why = memo.roll_rows(code, digest).unwrap_err();
+        assert!(why.contains("replaced"), "{why}");
+        memo.forget("34-2026-06");
+        assert!(!dir.path().join("memo/p/34-2026-06").exists());
+        // A carried batch is not saved again.
+        assert!(memo.save("34-2026-06", &loaded).is_err());
     }
 
     #[test]
