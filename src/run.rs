@@ -932,6 +932,38 @@ fn compute(
             empty: &empty,
             now,
         };
+        // Each current landing under its province (one not in the
+        // registry under none), and every version of the (township,
+        // period)s with several: looked up, not searched for, per batch.
+        let by_province = {
+            let index: std::collections::HashMap<&str, usize> = batches
+                .iter()
+                .enumerate()
+                .flat_map(|(i, (_, reg))| reg.townships.keys().map(move |c| (c.as_str(), i)))
+                .collect();
+            let mut by_province: Vec<Vec<&(&Landing, usize)>> = vec![Vec::new(); batches.len()];
+            for c in &current {
+                if let Some(&i) = index.get(c.0.township.as_str()) {
+                    by_province[i].push(c);
+                }
+            }
+            by_province
+        };
+        let versions = {
+            let several: std::collections::HashSet<(&str, &str)> = current
+                .iter()
+                .filter(|(_, n)| *n > 1)
+                .map(|(l, _)| (l.township.as_str(), l.period.as_str()))
+                .collect();
+            let mut versions: std::collections::HashMap<(&str, &str), Vec<&Landing>> = std::collections::HashMap::new();
+            for l in &all {
+                let k = (l.township.as_str(), l.period.as_str());
+                if several.contains(&k) {
+                    versions.entry(k).or_default().push(l);
+                }
+            }
+            versions
+        };
         let mut tail = Tail::default();
         // The batches of this run (the memos of any other are forgotten).
         let mut codes = std::collections::BTreeSet::new();
@@ -948,9 +980,7 @@ fn compute(
                 tail: &mut tail,
                 summary: &mut *summary,
             };
-            for (province, reg) in &batches {
-                let mine: Vec<&(&Landing, usize)> =
-                    current.iter().filter(|(l, _)| reg.get(&l.township).is_some()).collect();
+            for ((province, reg), mine) in batches.iter().zip(by_province.iter()) {
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
                     .def
@@ -962,7 +992,7 @@ fn compute(
                 let quotas = Arc::new(quotas);
                 // The province's periods, oldest first: a batch each (one
                 // batch with none when nothing of the province landed).
-                let periods = province_periods(&mine);
+                let periods = province_periods(mine);
                 let parts: Vec<Option<&str>> = match periods.is_empty() {
                     true => vec![None],
                     false => periods.iter().map(|p| Some(p.as_str())).collect(),
@@ -991,9 +1021,11 @@ fn compute(
                         .iter()
                         .filter(|(_, n)| *n > 1)
                         .flat_map(|(c, _)| {
-                            all.iter()
-                                .filter(|l| l.township == c.township && l.period == c.period)
-                                .map(|l| (l, 1))
+                            versions
+                                .get(&(c.township.as_str(), c.period.as_str()))
+                                .into_iter()
+                                .flatten()
+                                .map(|l| (*l, 1))
                         })
                         .collect();
                     let batch_failures: Vec<_> = failures
