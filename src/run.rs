@@ -949,7 +949,7 @@ fn compute(
             }
             by_province
         };
-        let versions = {
+        let versions_of = {
             let several: std::collections::HashSet<(&str, &str)> = current
                 .iter()
                 .filter(|(_, n)| *n > 1)
@@ -1021,7 +1021,7 @@ fn compute(
                         .iter()
                         .filter(|(_, n)| *n > 1)
                         .flat_map(|(c, _)| {
-                            versions
+                            versions_of
                                 .get(&(c.township.as_str(), c.period.as_str()))
                                 .into_iter()
                                 .flatten()

@@ -417,39 +417,13 @@ impl State {
         Ok(())
     }
 
-    /// Every check result remembered for one program.
+    /// Every check result remembered for one program, as records (what
+    /// [`State::check_frame`] reads).
     pub fn check_records(&self, program: &str) -> Result<Vec<CheckRecord>, StateError> {
-        let mut st = self
-            .conn
-            .prepare(
-                "SELECT key, rule, severity, program, township, period, year, indicator, dimension, observed,
-                        expected, message, explanation, first_seen, last_seen, resolved_at
-                 FROM check_state WHERE program = ?1 ORDER BY key",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([program], |r| {
-                Ok(CheckRecord {
-                    key: r.get(0)?,
-                    rule: r.get(1)?,
-                    severity: r.get(2)?,
-                    program: r.get(3)?,
-                    township: r.get(4)?,
-                    period: r.get(5)?,
-                    year: r.get(6)?,
-                    indicator: r.get(7)?,
-                    dimension: r.get(8)?,
-                    observed: r.get(9)?,
-                    expected: r.get(10)?,
-                    message: r.get(11)?,
-                    explanation: r.get(12)?,
-                    first_seen: parse_ts(r.get(13)?),
-                    last_seen: parse_ts(r.get(14)?),
-                    resolved_at: r.get::<_, Option<String>>(15)?.map(parse_ts),
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        crate::checks::track::records(&self.check_frame(program)?).map_err(|e| StateError::Columns {
+            path: self.path.clone(),
+            message: format!("check_state of {program}: {e}"),
+        })
     }
 
     /// Every check result remembered for one program, as columns
@@ -1117,14 +1091,11 @@ mod tests {
         );
         let p = st.check_records("p").unwrap();
         assert_eq!(p.iter().find(|r| r.key == "p/open").unwrap(), &changed);
-        // What a run reads, as columns, is the same records.
-        let frame = st.check_frame("p").unwrap();
+        // (The records are read as the columns tracking reads.)
         assert_eq!(
-            frame.schema().as_ref(),
-            &crate::checks::track::known_schema(),
-            "the columns tracking reads"
+            st.check_frame("p").unwrap().schema().as_ref(),
+            &crate::checks::track::known_schema()
         );
-        assert_eq!(crate::checks::track::records(&frame).unwrap(), p);
     }
 
     #[test]

@@ -102,46 +102,6 @@ pub struct CheckRecord {
     pub resolved_at: Option<DateTime<Utc>>,
 }
 
-impl CheckRecord {
-    /// Equal to `other` in everything but `last_seen` (a check still
-    /// failing, seen again).
-    pub fn same_but_last_seen(&self, other: &CheckRecord) -> bool {
-        let CheckRecord {
-            key,
-            rule,
-            severity,
-            program,
-            township,
-            period,
-            year,
-            indicator,
-            dimension,
-            observed,
-            expected,
-            message,
-            explanation,
-            first_seen,
-            last_seen: _,
-            resolved_at,
-        } = self;
-        *key == other.key
-            && *rule == other.rule
-            && *severity == other.severity
-            && *program == other.program
-            && *township == other.township
-            && *period == other.period
-            && *year == other.year
-            && *indicator == other.indicator
-            && *dimension == other.dimension
-            && observed.map(f64::to_bits) == other.observed.map(f64::to_bits)
-            && expected.map(f64::to_bits) == other.expected.map(f64::to_bits)
-            && *message == other.message
-            && *explanation == other.explanation
-            && *first_seen == other.first_seen
-            && *resolved_at == other.resolved_at
-    }
-}
-
 /// An alert state change waiting in the outbox to be delivered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxEntry {
