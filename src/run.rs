@@ -1655,8 +1655,14 @@ fn batch_digest(
     decisions: &review::Decisions,
     before: &str,
 ) -> String {
-    let landing = |l: &Landing| {
-        format!(
+    // One line per landing, its instants as microseconds (formatting them
+    // as text was most of a national year's digests: 455,000 landings in
+    // November).
+    use std::fmt::Write as _;
+    let micros = |t: Option<DateTime<Utc>>| t.map(|t| t.timestamp_micros());
+    let landing = |out: &mut String, l: &Landing| {
+        let _ = write!(
+            out,
             "{} {} {} {} {} {:?} {:?} {:?} {:?} {}",
             l.township,
             l.period,
@@ -1667,18 +1673,37 @@ fn batch_digest(
             l.defect,
             l.version,
             l.submitted_at,
-            l.first_fetched_at.to_rfc3339(),
-        )
+            l.first_fetched_at.timestamp_micros(),
+        );
     };
-    let mut lines: Vec<String> = wanted
-        .iter()
-        .map(|(l, n)| {
-            let report = reports.get(&(l.township.clone(), l.period.clone()));
-            format!("current {n} {} {report:?}", landing(l))
-        })
-        .chain(older.iter().map(|(l, _)| format!("older {}", landing(l))))
-        .chain(decisions.iter().map(|(id, v)| format!("decision {id} {v:?}")))
-        .collect();
+    let mut lines: Vec<String> = Vec::with_capacity(wanted.len() + older.len() + decisions.len());
+    for (l, n) in wanted {
+        let mut line = format!("current {n} ");
+        landing(&mut line, l);
+        match reports.get(&(l.township.clone(), l.period.clone())) {
+            Some(r) => {
+                let e = &r.evidence;
+                let _ = write!(
+                    line,
+                    " {} {:?} {} {:?} {} {}",
+                    r.timeliness.as_str(),
+                    micros(e.claim),
+                    e.first_seen.timestamp_micros(),
+                    micros(e.seen_missing),
+                    e.deadline.timestamp_micros(),
+                    r.first_sha256
+                );
+            }
+            None => line.push_str(" no report"),
+        }
+        lines.push(line);
+    }
+    for (l, _) in older {
+        let mut line = "older ".to_string();
+        landing(&mut line, l);
+        lines.push(line);
+    }
+    lines.extend(decisions.iter().map(|(id, v)| format!("decision {id} {v:?}")));
     lines.sort();
     let head = format!(
         "memo v{} {} {} {} {batch} {year} after {before}\n",
@@ -2122,5 +2147,80 @@ mod tests {
         let c = conservation("p", &subs).unwrap();
         assert_eq!(c.len(), 1, "values held for review are accounted for");
         assert_eq!(c[0].key, "p/conservation/341124103/2026-06");
+    }
+
+    #[test]
+    fn a_batch_digest_moves_with_each_thing_the_batch_is_computed_from_and_nothing_else() {
+        let cfg = Loaded::embedded();
+        let p = &cfg.def.pipelines[0];
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let l = Landing {
+            pipeline: p.name.clone(),
+            township: "341124102".into(),
+            period: "2026-06".into(),
+            sha256: "ab".repeat(32),
+            url: "http://127.0.0.1:1/r".into(),
+            bytes: 100,
+            content_type: Some("application/json".into()),
+            defect: None,
+            version: Some(1),
+            submitted_at: Some("2026-07-01T08:00:00+08:00".into()),
+            first_fetched_at: t("2026-07-02T00:00:00Z"),
+            last_fetched_at: t("2026-07-02T00:00:00Z"),
+        };
+        let report = timeliness::Report {
+            timeliness: timeliness::Timeliness::OnTime,
+            evidence: timeliness::Evidence {
+                claim: Some(t("2026-07-01T00:00:00Z")),
+                first_seen: t("2026-07-02T00:00:00Z"),
+                seen_missing: None,
+                deadline: t("2026-07-05T16:00:00Z"),
+            },
+            first_sha256: l.sha256.clone(),
+        };
+        let key = (l.township.clone(), l.period.clone());
+        let digest = |l: &Landing, older: &[(&Landing, usize)], r: &timeliness::Report, d: &review::Decisions| {
+            let reports = std::collections::HashMap::from([(key.clone(), r.clone())]);
+            batch_digest(&cfg, p, "34-2026-06", 2026, &[(l, 1)], older, &reports, d, "")
+        };
+        let none = review::Decisions::new();
+        let base = digest(&l, &[], &report, &none);
+        assert_eq!(base, digest(&l.clone(), &[], &report.clone(), &none), "the same inputs");
+        // Fetched again (304): the same batch.
+        let again = Landing {
+            last_fetched_at: t("2026-07-09T00:00:00Z"),
+            ..l.clone()
+        };
+        assert_eq!(base, digest(&again, &[], &report, &none));
+        let moved = [
+            Landing {
+                sha256: "cd".repeat(32),
+                ..l.clone()
+            },
+            Landing {
+                version: Some(2),
+                ..l.clone()
+            },
+            Landing {
+                defect: Some("cut off".into()),
+                ..l.clone()
+            },
+            Landing {
+                first_fetched_at: t("2026-07-03T00:00:00Z"),
+                ..l.clone()
+            },
+        ];
+        for m in &moved {
+            assert_ne!(base, digest(m, &[], &report, &none), "{m:?}");
+        }
+        let mut seen_missing = report.clone();
+        seen_missing.evidence.seen_missing = Some(t("2026-07-06T00:00:00Z"));
+        assert_ne!(base, digest(&l, &[], &seen_missing, &none), "the report's evidence");
+        let mut late = report.clone();
+        late.timeliness = timeliness::Timeliness::Late;
+        assert_ne!(base, digest(&l, &[], &late, &none), "the report's timeliness");
+        assert_ne!(base, digest(&l, &[(&l, 1)], &report, &none), "an older version");
+        let decided = review::Decisions::from([("x".to_string(), review::Verdict::Accept)]);
+        assert_ne!(base, digest(&l, &[], &report, &decided), "a review decision");
     }
 }
