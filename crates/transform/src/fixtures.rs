@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use taizhang_model::Landing;
 
-use crate::definition::{Definition, embedded_texts};
+use crate::definition::{Definition, Pipeline, embedded_texts};
 use crate::normalize::{Landed, Limits, Normalized, normalize};
 
 /// The embedded configuration.
@@ -45,23 +45,53 @@ pub fn landing(pipeline: &str, township: &str, period: &str, body: &[u8]) -> Lan
     }
 }
 
-/// Every check of the shipped monthly pipeline over normalized rows at `now`.
-pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::DataFrame {
-    let unreachable = std::collections::HashSet::new();
-    crate::checks::run_all(&crate::checks::CheckInput {
-        pipeline: &cfg.pipelines[0],
+/// Nothing unreachable.
+static REACHABLE: std::sync::LazyLock<std::collections::HashSet<(String, String)>> =
+    std::sync::LazyLock::new(std::collections::HashSet::new);
+
+/// What `pipeline`'s checks see of `n` at `now`: the whole registry and
+/// its quotas, every township reachable, no earlier rows, no batch.
+pub fn input<'a>(
+    cfg: &'a Definition,
+    pipeline: &'a Pipeline,
+    n: &'a Normalized,
+    now: &str,
+) -> crate::checks::CheckInput<'a> {
+    crate::checks::CheckInput {
+        pipeline,
         catalog: &cfg.catalog,
         registry: &cfg.registry,
         quotas: &cfg.quotas,
         facts: &n.facts,
         submissions: &n.submissions,
-        unreachable: &unreachable,
+        unreachable: &REACHABLE,
         now: at(now),
         quota_facts: None,
         earlier: None,
         part: None,
-    })
-    .expect("checks run")
+    }
+}
+
+/// Every check of the shipped monthly pipeline over normalized rows at `now`.
+pub fn checked(cfg: &Definition, n: &Normalized, now: &str) -> polars::prelude::DataFrame {
+    crate::checks::run_all(&input(cfg, &cfg.pipelines[0], n, now)).expect("checks run")
+}
+
+/// Every level's rollup of `n` with its check results.
+pub fn levels(
+    cfg: &Definition,
+    n: &Normalized,
+    checks: &polars::prelude::DataFrame,
+) -> [polars::prelude::DataFrame; 4] {
+    crate::rollup::hierarchy(
+        &n.facts,
+        checks,
+        &n.submissions,
+        &cfg.registry,
+        &cfg.quotas,
+        &cfg.catalog,
+    )
+    .expect("rolled up")
 }
 
 /// Normalizes `(township, period, document)` as if each had been landed.

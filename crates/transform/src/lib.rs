@@ -42,15 +42,7 @@ mod frame_columns {
         assert_eq!(names(&n.quarantine), spec(quarantine_columns()));
         assert_eq!(names(&n.submissions), spec(submission_columns()));
         let checks = crate::fixtures::checked(&cfg, &n, "2026-06-10T00:00:00Z");
-        let levels = crate::rollup::hierarchy(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
+        let levels = crate::fixtures::levels(&cfg, &n, &checks);
         for (level, frame) in LEVELS.iter().zip(&levels) {
             assert_eq!(names(frame), spec(rollup_columns(*level)), "{}", level.table);
         }

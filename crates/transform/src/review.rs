@@ -35,28 +35,6 @@ fn ints(df: &DataFrame, name: &str) -> PolarsResult<Vec<Option<i64>>> {
     Ok(df.column(name)?.i64()?.iter().collect())
 }
 
-/// The fact columns an extraction row carries, in the facts' order.
-const FACT_COLUMNS: [&str; 18] = [
-    "program",
-    "township",
-    "county",
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "category",
-    "value",
-    "unit",
-    "approx",
-    "missing",
-    "value_raw",
-    "source_sha256",
-    "submitted_at",
-    "version",
-    "value_index",
-    "extracted",
-];
-
 /// `n` with `decisions` applied (see the module documentation).
 pub fn apply(n: Normalized, decisions: &Decisions) -> PolarsResult<Normalized> {
     let x = &n.extractions;
@@ -171,8 +149,11 @@ pub fn apply(n: Normalized, decisions: &Decisions) -> PolarsResult<Normalized> {
         let mask: BooleanChunked = accepted.iter().map(|a| Some(*a)).collect();
         let mut add = x.filter(&mask)?;
         add.with_column(Column::new("extracted".into(), vec![true; add.height()]))?;
-        let add = add.select(FACT_COLUMNS)?;
-        let mut stacked = facts.select(FACT_COLUMNS)?;
+        // The columns an extraction row carries, in the facts' order.
+        let columns = taizhang_model::schema::fact_columns("");
+        let columns = taizhang_model::schema::with_year(&columns);
+        let add = add.select(columns.iter().copied())?;
+        let mut stacked = facts.select(columns)?;
         stacked.vstack_mut(&add)?;
         facts = stacked;
     }

@@ -522,6 +522,23 @@ mod tests {
         crate::fixtures::checked(cfg, n, "2026-06-01T00:00:00+08:00")
     }
 
+    /// The embedded configuration with three counties: 全椒县 and 来安县
+    /// (both 滁州市), 瑶海区 (合肥市), all 安徽省; `quotas` lines added.
+    /// With a township of each county by county code.
+    fn three_counties(quotas: &str) -> (crate::definition::Definition, impl Fn(&str) -> String) {
+        let mut t = crate::definition::embedded_texts();
+        t.registry.1 = t.registry.1.replace(
+            "counties = [\"341124\"]",
+            "counties = [\"341124\", \"341122\", \"340102\"]",
+        );
+        t.quotas[0].1.push_str(quotas);
+        let cfg = crate::definition::Definition::from_texts(&t).unwrap();
+        let townships = cfg.registry.townships.clone();
+        let tw =
+            move |county: &str| -> String { townships.values().find(|t| t.county == county).unwrap().code.clone() };
+        (cfg, tw)
+    }
+
     /// The county rollup's certificates total rows.
     fn certificates_total(
         cfg: &crate::definition::Definition,
@@ -598,23 +615,7 @@ mod tests {
 
     #[test]
     fn each_level_sums_the_one_below_with_its_own_counts_and_quotas() {
-        // Three counties: 全椒县 and 来安县 (both 滁州市), 瑶海区 (合肥市), all 安徽省.
-        let mut t = crate::definition::embedded_texts();
-        t.registry.1 = t.registry.1.replace(
-            "counties = [\"341124\"]",
-            "counties = [\"341124\", \"341122\", \"340102\"]",
-        );
-        t.quotas[0].1.push_str("2026,341122,certificates_issued,300\n");
-        let cfg = crate::definition::Definition::from_texts(&t).unwrap();
-        let tw = |county: &str| -> String {
-            cfg.registry
-                .townships
-                .values()
-                .find(|t| t.county == county)
-                .unwrap()
-                .code
-                .clone()
-        };
+        let (cfg, tw) = three_counties("2026,341122,certificates_issued,300\n");
         let n = normalized(
             &cfg,
             &[
@@ -625,15 +626,7 @@ mod tests {
             ],
         );
         let checks = checked(&cfg, &n);
-        let levels = hierarchy(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
+        let levels = crate::fixtures::levels(&cfg, &n, &checks);
         let total = |df: &DataFrame, area: Option<(&str, &str)>| {
             let mut pred = col("indicator")
                 .eq(lit("certificates_issued"))
@@ -681,21 +674,7 @@ mod tests {
         // What a run does when each period's rollup is its own: the year to
         // date continues from the period before, a cell missing some months
         // continues from the last one it had, a new year starts again.
-        let mut t = crate::definition::embedded_texts();
-        t.registry.1 = t.registry.1.replace(
-            "counties = [\"341124\"]",
-            "counties = [\"341124\", \"341122\", \"340102\"]",
-        );
-        let cfg = crate::definition::Definition::from_texts(&t).unwrap();
-        let tw = |county: &str| -> String {
-            cfg.registry
-                .townships
-                .values()
-                .find(|t| t.county == county)
-                .unwrap()
-                .code
-                .clone()
-        };
+        let (cfg, tw) = three_counties("");
         let (t122, t102) = (tw("341122"), tw("340102"));
         let month = |p: &str, total: i64, parts: [i64; 7]| {
             let mut d = certs(total, parts);
@@ -716,15 +695,7 @@ mod tests {
         ];
         let n = normalized(&cfg, &docs);
         let checks = checked(&cfg, &n);
-        let all = hierarchy(
-            &n.facts,
-            &checks,
-            &n.submissions,
-            &cfg.registry,
-            &cfg.quotas,
-            &cfg.catalog,
-        )
-        .unwrap();
+        let all = crate::fixtures::levels(&cfg, &n, &checks);
         let sorted = |df: &DataFrame, level: Level| {
             let mut by: Vec<&str> = level.code.into_iter().collect();
             by.extend(["period", "indicator", "dimension", "category"]);

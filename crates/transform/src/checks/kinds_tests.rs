@@ -1,8 +1,6 @@
 //! One case per check kind, with the numbers of the domain primer, each
 //! declared exactly as a pipeline file would declare it.
 
-use std::collections::HashSet;
-
 use polars::prelude::*;
 use serde_json::{Value, json};
 use taizhang_model::Quota;
@@ -10,7 +8,7 @@ use taizhang_model::Quota;
 use super::CheckInput;
 use crate::checks::CheckConfig;
 use crate::definition::Definition as Loaded;
-use crate::fixtures::{at, config, config_with, normalized};
+use crate::fixtures::{config, config_with, normalized};
 
 const EXTRA: &str = r#"
 [[indicator]]
@@ -55,19 +53,9 @@ fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Val
     let check = c.build(&cfg.catalog).unwrap();
     let n = normalized(cfg, docs);
     assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
-    let unreachable = HashSet::new();
     let input = CheckInput {
-        pipeline: &cfg.pipelines[0],
-        catalog: &cfg.catalog,
-        registry: &cfg.registry,
         quotas,
-        facts: &n.facts,
-        submissions: &n.submissions,
-        unreachable: &unreachable,
-        now: at(now),
-        quota_facts: None,
-        earlier: None,
-        part: None,
+        ..crate::fixtures::input(cfg, &cfg.pipelines[0], &n, now)
     };
     check.run(&input).unwrap()
 }
@@ -689,24 +677,15 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     }
     let n = normalized(&cfg, &docs);
     assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
-    let unreachable = HashSet::new();
     let july = col("period").eq(lit("2026-07"));
     // July's failures checked over all periods, and checked with only the
     // earlier rows the pipeline's look-back checks select: the same.
     let split_as_whole = |pipeline: &crate::definition::Pipeline| -> DataFrame {
         let run = |facts: &DataFrame, earlier: Option<&DataFrame>| {
             let i = CheckInput {
-                pipeline,
-                catalog: &cfg.catalog,
-                registry: &cfg.registry,
-                quotas: &cfg.quotas,
                 facts,
-                submissions: &n.submissions,
-                unreachable: &unreachable,
-                now: at("2026-08-10T10:00:00+08:00"),
-                quota_facts: None,
                 earlier,
-                part: None,
+                ..crate::fixtures::input(&cfg, pipeline, &n, "2026-08-10T10:00:00+08:00")
             };
             let mut both = super::run_raw(&i, false).unwrap();
             both.vstack_mut(&super::run_raw(&i, true).unwrap()).unwrap();
@@ -764,20 +743,10 @@ fn a_batch_reports_overdue_for_its_period_and_the_last_one_for_periods_no_batch_
     let mut pipeline = cfg.pipelines[0].clone();
     pipeline.checks = vec![c];
     let n = normalized(&cfg, &[]);
-    let unreachable = HashSet::new();
     let periods = |part: Option<&super::Part>| {
         let input = CheckInput {
-            pipeline: &pipeline,
-            catalog: &cfg.catalog,
-            registry: &cfg.registry,
-            quotas: &cfg.quotas,
-            facts: &n.facts,
-            submissions: &n.submissions,
-            unreachable: &unreachable,
-            now: at("2026-07-10T10:00:00+08:00"),
-            quota_facts: None,
-            earlier: None,
             part,
+            ..crate::fixtures::input(&cfg, &pipeline, &n, "2026-07-10T10:00:00+08:00")
         };
         // The check itself skips what is not its batch's (not only run_raw's
         // filter after it): each batch of a year would otherwise make every
