@@ -28,24 +28,24 @@ use crate::sinks::snapshot::FileEntry;
 
 /// Bumped whenever what a batch computes changes in a way the binary's
 /// identity would not show (it is in the digest too).
-pub const MEMO_VERSION: u32 = 3;
+pub const MEMO_VERSION: u32 = 4;
 
 /// The frames of a memo, by file name.
 const FRAMES: [&str; 5] = ["checks", "county", "reporting", "achieved", "submissions"];
 
 /// The file of a memo's look-back rows.
-const WINDOW: &str = "window";
+const LOOK_BACK: &str = "look_back";
 
 /// What one batch computed.
 #[derive(Debug, Clone)]
 pub struct Batch {
     /// Digest of the inputs it was computed from.
     pub digest: String,
-    /// The rows of its facts the look-back checks of the province's later
-    /// periods read (`checks::earlier_rows`); None when loaded (they are read
-    /// on their own, with [`Memo::window`], only when a later batch is
-    /// computed).
-    pub window: Option<DataFrame>,
+    /// What the look-back checks of the province's later periods need of
+    /// its period and the ones before (`checks::look_back`); None when
+    /// loaded (they are read on their own, with [`Memo::look_back`], only
+    /// when the next batch is computed).
+    pub look_back: Option<DataFrame>,
     /// Its files in the snapshot it was published in.
     pub files: Vec<FileEntry>,
     /// Fact rows published.
@@ -156,7 +156,7 @@ impl Memo {
         there(FRAMES[2])?;
         Some(Batch {
             digest: meta.digest,
-            window: None,
+            look_back: None,
             files: meta.files,
             rows_published: meta.rows_published,
             quarantined: meta.quarantined,
@@ -227,14 +227,14 @@ impl Memo {
     }
 
     /// The look-back rows of `batch` computed from inputs with `digest`
-    /// ([`Batch::window`]); None when there are none or they cannot be read.
-    pub fn window(&self, batch: &str, digest: &str) -> Option<DataFrame> {
+    /// ([`Batch::look_back`]); None when there are none or they cannot be read.
+    pub fn look_back(&self, batch: &str, digest: &str) -> Option<DataFrame> {
         let dir = self.batch_dir(batch);
         let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
         if meta.format != MEMO_VERSION || meta.digest != digest {
             return None;
         }
-        let f = std::fs::File::open(dir.join(format!("{WINDOW}.parquet"))).ok()?;
+        let f = std::fs::File::open(dir.join(format!("{LOOK_BACK}.parquet"))).ok()?;
         ParquetReader::new(f).finish().ok()
     }
 
@@ -249,8 +249,8 @@ impl Memo {
             .map(|n| n.to_string())
             .zip([&b.checks, county, reporting, &b.quota_facts.achieved, &b.submissions])
             .collect();
-        if let Some(w) = b.window.as_ref().filter(|w| w.width() > 0) {
-            frames.push((WINDOW.to_string(), w));
+        if let Some(w) = b.look_back.as_ref().filter(|w| w.width() > 0) {
+            frames.push((LOOK_BACK.to_string(), w));
         }
         let meta = Meta {
             format: MEMO_VERSION,
@@ -439,7 +439,7 @@ mod tests {
     fn batch(digest: &str, county: DataFrame) -> Batch {
         Batch {
             digest: digest.into(),
-            window: None,
+            look_back: None,
             files: vec![],
             rows_published: 2,
             quarantined: 0,

@@ -820,45 +820,59 @@ fn province_periods(mine: &[&(&Landing, usize)]) -> Vec<String> {
     periods
 }
 
-/// A batch before this one in its province, for the look-back checks of
-/// the ones after it: the rows they read (None until needed when it was
-/// carried), and where to read them from: its memo (code, digest), or its
-/// landings.
-struct Earlier<'l> {
-    rows: Option<DataFrame>,
-    code: String,
-    digest: String,
-    wanted: Vec<(&'l Landing, usize)>,
+/// What a batch carries to the next batch of its province, for its checks
+/// that look back: its look-back rows (`checks::look_back`) and year to
+/// date, after its period.
+#[derive(Clone)]
+struct Carry {
+    rows: DataFrame,
+    quota: checks::quota::QuotaFacts,
 }
 
-impl<'l> Earlier<'l> {
-    /// The rows: read from the batch's memo the first time (by `again`
-    /// from its landings when the memo's cannot be read).
-    fn load(
-        &mut self,
+/// Where the batch before this one in its province (if any) keeps what it
+/// carries: a computed batch sends it from its thread once made (the next
+/// batch's thread waits for it, not this one); a carried batch has it in
+/// its memo, read only when the next batch is computed.
+enum Before<'l> {
+    Computing(std::sync::mpsc::Receiver<Carry>),
+    Kept {
+        code: String,
+        digest: String,
+        quota: checks::quota::QuotaFacts,
+        /// The landings of the province's batches up to it, whose rows
+        /// make its look-back rows again when its memo's cannot be read.
+        upto: Vec<(&'l Landing, usize)>,
+    },
+}
+
+impl<'l> Before<'l> {
+    /// What it carries, for the next batch's thread: the memo's rows of a
+    /// carried batch (or `again` made from its landings when they cannot
+    /// be read).
+    fn carry(
+        self,
         memo: &Memo,
         again: &mut impl FnMut(&[(&'l Landing, usize)]) -> Result<DataFrame, RunError>,
-    ) -> Result<&DataFrame, RunError> {
-        let rows = match self.rows.take() {
-            Some(rows) => rows,
-            None => match memo.window(&self.code, &self.digest) {
-                Some(rows) => rows,
-                None => again(&self.wanted)?,
-            },
-        };
-        Ok(self.rows.insert(rows))
+    ) -> Result<std::sync::mpsc::Receiver<Carry>, RunError> {
+        match self {
+            Before::Computing(rx) => Ok(rx),
+            Before::Kept {
+                code,
+                digest,
+                quota,
+                upto,
+            } => {
+                let rows = match memo.look_back(&code, &digest) {
+                    Some(rows) => rows,
+                    None => again(&upto)?,
+                };
+                let (tx, rx) = std::sync::mpsc::channel();
+                // The receiver is right here: the send cannot fail.
+                let _ = tx.send(Carry { rows, quota });
+                Ok(rx)
+            }
+        }
     }
-}
-
-/// The rows of `facts` the look-back checks read of a period before theirs.
-fn looked_back(facts: &DataFrame, rows: Option<&Expr>) -> Result<DataFrame, RunError> {
-    let Some(rows) = rows else {
-        return Ok(DataFrame::empty());
-    };
-    facts
-        .select(checks::CHECKED_COLUMNS)
-        .and_then(|f| f.lazy().filter(rows.clone()).collect())
-        .map_err(internal("check"))
 }
 
 /// A batch's rows from the kept results, with the reviewers' decisions.
@@ -922,8 +936,9 @@ fn compute(
         )
         .map_err(internal("normalize"))?;
         let memo = Memo::new(&cfg.settings.paths.state_dir, &p.name);
-        // The rows of earlier periods the look-back checks read.
-        let looks_back = checks::earlier_rows(p, &cfg.def.catalog).map_err(internal("check"))?;
+        let looks_back = checks::earlier_rows(p, &cfg.def.catalog)
+            .map_err(internal("check"))?
+            .is_some();
         let ctx = BatchContext {
             cfg,
             p,
@@ -997,10 +1012,11 @@ fn compute(
                     true => vec![None],
                     false => periods.iter().map(|p| Some(p.as_str())).collect(),
                 };
-                // What the batches before read of each other: the digest of
-                // the one before, and the rows the look-back checks read.
+                // What the batches before give the next: the digest of the
+                // one before, and what it carries for the look-back checks.
                 let mut chain = String::new();
-                let mut before: Vec<Earlier> = vec![];
+                let mut before: Option<Before> = None;
+                let mut upto: Vec<(&Landing, usize)> = vec![];
                 for (i, period) in parts.iter().enumerate() {
                     let part = Part {
                         period: period.map(str::to_string),
@@ -1065,13 +1081,14 @@ fn compute(
                     } else if !recompute {
                         tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
                     }
+                    upto.extend(wanted.iter().copied());
                     let work = match carried {
                         Some((m, results)) => {
-                            before.push(Earlier {
-                                rows: None,
+                            before = Some(Before::Kept {
                                 code: code.clone(),
                                 digest: digest.clone(),
-                                wanted: wanted.clone(),
+                                quota: m.quota_facts.clone(),
+                                upto: upto.clone(),
                             });
                             Work::Carried(Box::new(m), results)
                         }
@@ -1121,44 +1138,39 @@ fn compute(
                                 decisions,
                                 &mut batch_end.summary.bodies_parsed,
                             )?;
-                            let window = looked_back(&n.facts, looks_back.as_ref())?;
-                            // The rows of the periods before that the
-                            // look-back checks read.
-                            let earlier = match looks_back.is_some() && !before.is_empty() {
-                                true => {
-                                    // A carried batch's rows whose memo
-                                    // cannot be read: read again from its
-                                    // reports' kept rows.
-                                    let mut again = |wanted: &[(&Landing, usize)]| {
+                            // What the batch before carries: waited for on
+                            // the batch's thread when it is computing.
+                            let carry_in = match before.take() {
+                                Some(b) => {
+                                    // A carried batch's rows whose memo cannot
+                                    // be read: made again from its province's
+                                    // landings up to it.
+                                    let mut again = |upto: &[(&Landing, usize)]| {
+                                        if !looks_back {
+                                            return Ok(DataFrame::empty());
+                                        }
                                         let n = batch_rows(
                                             cfg,
                                             p,
                                             kept,
                                             raw,
-                                            wanted,
+                                            upto,
                                             &empty,
                                             decisions,
                                             &mut batch_end.summary.bodies_parsed,
                                         )?;
-                                        looked_back(&n.facts, looks_back.as_ref())
+                                        checks::look_back(p, &cfg.def.catalog, None, &n.facts)
+                                            .map_err(internal("check"))
                                     };
-                                    let mut rows = vec![];
-                                    for b in before.iter_mut() {
-                                        rows.push(b.load(&memo, &mut again)?.clone());
-                                    }
-                                    Some(vstack(rows).map_err(internal("check"))?)
+                                    Some(b.carry(&memo, &mut again)?)
                                 }
-                                false => None,
+                                None => None,
                             };
-                            before.push(Earlier {
-                                rows: Some(window.clone()),
-                                code: code.clone(),
-                                digest: digest.clone(),
-                                wanted: wanted.clone(),
-                            });
+                            let (carry_out, next) = std::sync::mpsc::channel();
+                            before = Some(Before::Computing(next));
                             let (ctx, quotas, part) = (&ctx, Arc::clone(&quotas), part.clone());
                             Work::Running(scope.spawn(move || {
-                                compute_batch(ctx, reg, &quotas, digest, n, history, earlier, window, &part)
+                                compute_batch(ctx, reg, &quotas, digest, n, history, carry_in, carry_out, &part)
                             }))
                         }
                     };
@@ -1415,8 +1427,8 @@ fn compute_batch(
     digest: String,
     n: normalize::Normalized,
     history: DataFrame,
-    earlier: Option<DataFrame>,
-    window: DataFrame,
+    carry_in: Option<std::sync::mpsc::Receiver<Carry>>,
+    carry_out: std::sync::mpsc::Sender<Carry>,
     part: &Part,
 ) -> Result<ComputedBatch, RunError> {
     let BatchContext { cfg, p, reports, .. } = *ctx;
@@ -1440,25 +1452,38 @@ fn compute_batch(
     // window is copied without the provenance (the body's sha256 above
     // all), which is a fifth of a fact row.
     let checked = n.facts.select(checks::CHECKED_COLUMNS).map_err(internal("check"))?;
-    // What the quota check reads of the facts, this period's and the ones
-    // before: made once, for the check and for the memo.
-    let quota_facts = match p
+    // What the batch before carries (the next batch's thread waits for
+    // this one's the same way), and what this one carries on: the rows the
+    // look-back checks need and the year to date, made first.
+    let before = match carry_in {
+        Some(rx) => Some(
+            rx.recv()
+                .map_err(|_| RunError::Task(format!("the batch before {digest} of {} stopped", p.name)))?,
+        ),
+        None => None,
+    };
+    let own = match p
         .checks
         .iter()
         .any(|c| matches!(c, checks::CheckConfig::QuotaProgress(_)))
     {
-        true => {
-            let year_to_date = match &earlier {
-                Some(e) => vstack(vec![e.clone(), window.clone()]).map_err(internal("check"))?,
-                None => checked.clone(),
-            };
-            checks::quota::quota_facts(&year_to_date, &cfg.def.catalog).map_err(internal("check"))?
-        }
+        true => checks::quota::quota_facts(&checked, &cfg.def.catalog).map_err(internal("check"))?,
         false => checks::quota::QuotaFacts {
             achieved: DataFrame::empty(),
             years: vec![],
         },
     };
+    let quota_facts = match &before {
+        Some(b) => b.quota.then(&own, &cfg.def.catalog).map_err(internal("check"))?,
+        None => own,
+    };
+    let earlier = before.map(|b| b.rows).filter(|r| r.height() > 0);
+    let look_back = checks::look_back(p, &cfg.def.catalog, earlier.as_ref(), &checked).map_err(internal("check"))?;
+    // The next batch may be carried: nobody waits then.
+    let _ = carry_out.send(Carry {
+        rows: look_back.clone(),
+        quota: quota_facts.clone(),
+    });
     let input = CheckInput {
         facts: &checked,
         submissions: &n.submissions,
@@ -1495,7 +1520,7 @@ fn compute_batch(
     let in_review_count = in_review(&n.extractions).map_err(internal("review"))?;
     let batch = memo::Batch {
         digest,
-        window: Some(window),
+        look_back: Some(look_back),
         files: vec![],
         rows_published: n.facts.height(),
         quarantined: n.quarantine.height(),

@@ -574,11 +574,12 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 
-    // A township of 全椒 (which has quotas: its year to date is read from
-    // the months before) resubmits June, with the rows April's memo keeps
-    // for the periods after it unreadable: they are read again from
-    // April's reports.
-    std::fs::write(memos.join("34-2026-04/window.parquet"), b"PAR1 not really").unwrap();
+    // A township of 全椒 resubmits June, with the look-back rows May's memo
+    // carries to June unreadable: they are made again from the province's
+    // reports of May and the months before.
+    let look_back = memos.join("34-2026-05/look_back.parquet");
+    assert!(look_back.exists());
+    std::fs::write(&look_back, b"PAR1 not really").unwrap();
     // And the year to date May's rollup carries into June's: made again
     // from the months before.
     std::fs::write(memos.join("rollup-2026-05/carry-0.parquet"), b"PAR1 not really").unwrap();

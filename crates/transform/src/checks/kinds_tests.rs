@@ -677,42 +677,27 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     }
     let n = normalized(&cfg, &docs);
     assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
-    let july = col("period").eq(lit("2026-07"));
-    // July's failures checked over all periods, and checked with only the
-    // earlier rows the pipeline's look-back checks select: the same.
+    // July's failures checked over all periods, and checked as a run's
+    // batch: July's rows with what the batches before carried.
     let split_as_whole = |pipeline: &crate::definition::Pipeline| -> DataFrame {
-        let run = |facts: &DataFrame, earlier: Option<&DataFrame>| {
-            let i = CheckInput {
-                facts,
-                earlier,
-                ..crate::fixtures::input(&cfg, pipeline, &n, "2026-08-10T10:00:00+08:00")
-            };
-            let mut both = super::run_raw(&i, false).unwrap();
-            both.vstack_mut(&super::run_raw(&i, true).unwrap()).unwrap();
-            both.lazy()
-                .sort(["township", "period", "rule", "indicator"], Default::default())
-                .collect()
-                .unwrap()
-        };
-        let all = run(&n.facts, None)
-            .lazy()
-            .filter(july.clone().or(col("period").eq(lit("2026"))))
-            .collect()
-            .unwrap();
-        let looks_back = super::earlier_rows(pipeline, &cfg.catalog)
-            .unwrap()
-            .expect("look-back checks");
-        let earlier = n
+        let (all, batches) = whole_and_batches(&cfg, pipeline, &n, &months, "2026-08-10T10:00:00+08:00");
+        let (july, carried) = batches.last().unwrap();
+        assert_eq!(july, &all[months.len() - 1], "{:?}", pipeline.checks);
+        // No more than the rows the look-back checks read.
+        let read = n
             .facts
             .clone()
             .lazy()
-            .filter(july.clone().not().and(looks_back))
+            .filter(col("period").neq(lit("2026-07")))
+            .filter(
+                super::earlier_rows(pipeline, &cfg.catalog)
+                    .unwrap()
+                    .unwrap_or(lit(false)),
+            )
             .collect()
             .unwrap();
-        assert!(earlier.height() < n.facts.height() * 4 / 5, "only what is read");
-        let facts = n.facts.clone().lazy().filter(july.clone()).collect().unwrap();
-        assert_eq!(run(&facts, Some(&earlier)), all, "{:?}", pipeline.checks);
-        all
+        assert!(carried.height() <= read.height());
+        all[months.len() - 1].clone()
     };
     let all = split_as_whole(&pipeline);
     let rules = col_str(&all, "rule");
@@ -731,6 +716,143 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
         alone.checks = vec![toml::from_str(decl).unwrap()];
         assert!(split_as_whole(&alone).height() > 0, "{decl}");
     }
+}
+
+/// `n`'s failures of each of `months` (and of its year), checked over every
+/// period at once, and checked as a run checks a province's batches, oldest
+/// first: each month's rows with what the batch before carried (its
+/// look-back rows and year to date), with those look-back rows.
+fn whole_and_batches(
+    cfg: &Loaded,
+    pipeline: &crate::definition::Pipeline,
+    n: &crate::normalize::Normalized,
+    months: &[&str],
+    now: &str,
+) -> (Vec<DataFrame>, Vec<(DataFrame, DataFrame)>) {
+    let failures = |i: &CheckInput<'_>, month: &str| {
+        let mut both = super::run_raw(i, false).unwrap();
+        both.vstack_mut(&super::run_raw(i, true).unwrap()).unwrap();
+        // The year's results with its last month (a run's last batch of
+        // the province has them).
+        let year = &month[..4];
+        let last = months.iter().rev().find(|m| m.starts_with(year)) == Some(&month);
+        let of_year = col("period").eq(lit(year)).and(lit(last));
+        both.lazy()
+            .filter(col("period").eq(lit(month)).or(of_year))
+            .sort(["township", "period", "rule", "indicator"], Default::default())
+            .collect()
+            .unwrap()
+    };
+    let base = crate::fixtures::input(cfg, pipeline, n, now);
+    let whole = months.iter().map(|m| failures(&base, m)).collect();
+    let (mut carried, mut ytd): (Option<DataFrame>, Option<super::quota::QuotaFacts>) = (None, None);
+    let mut batches = vec![];
+    for m in months {
+        let facts = n
+            .facts
+            .clone()
+            .lazy()
+            .filter(col("period").eq(lit(*m)))
+            .select(super::CHECKED_COLUMNS.map(col))
+            .collect()
+            .unwrap();
+        let own = super::quota::quota_facts(&facts, &cfg.catalog).unwrap();
+        let year_to_date = match &ytd {
+            Some(y) => y.then(&own, &cfg.catalog).unwrap(),
+            None => own,
+        };
+        let input = CheckInput {
+            facts: &facts,
+            earlier: carried.as_ref(),
+            quota_facts: Some(&year_to_date),
+            ..base.clone()
+        };
+        let got = failures(&input, m);
+        let before = carried.clone().unwrap_or_default();
+        carried = Some(super::look_back(pipeline, &cfg.catalog, carried.as_ref(), &facts).unwrap());
+        ytd = Some(year_to_date);
+        batches.push((got, before));
+    }
+    (whole, batches)
+}
+
+#[test]
+fn fourteen_months_checked_batch_by_batch_fail_as_checked_whole_and_carry_a_few_months_of_rows() {
+    // Two townships from July 2025 to August 2026 (a new year in between):
+    // one that reports every month, one that skips March; a surgery month
+    // far over its history, a year to date that goes down, a stock that
+    // does not follow from the one before.
+    let cfg = config_with(EXTRA);
+    let decls = [
+        "kind = \"cumulative\"\nseverity = \"error\"",
+        "kind = \"stock_flow\"\nstock = \"severe_care_recipients\"\nnew = \"care_new\"\nseverity = \"warning\"",
+        "kind = \"plausibility\"\nseverity = \"error\"",
+        "kind = \"quota_progress\"\nseverity = \"warning\"",
+    ];
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = decls.iter().map(|d| toml::from_str(d).unwrap()).collect();
+    let months = [
+        "2025-07", "2025-08", "2025-09", "2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03", "2026-04",
+        "2026-05", "2026-06", "2026-07", "2026-08",
+    ];
+    let surgeries = [3, 0, 5, 2, 0, 4, 150, 3, 0, 2, 6, 1, 4000, 2];
+    let ytd = [5, 9, 8, 10, 12, 15, 1, 3, 2, 4, 6, 6, 5, 7];
+    let stock = [100, 102, 103, 103, 110, 111, 111, 115, 116, 116, 120, 121, 121, 130];
+    let new = [0, 2, 1, 0, 7, 1, 0, 4, 1, 0, 4, 1, 3, 9];
+    let mut docs = vec![];
+    for (i, m) in months.iter().enumerate() {
+        for (township, scale) in [("341124102", 1), ("341124104", 2)] {
+            if township == "341124104" && *m == "2026-03" {
+                continue;
+            }
+            let values = json!([
+                {"indicator": "白内障复明手术", "value": surgeries[i] * scale},
+                {"indicator": "累计白内障手术", "value": ytd[i] * scale},
+                {"indicator": "重度残疾人护理补贴人数", "value": stock[i] * scale},
+                {"indicator": "新增护理补贴人数", "value": new[i] * scale},
+                {"indicator": "残疾人证核发", "category": "视力", "value": i},
+            ]);
+            docs.push((township, *m, doc(m, values)));
+        }
+    }
+    let n = normalized(&cfg, &docs);
+    assert_eq!(n.quarantine.height(), 0, "{}", n.quarantine);
+    let (whole, batches) = whole_and_batches(&cfg, &pipeline, &n, &months, "2026-09-10T10:00:00+08:00");
+    let mut rules = std::collections::BTreeSet::new();
+    for ((m, all), (got, carried)) in months.iter().zip(&whole).zip(&batches) {
+        assert_eq!(got, all, "{m}");
+        rules.extend(col_str(all, "rule"));
+        // However long the history, a few rows of each series are carried:
+        // its largest month, its last three non-zero ones, its last value
+        // of the year before.
+        if carried.width() > 0 {
+            let per_series = carried
+                .clone()
+                .lazy()
+                .group_by([col("township"), col("indicator"), col("dimension"), col("category")])
+                .agg([len().alias("n")])
+                .select([col("n").max()])
+                .collect()
+                .unwrap();
+            let most = per_series.column("n").unwrap().u32().unwrap().get(0).unwrap();
+            assert!(most <= 5, "{m}: {most} rows of a series carried: {carried}");
+        }
+    }
+    for rule in ["ytd_decreased", "stock_flow", "implausible", "quota_behind"] {
+        assert!(rules.contains(rule), "{rule} not in {rules:?}");
+    }
+    // What August is checked with: not the 13 months before it.
+    let read = n
+        .facts
+        .clone()
+        .lazy()
+        .filter(col("period").neq(lit("2026-08")))
+        .filter(super::earlier_rows(&pipeline, &cfg.catalog).unwrap().unwrap())
+        .collect()
+        .unwrap();
+    let heights: Vec<usize> = batches.iter().map(|(_, c)| c.height()).collect();
+    assert!(heights[13] * 2 < read.height(), "{heights:?} of {}", read.height());
+    assert!(heights[13] <= heights[6] + 6, "{heights:?}");
 }
 
 #[test]

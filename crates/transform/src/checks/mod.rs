@@ -141,8 +141,10 @@ pub struct CheckInput<'a> {
     /// (a batch carried from the run before); None: read from `facts`.
     pub quota_facts: Option<&'a quota::QuotaFacts>,
     /// Fact rows of the periods before `facts`' (same townships, same
-    /// columns), for the checks that look back ([`Check::earlier`]): at
-    /// least the rows [`earlier_rows`] selects. None: nothing before.
+    /// columns), for the checks that look back ([`Check::earlier`]): the
+    /// rows [`earlier_rows`] selects, or what [`look_back`] carries of them.
+    /// None: nothing before. With them, the quota check needs
+    /// `quota_facts` (the year to date is not carried in rows).
     pub earlier: Option<&'a DataFrame>,
     /// The batch whose results are wanted ([`run_raw`] keeps only those);
     /// None: every period's.
@@ -214,6 +216,62 @@ pub trait Check {
     fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
         None
     }
+    /// Of the rows of periods before (`earlier`: what [`earlier_rows`]
+    /// selects of them, with a [`ROW`] index), the ones this check needs to
+    /// check any later period as it would with all of them, as a frame of
+    /// their [`ROW`]s: what a batch carries to the next instead of every
+    /// period's rows ([`look_back`]). Called only when [`Check::earlier`]
+    /// is Some; by default every row it selects.
+    fn carried(&self, catalog: &Catalog, earlier: &DataFrame) -> PolarsResult<LazyFrame> {
+        let rows = self.earlier(catalog).unwrap_or(lit(false));
+        Ok(earlier.clone().lazy().filter(rows).select([col(ROW)]))
+    }
+}
+
+/// The row index [`Check::carried`] reads and answers with.
+pub const ROW: &str = "carried_row";
+
+/// The look-back rows after a batch, carried to the next batch of its
+/// province (as its [`CheckInput::earlier`]) instead of every period's rows:
+/// of `before` (the look-back rows after the batch before; None for the
+/// first) and of the rows [`earlier_rows`] selects of `facts` (the batch's
+/// own), the ones some look-back check of `pipeline` needs for the periods
+/// after them ([`Check::carried`]), in [`CHECKED_COLUMNS`]. However many
+/// periods come before, this is about as many rows as a few periods have
+/// (a series' last value, a township's last period, a history's largest
+/// and last few months). Empty when no check looks back. The year to date
+/// of the quota check is carried apart ([`quota::QuotaFacts::then`]).
+pub fn look_back(
+    pipeline: &Pipeline,
+    catalog: &Catalog,
+    before: Option<&DataFrame>,
+    facts: &DataFrame,
+) -> PolarsResult<DataFrame> {
+    let Some(rows) = earlier_rows(pipeline, catalog)? else {
+        return Ok(DataFrame::empty());
+    };
+    let own = facts.select(CHECKED_COLUMNS)?.lazy().filter(rows);
+    let all = match before.filter(|b| b.width() > 0) {
+        Some(b) => concat([b.clone().lazy(), own], UnionArgs::default())?,
+        None => own,
+    }
+    .with_row_index(ROW, None)
+    .collect()?;
+    let mut kept = vec![];
+    for cfg in &pipeline.checks {
+        let check = cfg
+            .build(catalog)
+            .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
+        if check.earlier(catalog).is_some() {
+            kept.push(check.carried(catalog, &all)?);
+        }
+    }
+    let kept = concat(kept, UnionArgs::default())?.collect()?;
+    let kept = kept.column(ROW)?.as_materialized_series().clone();
+    all.lazy()
+        .filter(col(ROW).is_in(lit(kept).implode(false), false))
+        .select(CHECKED_COLUMNS.map(col))
+        .collect()
 }
 
 /// The fact rows of earlier periods any check of `pipeline` reads (see

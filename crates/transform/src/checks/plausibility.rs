@@ -87,6 +87,46 @@ impl Check for Plausibility {
         Some(super::reported_totals())
     }
 
+    /// Of each township's history of an indicator, what its bound reads:
+    /// its largest month, and its last `min_history` non-zero periods
+    /// (whether it has that many).
+    fn carried(&self, _catalog: &Catalog, earlier: &DataFrame) -> PolarsResult<LazyFrame> {
+        let keys = [col("township"), col("indicator")];
+        let per_month = col("value") / col("months");
+        let totals = earlier.clone().lazy().filter(super::reported_totals()).join(
+            super::rule::period_months(earlier)?.lazy(),
+            [col("period")],
+            [col("period")],
+            JoinArgs::new(JoinType::Left),
+        );
+        let largest = totals
+            .clone()
+            .filter(
+                per_month
+                    .clone()
+                    .eq(per_month.clone().max().over(keys.clone())?)
+                    .or(per_month.is_nan()),
+            )
+            .select([col(super::ROW)]);
+        let last = totals
+            .filter(col("value").neq(lit(0.0)))
+            .filter(
+                col("period")
+                    .rank(
+                        RankOptions {
+                            method: RankMethod::Dense,
+                            descending: true,
+                        },
+                        None,
+                    )
+                    .over(keys)?
+                    .cast(DataType::Int64)
+                    .lt_eq(lit(self.min_history as i64)),
+            )
+            .select([col(super::ROW)]);
+        concat([largest, last], UnionArgs::default())
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let cat = &input.catalog.indicators;
         let bounds = DataFrame::new_infer_height(vec![

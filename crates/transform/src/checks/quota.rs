@@ -52,6 +52,66 @@ pub struct QuotaFacts {
     pub years: Vec<i32>,
 }
 
+impl QuotaFacts {
+    /// The year to date after `own` (the next batch's [`quota_facts`]),
+    /// from the year to date before it (`self`): flows add up, stocks and
+    /// cumulatives take `own`'s latest where it has one. What a batch
+    /// carries to the next instead of the rows of every period before.
+    pub fn then(&self, own: &QuotaFacts, catalog: &crate::catalog::Catalog) -> PolarsResult<QuotaFacts> {
+        if self.achieved.width() == 0 {
+            return Ok(own.clone());
+        }
+        let keys = [col("township"), col("year"), col("indicator")];
+        let achieved = self
+            .achieved
+            .clone()
+            .lazy()
+            .join(
+                own.achieved.clone().lazy(),
+                keys.clone(),
+                keys,
+                JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
+            )
+            .join(
+                kinds(catalog)?,
+                [col("indicator")],
+                [col("indicator")],
+                JoinArgs::new(JoinType::Left),
+            )
+            .select([
+                col("township"),
+                col("year"),
+                col("indicator"),
+                when(col("is_flow").fill_null(lit(false)).and(col("achieved").is_not_null()))
+                    .then(col("achieved") + col("achieved_right").fill_null(lit(0.0)))
+                    .otherwise(col("achieved_right").fill_null(col("achieved")))
+                    .alias("achieved"),
+            ])
+            .sort(["township", "year", "indicator"], Default::default())
+            .collect()?;
+        let mut years = self.years.clone();
+        years.extend(&own.years);
+        years.sort_unstable();
+        years.dedup();
+        Ok(QuotaFacts { achieved, years })
+    }
+}
+
+/// Each indicator of the catalog and whether it is a flow (added up over
+/// the year) or not (the latest value counts).
+fn kinds(catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
+    let (codes, flows): (Vec<String>, Vec<bool>) = catalog
+        .indicators
+        .iter()
+        .map(|i| (i.code.clone(), i.kind == Kind::Flow))
+        .unzip();
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("indicator".into(), codes),
+        Column::new("is_flow".into(), flows),
+    ])?
+    .lazy())
+}
+
 /// [`QuotaFacts`] of `facts`.
 pub fn quota_facts(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<QuotaFacts> {
     let mut years: Vec<i32> = facts.column("year")?.i32()?.iter().flatten().collect();
@@ -66,16 +126,7 @@ pub fn quota_facts(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> Pola
 /// Year-to-date achievement per (township, year, indicator): a pure helper
 /// shared with the rollup. Columns: township, year, indicator, achieved.
 pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
-    let (codes, flows): (Vec<String>, Vec<bool>) = catalog
-        .indicators
-        .iter()
-        .map(|i| (i.code.clone(), i.kind == Kind::Flow))
-        .unzip();
-    let kinds = DataFrame::new_infer_height(vec![
-        Column::new("indicator".into(), codes),
-        Column::new("is_flow".into(), flows),
-    ])?
-    .lazy();
+    let kinds = kinds(catalog)?;
     Ok(facts
         .clone()
         .lazy()
@@ -114,11 +165,6 @@ impl Check for QuotaProgress {
         true
     }
 
-    /// The year to date.
-    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
-        Some(super::reported_totals())
-    }
-
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let mut rows = Rows::default();
         for d in decomposition(input.quotas, input.registry) {
@@ -152,6 +198,12 @@ impl Check for QuotaProgress {
         let own;
         let of_facts = match input.quota_facts {
             Some(q) => q,
+            // The rows of the periods before are not the year to date: what
+            // a batch carries of them keeps only what the look-back checks
+            // need (`super::look_back`); the year to date is carried apart.
+            None if input.earlier.is_some() => {
+                polars_bail!(ComputeError: "quota progress of a batch with periods before it needs their year to date (CheckInput::quota_facts)")
+            }
             None => {
                 own = quota_facts(input.facts, input.catalog)?;
                 &own

@@ -131,6 +131,26 @@ impl Check for Cumulative {
         )
     }
 
+    /// Each series' last value: the one a later period is compared with.
+    fn carried(&self, catalog: &Catalog, earlier: &DataFrame) -> PolarsResult<LazyFrame> {
+        let Some(rows) = self.earlier(catalog) else {
+            return Ok(earlier.clone().lazy().filter(lit(false)).select([col(super::ROW)]));
+        };
+        let series = [
+            col("township"),
+            col("year"),
+            col("indicator"),
+            col("dimension"),
+            col("category"),
+        ];
+        Ok(earlier
+            .clone()
+            .lazy()
+            .filter(rows)
+            .filter(col("period").eq(col("period").max().over(series)?))
+            .select([col(super::ROW)]))
+    }
+
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let codes = self.codes(input.catalog);
         let mut rows = Rows::default();
@@ -200,6 +220,22 @@ impl Check for StockFlow {
                 .is_in(lit(Series::new("c".into(), codes)).implode(false), false)
                 .and(col("dimension").is_null()),
         )
+    }
+
+    /// Each township's last stock before: a later period is compared with
+    /// it when it is the period just before (a period with no stock, or
+    /// not just before, is compared with nothing).
+    fn carried(&self, _catalog: &Catalog, earlier: &DataFrame) -> PolarsResult<LazyFrame> {
+        Ok(earlier
+            .clone()
+            .lazy()
+            .filter(
+                col("indicator")
+                    .eq(lit(self.stock.clone()))
+                    .and(col("dimension").is_null()),
+            )
+            .filter(col("period").eq(col("period").max().over([col("township")])?))
+            .select([col(super::ROW)]))
     }
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
