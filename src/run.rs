@@ -1176,9 +1176,17 @@ fn compute(
                     };
                     codes.insert(code.clone());
                     queue.push_back((code, part.period.clone(), batch_failures, work));
-                    // One batch computed on another core while this thread reads
-                    // the next one's rows and writes the one before.
-                    while queue.len() > BATCHES_IN_FLIGHT {
+                    // One batch computed on another core while this thread
+                    // carries the batches after it, reads the next computed
+                    // one's rows and then writes the one before: a computed
+                    // batch is finished (waited for, its files written) only
+                    // once the next one is computing, carried ones at once.
+                    loop {
+                        let computing = queue.iter().filter(|q| matches!(q.3, Work::Running(_))).count();
+                        let front_carried = queue.front().is_some_and(|q| matches!(q.3, Work::Carried(..)));
+                        if !front_carried && computing <= BATCHES_IN_FLIGHT {
+                            break;
+                        }
                         finish_batch(&mut queue, &mut batch_end)?;
                     }
                 }
