@@ -833,26 +833,27 @@ struct Carry {
 /// carries: a computed batch sends it from its thread once made (the next
 /// batch's thread waits for it, not this one); a carried batch has it in
 /// its memo, read only when the next batch is computed.
-enum Before<'l> {
+enum Before {
     Computing(std::sync::mpsc::Receiver<Carry>),
     Kept {
         code: String,
         digest: String,
         quota: checks::quota::QuotaFacts,
-        /// The landings of the province's batches up to it, whose rows
-        /// make its look-back rows again when its memo's cannot be read.
-        upto: Vec<(&'l Landing, usize)>,
+        /// How many of the province's landings are of the batches up to it
+        /// (their rows make its look-back rows again when its memo's cannot
+        /// be read).
+        upto: usize,
     },
 }
 
-impl<'l> Before<'l> {
+impl Before {
     /// What it carries, for the next batch's thread: the memo's rows of a
-    /// carried batch (or `again` made from its landings when they cannot
-    /// be read).
+    /// carried batch (or `again` made from the first `upto` of its
+    /// province's landings when they cannot be read).
     fn carry(
         self,
         memo: &Memo,
-        again: &mut impl FnMut(&[(&'l Landing, usize)]) -> Result<DataFrame, RunError>,
+        again: &mut impl FnMut(usize) -> Result<DataFrame, RunError>,
     ) -> Result<std::sync::mpsc::Receiver<Carry>, RunError> {
         match self {
             Before::Computing(rx) => Ok(rx),
@@ -864,7 +865,7 @@ impl<'l> Before<'l> {
             } => {
                 let rows = match memo.look_back(&code, &digest) {
                     Some(rows) => rows,
-                    None => again(&upto)?,
+                    None => again(upto)?,
                 };
                 let (tx, rx) = std::sync::mpsc::channel();
                 // The receiver is right here: the send cannot fail.
@@ -1088,7 +1089,7 @@ fn compute(
                                 code: code.clone(),
                                 digest: digest.clone(),
                                 quota: m.quota_facts.clone(),
-                                upto: upto.clone(),
+                                upto: upto.len(),
                             });
                             Work::Carried(Box::new(m), results)
                         }
@@ -1145,7 +1146,7 @@ fn compute(
                                     // A carried batch's rows whose memo cannot
                                     // be read: made again from its province's
                                     // landings up to it.
-                                    let mut again = |upto: &[(&Landing, usize)]| {
+                                    let mut again = |n: usize| {
                                         if !looks_back {
                                             return Ok(DataFrame::empty());
                                         }
@@ -1154,7 +1155,7 @@ fn compute(
                                             p,
                                             kept,
                                             raw,
-                                            upto,
+                                            &upto[..n],
                                             &empty,
                                             decisions,
                                             &mut batch_end.summary.bodies_parsed,
@@ -1466,7 +1467,7 @@ fn compute_batch(
     let before = match carry_in {
         Some(rx) => Some(
             rx.recv()
-                .map_err(|_| RunError::Task(format!("the batch before {digest} of {} stopped", p.name)))?,
+                .map_err(|_| RunError::Task(format!("a batch of {} stopped before the one after it", p.name)))?,
         ),
         None => None,
     };

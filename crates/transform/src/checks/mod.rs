@@ -238,8 +238,9 @@ pub const ROW: &str = "carried_row";
 /// own), the ones some look-back check of `pipeline` needs for the periods
 /// after them ([`Check::carried`]), in [`CHECKED_COLUMNS`]. However many
 /// periods come before, this is about as many rows as a few periods have
-/// (a series' last value, a township's last period, a history's largest
-/// and last few months). Empty when no check looks back. The year to date
+/// (a series' last value, a township's last stock, a history's largest
+/// and last few months). More rows than needed would do as well (each is a
+/// row of the periods before). Empty when no check looks back. The year to date
 /// of the quota check is carried apart ([`quota::QuotaFacts::then`]).
 pub fn look_back(
     pipeline: &Pipeline,
@@ -253,7 +254,15 @@ pub fn look_back(
     let own = facts.select(CHECKED_COLUMNS)?.lazy().filter(rows);
     let all = match before.filter(|b| b.width() > 0) {
         Some(b) => concat([b.clone().lazy(), own], UnionArgs::default())?,
-        None => own,
+        None => {
+            // One period (a province's first batch): each of its rows is
+            // its series' last and its township's last, kept as they are.
+            let own = own.collect()?;
+            if own.column("period")?.n_unique()? <= 1 {
+                return Ok(own);
+            }
+            own.lazy()
+        }
     }
     .with_row_index(ROW, None)
     .collect()?;
