@@ -309,6 +309,52 @@ fn quota_bands_at_2026_07_10_and_decomposition() {
     assert_eq!(d.column("expected").unwrap().f64().unwrap().get(0), Some(240.0));
 }
 
+#[test]
+fn quota_progress_is_made_by_the_batch_that_owns_the_year_only() {
+    // A year's progress belongs to the province's last monthly batch:
+    // the batches before it make none (and no decomposition either).
+    let cfg = config();
+    let decl = "kind = \"quota_progress\"\nseverity = \"warning\"";
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = vec![toml::from_str(decl).unwrap()];
+    let mut quotas = cfg.quotas.clone();
+    quotas.retain(|q| !(q.code == "341124109" && q.indicator == "cataract_surgery"));
+    let month = |m: &str, n: i64| doc(m, json!([{"indicator": "白内障复明手术", "value": n}]));
+    let n = normalized(
+        &cfg,
+        &[
+            ("341124102", "2026-05", month("2026-05", 1)),
+            ("341124105", "2026-06", month("2026-06", 40)),
+        ],
+    );
+    let facts = super::quota::quota_facts(&n.facts, &cfg.catalog).unwrap();
+    let periods = vec!["2026-05".to_string(), "2026-06".to_string()];
+    let made = |part: Option<&super::Part>| {
+        let input = CheckInput {
+            quotas: &quotas,
+            quota_facts: Some(&facts),
+            part,
+            ..crate::fixtures::input(&cfg, &pipeline, &n, "2026-07-10T10:00:00+08:00")
+        };
+        pipeline.checks[0].build(&cfg.catalog).unwrap().run(&input).unwrap()
+    };
+    let whole = made(None);
+    let rules = col_str(&whole, "rule");
+    assert!(rules.iter().any(|r| r == "quota_behind") && rules.iter().any(|r| r == "quota_decomposition"));
+    let may = super::Part {
+        period: Some("2026-05".into()),
+        last: false,
+        periods: periods.clone(),
+    };
+    assert_eq!(made(Some(&may)).height(), 0);
+    let june = super::Part {
+        period: Some("2026-06".into()),
+        last: true,
+        periods,
+    };
+    assert_eq!(made(Some(&june)), whole);
+}
+
 fn rows_for(df: &DataFrame, township: &str, indicator: &str) -> usize {
     df.clone()
         .lazy()

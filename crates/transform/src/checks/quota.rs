@@ -167,6 +167,15 @@ impl Check for QuotaProgress {
 
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let mut rows = Rows::default();
+        // Its results are a year's (`2026`): a batch that owns no year (a
+        // monthly province's batches but the last) has none to make (a
+        // national year's every carried batch made and dropped them).
+        if let (Some(part), Some(q)) = (input.part, input.quota_facts) {
+            let mut years = q.years.iter().chain(input.quotas.iter().map(|q| &q.year));
+            if !years.any(|y| part.owns(&y.to_string())) {
+                return rows.finish();
+            }
+        }
         for d in decomposition(input.quotas, input.registry) {
             let name = input
                 .catalog
