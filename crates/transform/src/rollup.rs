@@ -11,7 +11,7 @@ use polars::prelude::*;
 use taizhang_model::Quota;
 use taizhang_model::schema::{LEVELS, Level, rollup_columns, with_year};
 
-use crate::catalog::{Catalog, Kind};
+use crate::catalog::Catalog;
 use crate::registry::Registry;
 
 /// The nation's code inside the computation (never published).
@@ -101,19 +101,6 @@ fn county_quotas(registry: &Registry, quotas: &[Quota]) -> PolarsResult<LazyFram
     ]))
 }
 
-fn kinds(catalog: &Catalog) -> PolarsResult<LazyFrame> {
-    let (codes, flows): (Vec<String>, Vec<bool>) = catalog
-        .indicators
-        .iter()
-        .map(|i| (i.code.clone(), i.kind == Kind::Flow))
-        .unzip();
-    Ok(DataFrame::new_infer_height(vec![
-        Column::new("indicator".into(), codes),
-        Column::new("is_flow".into(), flows),
-    ])?
-    .lazy())
-}
-
 /// What every level needs besides its cells.
 struct Context {
     areas: DataFrame,
@@ -128,7 +115,7 @@ impl Context {
         Ok(Context {
             areas: areas(registry)?,
             county_quotas: county_quotas(registry, quotas)?,
-            kinds: kinds(catalog)?,
+            kinds: crate::checks::quota::kinds(catalog)?,
             reporting: submissions
                 .clone()
                 .lazy()
@@ -445,7 +432,7 @@ pub fn period_levels(
     before: Option<&[DataFrame; 4]>,
 ) -> PolarsResult<([DataFrame; 4], [DataFrame; 4])> {
     let [county, city, province, nation] = levels_up(county, submissions, registry, quotas, catalog)?;
-    let kinds = kinds(catalog)?;
+    let kinds = crate::checks::quota::kinds(catalog)?;
     let mut tables = vec![];
     let mut carry = vec![];
     for (i, (level, table)) in LEVELS.iter().zip([county, city, province, nation]).enumerate() {

@@ -355,6 +355,28 @@ fn quota_progress_is_made_by_the_batch_that_owns_the_year_only() {
     assert_eq!(made(Some(&june)), whole);
 }
 
+#[test]
+fn quota_progress_with_earlier_rows_and_no_year_to_date_is_an_error_not_a_wrong_progress() {
+    // The look-back rows a batch is given are not the year to date.
+    let cfg = config();
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = vec![toml::from_str("kind = \"quota_progress\"\nseverity = \"warning\"").unwrap()];
+    let month = |m: &str| doc(m, json!([{"indicator": "白内障复明手术", "value": 3}]));
+    let n = normalized(&cfg, &[("341124102", "2026-05", month("2026-05"))]);
+    let input = CheckInput {
+        earlier: Some(&n.facts),
+        ..crate::fixtures::input(&cfg, &pipeline, &n, "2026-07-10T10:00:00+08:00")
+    };
+    let err = super::run_raw(&input, true).unwrap_err().to_string();
+    assert!(err.contains("year to date"), "{err}");
+    let facts = super::quota::quota_facts(&n.facts, &cfg.catalog).unwrap();
+    let input = CheckInput {
+        quota_facts: Some(&facts),
+        ..input
+    };
+    assert!(super::run_raw(&input, true).unwrap().height() > 0);
+}
+
 fn rows_for(df: &DataFrame, township: &str, indicator: &str) -> usize {
     df.clone()
         .lazy()

@@ -137,8 +137,11 @@ pub struct CheckInput<'a> {
     pub unreachable: &'a std::collections::HashSet<(String, String)>,
     /// The run's clock.
     pub now: DateTime<Utc>,
-    /// What the quota check reads of `facts`, when it is known without them
-    /// (a batch carried from the run before); None: read from `facts`.
+    /// What the quota check reads: the year to date through `facts`' period
+    /// (a batch carried from the run before keeps it; a computed one
+    /// continues the batch before's, [`quota::QuotaFacts::then`]); None:
+    /// read from `facts`, which must then be every period of the year
+    /// (an error with `earlier`).
     pub quota_facts: Option<&'a quota::QuotaFacts>,
     /// Fact rows of the periods before `facts`' (same townships, same
     /// columns), for the checks that look back ([`Check::earlier`]): the

@@ -98,8 +98,8 @@ impl QuotaFacts {
 }
 
 /// Each indicator of the catalog and whether it is a flow (added up over
-/// the year) or not (the latest value counts).
-fn kinds(catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
+/// the year) or not (the latest value counts): (indicator, is_flow).
+pub(crate) fn kinds(catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
     let (codes, flows): (Vec<String>, Vec<bool>) = catalog
         .indicators
         .iter()
