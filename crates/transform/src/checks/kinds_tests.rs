@@ -663,7 +663,8 @@ fn a_year_reported_without_quotas_says_progress_is_not_checked() {
 #[test]
 fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checked_with_all_history() {
     // What a run does with a (province, period) batch: the period's facts,
-    // and of the periods before only the rows `earlier_rows` selects.
+    // and of the periods before only what the batch before carries
+    // (`look_back`) and the year to date.
     let cfg = config_with(EXTRA);
     let decls = [
         "kind = \"cumulative\"\nseverity = \"error\"",
