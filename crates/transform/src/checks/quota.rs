@@ -87,7 +87,6 @@ impl QuotaFacts {
                     .otherwise(col("achieved_right").fill_null(col("achieved")))
                     .alias("achieved"),
             ])
-            .sort(["township", "year", "indicator"], Default::default())
             .collect()?;
         let mut years = self.years.clone();
         years.extend(&own.years);
