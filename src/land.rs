@@ -22,6 +22,9 @@ pub struct RawStore {
     /// Bodies being written: `<warehouse>/raw/.tmp`, on the same file
     /// system, emptied by [`RawStore::clear_leftovers`].
     tmp: PathBuf,
+    /// Directories made (and given their mode) by this process: each once,
+    /// not for every body (ten system calls a body of a national month).
+    made: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 pub use taizhang_model::sha256_hex;
@@ -32,6 +35,7 @@ impl RawStore {
         RawStore {
             root: warehouse.join("raw").join("sha256"),
             tmp: warehouse.join("raw").join(".tmp"),
+            made: Default::default(),
         }
     }
 
@@ -57,10 +61,10 @@ impl RawStore {
         let dir = path.parent().expect("raw paths have a parent");
         // Raw bodies hold personal data in the clear: owner only.
         if let Some(raw) = self.root.parent() {
-            crate::private::dir(raw).map_err(err(raw))?;
+            self.private_dir(raw).map_err(err(raw))?;
         }
-        crate::private::dir(dir).map_err(err(dir))?;
-        crate::private::dir(&self.tmp).map_err(err(&self.tmp))?;
+        self.private_dir(dir).map_err(err(dir))?;
+        self.private_dir(&self.tmp).map_err(err(&self.tmp))?;
         // Unique per call: two threads may store the same bytes at once.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -71,6 +75,18 @@ impl RawStore {
         drop(f);
         std::fs::rename(&tmp, &path).map_err(err(&path))?;
         Ok(sha)
+    }
+
+    /// Makes `dir` owner-only ([`crate::private::dir`]) unless this process
+    /// did already.
+    fn private_dir(&self, dir: &Path) -> std::io::Result<()> {
+        let made = || self.made.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if made().contains(dir) {
+            return Ok(());
+        }
+        crate::private::dir(dir)?;
+        made().insert(dir.to_path_buf());
+        Ok(())
     }
 
     /// Removes bodies a killed process was still writing (never renamed into
