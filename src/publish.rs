@@ -85,6 +85,10 @@ pub fn publish_batch(
             .map(str::to_string)
             .collect(),
     };
+    // Every file of the batch first (its rows, one frame per indicator
+    // and year), then given to the sink at once: it encodes them on every
+    // core while the next batch computes.
+    let mut indicators = Vec::new();
     for code in &present {
         let Some(ind) = cfg.def.catalog.get(code) else { continue };
         let rows = t
@@ -102,22 +106,35 @@ pub fn publish_batch(
             "code": ind.code, "name": ind.name, "unit": ind.unit, "kind": ind.kind.as_str(),
             "area": ind.area, "description": ind.description,
         });
-        let table = Table {
-            name: format!("facts/{code}"),
+        indicators.push((ind, rows, info.to_string()));
+    }
+    let mut tables: Vec<Table<'_>> = indicators
+        .iter()
+        .map(|(ind, rows, info)| Table {
+            name: format!("facts/{}", ind.code),
             description: format!("{} ({}): {}", ind.name, ind.unit, ind.description),
             columns: fact_columns(&ind.unit),
-            metadata: vec![("taizhang.indicator".into(), info.to_string())],
-            frame: &rows,
-        };
-        sink.write_by_year(&table, owner, year)?;
-    }
+            metadata: vec![("taizhang.indicator".into(), info.clone())],
+            frame: rows,
+        })
+        .collect();
     let mut had_rows = Vec::new();
     for (name, frame) in BATCH_TABLES.into_iter().zip(t.others()) {
         if frame.height() > 0 {
-            sink.write_by_year(&batch_table(name, frame), owner, year)?;
+            tables.push(batch_table(name, frame));
             had_rows.push(name);
         }
     }
+    let parts: Vec<Vec<(i32, DataFrame)>> = tables
+        .iter()
+        .map(|table| crate::sinks::by_year(table, year))
+        .collect::<Result<_, _>>()?;
+    let files: Vec<(Table<'_>, Option<i32>)> = tables
+        .iter()
+        .zip(&parts)
+        .flat_map(|(table, parts)| parts.iter().map(|(y, part)| (table.clone_with_frame(part), Some(*y))))
+        .collect();
+    sink.write_files(&files, owner)?;
     Ok(had_rows)
 }
 

@@ -67,39 +67,56 @@ pub trait TableSink {
     /// The files added so far for one batch of one program.
     fn files_of(&self, program: &str, batch: &str) -> Vec<snapshot::FileEntry>;
 
+    /// Adds several files of one owner, each `t.frame` exactly its rows; a
+    /// sink may encode them at once.
+    fn write_files(&mut self, files: &[(Table<'_>, Option<i32>)], owner: Owner<'_>) -> Result<(), PublishError> {
+        for (t, year) in files {
+            self.write_file(t, *year, owner)?;
+        }
+        Ok(())
+    }
+
     /// Adds a table Hive-partitioned by its `year` column, one file per
     /// year. An empty table becomes an empty file in `empty_year`, so a
     /// reader always finds its schema.
     fn write_by_year(&mut self, t: &Table<'_>, owner: Owner<'_>, empty_year: i32) -> Result<(), PublishError> {
-        let frame_err = |source| PublishError::Frame {
-            table: t.name.clone(),
-            source,
-        };
-        let years: BTreeSet<i32> = match t.frame.height() {
-            0 => BTreeSet::from([empty_year]),
-            _ => t
-                .frame
-                .column("year")
-                .map_err(frame_err)?
-                .i32()
-                .map_err(frame_err)?
-                .iter()
-                .flatten()
-                .collect(),
-        };
-        for y in years {
-            let part = match t.frame.height() {
-                0 => t.frame.clone(),
-                _ => t
-                    .frame
-                    .clone()
-                    .lazy()
-                    .filter(col("year").eq(lit(y)))
-                    .collect()
-                    .map_err(frame_err)?,
-            };
+        for (y, part) in by_year(t, empty_year)? {
             self.write_file(&t.clone_with_frame(&part), Some(y), owner)?;
         }
         Ok(())
     }
+}
+
+/// A table's rows by its `year` column, one frame per year; an empty table
+/// is one empty frame of `empty_year`.
+pub fn by_year(t: &Table<'_>, empty_year: i32) -> Result<Vec<(i32, polars::prelude::DataFrame)>, PublishError> {
+    let frame_err = |source| PublishError::Frame {
+        table: t.name.clone(),
+        source,
+    };
+    if t.frame.height() == 0 {
+        return Ok(vec![(empty_year, t.frame.clone())]);
+    }
+    let years: BTreeSet<i32> = t
+        .frame
+        .column("year")
+        .map_err(frame_err)?
+        .i32()
+        .map_err(frame_err)?
+        .iter()
+        .flatten()
+        .collect();
+    years
+        .into_iter()
+        .map(|y| {
+            let part = t
+                .frame
+                .clone()
+                .lazy()
+                .filter(col("year").eq(lit(y)))
+                .collect()
+                .map_err(frame_err)?;
+            Ok((y, part))
+        })
+        .collect()
 }

@@ -462,45 +462,79 @@ impl TableSink for Staging {
     }
 
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
-        let program = owner.program;
+        let prepared = self.prepare(t, year, owner)?;
+        self.place(t, owner, prepared)
+    }
+
+    /// Encodes (or fingerprints) the files on every core at once, then adds
+    /// them one by one: a batch's thirty files were the main thread's
+    /// longest work while the next batch computed.
+    fn write_files(&mut self, files: &[(Table<'_>, Option<i32>)], owner: Owner<'_>) -> Result<(), PublishError> {
+        let this = &*self;
+        let prepared = on_every_core(files, |(t, year)| this.prepare(t, *year, owner));
+        for ((t, _), p) in files.iter().zip(prepared) {
+            self.place(t, owner, p?)?;
+        }
+        Ok(())
+    }
+}
+
+/// What a file of a table will be: where it goes, what names it, and its
+/// bytes when they were encoded to name it (else its rows, to encode).
+struct Prepared {
+    dir: PathBuf,
+    input: String,
+    encoded: Result<Vec<u8>, arrow::array::RecordBatch>,
+}
+
+impl Staging {
+    /// The file of the previous snapshot `t`'s file could be linked to: it
+    /// was named by a fingerprint, or by its encoded bytes.
+    fn candidate(&self, t: &Table<'_>, dir: &Path, owner: Owner<'_>) -> Option<&FileEntry> {
+        self.prev
+            .as_ref()
+            .and_then(|(_, m)| m.files.iter().find(|f| same_slot(f, t, dir, owner)))
+    }
+
+    /// Names a file (by a fingerprint of its rows or by its encoded bytes);
+    /// reads nothing but the previous snapshot's manifest.
+    fn prepare(&self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<Prepared, PublishError> {
         let batch = table_batch(t)?;
         let mut dir = PathBuf::from(&t.name);
         if let Some(y) = year {
             dir.push(format!("year={y}"));
         }
-        // The file of the previous snapshot this one could be linked to: it
-        // was named by a fingerprint, or by its encoded bytes.
-        let slot = |f: &&FileEntry| {
-            f.table == t.name
-                && f.program.as_deref() == program
-                && f.batch.as_deref() == owner.batch
-                && Path::new(&f.path).parent() == Some(dir.as_path())
-        };
-        let candidate = self.prev.as_ref().and_then(|(_, m)| m.files.iter().find(slot));
         // Tables whose rows carry the run's clock change almost every run:
         // their encoded bytes are compared instead of a fingerprint that
         // would only be computed to differ. So are a batch's files: an
         // unchanged batch is carried whole (never encoded), so a batch that
         // is computed has changed, and its files are encoded anyway.
         let by_bytes = CLOCKED_TABLES.contains(&t.name.as_str())
-            || match candidate {
+            || match self.candidate(t, &dir, owner) {
                 Some(f) => f.input.starts_with(BY_BYTES),
                 None => owner.batch.is_some(),
             };
         let (input, encoded) = match by_bytes {
             true => {
                 let bytes = encode_batch(t, &batch)?;
-                (format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)), Some(bytes))
+                (format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)), Ok(bytes))
             }
-            false => (fingerprint(t, &batch)?, None),
+            false => (fingerprint(t, &batch)?, Err(batch)),
         };
+        Ok(Prepared { dir, input, encoded })
+    }
+
+    /// Adds a prepared file: linked from the previous snapshot when it is
+    /// the same file there, written (encoded now if it was not) otherwise.
+    fn place(&mut self, t: &Table<'_>, owner: Owner<'_>, prepared: Prepared) -> Result<(), PublishError> {
+        let Prepared { dir, input, encoded } = prepared;
         let rows = t.frame.height();
         // The same file in the previous snapshot: same table, partition,
         // program and fingerprint. Linked, not encoded.
         let same = self.prev.as_ref().and_then(|(prev_dir, m)| {
             m.files
                 .iter()
-                .find(|f| f.input == input && slot(f))
+                .find(|f| f.input == input && same_slot(f, t, &dir, owner))
                 .map(|f| (prev_dir.clone(), f.path.clone()))
         });
         let rel = match same {
@@ -511,8 +545,8 @@ impl TableSink for Staging {
             }
             None => {
                 let bytes = match encoded {
-                    Some(bytes) => bytes,
-                    None => encode_batch(t, &batch)?,
+                    Ok(bytes) => bytes,
+                    Err(batch) => encode_batch(t, &batch)?,
                 };
                 let hash = &crate::land::sha256_hex(&bytes)[..16];
                 let rel = dir.join(file_name(owner, hash)).to_string_lossy().to_string();
@@ -530,13 +564,54 @@ impl TableSink for Staging {
         self.manifest.files.push(FileEntry {
             path: rel,
             table: t.name.clone(),
-            program: program.map(str::to_string),
+            program: owner.program.map(str::to_string),
             batch: owner.batch.map(str::to_string),
             rows: rows as u64,
             input,
         });
         Ok(())
     }
+}
+
+/// Whether `f` is the file of `t`'s table, partition (`dir`) and owner.
+fn same_slot(f: &FileEntry, t: &Table<'_>, dir: &Path, owner: Owner<'_>) -> bool {
+    f.table == t.name
+        && f.program.as_deref() == owner.program
+        && f.batch.as_deref() == owner.batch
+        && Path::new(&f.path).parent() == Some(dir)
+}
+
+/// `f` of each item, on as many threads as there are cores (and items), in
+/// the items' order.
+fn on_every_core<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items.len());
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, R)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        mine.push((i, f(item)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }
 
 #[cfg(test)]
@@ -584,6 +659,70 @@ mod tests {
         }
         out.sort();
         out
+    }
+
+    /// Files given at once (encoded on every core) are the files given one
+    /// by one: the same names, bytes, manifest entries and order, linked
+    /// from the previous snapshot the same way.
+    #[test]
+    fn files_given_at_once_are_the_files_given_one_by_one() {
+        let frames: Vec<DataFrame> = (0..9)
+            .map(|i| df!("year" => [2025i32, 2026], "v" => [i as f64, -(i as f64)]).unwrap())
+            .collect();
+        let tables: Vec<Table<'_>> = frames
+            .iter()
+            .enumerate()
+            .map(|(i, f)| table(["facts/a", "facts/b", "quarantine"][i % 3], f))
+            .collect();
+        let files: Vec<(Table<'_>, Option<i32>)> = tables
+            .iter()
+            .zip(0..)
+            .map(|(t, i)| (t.clone_with_frame(t.frame), Some(2020 + i)))
+            .collect();
+        let owner = Owner::batch("p", "34-2026-06");
+        let run = |at_once: bool, previous: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Snapshots::new(dir.path());
+            let mut manifests = vec![];
+            for round in [0, 1].into_iter().filter(|r| previous || *r == 1) {
+                let mut st = s.begin(round + 1, "2026-07-10T00:00:00Z", &["p".to_string()]).unwrap();
+                // The first round has the files of the even tables only.
+                let these: Vec<_> = files
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| round == 1 || i % 2 == 0)
+                    .map(|(_, (t, y))| (t.clone_with_frame(t.frame), *y))
+                    .collect();
+                match at_once {
+                    true => st.write_files(&these, owner).unwrap(),
+                    false => these.iter().for_each(|(t, y)| st.write_file(t, *y, owner).unwrap()),
+                }
+                let report = (st.report.written, st.report.unchanged);
+                let sealed = st.seal().unwrap();
+                s.publish(sealed.seq.unwrap()).unwrap();
+                manifests.push((report, s.manifest(sealed.seq.unwrap()).unwrap().files));
+            }
+            let bytes: Vec<(String, Vec<u8>)> = files_of(&s.path(s.current().unwrap()));
+            (manifests, bytes)
+        };
+        for previous in [false, true] {
+            let (one_by_one, at_once) = (run(false, previous), run(true, previous));
+            assert_eq!(at_once, one_by_one);
+            assert_eq!(at_once.0.last().unwrap().1.len(), 9);
+        }
+        assert_eq!(
+            run(true, true).0[1].0,
+            (4, 5),
+            "the second round links the five even files"
+        );
+    }
+
+    fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        files(dir)
+            .into_iter()
+            .filter(|f| f.ends_with(".parquet"))
+            .map(|f| (f.clone(), std::fs::read(dir.join(&f)).unwrap()))
+            .collect()
     }
 
     #[test]
