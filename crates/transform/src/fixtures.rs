@@ -8,6 +8,18 @@ use taizhang_model::Landing;
 use crate::definition::{Definition, Pipeline, embedded_texts};
 use crate::normalize::{Landed, Limits, Normalized, normalize};
 
+/// A small deterministic generator (xorshift64): each call gives a number
+/// below its argument. For tests that draw many random frames.
+pub fn random(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 /// The embedded configuration.
 pub fn config() -> Definition {
     Definition::from_texts(&embedded_texts()).expect("embedded config is valid")

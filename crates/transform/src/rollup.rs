@@ -551,13 +551,7 @@ mod tests {
     /// and with two.
     #[test]
     fn year_to_date_in_one_pass_is_the_window_bit_for_bit() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::fixtures::random(0x9E37_79B9_7F4A_7C15u64);
         let (group, sort) = running("county");
         for programs in [1, 1, 1, 2] {
             for _ in 0..100 {

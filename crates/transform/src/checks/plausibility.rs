@@ -331,13 +331,7 @@ mod tests {
     /// gives exactly what polars' windows over each series give.
     #[test]
     fn history_in_one_pass_is_what_the_windows_over_each_series_give() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = crate::fixtures::random(0x2545_F491_4F6C_DD1Du64);
         let keys = [col("township"), col("indicator")];
         let (mut nan_seen, mut null_max_after_first) = (false, false);
         for _ in 0..200 {
