@@ -116,6 +116,8 @@ impl Check for Outlier {
                 ))
             .alias("z_history"),
         );
+        // Made once: both scopes below read it.
+        let h = h.collect()?.lazy();
         // Peers: each township against its own level (value / its median),
         // compared across the county's townships in the same period, so a big
         // township is not an outlier for being big.
