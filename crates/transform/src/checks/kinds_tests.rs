@@ -60,6 +60,16 @@ fn run_with(cfg: &Loaded, quotas: &[Quota], decl: &str, docs: &[(&str, &str, Val
     check.run(&input).unwrap()
 }
 
+/// The configuration's first program with exactly the checks `decls` declare.
+fn pipeline_with(cfg: &Loaded, decls: &[&str]) -> crate::definition::Pipeline {
+    let mut pipeline = cfg.pipelines[0].clone();
+    pipeline.checks = decls
+        .iter()
+        .map(|d| toml::from_str(d).unwrap_or_else(|e| panic!("{d}: {e}")))
+        .collect();
+    pipeline
+}
+
 fn run(cfg: &Loaded, decl: &str, docs: &[(&str, &str, Value)]) -> DataFrame {
     run_with(cfg, &cfg.quotas, decl, docs, "2026-07-10T10:00:00+08:00")
 }
@@ -315,8 +325,7 @@ fn quota_progress_is_made_by_the_batch_that_owns_the_year_only() {
     // the batches before it make none (and no decomposition either).
     let cfg = config();
     let decl = "kind = \"quota_progress\"\nseverity = \"warning\"";
-    let mut pipeline = cfg.pipelines[0].clone();
-    pipeline.checks = vec![toml::from_str(decl).unwrap()];
+    let pipeline = pipeline_with(&cfg, &[decl]);
     let mut quotas = cfg.quotas.clone();
     quotas.retain(|q| !(q.code == "341124109" && q.indicator == "cataract_surgery"));
     let month = |m: &str, n: i64| doc(m, json!([{"indicator": "白内障复明手术", "value": n}]));
@@ -359,8 +368,7 @@ fn quota_progress_is_made_by_the_batch_that_owns_the_year_only() {
 fn quota_progress_with_earlier_rows_and_no_year_to_date_is_an_error_not_a_wrong_progress() {
     // The look-back rows a batch is given are not the year to date.
     let cfg = config();
-    let mut pipeline = cfg.pipelines[0].clone();
-    pipeline.checks = vec![toml::from_str("kind = \"quota_progress\"\nseverity = \"warning\"").unwrap()];
+    let pipeline = pipeline_with(&cfg, &["kind = \"quota_progress\"\nseverity = \"warning\""]);
     let month = |m: &str| doc(m, json!([{"indicator": "白内障复明手术", "value": 3}]));
     let n = normalized(&cfg, &[("341124102", "2026-05", month("2026-05"))]);
     let input = CheckInput {
@@ -673,8 +681,7 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
         "kind = \"quota_progress\"\nseverity = \"warning\"",
         "kind = \"outlier\"\nseverity = \"warning\"",
     ];
-    let mut pipeline = cfg.pipelines[0].clone();
-    pipeline.checks = decls.iter().map(|d| toml::from_str(d).unwrap()).collect();
+    let pipeline = pipeline_with(&cfg, &decls);
     let months = ["2026-03", "2026-04", "2026-05", "2026-06", "2026-07"];
     // A township's months: cumulative, stock, new, fuel amount; and its
     // cataract surgeries each month.
@@ -781,8 +788,7 @@ fn a_period_checked_with_the_rows_before_it_that_its_checks_read_fails_as_checke
     }
     // Each look-back check alone: the rows it selects are enough for it.
     for decl in &decls[..4] {
-        let mut alone = pipeline.clone();
-        alone.checks = vec![toml::from_str(decl).unwrap()];
+        let alone = pipeline_with(&cfg, &[decl]);
         assert!(split_as_whole(&alone).height() > 0, "{decl}");
     }
 }
@@ -858,8 +864,7 @@ fn fourteen_months_checked_batch_by_batch_fail_as_checked_whole_and_carry_a_few_
         "kind = \"plausibility\"\nseverity = \"error\"",
         "kind = \"quota_progress\"\nseverity = \"warning\"",
     ];
-    let mut pipeline = cfg.pipelines[0].clone();
-    pipeline.checks = decls.iter().map(|d| toml::from_str(d).unwrap()).collect();
+    let pipeline = pipeline_with(&cfg, &decls);
     let months = [
         "2025-07", "2025-08", "2025-09", "2025-10", "2025-11", "2025-12", "2026-01", "2026-02", "2026-03", "2026-04",
         "2026-05", "2026-06", "2026-07", "2026-08",
