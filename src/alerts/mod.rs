@@ -116,7 +116,12 @@ pub fn derive(
             sha.get(i).unwrap_or("").to_string(),
         );
         let first = match label.get(i) {
-            Some(l) => format!("{l}: {}", reason.get(i).unwrap_or("")),
+            // The label as the township wrote it: clipped like every echo.
+            Some(l) => format!(
+                "{}: {}",
+                crate::submission::clip(l, crate::submission::ECHO_CHARS),
+                reason.get(i).unwrap_or("")
+            ),
             None => reason.get(i).unwrap_or("").to_string(),
         };
         let e = by_sub.entry(k).or_insert((0, first, false));
@@ -303,6 +308,35 @@ mod tests {
             indicator: String::new(),
             message: "m".into(),
         }
+    }
+
+    /// A label of 500,000 characters (a hostile township) is echoed into
+    /// the quarantine alert clipped, as every township-written echo is.
+    #[test]
+    fn a_quarantine_alert_echoes_a_huge_label_clipped() {
+        use polars::prelude::*;
+        let checks = crate::checks::Rows::default().finish().unwrap();
+        let label = "x".repeat(500_000);
+        let quarantine = df!(
+            "township" => ["341124109"],
+            "period" => ["2026-06"],
+            "source_sha256" => ["ab".repeat(32)],
+            "reason" => ["a field is 500000 characters long, over the limit of 200"],
+            "indicator_label" => [label.as_str()],
+            "value_index" => [Some(0i64)],
+        )
+        .unwrap();
+        let registry = crate::config::Definition::from_texts(&crate::config::embedded_texts())
+            .unwrap()
+            .registry;
+        let out = derive("p", &checks, &quarantine, &[], &registry).unwrap();
+        assert_eq!(out.len(), 1);
+        let m = &out[0].message;
+        assert!(m.len() < 400, "{} bytes", m.len());
+        assert!(
+            m.contains("(+499936 chars)") && m.contains("over the limit of 200"),
+            "{m}"
+        );
     }
 
     #[test]
