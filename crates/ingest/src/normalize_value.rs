@@ -136,13 +136,26 @@ pub fn number_problem(n: f64) -> Option<String> {
     if !n.is_finite() {
         return Some("the number is not finite".into());
     }
-    let digits = n.abs().trunc().to_string().len();
+    let digits = integer_digits(n);
     if n.fract() == 0.0 && (ID_DIGITS..=19).contains(&digits) {
         return Some(format!(
             "a number of {digits} digits: an identifier (ID card, account), not a value"
         ));
     }
     (n.abs() > MAX_VALUE).then(|| "an impossible magnitude (over 10^13)".to_string())
+}
+
+/// How many digits the integer part of finite `n` is written with (`0` and
+/// `0.5` one, `-123.4` three).
+fn integer_digits(n: f64) -> usize {
+    let t = n.abs().trunc();
+    // 10^19 is exact in an f64 and below 2^64: below it the integer part
+    // is a u64 (no allocation: every JSON number of a report comes here).
+    if t < 1e19 {
+        (t as u64).checked_ilog10().map_or(1, |d| d as usize + 1)
+    } else {
+        t.to_string().len()
+    }
 }
 
 /// Reads one value string.
@@ -650,6 +663,31 @@ fn clip_str(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn integer_digits_are_those_the_number_is_printed_with() {
+        let mut edges = vec![0.0, -0.0, 0.5, 1.0, 9.0, 9.999, 10.0, 99.5, 1e14, 1e15 - 1.0, 1e15];
+        for e in 0..=22 {
+            let p = 10f64.powi(e);
+            edges.extend([p, p - 1.0, p + 1.0, p * 9.99, p.next_down(), p.next_up()]);
+        }
+        edges.extend([u64::MAX as f64, 1.8e19, 2f64.powi(63), 2f64.powi(64), 1e300, f64::MAX]);
+        // And a spread of magnitudes and fractions.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let mantissa = (x >> 11) as f64 / (1u64 << 53) as f64;
+            edges.push(mantissa * 10f64.powi((x % 25) as i32));
+        }
+        for n in edges {
+            for n in [n, -n] {
+                let printed = n.abs().trunc().to_string().len();
+                assert_eq!(integer_digits(n), printed, "{n:e}");
+            }
+        }
+    }
 
     fn v(s: &str) -> (Option<f64>, bool) {
         let r = read(s);

@@ -50,21 +50,37 @@ pub enum Cell {
 impl Cell {
     /// The value as the township wrote it.
     pub fn raw(&self) -> String {
+        let mut s = String::new();
+        self.write_raw(&mut s);
+        s
+    }
+
+    /// [`Cell::raw`], appended to `out` (no allocation of its own).
+    pub fn write_raw(&self, out: &mut String) {
         match self {
-            Cell::Number(n) => format_number(*n),
-            Cell::Text(s) => s.clone(),
-            Cell::Null => String::new(),
+            Cell::Number(n) => write_number(*n, out),
+            Cell::Text(s) => out.push_str(s),
+            Cell::Null => {}
         }
     }
 }
 
 /// Prints a number the way a person would read it (no trailing `.0`).
 pub fn format_number(n: f64) -> String {
-    if n.fract() == 0.0 && n.abs() < 1e15 {
-        format!("{}", n as i64)
+    let mut s = String::new();
+    write_number(n, &mut s);
+    s
+}
+
+/// [`format_number`], appended to `out`.
+pub fn write_number(n: f64, out: &mut String) {
+    use std::fmt::Write;
+    // Writing to a String cannot fail.
+    let _ = if n.fract() == 0.0 && n.abs() < 1e15 {
+        write!(out, "{}", n as i64)
     } else {
-        format!("{n}")
-    }
+        write!(out, "{n}")
+    };
 }
 
 /// One entry of `values`.

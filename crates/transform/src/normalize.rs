@@ -12,7 +12,7 @@
 //! uncertain ones held for review; every mention, stated quotas included,
 //! becomes a row of `extractions` with its provenance.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
@@ -522,7 +522,6 @@ impl<'c> Acc<'c> {
             readings,
             cells: cache,
         } = self;
-        let allowed: HashSet<&str> = pipeline.indicators.iter().map(String::as_str).collect();
         let period: Period = match landing.period.parse() {
             Ok(p) => p,
             Err(_) => return, // landings are keyed by periods we generated; cannot happen
@@ -589,29 +588,45 @@ impl<'c> Acc<'c> {
             // The same cell twice in one submission: written the same, it
             // counts once; written differently, none of them counts.
             // Each value's cell (or why it has none), worked out once.
-            let resolved: Vec<Result<(Cellkey, &Indicator), String>> = sub
+            let ids: Vec<Result<CellId, String>> = sub
                 .values
                 .iter()
-                .map(|v| cell_of(v, catalog, &allowed, limits, &pipeline.name, cache))
+                .map(|v| cell_of(v, catalog, &pipeline.indicators, limits, &pipeline.name, cache))
                 .collect();
-            let mut cells: HashMap<&Cellkey, Vec<(usize, String)>> = HashMap::new();
+            let cache = &*cache;
+            let resolved = |i: usize| match &ids[i] {
+                Ok(id) => cache.get(*id).as_ref().map_err(String::as_str),
+                Err(e) => Err(e.as_str()),
+            };
             // A document's values held for review do not count against the
             // published ones (a reviewer decides them).
             let held = |i: usize| sub.mentions.get(i).is_some_and(|m| m.decision == Decision::Review);
-            for (i, (v, r)) in sub.values.iter().zip(&resolved).enumerate() {
-                if let Ok((key, _)) = r
-                    && !held(i)
-                {
-                    cells.entry(key).or_default().push((i, v.value.raw()));
-                }
-            }
+            // The cells written more than once (rare), each with its
+            // values (not held) in the order written.
+            let cells: HashMap<CellId, Vec<(usize, String)>> = {
+                let mut by_cell: Vec<(CellId, usize)> = (0..ids.len())
+                    .filter(|&i| resolved(i).is_ok() && !held(i))
+                    .filter_map(|i| ids[i].as_ref().ok().map(|id| (*id, i)))
+                    .collect();
+                by_cell.sort_unstable();
+                by_cell
+                    .chunk_by(|a, b| a.0 == b.0)
+                    .filter(|run| run.len() > 1)
+                    .map(|run| {
+                        (
+                            run[0].0,
+                            run.iter().map(|&(_, i)| (i, sub.values[i].value.raw())).collect(),
+                        )
+                    })
+                    .collect()
+            };
+            let mut raw_buf = String::new();
             // What became of each document value (quarantined unless it is
             // published or held below), with its reading.
             let mut outcome: Vec<(&'static str, Option<f64>, bool)> =
                 vec![("quarantined", None, false); sub.mentions.len()];
-            for (i, (v, resolved)) in sub.values.iter().zip(&resolved).enumerate() {
+            for (i, v) in sub.values.iter().enumerate() {
                 received += 1;
-                let raw = v.value.raw();
                 let mut reject = |reason: String| {
                     q.push(
                         &o,
@@ -619,19 +634,19 @@ impl<'c> Acc<'c> {
                         v.indicator.clone(),
                         v.dimension.clone(),
                         v.category.clone(),
-                        Some(raw.clone()),
+                        Some(v.value.raw()),
                         reason,
                     );
                     quarantined += 1;
                 };
-                let (key, ind) = match resolved {
+                let (key, ind) = match resolved(i) {
                     Ok((key, ind)) => (key, *ind),
                     Err(reason) => {
-                        reject(reason.clone());
+                        reject(reason.to_string());
                         continue;
                     }
                 };
-                if let Some(group) = cells.get(key).filter(|g| g.len() > 1) {
+                if let Some(group) = ids[i].as_ref().ok().and_then(|id| cells.get(id)) {
                     let same = group.iter().all(|(_, r)| *r == group[0].1);
                     match (same, group[0].0 == i) {
                         (true, true) => {}
@@ -666,7 +681,10 @@ impl<'c> Acc<'c> {
                     }
                     Cell::Null => (None, false, true),
                     Cell::Text(t) => {
-                        let r = readings.entry(t.clone()).or_insert_with(|| read(t));
+                        if !readings.contains_key(t) {
+                            readings.insert(t.clone(), read(t));
+                        }
+                        let r = &readings[t];
                         if let Some(e) = &r.error {
                             reject(format!("unreadable value: {e}"));
                             continue;
@@ -699,7 +717,9 @@ impl<'c> Acc<'c> {
                 f.unit.push(&ind.unit);
                 f.approx.push(approx);
                 f.missing.push(missing);
-                f.value_raw.push(&crate::submission::mask_personal(&raw));
+                raw_buf.clear();
+                v.value.write_raw(&mut raw_buf);
+                f.value_raw.push(&crate::submission::mask_personal(&raw_buf));
                 f.sha.push(&landing.sha256);
                 f.submitted_at.push(submitted_at);
                 f.version.push(sub.version);
@@ -715,7 +735,7 @@ impl<'c> Acc<'c> {
                 version: sub.version,
             };
             for (i, (m, (status, value, approx))) in sub.mentions.iter().zip(outcome).enumerate() {
-                let cell = resolved[i].as_ref().ok().map(|(k, _)| k);
+                let cell = resolved(i).ok().map(|(k, _)| k);
                 x.push(
                     &doc,
                     catalog,
@@ -1020,11 +1040,11 @@ type Cellkey = (String, Option<String>, Option<String>);
 fn cell_of<'c>(
     v: &RawValue,
     catalog: &'c Catalog,
-    allowed: &HashSet<&str>,
+    allowed: &[String],
     limits: &Limits,
     program: &str,
     cache: &mut CellCache<'c>,
-) -> Result<(Cellkey, &'c Indicator), String> {
+) -> Result<CellId, String> {
     if let Some(p) = &v.problem {
         return Err(p.clone());
     }
@@ -1043,8 +1063,11 @@ fn cell_of<'c>(
             limits.max_text_chars
         ));
     }
-    cache.resolve(v, || cell_of_labels(v, catalog, allowed, program))
+    Ok(cache.resolve(v, || cell_of_labels(v, catalog, allowed, program)))
 }
+
+/// A cell (or why labels name none) as resolved once by a [`CellCache`].
+type CellId = u32;
 
 /// A cell resolved from the labels a value was written with.
 type ResolvedCell<'c> = Result<(Cellkey, &'c Indicator), String>;
@@ -1053,47 +1076,60 @@ type ResolvedCell<'c> = Result<(Cellkey, &'c Indicator), String>;
 type Labels = (Option<String>, Option<String>, Option<String>);
 
 /// Cells resolved from labels, for one group of bodies (the program's
-/// allowed indicators are the same for all of them).
+/// allowed indicators are the same for all of them). Labels written alike
+/// get the same [`CellId`]: one cell, one id.
 #[derive(Default)]
 struct CellCache<'c> {
     hasher: std::hash::RandomState,
-    by_hash: HashMap<u64, Vec<(Labels, ResolvedCell<'c>)>>,
+    by_hash: HashMap<u64, Vec<(Labels, CellId)>>,
+    resolved: Vec<ResolvedCell<'c>>,
+    /// Each distinct cell's id (two spellings of one cell share it).
+    ids: HashMap<Cellkey, CellId>,
 }
 
 impl<'c> CellCache<'c> {
-    /// The cell of `v`'s labels: from the cache, or resolved by `make` and kept.
-    fn resolve(&mut self, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> ResolvedCell<'c> {
+    /// The id of `v`'s labels' cell: from the cache, or resolved by `make` and kept.
+    fn resolve(&mut self, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> CellId {
         use std::hash::BuildHasher;
         let h = self
             .hasher
             .hash_one((v.indicator.as_deref(), v.dimension.as_deref(), v.category.as_deref()));
-        let same = |(l, _): &&(Labels, ResolvedCell<'c>)| {
+        let same = |(l, _): &&(Labels, CellId)| {
             l.0.as_deref() == v.indicator.as_deref()
                 && l.1.as_deref() == v.dimension.as_deref()
                 && l.2.as_deref() == v.category.as_deref()
         };
         let bucket = self.by_hash.entry(h).or_default();
-        if let Some((_, r)) = bucket.iter().find(same) {
-            return r.clone();
+        if let Some((_, id)) = bucket.iter().find(same) {
+            return *id;
         }
         let r = make();
-        bucket.push((
-            (v.indicator.clone(), v.dimension.clone(), v.category.clone()),
-            r.clone(),
-        ));
-        r
+        let fresh = self.resolved.len() as CellId;
+        let id = match &r {
+            Ok((key, _)) => *self.ids.entry(key.clone()).or_insert(fresh),
+            Err(_) => fresh,
+        };
+        if id == fresh {
+            self.resolved.push(r);
+        }
+        bucket.push(((v.indicator.clone(), v.dimension.clone(), v.category.clone()), id));
+        id
+    }
+
+    fn get(&self, id: CellId) -> &ResolvedCell<'c> {
+        &self.resolved[id as usize]
     }
 }
 
 /// The cell a value's labels name, or why they name none.
-fn cell_of_labels<'c>(v: &RawValue, catalog: &'c Catalog, allowed: &HashSet<&str>, program: &str) -> ResolvedCell<'c> {
+fn cell_of_labels<'c>(v: &RawValue, catalog: &'c Catalog, allowed: &[String], program: &str) -> ResolvedCell<'c> {
     let Some(label) = &v.indicator else {
         return Err("value has no indicator".into());
     };
     let Some(ind) = catalog.resolve(label) else {
         return Err(format!("unknown indicator {label:?}"));
     };
-    if !allowed.is_empty() && !allowed.contains(ind.code.as_str()) {
+    if !allowed.is_empty() && !allowed.contains(&ind.code) {
         return Err(format!("indicator {} is not part of program {program}", ind.name));
     }
     let (dimension, category) = match (&v.dimension, &v.category) {
