@@ -72,36 +72,28 @@ pub fn publish_batch(
     year: i32,
 ) -> Result<Vec<&'static str>, PublishError> {
     let owner = Owner::batch(program, batch);
-    // One table per indicator.
-    let present: BTreeSet<String> = match t.facts.height() {
-        0 => BTreeSet::new(),
-        _ => t
-            .facts
-            .column("indicator")
-            .and_then(|s| s.str().cloned())
-            .map_err(frame_err("facts"))?
-            .iter()
-            .flatten()
-            .map(str::to_string)
-            .collect(),
-    };
+    // One table per indicator: the rows sorted once by indicator (then
+    // township, period, dimension, category), each indicator's a slice.
+    let sorted = t
+        .facts
+        .clone()
+        .lazy()
+        .sort(
+            ["indicator", "township", "period", "dimension", "category"],
+            SortMultipleOptions::default()
+                .with_nulls_last(false)
+                .with_maintain_order(true),
+        )
+        .collect()
+        .map_err(frame_err("facts"))?;
+    let runs = indicator_runs(&sorted).map_err(frame_err("facts"))?;
     // Every file of the batch first (its rows, one frame per indicator
     // and year), then given to the sink at once: it encodes them on every
     // core while the next batch computes.
     let mut indicators = Vec::new();
-    for code in &present {
+    for (code, (start, len)) in &runs {
         let Some(ind) = cfg.def.catalog.get(code) else { continue };
-        let rows = t
-            .facts
-            .clone()
-            .lazy()
-            .filter(col("indicator").eq(lit(code.clone())))
-            .sort(
-                ["township", "period", "dimension", "category"],
-                SortMultipleOptions::default().with_nulls_last(false),
-            )
-            .collect()
-            .map_err(frame_err("facts"))?;
+        let rows = sorted.slice(*start as i64, *len);
         let info = serde_json::json!({
             "code": ind.code, "name": ind.name, "unit": ind.unit, "kind": ind.kind.as_str(),
             "area": ind.area, "description": ind.description,
@@ -136,6 +128,23 @@ pub fn publish_batch(
         .collect();
     sink.write_files(&files, owner)?;
     Ok(had_rows)
+}
+
+/// Where each indicator's rows are in facts sorted by indicator: its code,
+/// first row and row count (a fact without an indicator has no table).
+fn indicator_runs(sorted: &DataFrame) -> PolarsResult<Vec<(String, (usize, usize))>> {
+    let mut runs: Vec<(String, (usize, usize))> = Vec::new();
+    if sorted.height() == 0 {
+        return Ok(runs);
+    }
+    for (i, code) in sorted.column("indicator")?.str()?.iter().enumerate() {
+        let Some(code) = code else { continue };
+        match runs.last_mut() {
+            Some((last, (_, len))) if last == code => *len += 1,
+            _ => runs.push((code.to_string(), (i, 1))),
+        }
+    }
+    Ok(runs)
 }
 
 /// The batch tables that no batch of a program had rows for, written as

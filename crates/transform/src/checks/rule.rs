@@ -531,9 +531,19 @@ impl Rule {
 }
 
 pub(crate) fn period_months(facts: &DataFrame) -> PolarsResult<DataFrame> {
-    // The distinct periods first (a handful), not a string per fact row.
-    let distinct = facts.column("period")?.unique()?;
-    let periods: std::collections::BTreeSet<String> = distinct.str()?.iter().flatten().map(str::to_string).collect();
+    // The distinct periods first (a handful), not a string per fact row;
+    // rows come in runs of one period, so only a change of period is
+    // looked up (a hash of every row's period was 1% of a batch).
+    let mut periods = std::collections::BTreeSet::<String>::new();
+    let mut last: Option<&str> = None;
+    for p in facts.column("period")?.str()?.iter().flatten() {
+        if last != Some(p) {
+            if !periods.contains(p) {
+                periods.insert(p.to_string());
+            }
+            last = Some(p);
+        }
+    }
     let months: Vec<f64> = periods
         .iter()
         .map(|p| p.parse::<Period>().map_or(f64::NAN, |p| f64::from(p.months)))
