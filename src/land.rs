@@ -69,7 +69,16 @@ impl RawStore {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self.tmp.join(format!("{sha}-{}-{n}", std::process::id()));
-        let mut f = crate::private::create(&tmp).map_err(err(&tmp))?;
+        // A file of that name is a killed process's leftover (same pid,
+        // same count, same bytes): it is replaced.
+        let mut f = match crate::private::create_new(&tmp) {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&tmp).map_err(err(&tmp))?;
+                crate::private::create_new(&tmp)
+            }
+            other => other,
+        }
+        .map_err(err(&tmp))?;
         f.write_all(bytes).map_err(err(&tmp))?;
         f.sync_all().map_err(err(&tmp))?;
         drop(f);

@@ -33,6 +33,13 @@ pub fn create(path: &Path) -> io::Result<File> {
     Ok(f)
 }
 
+/// Creates a new file (failing if `path` exists) readable and writable by
+/// its owner only: a new file takes its mode from the open (less the
+/// umask, which only removes bits), so no `stat` or `chmod` follows.
+pub fn create_new(path: &Path) -> io::Result<File> {
+    OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)
+}
+
 /// Sets `path`'s mode to `mode` unless it already is.
 pub fn restrict(path: &Path, mode: u32) -> io::Result<()> {
     let meta = std::fs::metadata(path)?;
