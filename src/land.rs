@@ -1,6 +1,11 @@
 //! The raw landing area: every body a township sent, stored unchanged under
 //! its sha256 (`<warehouse>/raw/sha256/ab/cdef…`). Content-addressed, so a
 //! body is written once and never overwritten; written aside, then renamed.
+//!
+//! Durability is batched: [`RawStore::put`] leaves a body in the page cache
+//! and [`RawStore::sync`] makes every body put before it durable at once
+//! (one `syncfs` instead of an `fsync` per body and one per directory). A
+//! landing may be recorded only with the [`Durable`] that `sync` returns.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +34,12 @@ pub struct RawStore {
 
 pub use taizhang_model::sha256_hex;
 
+/// Proof that the bodies put before it are durable: made only by
+/// [`RawStore::sync`], asked for by every commit of landing records.
+#[derive(Debug)]
+#[must_use]
+pub struct Durable(());
+
 impl RawStore {
     /// The store under `<warehouse>/raw/sha256`.
     pub fn new(warehouse: &Path) -> RawStore {
@@ -45,19 +56,31 @@ impl RawStore {
         self.root.join(a).join(b)
     }
 
-    /// Stores a body, durably (written, synced and renamed into place);
-    /// returns its hash. Storing the same bytes again is a no-op. Safe to
-    /// call from several threads at once, with the same bytes too.
+    /// Stores a body (written aside and renamed into place); returns its
+    /// hash. Durable once [`RawStore::sync`] returns. Storing the same bytes
+    /// again is a no-op, but a file found under the hash is trusted only
+    /// with those bytes: a machine that lost power before a `sync` may have
+    /// left it empty or torn, and it is written again. Safe to call from
+    /// several threads at once, with the same bytes too.
     pub fn put(&self, bytes: &[u8]) -> Result<String, LandError> {
         let sha = sha256_hex(bytes);
         let path = self.path(&sha);
-        if path.exists() {
-            return Ok(sha);
-        }
         let err = |p: &Path| {
             let p = p.display().to_string();
             move |source| LandError { path: p, source }
         };
+        match std::fs::read(&path) {
+            Ok(stored) if stored == bytes => return Ok(sha),
+            Ok(stored) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    stored_bytes = stored.len(),
+                    "A raw body is not what its name says (left torn by a crash before it was synced); it is written again."
+                );
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(err(&path)(e)),
+        }
         let dir = path.parent().expect("raw paths have a parent");
         // Raw bodies hold personal data in the clear: owner only.
         if let Some(raw) = self.root.parent() {
@@ -80,10 +103,43 @@ impl RawStore {
         }
         .map_err(err(&tmp))?;
         f.write_all(bytes).map_err(err(&tmp))?;
+        // Without `syncfs`, each body is synced on its own.
+        #[cfg(not(target_os = "linux"))]
         f.sync_all().map_err(err(&tmp))?;
         drop(f);
         std::fs::rename(&tmp, &path).map_err(err(&path))?;
         Ok(sha)
+    }
+
+    /// Makes every body put so far durable, with the directory entries that
+    /// name them: one `syncfs(2)` of the raw store's file system, not an
+    /// `fsync` per body. Returns the proof a landing record asks for.
+    pub fn sync(&self) -> Result<Durable, LandError> {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let err = |source| LandError {
+                path: self.root.display().to_string(),
+                source,
+            };
+            // The raw directory exists once a body was put; before that
+            // there is nothing of the store to sync.
+            let dir = match std::fs::File::open(&self.root) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Durable(())),
+                Err(e) => return Err(err(e)),
+            };
+            unsafe extern "C" {
+                // glibc ≥ 2.14, musl ≥ 1.1.
+                fn syncfs(fd: std::ffi::c_int) -> std::ffi::c_int;
+            }
+            // SAFETY: `dir` is an open descriptor for the call's duration;
+            // syncfs takes no pointers.
+            if unsafe { syncfs(dir.as_raw_fd()) } != 0 {
+                return Err(err(std::io::Error::last_os_error()));
+            }
+        }
+        Ok(Durable(()))
     }
 
     /// Makes `dir` owner-only ([`crate::private::dir`]) unless this process
@@ -147,6 +203,29 @@ mod tests {
     }
 
     #[test]
+    fn a_body_left_torn_by_a_crash_before_its_sync_is_written_again() {
+        // Bodies are synced in batches: a power loss before the sync can
+        // leave a body's file empty or cut short under its hash, with its
+        // landing never recorded. The next run fetches the body again; it
+        // must not take the torn file for the body.
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path());
+        let body = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
+        let sha = store.put(body).unwrap();
+        for torn in [
+            &b""[..],
+            &body[..10],
+            b"{\"township\":\"341124100\",\"values\":[1,2,4]}",
+        ] {
+            std::fs::write(store.path(&sha), torn).unwrap();
+            assert_eq!(store.put(body).unwrap(), sha);
+            assert_eq!(store.get(&sha).unwrap(), body, "written again over {torn:?}");
+        }
+        let _ = store.sync().unwrap();
+        assert_eq!(store.clear_leftovers().unwrap(), 0);
+    }
+
+    #[test]
     fn same_bytes_same_file_never_overwritten() {
         let dir = tempfile::tempdir().unwrap();
         let store = RawStore::new(dir.path());
@@ -156,6 +235,11 @@ mod tests {
         let b = store.put(b"other").unwrap();
         assert_ne!(a, b);
         assert_eq!(store.get(&a).unwrap(), b"{\"values\":[]}");
+        // Stored the same bytes again: the very file, not a copy.
+        use std::os::unix::fs::MetadataExt;
+        let inode = std::fs::metadata(store.path(&a)).unwrap().ino();
+        store.put(b"{\"values\":[]}").unwrap();
+        assert_eq!(std::fs::metadata(store.path(&a)).unwrap().ino(), inode);
         assert!(store.path(&a).starts_with(dir.path().join("raw/sha256")));
     }
 }

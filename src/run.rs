@@ -14,7 +14,7 @@ use crate::alerts::{self, Candidate};
 use crate::checks::{self, CheckInput, Part};
 use crate::config::{Loaded, Pipeline};
 use crate::kept::{Kept, KeptError};
-use crate::land::{LandError, RawStore};
+use crate::land::{Durable, LandError, RawStore};
 use crate::lock::{LockError, RunLock};
 use crate::memo::{self, Memo};
 use crate::normalize::{self, Landed};
@@ -469,6 +469,77 @@ fn land(
         }
     }
     Ok(())
+}
+
+/// How long an open transaction of landing records waits for more before
+/// it is committed (a few hundred records at national speed; a slow
+/// portal's few records do not hold the state store locked for long).
+const LANDING_LINGER: Duration = Duration::from_millis(100);
+
+/// What lands the outcomes of a run's fetches: records them in the open
+/// transaction of landing records, and hands new bodies to normalizing.
+struct Lander<'a> {
+    cfg: &'a Loaded,
+    state: &'a State,
+    raw: &'a RawStore,
+    normalizer: Normalizer,
+    batch: crate::state::LandingBatch,
+    /// When the open transaction recorded its first outcome.
+    opened: Option<tokio::time::Instant>,
+    /// The open transaction waited [`LANDING_LINGER`] for more.
+    lingered: bool,
+    /// The open transaction holds [`crate::state::LANDING_BATCH`] outcomes.
+    full: bool,
+    done: usize,
+    now: DateTime<Utc>,
+    progress: Option<&'a Progress>,
+}
+
+impl Lander<'_> {
+    /// Lands one outcome into the open transaction.
+    async fn land(
+        &mut self,
+        fetched: Fetched,
+        kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
+        summary: &mut RunSummary,
+    ) -> Result<(), RunError> {
+        land(
+            self.cfg,
+            self.state,
+            self.raw,
+            kept,
+            &mut self.normalizer,
+            fetched,
+            self.now,
+            summary,
+        )?;
+        self.normalizer.keep(kept, NORMALIZE_IN_FLIGHT).await?;
+        self.done += 1;
+        self.opened.get_or_insert_with(tokio::time::Instant::now);
+        self.full |= self.batch.recorded();
+        if let Some(Progress(tell)) = self.progress {
+            tell(self.done, summary.planned);
+        }
+        Ok(())
+    }
+
+    /// The open transaction is to be synced and committed: it is full, it
+    /// waited long enough for more, or nothing more comes.
+    fn due(&self, receiving: bool) -> bool {
+        self.opened.is_some() && (self.full || self.lingered || !receiving)
+    }
+
+    /// Nothing is recorded in the open transaction.
+    fn is_empty(&self) -> bool {
+        self.opened.is_none()
+    }
+
+    /// Commits the open transaction (its bodies are `durable`) and opens the next.
+    fn commit(&mut self, durable: Durable) -> Result<(), RunError> {
+        self.state.commit_landings(&mut self.batch, durable)?;
+        (self.opened, self.lingered, self.full) = (None, false, false);
+        Ok(())
+    }
 }
 
 /// Bodies normalized together: one set of frames per group, not per body.
@@ -1882,39 +1953,71 @@ pub async fn run_with<S: Source + Clone + 'static>(
         })
     };
     let fetcher = tokio::spawn(fetch_into(source, targets, concurrency, storer, tx));
-    let mut done = 0;
-    let mut normalizer = Normalizer::new(def, cfg.settings.limits.clone());
-    // Landings are recorded in transactions of a few hundred (or a moment's
-    // worth): every body in one is durable in `raw/` before it begins, so a
-    // kill loses at most the records of the last one, whose bodies are
-    // fetched and recorded again by the next run.
-    let mut batch = state.begin_landings()?;
-    while let Some(fetched) = rx.recv().await {
-        let landed = land(
-            cfg,
-            &state,
-            &raw,
-            &kept,
-            &mut normalizer,
-            fetched,
-            opts.now,
-            &mut summary,
-        );
-        let kept_up = match landed {
-            Ok(()) => normalizer.keep(&mut kept, NORMALIZE_IN_FLIGHT).await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = kept_up {
-            fetcher.abort();
-            return Err(e);
-        }
-        done += 1;
-        batch = state.landings_recorded(batch, !rx.is_empty())?;
-        if let Some(Progress(tell)) = &opts.progress {
-            tell(done, summary.planned);
+    let mut lander = Lander {
+        cfg,
+        state: &state,
+        raw: &raw,
+        normalizer: Normalizer::new(def, cfg.settings.limits.clone()),
+        batch: state.begin_landings()?,
+        opened: None,
+        lingered: false,
+        full: false,
+        done: 0,
+        now: opts.now,
+        progress: opts.progress.as_ref(),
+    };
+    // The sync that will let the open transaction commit, and what arrived
+    // while it runs (landed once it is committed): landing never waits on
+    // the disk unless that many wait.
+    let mut syncing: Option<tokio::task::JoinHandle<Result<Durable, crate::land::LandError>>> = None;
+    let mut waiting: Vec<Fetched> = Vec::new();
+    let (mut receiving, mut syncs) = (true, 0usize);
+    let landed: Result<(), RunError> = async {
+        loop {
+            let due = lander.opened.map(|at| at + LANDING_LINGER);
+            tokio::select! {
+                biased;
+                synced = async { syncing.as_mut().expect("selected only while syncing").await }, if syncing.is_some() => {
+                    syncing = None;
+                    let durable = synced.map_err(|e| RunError::Task(e.to_string()))??;
+                    lander.commit(durable)?;
+                    syncs += 1;
+                    for f in std::mem::take(&mut waiting) {
+                        lander.land(f, &mut kept, &mut summary).await?;
+                    }
+                }
+                next = rx.recv(), if receiving && waiting.len() < crate::state::LANDING_BATCH => match next {
+                    None => receiving = false,
+                    Some(f) if syncing.is_some() => waiting.push(f),
+                    Some(f) => lander.land(f, &mut kept, &mut summary).await?,
+                },
+                // A slow portal never keeps the state store locked for
+                // writers such as `taizhang review`: what waits longer
+                // than a moment for more is committed.
+                _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() && syncing.is_none() => {
+                    lander.lingered = true;
+                }
+            }
+            if syncing.is_none() && lander.due(receiving) {
+                let raw = raw.clone();
+                syncing = Some(tokio::task::spawn_blocking(move || raw.sync()));
+            }
+            if !receiving && syncing.is_none() && waiting.is_empty() && lander.is_empty() {
+                return Ok(());
+            }
         }
     }
-    state.end_landings(batch)?;
+    .await;
+    if let Err(e) = landed {
+        fetcher.abort();
+        return Err(e);
+    }
+    let Lander { batch, normalizer, .. } = lander;
+    state.end_landings(batch, raw.sync()?)?;
+    tracing::debug!(
+        transactions = syncs + 1,
+        "Landings recorded, each transaction after a sync of the raw store."
+    );
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
     normalizer.finish(&mut kept).await?;
     for (_, k) in kept.values_mut() {

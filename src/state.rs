@@ -7,6 +7,8 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
+use crate::land::Durable;
+
 pub use taizhang_model::{AlertRecord, CheckRecord, Landing, OutboxEntry};
 
 /// A state store failure.
@@ -123,6 +125,15 @@ pub struct LandingBatch {
     recorded: usize,
 }
 
+impl LandingBatch {
+    /// One more outcome recorded; true once the batch holds
+    /// [`LANDING_BATCH`] outcomes and is due to commit.
+    pub fn recorded(&mut self) -> bool {
+        self.recorded += 1;
+        self.recorded >= LANDING_BATCH
+    }
+}
+
 /// The state store's schema version (`PRAGMA user_version`). 2: alerts carry
 /// their program and every check and alert key starts with it; the outbox and
 /// the published snapshot exist.
@@ -208,29 +219,26 @@ impl State {
 
     /// Begins a transaction of landing records (what [`State::record_landing`],
     /// the validators, absences and fetch failures write while a run lands).
-    /// Call it only once every body it will record is durable in the raw
-    /// store: a kill loses the records of the transaction, never a body.
+    /// It is committed only with proof that every body it records is
+    /// durable in the raw store ([`Durable`]): a kill or a power loss loses
+    /// the records of the transaction, never a recorded body.
     pub fn begin_landings(&self) -> Result<LandingBatch, StateError> {
         self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
         Ok(LandingBatch { recorded: 0 })
     }
 
-    /// One more outcome recorded in `batch`; commits it (and begins the
-    /// next) once it holds [`LANDING_BATCH`] outcomes, or when nothing more
-    /// is waiting (`more` false), so that a slow portal never keeps the
-    /// store locked for writers such as `taizhang review`.
-    pub fn landings_recorded(&self, mut batch: LandingBatch, more: bool) -> Result<LandingBatch, StateError> {
-        batch.recorded += 1;
-        if batch.recorded < LANDING_BATCH && more {
-            return Ok(batch);
-        }
-        self.end_landings(batch)?;
-        self.begin_landings()
+    /// Commits a transaction of landing records and begins the next.
+    pub fn commit_landings(&self, batch: &mut LandingBatch, durable: Durable) -> Result<(), StateError> {
+        let _ = durable;
+        self.conn.execute_batch("COMMIT; BEGIN").map_err(|e| self.err(e))?;
+        batch.recorded = 0;
+        Ok(())
     }
 
-    /// Commits a transaction of landing records.
-    pub fn end_landings(&self, batch: LandingBatch) -> Result<(), StateError> {
-        let _ = batch;
+    /// Commits a transaction of landing records; `durable` says that the
+    /// bodies they name were synced after they were stored.
+    pub fn end_landings(&self, batch: LandingBatch, durable: Durable) -> Result<(), StateError> {
+        let _ = (batch, durable);
         self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
     }
 
@@ -1003,29 +1011,31 @@ mod tests {
     }
 
     #[test]
-    fn landings_are_committed_in_batches_and_as_soon_as_nothing_more_waits() {
+    fn landings_are_committed_in_batches_and_lost_with_their_open_transaction() {
         let dir = tempfile::tempdir().unwrap();
         let st = State::open(dir.path()).unwrap();
         // What another process (`taizhang serve`, a reviewer) sees.
         let other = || State::open(dir.path()).unwrap().landings("p").unwrap().len();
+        let raw = crate::land::RawStore::new(dir.path());
         let mut batch = st.begin_landings().unwrap();
         for i in 0..LANDING_BATCH - 1 {
             st.record_landing(&landing(&format!("34112410{i:04}"))).unwrap();
-            batch = st.landings_recorded(batch, true).unwrap();
+            assert!(!batch.recorded());
         }
-        assert_eq!(other(), 0, "more were waiting: not committed yet");
+        assert_eq!(other(), 0, "not committed yet");
         st.record_landing(&landing("341124109999")).unwrap();
-        batch = st.landings_recorded(batch, true).unwrap();
-        assert_eq!(other(), LANDING_BATCH, "a full batch is committed");
-        // A slow portal: one landing, then nothing waiting. It is committed
-        // at once, so the store is not held locked while the run waits.
+        assert!(batch.recorded(), "a full batch is due");
+        st.commit_landings(&mut batch, raw.sync().unwrap()).unwrap();
+        assert_eq!(other(), LANDING_BATCH, "a committed batch is seen");
+        // One landing, committed early (the run waited long enough for more).
         st.record_landing(&landing("341124108888")).unwrap();
-        batch = st.landings_recorded(batch, false).unwrap();
+        assert!(!batch.recorded());
+        st.commit_landings(&mut batch, raw.sync().unwrap()).unwrap();
         assert_eq!(other(), LANDING_BATCH + 1);
         // A kill with a batch open loses its records (their bodies are in
         // the raw store; the next run records them again).
         st.record_landing(&landing("341124107777")).unwrap();
-        let _ = st.landings_recorded(batch, true).unwrap();
+        let _ = batch.recorded();
         drop(st);
         assert_eq!(other(), LANDING_BATCH + 1);
     }

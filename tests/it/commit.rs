@@ -434,6 +434,53 @@ async fn two_runs_at_once_take_turns_and_alert_once() {
 }
 
 /// Files of one program in the published snapshot, with their bytes.
+/// Landings are recorded in transactions, each committed after one sync of
+/// the raw store: with a slow portal, what has landed is in the state store
+/// (for `taizhang review`, `inspect`, a `serve` beside it) while the run is
+/// still fetching, not held in one transaction until the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_portals_landings_are_committed_while_the_run_still_fetches() {
+    let d = Deployment::start().await;
+    d.portal.set_delay(Duration::from_millis(80));
+    let root = d.root();
+    let mut c = run_cmd(&root, T2, &[]);
+    c.env("TAIZHANG_HTTP__CONCURRENCY", "1").stdout(Stdio::null());
+    let db = root.join("state/taizhang.sqlite");
+    let landed = move || -> Option<i64> {
+        let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
+        conn.busy_timeout(Duration::from_secs(1)).ok()?;
+        conn.query_row("SELECT count(*) FROM landings", [], |r| r.get(0)).ok()
+    };
+    let (seen, status) = tokio::task::spawn_blocking({
+        let landed = landed.clone();
+        move || {
+            let mut child = c.spawn().unwrap();
+            // Counts read while the run was still going (read, then checked
+            // that it had not ended).
+            let mut seen = Vec::new();
+            loop {
+                let n = landed();
+                if let Some(status) = child.try_wait().unwrap() {
+                    return (seen, status);
+                }
+                seen.extend(n);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    // Ten townships × (six months + two quarters), one of them not submitted.
+    let reports = 79;
+    assert_eq!(landed(), Some(reports), "every report landed");
+    let during: BTreeSet<i64> = seen.into_iter().filter(|n| *n > 0 && *n < reports).collect();
+    assert!(
+        during.len() >= 3,
+        "landings committed a few at a time while the run fetched: {during:?}"
+    );
+}
+
 fn program_files(wh: &Path, program: &str) -> Vec<(String, Vec<u8>)> {
     crate::support::snapshot(wh)
         .into_iter()
