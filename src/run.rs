@@ -1997,6 +1997,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
                 _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() && syncing.is_none() => {
                     lander.lingered = true;
                 }
+                // Not reached: with nothing received, synced or lingering
+                // for, the loop has returned below.
+                else => return Err(RunError::Task("landing stopped with outcomes not recorded".into())),
             }
             if syncing.is_none() && lander.due(receiving) {
                 let raw = raw.clone();
