@@ -266,10 +266,14 @@ impl Kept {
                     .collect()
                     .map_err(|e| err(&self.dir, e))
             };
+            let mine: HashSet<(&str, &str)> = idx
+                .iter()
+                .map(|i| (wanted[*i].0.township.as_str(), wanted[*i].0.sha256.as_str()))
+                .collect();
             let [facts, quarantine, extractions, submissions] = frames;
-            parts[0].push(pick(&facts, JoinType::Semi)?);
-            parts[1].push(pick(&quarantine, JoinType::Semi)?);
-            parts[2].push(pick(&extractions, JoinType::Semi)?);
+            for (part, frame) in parts.iter_mut().zip([&facts, &quarantine, &extractions]) {
+                part.push(rows_of(frame, &mine).map_err(|e| err(&self.dir, e))?);
+            }
             let subs = submissions.drop("versions_landed").map_err(|e| err(&self.dir, e))?;
             parts[3].push(pick(&subs, JoinType::Inner)?);
         }
@@ -294,6 +298,31 @@ impl Kept {
             missing,
         ))
     }
+}
+
+/// The rows of `frame` whose (township, source_sha256) is in `wanted`, in
+/// their order (what a semi-join on the two keeps). A body's rows come
+/// together, so a key is looked up once per run of rows, not per row.
+fn rows_of(frame: &DataFrame, wanted: &HashSet<(&str, &str)>) -> PolarsResult<DataFrame> {
+    let (townships, shas) = (frame.column("township")?.str()?, frame.column("source_sha256")?.str()?);
+    let mut keep = Vec::with_capacity(frame.height());
+    let mut last: Option<(Option<&str>, Option<&str>, bool)> = None;
+    for (t, s) in townships.iter().zip(shas.iter()) {
+        let k = match last {
+            Some((lt, ls, k)) if lt == t && ls == s => k,
+            _ => {
+                // A null key matches nothing, as in a join.
+                let k = matches!((t, s), (Some(t), Some(s)) if wanted.contains(&(t, s)));
+                last = Some((t, s, k));
+                k
+            }
+        };
+        keep.push(k);
+    }
+    if keep.iter().all(|k| *k) {
+        return Ok(frame.clone());
+    }
+    frame.filter(&BooleanChunked::from_slice("keep".into(), &keep))
 }
 
 /// Writes `frame` to `path` (through a temporary file and a rename), for
@@ -323,6 +352,52 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_chunks_rows_of_some_landings_are_what_a_semi_join_keeps() {
+        // Bodies' rows in runs, a body split in two runs, null keys.
+        let t = [
+            Some("1"),
+            Some("1"),
+            Some("2"),
+            Some("2"),
+            None,
+            Some("3"),
+            Some("3"),
+            Some("1"),
+            Some("2"),
+        ];
+        let s = [
+            Some("a"),
+            Some("a"),
+            Some("b"),
+            Some("b"),
+            Some("c"),
+            None,
+            Some("d"),
+            Some("a"),
+            Some("b"),
+        ];
+        let frame = df!("township" => t, "source_sha256" => s, "row" => (0..9).collect::<Vec<i32>>()).unwrap();
+        let all = [("1", "a"), ("2", "b"), ("3", "d"), ("", "c")];
+        for mask in 0..16u32 {
+            let wanted: Vec<(&str, &str)> = (0..4).filter(|b| mask & (1 << b) != 0).map(|b| all[b]).collect();
+            let keys = df!(
+                "township" => wanted.iter().map(|w| w.0).collect::<Vec<_>>(),
+                "source_sha256" => wanted.iter().map(|w| w.1).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            let on = [col("township"), col("source_sha256")];
+            let expected = frame
+                .clone()
+                .lazy()
+                .join(keys.lazy(), on.clone(), on, JoinArgs::new(JoinType::Semi))
+                .collect()
+                .unwrap();
+            let got = rows_of(&frame, &wanted.iter().copied().collect()).unwrap();
+            assert!(got.equals_missing(&expected), "{wanted:?}: {got} {expected}");
+        }
+    }
     use taizhang_transform::fixtures::{config, normalized};
 
     fn landing(township: &str, doc: &serde_json::Value) -> Landing {
