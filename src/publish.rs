@@ -129,20 +129,33 @@ const FACT_ORDER: [&str; 5] = ["indicator", "township", "period", "dimension", "
 /// once per distinct value, not at every comparison of the sort (a sort on
 /// the strings themselves was a fifth of publishing a batch).
 fn sort_facts(facts: &DataFrame) -> PolarsResult<DataFrame> {
-    facts.take(&publish_order(facts)?)
+    match publish_order(facts)? {
+        Some(order) => facts.take(&order),
+        // Too many rows for the packed key: polars compares the strings.
+        None => facts
+            .clone()
+            .lazy()
+            .sort(
+                FACT_ORDER,
+                SortMultipleOptions::default()
+                    .with_nulls_last(false)
+                    .with_maintain_order(true),
+            )
+            .collect(),
+    }
 }
 
-/// The row order of [`sort_facts`].
-fn publish_order(facts: &DataFrame) -> PolarsResult<IdxCa> {
+/// The row order of [`sort_facts`]; none for 2^24 rows or more (a rank
+/// would not fit its place in the packed key).
+fn publish_order(facts: &DataFrame) -> PolarsResult<Option<IdxCa>> {
     const BITS: u32 = 24;
+    let Some(height) = u32::try_from(facts.height()).ok().filter(|h| *h < 1 << BITS) else {
+        return Ok(None);
+    };
     let keys: Vec<Vec<u32>> = FACT_ORDER
         .iter()
         .map(|c| Ok(ranks(facts.column(c)?.str()?)))
         .collect::<PolarsResult<_>>()?;
-    let height = u32::try_from(facts.height())
-        .ok()
-        .filter(|h| *h < 1 << BITS)
-        .ok_or_else(|| polars_err!(ComputeError: "a batch of {} facts is too large to publish", facts.height()))?;
     // Every rank is below the row count: five fit in one u128, the row
     // last (equal keys keep their order, the sort need not be stable).
     let mut order: Vec<(u128, u32)> = (0..height)
@@ -154,10 +167,10 @@ fn publish_order(facts: &DataFrame) -> PolarsResult<IdxCa> {
         })
         .collect();
     order.sort_unstable();
-    Ok(IdxCa::from_vec(
+    Ok(Some(IdxCa::from_vec(
         "order".into(),
         order.into_iter().map(|(_, i)| i as IdxSize).collect(),
-    ))
+    )))
 }
 
 /// Each value's rank among the column's distinct values in byte order

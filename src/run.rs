@@ -488,8 +488,6 @@ struct Lander<'a> {
     opened: Option<tokio::time::Instant>,
     /// The open transaction waited [`LANDING_LINGER`] for more.
     lingered: bool,
-    /// The open transaction holds [`crate::state::LANDING_BATCH`] outcomes.
-    full: bool,
     done: usize,
     now: DateTime<Utc>,
     progress: Option<&'a Progress>,
@@ -516,7 +514,7 @@ impl Lander<'_> {
         self.normalizer.keep(kept, NORMALIZE_IN_FLIGHT).await?;
         self.done += 1;
         self.opened.get_or_insert_with(tokio::time::Instant::now);
-        self.full |= self.batch.recorded();
+        self.batch.recorded();
         if let Some(Progress(tell)) = self.progress {
             tell(self.done, summary.planned);
         }
@@ -526,7 +524,7 @@ impl Lander<'_> {
     /// The open transaction is to be synced and committed: it is full, it
     /// waited long enough for more, or nothing more comes.
     fn due(&self, receiving: bool) -> bool {
-        self.opened.is_some() && (self.full || self.lingered || !receiving)
+        self.opened.is_some() && (self.batch.is_full() || self.lingered || !receiving)
     }
 
     /// Nothing is recorded in the open transaction.
@@ -537,7 +535,7 @@ impl Lander<'_> {
     /// Commits the open transaction (its bodies are `durable`) and opens the next.
     fn commit(&mut self, durable: Durable) -> Result<(), RunError> {
         self.state.commit_landings(&mut self.batch, durable)?;
-        (self.opened, self.lingered, self.full) = (None, false, false);
+        (self.opened, self.lingered) = (None, false);
         Ok(())
     }
 }
@@ -1961,7 +1959,6 @@ pub async fn run_with<S: Source + Clone + 'static>(
         batch: state.begin_landings()?,
         opened: None,
         lingered: false,
-        full: false,
         done: 0,
         now: opts.now,
         progress: opts.progress.as_ref(),
@@ -2016,9 +2013,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
         return Err(e);
     }
     let Lander { batch, normalizer, .. } = lander;
-    state.end_landings(batch, raw.sync()?)?;
+    state.end_landings(batch)?;
     tracing::debug!(
-        transactions = syncs + 1,
+        transactions = syncs,
         "Landings recorded, each transaction after a sync of the raw store."
     );
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;

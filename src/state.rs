@@ -130,6 +130,11 @@ impl LandingBatch {
     /// [`LANDING_BATCH`] outcomes and is due to commit.
     pub fn recorded(&mut self) -> bool {
         self.recorded += 1;
+        self.is_full()
+    }
+
+    /// The batch holds [`LANDING_BATCH`] outcomes (or more).
+    pub fn is_full(&self) -> bool {
         self.recorded >= LANDING_BATCH
     }
 }
@@ -235,11 +240,13 @@ impl State {
         Ok(())
     }
 
-    /// Commits a transaction of landing records; `durable` says that the
-    /// bodies they name were synced after they were stored.
-    pub fn end_landings(&self, batch: LandingBatch, durable: Durable) -> Result<(), StateError> {
-        let _ = (batch, durable);
-        self.conn.execute_batch("COMMIT").map_err(|e| self.err(e))
+    /// Ends landing: closes the open transaction, whose records have all
+    /// been committed with their [`Durable`] by [`State::commit_landings`].
+    /// Records still in it (none, as the run lands) are rolled back, never
+    /// committed without that proof: the next run fetches them again.
+    pub fn end_landings(&self, batch: LandingBatch) -> Result<(), StateError> {
+        let end = if batch.recorded == 0 { "COMMIT" } else { "ROLLBACK" };
+        self.conn.execute_batch(end).map_err(|e| self.err(e))
     }
 
     /// Records a fetched body; returns true when this body is new for its
@@ -1036,6 +1043,9 @@ mod tests {
         // the raw store; the next run records them again).
         st.record_landing(&landing("341124107777")).unwrap();
         let _ = batch.recorded();
+        // Nor is a record ever committed without its bodies' sync, even
+        // when landing ends with it still open.
+        st.end_landings(batch).unwrap();
         drop(st);
         assert_eq!(other(), LANDING_BATCH + 1);
     }
