@@ -131,18 +131,23 @@ const FACT_ORDER: [&str; 5] = ["indicator", "township", "period", "dimension", "
 fn sort_facts(facts: &DataFrame) -> PolarsResult<DataFrame> {
     match publish_order(facts)? {
         Some(order) => facts.take(&order),
-        // Too many rows for the packed key: polars compares the strings.
-        None => facts
-            .clone()
-            .lazy()
-            .sort(
-                FACT_ORDER,
-                SortMultipleOptions::default()
-                    .with_nulls_last(false)
-                    .with_maintain_order(true),
-            )
-            .collect(),
+        // Too many rows for the packed key.
+        None => sort_by_strings(facts),
     }
+}
+
+/// Facts in their published order by polars comparing the strings.
+fn sort_by_strings(facts: &DataFrame) -> PolarsResult<DataFrame> {
+    facts
+        .clone()
+        .lazy()
+        .sort(
+            FACT_ORDER,
+            SortMultipleOptions::default()
+                .with_nulls_last(false)
+                .with_maintain_order(true),
+        )
+        .collect()
 }
 
 /// The row order of [`sort_facts`]; none for 2^24 rows or more (a rank
@@ -629,17 +634,7 @@ mod tests {
     fn facts_are_published_in_the_order_a_sort_on_the_strings_gives() {
         for (townships, indicators, seed) in [(0, 0, 1), (1, 1, 2), (40, 30, 3), (300, 150, 4)] {
             let f = facts(townships, indicators, seed);
-            let expected = f
-                .clone()
-                .lazy()
-                .sort(
-                    FACT_ORDER,
-                    SortMultipleOptions::default()
-                        .with_nulls_last(false)
-                        .with_maintain_order(true),
-                )
-                .collect()
-                .unwrap();
+            let expected = sort_by_strings(&f).unwrap();
             let got = sort_facts(&f).unwrap();
             assert!(
                 got.equals_missing(&expected),
