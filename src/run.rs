@@ -848,8 +848,14 @@ fn kept_results(
         };
     }
     let or_empty = |f: DataFrame, e: &DataFrame| if f.width() == 0 { e.clone() } else { f };
+    // The facts come in a chunk per kept chunk read: made one, so that
+    // gathering them (the checks' joins, the publish order) copies each
+    // string's 16-byte view and shares its bytes; polars copies every
+    // string's bytes when it gathers from several chunks.
+    let mut facts = n.facts;
+    facts.rechunk_mut_par();
     Ok(normalize::Normalized {
-        facts: or_empty(n.facts, &empty.facts),
+        facts: or_empty(facts, &empty.facts),
         quarantine: or_empty(n.quarantine, &empty.quarantine),
         submissions: or_empty(n.submissions, &empty.submissions),
         extractions: or_empty(n.extractions, &empty.extractions),

@@ -97,15 +97,13 @@ pub fn by_year(t: &Table<'_>, empty_year: i32) -> Result<Vec<(i32, polars::prelu
     if t.frame.height() == 0 {
         return Ok(vec![(empty_year, t.frame.clone())]);
     }
-    let years: BTreeSet<i32> = t
-        .frame
-        .column("year")
-        .map_err(frame_err)?
-        .i32()
-        .map_err(frame_err)?
-        .iter()
-        .flatten()
-        .collect();
+    let column = t.frame.column("year").map_err(frame_err)?.i32().map_err(frame_err)?;
+    let years: BTreeSet<i32> = column.iter().flatten().collect();
+    // One year and no row without one (almost always): the frame itself,
+    // not a filtered copy of it.
+    if years.len() == 1 && column.null_count() == 0 {
+        return Ok(years.into_iter().map(|y| (y, t.frame.clone())).collect());
+    }
     years
         .into_iter()
         .map(|y| {
@@ -119,4 +117,50 @@ pub fn by_year(t: &Table<'_>, empty_year: i32) -> Result<Vec<(i32, polars::prelu
             Ok((y, part))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::*;
+
+    use super::by_year;
+    use super::parquet::Table;
+
+    fn table(frame: &DataFrame) -> Table<'_> {
+        Table {
+            name: "t".into(),
+            description: String::new(),
+            columns: vec![],
+            metadata: vec![],
+            frame,
+        }
+    }
+
+    fn years(frame: &DataFrame) -> Vec<(i32, Vec<Option<i32>>)> {
+        by_year(&table(frame), 1999)
+            .unwrap()
+            .into_iter()
+            .map(|(y, f)| (y, f.column("v").unwrap().i32().unwrap().iter().collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_tables_rows_are_split_by_year_and_a_row_without_one_is_in_none() {
+        let frame =
+            |years: &[Option<i32>]| df!("year" => years, "v" => (0..years.len() as i32).collect::<Vec<_>>()).unwrap();
+        // One year: every row, as it is.
+        assert_eq!(
+            years(&frame(&[Some(2026), Some(2026)])),
+            [(2026, vec![Some(0), Some(1)])]
+        );
+        // Two years: each its rows, in their order.
+        assert_eq!(
+            years(&frame(&[Some(2026), Some(2025), Some(2026)])),
+            [(2025, vec![Some(1)]), (2026, vec![Some(0), Some(2)])]
+        );
+        // One year and a row without one: that row is in no file.
+        assert_eq!(years(&frame(&[Some(2026), None])), [(2026, vec![Some(0)])]);
+        // No rows: one empty frame of the year asked for.
+        assert_eq!(years(&frame(&[])), [(1999, vec![])]);
+    }
 }
