@@ -1245,9 +1245,15 @@ fn compute(
                             let (carry_out, next) = std::sync::mpsc::channel();
                             before = Some(Before::Computing(next));
                             let (ctx, quotas, part) = (&ctx, Arc::clone(&quotas), part.clone());
-                            Work::Running(scope.spawn(move || {
-                                compute_batch(ctx, reg, &quotas, digest, n, history, carry_in, carry_out, &part)
-                            }))
+                            // Named, so that `top -H` and profiles tell it
+                            // from the main thread.
+                            let job = std::thread::Builder::new()
+                                .name(format!("batch {code}"))
+                                .spawn_scoped(scope, move || {
+                                    compute_batch(ctx, reg, &quotas, digest, n, history, carry_in, carry_out, &part)
+                                })
+                                .map_err(|e| RunError::Task(format!("cannot start a thread for batch {code}: {e}")))?;
+                            Work::Running(job)
                         }
                     };
                     codes.insert(code.clone());

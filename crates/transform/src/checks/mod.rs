@@ -229,6 +229,12 @@ pub trait Check {
         let rows = self.earlier(catalog).unwrap_or(lit(false));
         Ok(earlier.clone().lazy().filter(rows).select([col(ROW)]))
     }
+    /// The rule this check is (declared rules and the fixed shapes built on
+    /// them): [`run_raw`] evaluates every rule of a run over one table of
+    /// their cells ([`rule::Cells`]).
+    fn rule(&self) -> Option<&rule::Rule> {
+        None
+    }
 }
 
 /// The row index [`Check::carried`] reads and answers with.
@@ -324,11 +330,18 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
     // that looks back, and which of its failures are this run's: failures
     // of the earlier periods are theirs, reported when they were checked.
     let mut looked_back: Option<(DataFrame, Expr)> = None;
+    // Rules are evaluated together, after the others (the order of the
+    // parts does not matter, see `finish`).
+    let mut rules: Vec<Box<dyn Check>> = Vec::new();
     for cfg in &input.pipeline.checks {
         let check = cfg
             .build(input.catalog)
             .map_err(|e| polars_err!(ComputeError: "check validated at load no longer builds: {e}"))?;
         if check.uses_clock() != clock {
+            continue;
+        }
+        if check.rule().is_some() && check.earlier(input.catalog).is_none() {
+            rules.push(check);
             continue;
         }
         match (check.earlier(input.catalog), input.earlier) {
@@ -345,6 +358,13 @@ pub fn run_raw(input: &CheckInput<'_>, clock: bool) -> PolarsResult<DataFrame> {
                 frames.push(check.run(&input)?.lazy().filter(ours.clone()));
             }
             _ => frames.push(check.run(input)?.lazy()),
+        }
+    }
+    let rules: Vec<&rule::Rule> = rules.iter().filter_map(|c| c.rule()).collect();
+    if !rules.is_empty() {
+        let cells = rule::Cells::of(input.facts, &rules)?;
+        for r in rules {
+            frames.push(rule::evaluate_with(r, input, &cells)?.lazy());
         }
     }
     let all = concat(frames, UnionArgs::default())?.collect()?;
