@@ -503,6 +503,32 @@ impl Rows {
     }
 }
 
+/// The most reported totals ([`reported_totals`]) any (township,
+/// indicator) has in `facts`, of `indicators` when given: a check that
+/// needs a history of n values can find nothing when this is below n
+/// (counted in one pass, a group-by's worth less than the check's plan).
+pub(crate) fn longest_history(facts: &DataFrame, indicators: Option<&[String]>) -> PolarsResult<usize> {
+    let of: Option<PlHashSet<&str>> = indicators.map(|i| i.iter().map(String::as_str).collect());
+    let (township, indicator) = (facts.column("township")?.str()?, facts.column("indicator")?.str()?);
+    let (dimension, value) = (facts.column("dimension")?.str()?, facts.column("value")?.f64()?);
+    let mut counts: PlHashMap<(Option<&str>, Option<&str>), usize> = PlHashMap::new();
+    let mut longest = 0;
+    let rows = township
+        .iter()
+        .zip(indicator.iter())
+        .zip(dimension.iter())
+        .zip(value.iter());
+    for (((t, i), d), v) in rows {
+        if d.is_some() || v.is_none() || of.as_ref().is_some_and(|of| !i.is_some_and(|i| of.contains(i))) {
+            continue;
+        }
+        let n = counts.entry((t, i)).or_insert(0);
+        *n += 1;
+        longest = longest.max(*n);
+    }
+    Ok(longest)
+}
+
 /// The rows a look-back over every indicator's totals reads: reported
 /// totals.
 pub fn reported_totals() -> Expr {

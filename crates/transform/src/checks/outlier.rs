@@ -98,13 +98,19 @@ impl Check for Outlier {
         } else {
             self.indicators.clone()
         };
+        let mut rows = Rows::default();
+        // Nothing is flagged from fewer than `min_points` values of a
+        // township (a deployment's first months: every township's history
+        // is that short).
+        if super::longest_history(input.facts, Some(&codes))? < self.min_points {
+            return rows.finish();
+        }
         let totals = input
             .facts
             .clone()
             .lazy()
             .filter(col("dimension").is_null().and(col("value").is_not_null()))
             .filter(col("indicator").is_in(lit(Series::new("c".into(), codes)).implode(false), false));
-        let mut rows = Rows::default();
         // Counts are small integers: a MAD of 0.5 would make 2 against 1 an
         // "outlier". The scale is floored at Poisson noise, sqrt(median + 1),
         // and at 20% of the median.

@@ -216,10 +216,13 @@ impl Check for Plausibility {
                 .otherwise(b)
         };
         let max = tighter(tighter(configured.clone(), by_population.clone()), by_history.clone());
-        // Each (township, indicator)'s rows in period order (rows of one
-        // period in the order they came), their history made in one pass
-        // (see [`history`]), then back in period order.
-        let sorted = input
+        // The totals in period order (rows of one period in the order they
+        // came), with their history: each (township, indicator)'s rows in
+        // period order, their history made in one pass (see [`history`]),
+        // then back in period order. A history no row can use (no series
+        // longer than `min_history`: a deployment's first months) is not
+        // made.
+        let totals = input
             .facts
             .clone()
             .lazy()
@@ -230,21 +233,30 @@ impl Check for Plausibility {
                 [col("period")],
                 JoinArgs::new(JoinType::Left),
             )
-            .sort(["period"], SortMultipleOptions::default().with_maintain_order(true))
-            .with_row_index(ORDER, None)
-            .sort(
-                ["township", "indicator", "period"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .with_column(per_month.alias(PER_MONTH))
-            .collect()?;
-        let failures = history(sorted)?
+            .sort(["period"], SortMultipleOptions::default().with_maintain_order(true));
+        let with_history = match super::longest_history(input.facts, None)? > self.min_history.max(1) {
+            true => history(
+                totals
+                    .with_row_index(ORDER, None)
+                    .sort(
+                        ["township", "indicator", "period"],
+                        SortMultipleOptions::default().with_maintain_order(true),
+                    )
+                    .with_column(per_month.alias(PER_MONTH))
+                    .collect()?,
+            )?
             .lazy()
             .sort([ORDER], Default::default())
             .drop(Selector::ByName {
                 names: [ORDER.into(), PER_MONTH.into()].into(),
                 strict: true,
-            })
+            }),
+            false => totals.with_columns([
+                lit(NULL).cast(DataType::Float64).alias("history_max"),
+                lit(NULL).cast(DataType::Int64).alias("history_n"),
+            ]),
+        };
+        let failures = with_history
             .join(
                 bounds.lazy(),
                 [col("indicator")],

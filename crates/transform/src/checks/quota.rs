@@ -126,18 +126,17 @@ pub fn quota_facts(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> Pola
 /// shared with the rollup. Columns: township, year, indicator, achieved.
 pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
     let kinds = kinds(catalog)?;
-    Ok(facts
-        .clone()
-        .lazy()
-        .filter(super::reported_totals())
+    // The latest value is the group's last row once the rows are in period
+    // order (a sort within every group was most of this); the rows of one
+    // period (a batch's) are in order as they are.
+    let totals = facts.clone().lazy().filter(super::reported_totals());
+    let totals = match super::rule::period_months(facts)?.height() > 1 {
+        true => totals.sort(["period"], SortMultipleOptions::default().with_maintain_order(true)),
+        false => totals,
+    };
+    Ok(totals
         .group_by([col("township"), col("year"), col("indicator")])
-        .agg([
-            col("value").sum().alias("sum"),
-            col("value")
-                .sort_by([col("period")], SortMultipleOptions::default())
-                .last()
-                .alias("latest"),
-        ])
+        .agg([col("value").sum().alias("sum"), col("value").last().alias("latest")])
         .join(
             kinds,
             [col("indicator")],
@@ -380,4 +379,90 @@ pub fn decomposition(quotas: &[taizhang_model::Quota], registry: &crate::registr
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use polars::prelude::*;
+
+    use super::{achieved, kinds};
+    use crate::fixtures::{config, random};
+
+    /// The year to date as a sort of each group's rows made it before.
+    fn sorted_per_group(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> DataFrame {
+        facts
+            .clone()
+            .lazy()
+            .filter(super::super::reported_totals())
+            .group_by([col("township"), col("year"), col("indicator")])
+            .agg([
+                col("value").sum().alias("sum"),
+                col("value")
+                    .sort_by([col("period")], SortMultipleOptions::default())
+                    .last()
+                    .alias("latest"),
+            ])
+            .join(
+                kinds(catalog).unwrap(),
+                [col("indicator")],
+                [col("indicator")],
+                JoinArgs::new(JoinType::Inner),
+            )
+            .select([
+                col("township"),
+                col("year"),
+                col("indicator"),
+                when(col("is_flow"))
+                    .then(col("sum"))
+                    .otherwise(col("latest"))
+                    .alias("achieved"),
+            ])
+            .sort(["township", "year", "indicator"], Default::default())
+            .collect()
+            .unwrap()
+    }
+
+    #[test]
+    fn the_year_to_date_takes_a_stocks_latest_period_whatever_order_the_rows_come_in() {
+        let cfg = config();
+        for seed in 1..30u64 {
+            let mut r = random(seed * 104_729);
+            let (mut t, mut p, mut ind, mut dim, mut v) = (vec![], vec![], vec![], vec![], vec![]);
+            // Each (township, period, indicator) once, in shuffled order;
+            // one period only for some seeds (the rows as they are).
+            let periods: &[&str] = if seed % 3 == 0 {
+                &["2026-05"]
+            } else {
+                &["2026-03", "2026-05", "2026-04"]
+            };
+            let mut cells = vec![];
+            for tw in ["340101001", "340101002"] {
+                for pe in periods {
+                    for code in ["severe_care_recipients", "certificates_issued", "fuel_households"] {
+                        cells.push((tw, *pe, code));
+                    }
+                }
+            }
+            while !cells.is_empty() {
+                let (tw, pe, code) = cells.remove(r(cells.len() as u64) as usize);
+                t.push(tw);
+                p.push(pe);
+                ind.push(code);
+                dim.push([None, None, None, Some("类别")][r(4) as usize]);
+                v.push((r(6) > 0).then(|| r(50) as f64));
+            }
+            let facts = df!(
+                "township" => t, "period" => p, "year" => vec![2026i32; ind.len()],
+                "indicator" => ind, "dimension" => dim, "value" => v,
+            )
+            .unwrap();
+            let got = achieved(&facts, &cfg.catalog)
+                .unwrap()
+                .sort(["township", "year", "indicator"], Default::default())
+                .collect()
+                .unwrap();
+            let want = sorted_per_group(&facts, &cfg.catalog);
+            assert!(got.equals_missing(&want), "seed {seed}:\n{got}\n{want}");
+        }
+    }
 }
