@@ -503,6 +503,34 @@ impl Rows {
     }
 }
 
+/// A sum of floats as polars sums a group's values (Kahan's compensated
+/// sum, in row order), so that a sum made in Rust equals the group-by's
+/// to the last bit.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct GroupSum {
+    sum: f64,
+    err: f64,
+}
+
+impl GroupSum {
+    /// Adds a value.
+    pub(crate) fn add(&mut self, v: f64) {
+        let y = v - self.err;
+        let sum = self.sum + y;
+        let err = (sum - self.sum) - y;
+        self.sum = sum;
+        // Kept finite, so that Inf − Inf brings no NaN.
+        if err.is_finite() {
+            self.err = err;
+        }
+    }
+
+    /// The sum so far.
+    pub(crate) fn sum(&self) -> f64 {
+        self.sum
+    }
+}
+
 /// The most reported totals ([`reported_totals`]) any (township,
 /// indicator) has in `facts`, of `indicators` when given: a check that
 /// needs a history of n values can find nothing when this is below n
