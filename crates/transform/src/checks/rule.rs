@@ -1,6 +1,8 @@
-//! Declared rules: `left op right` over indicator cells, evaluated with
-//! polars for all townships and periods at once (DHIS2 validation rules:
-//! left side, operator, right side, missing-value strategy, importance).
+//! Declared rules: `left op right` over indicator cells, evaluated for all
+//! townships and periods at once (DHIS2 validation rules: left side,
+//! operator, right side, missing-value strategy, importance): every rule's
+//! cells read from one table made in one pass over the facts ([`Cells`]),
+//! each rule's arithmetic a polars expression over it.
 //!
 //! Expressions are linear arithmetic over cells, numbers and two variables:
 //!
