@@ -20,6 +20,23 @@ pub fn random(seed: u64) -> impl FnMut(u64) -> u64 {
     }
 }
 
+/// A frame of text columns (`names` and `texts` in order) followed by
+/// `others`: the fact-shaped frames tests draw at random.
+pub fn frame<const N: usize>(
+    names: [&str; N],
+    texts: [Vec<Option<String>>; N],
+    others: Vec<polars::prelude::Column>,
+) -> polars::prelude::DataFrame {
+    use polars::prelude::{Column, DataFrame};
+    let mut columns: Vec<Column> = names
+        .iter()
+        .zip(texts)
+        .map(|(n, v)| Column::new((*n).into(), v))
+        .collect();
+    columns.extend(others);
+    DataFrame::new_infer_height(columns).expect("test frames have columns of one height")
+}
+
 /// The embedded configuration.
 pub fn config() -> Definition {
     Definition::from_texts(&embedded_texts()).expect("embedded config is valid")

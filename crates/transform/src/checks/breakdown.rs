@@ -202,7 +202,7 @@ mod tests {
 
     use super::Breakdown;
     use crate::catalog::Catalog;
-    use crate::fixtures::{config, random};
+    use crate::fixtures::{config, frame, random};
 
     /// The failures as a polars group-by and join made them before.
     fn polars_failures(b: &Breakdown, facts: &DataFrame, catalog: &Catalog) -> DataFrame {
@@ -352,16 +352,15 @@ mod tests {
                 });
                 approx.push([Some(false), Some(false), Some(false), Some(true), None][r(5) as usize]);
             }
-            let names = ["program", "township", "period", "indicator", "dimension"];
-            let mut columns: Vec<Column> = names
-                .iter()
-                .zip(cols)
-                .map(|(n, v)| Column::new((*n).into(), v))
-                .collect();
-            columns.push(Column::new("year".into(), years));
-            columns.push(Column::new("value".into(), values));
-            columns.push(Column::new("approx".into(), approx));
-            let facts = DataFrame::new_infer_height(columns).unwrap();
+            let facts = frame(
+                ["program", "township", "period", "indicator", "dimension"],
+                cols,
+                vec![
+                    Column::new("year".into(), years),
+                    Column::new("value".into(), values),
+                    Column::new("approx".into(), approx),
+                ],
+            );
             for (indicators, tolerance) in [
                 (vec![], 0.0),
                 (vec![], 0.5),

@@ -125,7 +125,6 @@ pub fn quota_facts(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> Pola
 /// Year-to-date achievement per (township, year, indicator): a pure helper
 /// shared with the rollup. Columns: township, year, indicator, achieved.
 pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
-    let kinds = kinds(catalog)?;
     // The latest value is the group's last row once the rows are in period
     // order (a sort within every group was most of this); the rows of one
     // period (a batch's) are in order as they are.
@@ -134,11 +133,18 @@ pub fn achieved(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> PolarsR
         true => totals.sort(["period"], SortMultipleOptions::default().with_maintain_order(true)),
         false => totals,
     };
-    Ok(totals
+    let grouped = totals
         .group_by([col("township"), col("year"), col("indicator")])
-        .agg([col("value").sum().alias("sum"), col("value").last().alias("latest")])
+        .agg([col("value").sum().alias("sum"), col("value").last().alias("latest")]);
+    of_kind(grouped, catalog)
+}
+
+/// Each group's achievement from its `sum` and `latest`: the sum of a
+/// flow, the latest value of any other kind.
+fn of_kind(grouped: LazyFrame, catalog: &crate::catalog::Catalog) -> PolarsResult<LazyFrame> {
+    Ok(grouped
         .join(
-            kinds,
+            kinds(catalog)?,
             [col("indicator")],
             [col("indicator")],
             JoinArgs::new(JoinType::Inner),
@@ -385,12 +391,12 @@ pub fn decomposition(quotas: &[taizhang_model::Quota], registry: &crate::registr
 mod tests {
     use polars::prelude::*;
 
-    use super::{achieved, kinds};
+    use super::{achieved, of_kind};
     use crate::fixtures::{config, random};
 
     /// The year to date as a sort of each group's rows made it before.
     fn sorted_per_group(facts: &DataFrame, catalog: &crate::catalog::Catalog) -> DataFrame {
-        facts
+        let grouped = facts
             .clone()
             .lazy()
             .filter(super::super::reported_totals())
@@ -401,22 +407,9 @@ mod tests {
                     .sort_by([col("period")], SortMultipleOptions::default())
                     .last()
                     .alias("latest"),
-            ])
-            .join(
-                kinds(catalog).unwrap(),
-                [col("indicator")],
-                [col("indicator")],
-                JoinArgs::new(JoinType::Inner),
-            )
-            .select([
-                col("township"),
-                col("year"),
-                col("indicator"),
-                when(col("is_flow"))
-                    .then(col("sum"))
-                    .otherwise(col("latest"))
-                    .alias("achieved"),
-            ])
+            ]);
+        of_kind(grouped, catalog)
+            .unwrap()
             .sort(["township", "year", "indicator"], Default::default())
             .collect()
             .unwrap()

@@ -825,7 +825,7 @@ impl Check for Rule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fixtures::{config, random};
+    use crate::fixtures::{config, frame, random};
 
     /// A rule's cells the way polars made them before [`Cells`]: the
     /// facts of its indicators grouped, each cell the first of its rows.
@@ -920,23 +920,19 @@ mod tests {
                 years.push([Some(2026), Some(2026), None][r(3) as usize]);
                 values.push((r(5) > 0).then(|| r(100) as f64));
             }
-            let names = [
-                "program",
-                "township",
-                "county",
-                "period",
-                "indicator",
-                "dimension",
-                "category",
-            ];
-            let mut columns: Vec<Column> = names
-                .iter()
-                .zip(cols)
-                .map(|(n, v)| Column::new((*n).into(), v))
-                .collect();
-            columns.push(Column::new("year".into(), years));
-            columns.push(Column::new("value".into(), values));
-            let facts = DataFrame::new_infer_height(columns).unwrap();
+            let facts = frame(
+                [
+                    "program",
+                    "township",
+                    "county",
+                    "period",
+                    "indicator",
+                    "dimension",
+                    "category",
+                ],
+                cols,
+                vec![Column::new("year".into(), years), Column::new("value".into(), values)],
+            );
             let all: Vec<&Rule> = rules.iter().collect();
             let together = Cells::of(&facts, &all).unwrap();
             for rule in &rules {
