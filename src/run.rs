@@ -2028,7 +2028,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
     state.end_landings(batch)?;
     tracing::debug!(
         transactions = syncs,
-        "Landings recorded, each transaction after a sync of the raw store."
+        syncfs = raw.syncs(),
+        "Landings recorded, each transaction after a sync of the raw store (none when no body was written since the last)."
     );
     fetcher.await.map_err(|e| RunError::Task(e.to_string()))?;
     normalizer.finish(&mut kept).await?;
