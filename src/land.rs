@@ -20,6 +20,14 @@ pub struct LandError {
     pub source: std::io::Error,
 }
 
+impl LandError {
+    /// What an IO error on `path` becomes (for `map_err`).
+    fn at(path: &Path) -> impl FnOnce(std::io::Error) -> LandError + use<> {
+        let path = path.display().to_string();
+        move |source| LandError { path, source }
+    }
+}
+
 /// The content-addressed raw store.
 #[derive(Debug, Clone)]
 pub struct RawStore {
@@ -89,10 +97,6 @@ impl RawStore {
     pub fn put(&self, bytes: &[u8]) -> Result<String, LandError> {
         let sha = sha256_hex(bytes);
         let path = self.path(&sha);
-        let err = |p: &Path| {
-            let p = p.display().to_string();
-            move |source| LandError { path: p, source }
-        };
         match std::fs::read(&path) {
             Ok(stored) if stored == bytes => return Ok(sha),
             Ok(stored) => {
@@ -103,7 +107,7 @@ impl RawStore {
                 );
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(err(&path)(e)),
+            Err(e) => return Err(LandError::at(&path)(e)),
         }
         // A write is in flight from here until its rename is done (whatever
         // becomes of it): a sync meanwhile is not skipped, and the one after
@@ -119,17 +123,13 @@ impl RawStore {
 
     /// Writes a body aside and renames it into place.
     fn write(&self, sha: &str, path: &Path, bytes: &[u8]) -> Result<(), LandError> {
-        let err = |p: &Path| {
-            let p = p.display().to_string();
-            move |source| LandError { path: p, source }
-        };
         let dir = path.parent().expect("raw paths have a parent");
         // Raw bodies hold personal data in the clear: owner only.
         if let Some(raw) = self.root.parent() {
-            self.private_dir(raw).map_err(err(raw))?;
+            self.private_dir(raw).map_err(LandError::at(raw))?;
         }
-        self.private_dir(dir).map_err(err(dir))?;
-        self.private_dir(&self.tmp).map_err(err(&self.tmp))?;
+        self.private_dir(dir).map_err(LandError::at(dir))?;
+        self.private_dir(&self.tmp).map_err(LandError::at(&self.tmp))?;
         // Unique per call: two threads may store the same bytes at once.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -138,18 +138,18 @@ impl RawStore {
         // same count, same bytes): it is replaced.
         let mut f = match crate::private::create_new(&tmp) {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                std::fs::remove_file(&tmp).map_err(err(&tmp))?;
+                std::fs::remove_file(&tmp).map_err(LandError::at(&tmp))?;
                 crate::private::create_new(&tmp)
             }
             other => other,
         }
-        .map_err(err(&tmp))?;
-        f.write_all(bytes).map_err(err(&tmp))?;
+        .map_err(LandError::at(&tmp))?;
+        f.write_all(bytes).map_err(LandError::at(&tmp))?;
         // Without `syncfs`, each body is synced on its own.
         #[cfg(not(target_os = "linux"))]
-        f.sync_all().map_err(err(&tmp))?;
+        f.sync_all().map_err(LandError::at(&tmp))?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(err(path))?;
+        std::fs::rename(&tmp, path).map_err(LandError::at(path))?;
         Ok(())
     }
 
@@ -187,10 +187,7 @@ impl RawStore {
         #[cfg(target_os = "linux")]
         {
             use std::os::fd::AsRawFd;
-            let err = |source| LandError {
-                path: self.root.display().to_string(),
-                source,
-            };
+            let err = LandError::at(&self.root);
             // The raw directory exists once a body was put; before that
             // there is nothing of the store to sync.
             let dir = match std::fs::File::open(&self.root) {
@@ -231,10 +228,7 @@ impl RawStore {
         };
         let mut n = 0;
         for e in entries.flatten() {
-            std::fs::remove_file(e.path()).map_err(|source| LandError {
-                path: e.path().display().to_string(),
-                source,
-            })?;
+            std::fs::remove_file(e.path()).map_err(LandError::at(&e.path()))?;
             n += 1;
         }
         Ok(n)
@@ -243,10 +237,7 @@ impl RawStore {
     /// Reads a stored body back.
     pub fn get(&self, sha256: &str) -> Result<Vec<u8>, LandError> {
         let p = self.path(sha256);
-        std::fs::read(&p).map_err(|source| LandError {
-            path: p.display().to_string(),
-            source,
-        })
+        std::fs::read(&p).map_err(LandError::at(&p))
     }
 }
 
