@@ -1941,15 +1941,15 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let mut kept = kept_stores(cfg, opts)?;
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
-    let def = Arc::new(cfg.def.clone());
+    let def = cfg.def.clone();
     let storer: Storer = {
         let (def, limits, raw) = (def.clone(), cfg.settings.limits.read(), raw.clone());
         // What is landed already is not parsed again (a portal without
         // validators serves the same bytes every night).
         let mut landed = std::collections::HashSet::new();
         for p in &programs {
-            for l in state.landings(p)? {
-                landed.insert((l.pipeline, l.township, l.period, l.sha256));
+            for (township, period, sha256) in state.landed_keys(p)? {
+                landed.insert((p.clone(), township, period, sha256));
             }
         }
         Arc::new(move |t: &FetchTarget, body: &[u8]| {
