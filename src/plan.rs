@@ -72,14 +72,16 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Plan {
         if let Some(state) = &state {
             let all = state.landings(&p.name).unwrap_or_default();
             let current = current_landings(&all);
+            // A set, not a scan of every landing per report: a national
+            // year plans 455,000 reports against as many landings.
+            let landed: std::collections::HashSet<(&str, &str)> = current
+                .iter()
+                .map(|(l, _)| (l.township.as_str(), l.period.as_str()))
+                .collect();
             p.landed = p
                 .targets
                 .iter()
-                .filter(|t| {
-                    current
-                        .iter()
-                        .any(|(l, _)| l.township == t.township && l.period == t.period)
-                })
+                .filter(|t| landed.contains(&(t.township.as_str(), t.period.as_str())))
                 .count();
             let kept = Kept::at(
                 &cfg.settings.paths.state_dir,
