@@ -1909,17 +1909,27 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
-    // Conditional requests: what the portal said of each body landed last.
+    // Conditional requests: what the portal said of each body landed last,
+    // given to its target (found by borrowed keys: a national year plans
+    // 455,000 targets, each once in the plan).
     let mut targets = targets;
-    let mut known = BTreeMap::new();
-    for p in &programs {
-        known.insert(p.clone(), state.validators(p)?);
+    let mut found = Vec::new();
+    {
+        let at: polars::prelude::PlHashMap<(&str, &str, &str), usize> = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
+            .collect();
+        for p in &programs {
+            for (township, period, v) in state.validators(p)? {
+                if let Some(&i) = at.get(&(p.as_str(), township.as_str(), period.as_str())) {
+                    found.push((i, v));
+                }
+            }
+        }
     }
-    for t in &mut targets {
-        t.validators = known
-            .get(&t.pipeline)
-            .and_then(|m| m.get(&(t.township.clone(), t.period.clone())))
-            .map(|(v, _)| v.clone());
+    for (i, v) in found {
+        targets[i].validators = Some(v);
     }
     let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
     let raw = RawStore::new(&wh);

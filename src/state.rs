@@ -64,8 +64,9 @@ pub struct Commit<'a> {
     pub summary: &'a str,
 }
 
-/// Validators by (township, period), with the sha256 of the body they describe.
-pub type ValidatorsByReport = std::collections::HashMap<(String, String), (crate::sources::Validators, String)>;
+/// What the portal said of a report's body landed last: (township, period,
+/// validators).
+pub type ReportValidators = (String, String, crate::sources::Validators);
 
 /// The open state store.
 pub struct State {
@@ -776,24 +777,21 @@ impl State {
         Ok(())
     }
 
-    /// The validators of every (township, period) of a program, with the
-    /// sha256 of the body they describe.
-    pub fn validators(&self, pipeline: &str) -> Result<ValidatorsByReport, StateError> {
+    /// The validators of every (township, period) of a program.
+    pub fn validators(&self, pipeline: &str) -> Result<Vec<ReportValidators>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT township, period, etag, last_modified, sha256 FROM validators WHERE pipeline = ?1")
+            .prepare("SELECT township, period, etag, last_modified FROM validators WHERE pipeline = ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![pipeline], |r| {
                 Ok((
-                    (r.get(0)?, r.get(1)?),
-                    (
-                        crate::sources::Validators {
-                            etag: r.get(2)?,
-                            last_modified: r.get(3)?,
-                        },
-                        r.get(4)?,
-                    ),
+                    r.get(0)?,
+                    r.get(1)?,
+                    crate::sources::Validators {
+                        etag: r.get(2)?,
+                        last_modified: r.get(3)?,
+                    },
                 ))
             })
             .map_err(|e| self.err(e))?;
