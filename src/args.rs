@@ -160,7 +160,7 @@ mod tests {
 
     #[test]
     fn townships_by_code_or_name_and_unknown_ones_with_the_similar() {
-        let registry = crate::config::Loaded::embedded().def.registry.clone();
+        let registry = std::sync::Arc::unwrap_or_clone(crate::config::Loaded::embedded().def).registry;
         assert_eq!(township(&registry, "341124107").unwrap(), "341124107");
         assert_eq!(township(&registry, "十字镇").unwrap(), "341124107");
         assert_eq!(township(&registry, "十字鎮").unwrap(), "341124107");

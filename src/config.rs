@@ -162,7 +162,7 @@ pub struct Loaded {
     /// The county's catalog, registry, programs, quotas and DHIS2 mapping,
     /// shared with the threads that land and normalize (a national
     /// registry is not copied per run: 70–85 ms). Changed through
-    /// `Arc::make_mut`.
+    /// [`Loaded::def_mut`].
     pub def: std::sync::Arc<Definition>,
 }
 
@@ -183,6 +183,11 @@ impl Loaded {
             webhook_url,
             def: std::sync::Arc::new(Definition::from_texts(t)?),
         })
+    }
+
+    /// The definition, to change (copied first if a thread shares it).
+    pub fn def_mut(&mut self) -> &mut Definition {
+        std::sync::Arc::make_mut(&mut self.def)
     }
 
     /// What one pipeline's normalization of a body depends on besides the
@@ -308,7 +313,7 @@ impl Loaded {
         };
         let mut loaded = Loaded::from_texts(settings.clone(), webhook_url, &texts)?;
         // An inbox folder is relative to this file, like every other path.
-        for p in &mut std::sync::Arc::make_mut(&mut loaded.def).pipelines {
+        for p in &mut loaded.def_mut().pipelines {
             if let Some(dir) = &p.inbox_dir {
                 p.inbox_dir = Some(abs(&PathBuf::from(dir)).display().to_string());
             }

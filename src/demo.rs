@@ -40,7 +40,7 @@ pub fn demo_config(warehouse: &Path) -> Result<Loaded, ConfigError> {
 pub async fn start_portal(cfg: &mut Loaded) -> Result<(Portal, SocketAddr), std::io::Error> {
     let portal = Portal::demo(&cfg.def.catalog, &cfg.def.quotas);
     let addr = portal.clone().serve(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    for p in &mut std::sync::Arc::make_mut(&mut cfg.def).pipelines {
+    for p in &mut cfg.def_mut().pipelines {
         p.source_url = Some(format!("http://{addr}/reports/{{township}}/{{period}}"));
     }
     Ok((portal, addr))

@@ -517,8 +517,8 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extract { file, config, score } => {
             init_logging("warn");
             let catalog = match config {
-                Some(c) => Loaded::from_file_read_only(&c)?.def.catalog.clone(),
-                None => Loaded::embedded().def.catalog.clone(),
+                Some(c) => std::sync::Arc::unwrap_or_clone(Loaded::from_file_read_only(&c)?.def).catalog,
+                None => std::sync::Arc::unwrap_or_clone(Loaded::embedded().def).catalog,
             };
             if let Some(dir) = score {
                 let s = taizhang::prose::score_dir(&dir, &catalog)?;

@@ -368,7 +368,7 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         .1
         .replace("counties = [\"341124\"]", "counties = [\"341124\", \"110101\"]");
     let mut wide = taizhang::config::Loaded::from_texts(cfg.settings.clone(), None, &t).unwrap();
-    std::sync::Arc::make_mut(&mut wide.def).pipelines = cfg.def.pipelines.clone();
+    wide.def_mut().pipelines = cfg.def.pipelines.clone();
     cfg = wide;
     let beijing: Vec<String> = cfg
         .def
