@@ -406,6 +406,15 @@ fn of_program(frame: &DataFrame, program: &str, table: &str) -> Result<DataFrame
     if frame.height() == 0 {
         return Ok(frame.clone());
     }
+    // One program's rows (a run of one program: every run but a `serve`
+    // tick of several) are the frame itself, not a filtered copy of it.
+    let programs = frame
+        .column("program")
+        .and_then(|c| c.str().cloned())
+        .map_err(frame_err(table))?;
+    if programs.null_count() == 0 && programs.iter().all(|p| p == Some(program)) {
+        return Ok(frame.clone());
+    }
     frame
         .clone()
         .lazy()

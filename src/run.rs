@@ -2074,30 +2074,47 @@ pub async fn run_with<S: Source + Clone + 'static>(
         opts.recompute,
         &mut summary,
     )?;
-    let mut known = vec![DataFrame::empty_with_schema(&checks::track::known_schema())];
+    // Tracked against what the state remembers, without its text; the
+    // results that stopped failing are then read back whole.
+    let mut known = Vec::new();
     for p in &programs {
-        known.push(state.check_frame(p)?);
+        known.extend(state.remembered(p)?);
     }
-    let known = vstack(known).map_err(internal("check"))?;
     phase("compute");
-    let checks::track::Tracked {
-        table: tracked,
-        changed,
-    } = checks::track::track(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    let checks::track::Failing {
+        table: mut tracked,
+        mut changed,
+        gone,
+    } = checks::track::failing(&c.checks, &known, opts.now).map_err(internal("check"))?;
+    let gone: Vec<i64> = gone.iter().map(|&i| known[i].row).collect();
     drop(known);
+    let (resolved, resolved_now) =
+        checks::track::resolved(&state.check_rows(&gone)?, opts.now).map_err(internal("check"))?;
+    tracked.vstack_mut(&resolved).map_err(internal("check"))?;
+    changed.vstack_mut(&resolved_now).map_err(internal("check"))?;
     crate::memory::give_back();
     // Written back: what is new or changed in more than being seen again
     // (most of the records, every night; the commit moves theirs at once).
     let check_records = checks::track::records(&changed).map_err(internal("check"))?;
-    let open = tracked
-        .clone()
-        .lazy()
-        .filter(col("status").neq(lit("resolved")))
-        .collect()
-        .map_err(internal("check"))?;
-    if let Ok(sev) = open.column("severity").and_then(|s| s.str().cloned()) {
-        for s in sev.iter().flatten() {
-            *summary.check_failures.entry(s.to_string()).or_default() += 1;
+    for (severity, status) in tracked
+        .column("severity")
+        .and_then(|c| c.str().cloned())
+        .map_err(internal("check"))?
+        .iter()
+        .zip(
+            tracked
+                .column("status")
+                .and_then(|c| c.str().cloned())
+                .map_err(internal("check"))?
+                .iter(),
+        )
+    {
+        if let (Some(s), false) = (severity, status == Some("resolved")) {
+            if let Some(n) = summary.check_failures.get_mut(s) {
+                *n += 1;
+            } else {
+                summary.check_failures.insert(s.to_string(), 1);
+            }
         }
     }
 

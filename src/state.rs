@@ -458,84 +458,87 @@ impl State {
     }
 
     /// Every check result remembered for one program, as columns
-    /// (`checks::track::known_schema`): a national year remembers about two
-    /// million, read every run.
+    /// (`checks::track::known_schema`).
     pub fn check_frame(&self, program: &str) -> Result<polars::prelude::DataFrame, StateError> {
-        use polars::prelude::*;
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM check_state WHERE program = ?1"))
+            .map_err(|e| self.err(e))?;
+        let mut frame = CheckFrame::default();
+        let mut rows = st.query([program]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            frame.push(r).map_err(|e| self.err(e))?;
+        }
+        frame.finish().map_err(|e| StateError::Columns {
+            path: self.path.clone(),
+            message: format!("check_state of {program}: {e}"),
+        })
+    }
+
+    /// Every check result remembered for one program, without its text
+    /// (what tracking compares, hashed, and where each is kept): what a run
+    /// tracks its results against. A national year remembers ~1.7 million.
+    pub fn remembered(&self, program: &str) -> Result<Vec<crate::checks::track::Remembered>, StateError> {
+        use crate::checks::track::{Remembered, key_hash, said};
         let mut st = self
             .conn
             .prepare_cached(
-                "SELECT key, rule, severity, program, township, period, year, indicator, dimension, observed,
-                        expected, message, explanation, first_seen, last_seen, resolved_at
+                "SELECT rowid, key, severity, year, observed, expected, message, explanation,
+                        first_seen, last_seen, resolved_at
                  FROM check_state WHERE program = ?1",
             )
             .map_err(|e| self.err(e))?;
-        let str_col = |name: &str| StringChunkedBuilder::new(name.into(), 1024);
-        let mut text: Vec<StringChunkedBuilder> = [
-            "key",
-            "rule",
-            "severity",
-            "program",
-            "township",
-            "period",
-            "indicator",
-            "dimension",
-            "message",
-            "explanation",
-        ]
-        .map(str_col)
-        .into();
-        let (mut year, mut observed, mut expected) = (vec![], vec![], vec![]);
-        let (mut first, mut last, mut resolved) = (vec![], vec![], vec![]);
-        // Borrowed from SQLite's row, not copied out: a national year's
-        // results are ~270 MB of keys and messages. The instants are the
-        // few runs' clocks, parsed once each.
-        let mut instants: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-        let mut micros = |v: rusqlite::types::ValueRef<'_>| -> Option<i64> {
-            let s = v.as_str_or_null().ok()??;
-            if let Some(&us) = instants.get(s) {
-                return Some(us);
-            }
-            let us = parse_ts(s.to_string()).timestamp_micros();
-            instants.insert(s.to_string(), us);
-            Some(us)
-        };
+        let mut instants = Instants::default();
+        let mut buf = Vec::new();
+        let mut out = Vec::new();
         let mut rows = st.query([program]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get = |e| self.err(e);
-            let text_at = [0, 1, 2, 3, 4, 5, 7, 8, 11, 12];
-            for (b, i) in text.iter_mut().zip(text_at) {
-                b.append_option(
-                    r.get_ref(i)
-                        .map_err(get)?
-                        .as_str_or_null()
-                        .map_err(|e| self.err(e.into()))?,
-                );
-            }
-            year.push(r.get::<_, i32>(6).map_err(get)?);
-            observed.push(r.get::<_, Option<f64>>(9).map_err(get)?);
-            expected.push(r.get::<_, Option<f64>>(10).map_err(get)?);
-            first.push(micros(r.get_ref(13).map_err(get)?).unwrap_or(0));
-            last.push(micros(r.get_ref(14).map_err(get)?).unwrap_or(0));
-            resolved.push(micros(r.get_ref(15).map_err(get)?));
+            // Borrowed from SQLite's row: the text is hashed, not kept.
+            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
+                r.get_ref(i)?
+                    .as_str_or_null()
+                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+            };
+            let got = (|| -> rusqlite::Result<Remembered> {
+                Ok(Remembered {
+                    row: r.get(0)?,
+                    key: key_hash(text(1)?.unwrap_or("")),
+                    said: said(&mut buf, text(2)?, r.get(3)?, r.get(4)?, r.get(5)?, text(6)?, text(7)?),
+                    first_seen: instants.micros(r.get_ref(8)?).unwrap_or(0),
+                    last_seen: instants.micros(r.get_ref(9)?).unwrap_or(0),
+                    resolved_at: instants.micros(r.get_ref(10)?),
+                })
+            })();
+            out.push(got.map_err(|e| self.err(e))?);
         }
-        let mut text: Vec<Column> = text.into_iter().map(|b| b.finish().into_column()).collect();
-        let (explanation, message) = (text.pop(), text.pop());
-        let (dimension, indicator) = (text.pop(), text.pop());
-        let mut columns = text;
-        columns.push(Column::new("year".into(), year));
-        columns.extend(indicator);
-        columns.extend(dimension);
-        columns.push(Column::new("observed".into(), observed));
-        columns.push(Column::new("expected".into(), expected));
-        columns.extend(message);
-        columns.extend(explanation);
-        columns.push(Column::new("first_seen".into(), first));
-        columns.push(Column::new("last_seen".into(), last));
-        columns.push(Column::new("resolved_at".into(), resolved));
-        DataFrame::new_infer_height(columns).map_err(|e| StateError::Columns {
+        Ok(out)
+    }
+
+    /// The remembered check results kept at `rows` (row ids from
+    /// [`State::remembered`]), whole, in that order, as columns
+    /// (`checks::track::known_schema`).
+    pub fn check_rows(&self, rows: &[i64]) -> Result<polars::prelude::DataFrame, StateError> {
+        let mut st = self
+            .conn
+            .prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM check_state WHERE rowid = ?1"))
+            .map_err(|e| self.err(e))?;
+        let mut frame = CheckFrame::default();
+        for id in rows {
+            let mut found = st.query([id]).map_err(|e| self.err(e))?;
+            match found.next().map_err(|e| self.err(e))? {
+                Some(r) => frame.push(r).map_err(|e| self.err(e))?,
+                // The run holds the lock, and only its commit writes results.
+                None => {
+                    return Err(StateError::Columns {
+                        path: self.path.clone(),
+                        message: format!("check_state: the remembered result at row {id} is gone"),
+                    });
+                }
+            }
+        }
+        frame.finish().map_err(|e| StateError::Columns {
             path: self.path.clone(),
-            message: format!("check_state of {program}: {e}"),
+            message: format!("check_state: {e}"),
         })
     }
 
@@ -991,6 +994,114 @@ pub struct RunRecord {
     pub summary: Option<serde_json::Value>,
 }
 
+/// The columns of `check_state` that [`CheckFrame`] reads, in its order.
+const CHECK_COLUMNS: &str = "key, rule, severity, program, township, period, year, indicator, dimension, observed,
+     expected, message, explanation, first_seen, last_seen, resolved_at";
+
+/// The instants of the state's rows (the few runs' clocks), each parsed
+/// once.
+#[derive(Default)]
+struct Instants(std::collections::HashMap<String, i64>);
+
+impl Instants {
+    /// Microseconds since the epoch of a stored instant (null: none).
+    fn micros(&mut self, v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
+        let s = v.as_str_or_null().ok()??;
+        if let Some(&us) = self.0.get(s) {
+            return Some(us);
+        }
+        let us = parse_ts(s.to_string()).timestamp_micros();
+        self.0.insert(s.to_string(), us);
+        Some(us)
+    }
+}
+
+/// Remembered check results read into columns
+/// (`checks::track::known_schema`), a row of [`CHECK_COLUMNS`] at a time.
+struct CheckFrame {
+    text: Vec<polars::prelude::StringChunkedBuilder>,
+    year: Vec<i32>,
+    observed: Vec<Option<f64>>,
+    expected: Vec<Option<f64>>,
+    first: Vec<i64>,
+    last: Vec<i64>,
+    resolved: Vec<Option<i64>>,
+    instants: Instants,
+}
+
+/// The text columns of [`CHECK_COLUMNS`], by position.
+const CHECK_TEXT: [(&str, usize); 10] = [
+    ("key", 0),
+    ("rule", 1),
+    ("severity", 2),
+    ("program", 3),
+    ("township", 4),
+    ("period", 5),
+    ("indicator", 7),
+    ("dimension", 8),
+    ("message", 11),
+    ("explanation", 12),
+];
+
+impl Default for CheckFrame {
+    fn default() -> CheckFrame {
+        CheckFrame {
+            text: CHECK_TEXT
+                .iter()
+                .map(|(name, _)| polars::prelude::StringChunkedBuilder::new((*name).into(), 1024))
+                .collect(),
+            year: vec![],
+            observed: vec![],
+            expected: vec![],
+            first: vec![],
+            last: vec![],
+            resolved: vec![],
+            instants: Instants::default(),
+        }
+    }
+}
+
+impl CheckFrame {
+    fn push(&mut self, r: &rusqlite::Row<'_>) -> rusqlite::Result<()> {
+        // Borrowed from SQLite's row, not copied out: a national year's
+        // results are ~270 MB of keys and messages.
+        for (b, (_, i)) in self.text.iter_mut().zip(CHECK_TEXT) {
+            let v = r
+                .get_ref(i)?
+                .as_str_or_null()
+                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))?;
+            b.append_option(v);
+        }
+        self.year.push(r.get(6)?);
+        self.observed.push(r.get(9)?);
+        self.expected.push(r.get(10)?);
+        self.first.push(self.instants.micros(r.get_ref(13)?).unwrap_or(0));
+        self.last.push(self.instants.micros(r.get_ref(14)?).unwrap_or(0));
+        let resolved = self.instants.micros(r.get_ref(15)?);
+        self.resolved.push(resolved);
+        Ok(())
+    }
+
+    fn finish(self) -> polars::prelude::PolarsResult<polars::prelude::DataFrame> {
+        use polars::prelude::*;
+        let mut text: Vec<Column> = self.text.into_iter().map(|b| b.finish().into_column()).collect();
+        let (explanation, message) = (text.pop(), text.pop());
+        let (dimension, indicator) = (text.pop(), text.pop());
+        let mut columns = text;
+        columns.push(Column::new("year".into(), self.year));
+        columns.extend(indicator);
+        columns.extend(dimension);
+        columns.push(Column::new("observed".into(), self.observed));
+        columns.push(Column::new("expected".into(), self.expected));
+        columns.extend(message);
+        columns.extend(explanation);
+        columns.push(Column::new("first_seen".into(), self.first));
+        columns.push(Column::new("last_seen".into(), self.last));
+        columns.push(Column::new("resolved_at".into(), self.resolved));
+        DataFrame::new_infer_height(columns)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1178,6 +1289,70 @@ mod tests {
         // (The records are read as the columns tracking reads.)
         assert_eq!(
             st.check_frame("p").unwrap().schema().as_ref(),
+            &crate::checks::track::known_schema()
+        );
+    }
+
+    #[test]
+    fn remembered_results_are_the_frames_results_hashed_and_read_back_whole_by_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st = State::open(dir.path()).unwrap();
+        let run = st
+            .start_run(t("2026-07-02T00:00:00Z"), t("2026-07-02T00:00:00Z"))
+            .unwrap();
+        let mut explained = check("p", "explained", "2026-07-02T00:00:00Z", None);
+        explained.explanation = Some("强制上报: 台风".into());
+        explained.observed = None;
+        let checks = [
+            check("p", "open", "2026-07-02T00:00:00Z", None),
+            check("q", "other", "2026-07-02T00:00:00Z", None),
+            check("p", "resolved", "2026-07-01T00:00:00Z", Some("2026-07-02T00:00:00Z")),
+            explained,
+        ];
+        st.commit(&Commit {
+            run_id: run,
+            checks: &checks,
+            seen_again: (&[], t("2026-07-02T00:00:00Z")),
+            alerts: &[],
+            outbox: &[],
+            snapshot: None,
+            finished_at: t("2026-07-02T00:00:00Z"),
+            summary: "{}",
+        })
+        .unwrap();
+        let frame = st.check_frame("p").unwrap();
+        let from_frame = crate::checks::track::remembered(&frame).unwrap();
+        let from_state = st.remembered("p").unwrap();
+        assert_eq!(from_state.len(), 3, "p's results only");
+        let without_row = |r: &[crate::checks::track::Remembered]| {
+            r.iter()
+                .map(|r| (r.key, r.said, r.first_seen, r.last_seen, r.resolved_at))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            without_row(&from_state),
+            without_row(&from_frame),
+            "hashed from the row as from its columns"
+        );
+        assert_eq!(
+            from_state[1].resolved_at,
+            Some(t("2026-07-02T00:00:00Z").timestamp_micros())
+        );
+        // Read back whole by row, in the order asked for.
+        let rows: Vec<i64> = from_state.iter().rev().map(|r| r.row).collect();
+        let back = st.check_rows(&rows).unwrap();
+        let keys = back.column("key").unwrap().str().unwrap().clone();
+        assert_eq!(
+            keys.iter().collect::<Vec<_>>(),
+            [Some("p/explained"), Some("p/resolved"), Some("p/open")]
+        );
+        assert_eq!(
+            crate::checks::track::records(&back).unwrap(),
+            [checks[3].clone(), checks[2].clone(), checks[0].clone()]
+        );
+        assert!(st.check_rows(&[9_999]).is_err(), "a row that is not there is an error");
+        assert_eq!(
+            st.check_rows(&[]).unwrap().schema().as_ref(),
             &crate::checks::track::known_schema()
         );
     }

@@ -30,7 +30,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::parquet::{PublishError, PublishReport, Table, encode_batch, fingerprint, table_batch, verify};
+use super::parquet::{
+    PublishError, PublishReport, Table, encode_batch, encode_frame, fingerprint, table_batch, verify,
+};
 use super::{Owner, TableSink};
 
 const SNAPSHOTS: &str = "snapshots";
@@ -499,7 +501,6 @@ impl Staging {
     /// Names a file (by a fingerprint of its rows or by its encoded bytes);
     /// reads nothing but the previous snapshot's manifest.
     fn prepare(&self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<Prepared, PublishError> {
-        let batch = table_batch(t)?;
         let mut dir = PathBuf::from(&t.name);
         if let Some(y) = year {
             dir.push(format!("year={y}"));
@@ -516,10 +517,13 @@ impl Staging {
             };
         let (input, encoded) = match by_bytes {
             true => {
-                let bytes = encode_batch(t, &batch)?;
+                let bytes = encode_frame(t)?;
                 (format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)), Ok(bytes))
             }
-            false => (fingerprint(t, &batch)?, Err(batch)),
+            false => {
+                let batch = table_batch(t)?;
+                (fingerprint(t, &batch)?, Err(batch))
+            }
         };
         Ok(Prepared { dir, input, encoded })
     }

@@ -63,6 +63,284 @@ pub fn known_schema() -> Schema {
     ])
 }
 
+/// One result the state remembers, without its text: which result it is
+/// and what it said (as hashes), when it was seen, and where the state
+/// keeps it whole. A national year remembers ~1.7 million results; held as
+/// text they were the largest thing a run held (their key and message
+/// ~480 MB as columns), held like this ~130 MB.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remembered {
+    /// Where the state keeps the whole result (its row id), to read it
+    /// back when the result is published as resolved.
+    pub row: i64,
+    /// [`key_hash`] of its [`key`].
+    pub key: u128,
+    /// [`said`] of what it said.
+    pub said: u128,
+    /// When it first failed, in microseconds since the epoch (UTC).
+    pub first_seen: i64,
+    /// When it last failed.
+    pub last_seen: i64,
+    /// When it stopped failing, if it has.
+    pub resolved_at: Option<i64>,
+}
+
+/// The hash a result's [`key`] is looked up by (xxh3, 128 bits: two of a
+/// national year's keys meet by chance with odds of about 1 in 10^26).
+pub fn key_hash(key: &str) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(key.as_bytes())
+}
+
+/// What tracking compares of a result (a result failing again with
+/// anything of it changed is written back): each field framed, so that no
+/// two different results hash the same bytes; -0.0 is 0.0 and every NaN
+/// one NaN, as polars compares them.
+pub fn said(
+    buf: &mut Vec<u8>,
+    severity: Option<&str>,
+    year: Option<i32>,
+    observed: Option<f64>,
+    expected: Option<f64>,
+    message: Option<&str>,
+    explanation: Option<&str>,
+) -> u128 {
+    buf.clear();
+    let text = |buf: &mut Vec<u8>, v: Option<&str>| match v {
+        Some(v) => {
+            buf.push(1);
+            buf.extend_from_slice(&(v.len() as u64).to_le_bytes());
+            buf.extend_from_slice(v.as_bytes());
+        }
+        None => buf.push(0),
+    };
+    let number = |buf: &mut Vec<u8>, v: Option<f64>| match v {
+        Some(v) => {
+            let v = if v.is_nan() {
+                f64::NAN
+            } else if v == 0.0 {
+                0.0
+            } else {
+                v
+            };
+            buf.push(1);
+            buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        None => buf.push(0),
+    };
+    text(buf, severity);
+    match year {
+        Some(y) => {
+            buf.push(1);
+            buf.extend_from_slice(&y.to_le_bytes());
+        }
+        None => buf.push(0),
+    }
+    number(buf, observed);
+    number(buf, expected);
+    text(buf, message);
+    text(buf, explanation);
+    xxhash_rust::xxh3::xxh3_128(buf)
+}
+
+/// The remembered results of a frame in [`known_schema`]'s columns, each
+/// `row` its position in the frame (for tests and for frames not read from
+/// the state).
+pub fn remembered(known: &DataFrame) -> PolarsResult<Vec<Remembered>> {
+    let s = |c: &str| known.column(c).and_then(|c| c.str().cloned());
+    let t = |c: &str| known.column(c).and_then(|c| c.i64().cloned());
+    let f = |c: &str| known.column(c).and_then(|c| c.f64().cloned());
+    let (key, sev, msg, expl) = (s("key")?, s("severity")?, s("message")?, s("explanation")?);
+    let year = known.column("year")?.i32()?.clone();
+    let (obs, exp) = (f("observed")?, f("expected")?);
+    let (first, last, resolved) = (t("first_seen")?, t("last_seen")?, t("resolved_at")?);
+    let mut buf = Vec::new();
+    Ok((0..known.height())
+        .map(|i| Remembered {
+            row: i as i64,
+            key: key_hash(key.get(i).unwrap_or("")),
+            said: said(
+                &mut buf,
+                sev.get(i),
+                year.get(i),
+                obs.get(i),
+                exp.get(i),
+                msg.get(i),
+                expl.get(i),
+            ),
+            first_seen: first.get(i).unwrap_or(0),
+            last_seen: last.get(i).unwrap_or(0),
+            resolved_at: resolved.get(i),
+        })
+        .collect())
+}
+
+/// What [`failing`] found.
+pub struct Failing {
+    /// The current results with `status`, `first_seen`, `last_seen` and
+    /// `resolved_at` (null): the current frame's columns, shared, and
+    /// these four.
+    pub table: DataFrame,
+    /// The current results to remember that are not only seen failing
+    /// again (new, changed, failing again after being resolved), in
+    /// [`known_schema`]'s columns. A result still failing as it was is not
+    /// in it: the state moves its `last_seen` with one statement.
+    pub changed: DataFrame,
+    /// The remembered results that do not fail now (positions in `known`,
+    /// in its order): read them whole and give them to [`resolved`].
+    pub gone: Vec<usize>,
+}
+
+/// Tracks the current results (`checks::result_columns`) against the
+/// remembered ones: a result is `new` the run it starts failing (again),
+/// `still_failing` while it fails, keeping when it was first seen. Pure:
+/// one pass over the rows with a map of the remembered keys; the current
+/// frame's columns are shared with the table, not copied.
+pub fn failing(current: &DataFrame, known: &[Remembered], now: DateTime<Utc>) -> PolarsResult<Failing> {
+    let now = now.timestamp_micros();
+    let columns: Vec<String> = super::result_columns();
+    let current = if current.width() == 0 {
+        empty_results()
+    } else {
+        current.select(columns.iter().map(String::as_str))?
+    };
+    let s = |c: &str| current.column(c).and_then(|c| c.str().cloned());
+    let f = |c: &str| current.column(c).and_then(|c| c.f64().cloned());
+    let (program, rule, township, period) = (s("program")?, s("rule")?, s("township")?, s("period")?);
+    let (indicator, dimension) = (s("indicator")?, s("dimension")?);
+    let (sev, msg, expl) = (s("severity")?, s("message")?, s("explanation")?);
+    let year = current.column("year")?.i32()?.clone();
+    let (obs, exp) = (f("observed")?, f("expected")?);
+
+    let mut by_key: PlHashMap<u128, usize> = PlHashMap::with_capacity(known.len());
+    for (i, k) in known.iter().enumerate() {
+        by_key.insert(k.key, i);
+    }
+    let mut seen = vec![false; known.len()];
+    let n = current.height();
+    let (mut first_seen, mut last_seen) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    let mut changed = Vec::with_capacity(n);
+    let (mut text, mut buf) = (String::new(), Vec::new());
+    // Zipped iterators, not `get(i)`: a run's results come in a chunk per
+    // batch (341 for a year), and `get` looks for its chunk every time.
+    let keys = program
+        .iter()
+        .zip(rule.iter())
+        .zip(township.iter())
+        .zip(period.iter())
+        .zip(indicator.iter())
+        .zip(dimension.iter());
+    let saids = sev
+        .iter()
+        .zip(year.iter())
+        .zip(obs.iter())
+        .zip(exp.iter())
+        .zip(msg.iter())
+        .zip(expl.iter());
+    for ((((((program, rule), township), period), indicator), dimension), what) in keys.zip(saids) {
+        text.clear();
+        use std::fmt::Write;
+        let (p, r, t, d) = (
+            program.unwrap_or(""),
+            rule.unwrap_or(""),
+            township.unwrap_or(""),
+            period.unwrap_or(""),
+        );
+        // `key` (a `String` of its own per row would be ~100 MB for a year).
+        let _ = write!(
+            text,
+            "{p}/{r}/{t}/{d}/{}/{}",
+            indicator.unwrap_or(""),
+            dimension.unwrap_or("")
+        );
+        let was = by_key.get(&key_hash(&text)).map(|&k| {
+            seen[k] = true;
+            &known[k]
+        });
+        match was.filter(|w| w.resolved_at.is_none()) {
+            Some(w) => {
+                first_seen.push(w.first_seen);
+                last_seen.push(w.last_seen.max(now));
+                let (((((sev, year), obs), exp), msg), expl) = what;
+                changed.push(w.said != said(&mut buf, sev, year, obs, exp, msg, expl));
+            }
+            None => {
+                first_seen.push(now);
+                last_seen.push(now);
+                changed.push(true);
+            }
+        }
+    }
+    let status: StringChunked = first_seen
+        .iter()
+        .zip(&last_seen)
+        .map(|(f, l)| Some(if f == l { "new" } else { "still_failing" }))
+        .collect();
+    let first_seen = Column::new("first_seen".into(), first_seen);
+    let last_seen = Column::new("last_seen".into(), last_seen);
+    let mut table = current.clone();
+    table.hstack_mut(&[
+        status.with_name("status".into()).into_column(),
+        first_seen.clone(),
+        last_seen.clone(),
+        Column::full_null("resolved_at".into(), n, &DataType::Int64),
+    ])?;
+    let mask = BooleanChunked::from_slice("changed".into(), &changed);
+    let mut picked = current.filter(&mask)?;
+    picked.hstack_mut(&[
+        first_seen.filter(&mask)?,
+        last_seen.filter(&mask)?,
+        Column::full_null("resolved_at".into(), picked.height(), &DataType::Int64),
+    ])?;
+    let changed = picked
+        .lazy()
+        .with_column(key_expr().alias("key"))
+        .select(known_columns())
+        .collect()?;
+    let gone = seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i).collect();
+    Ok(Failing { table, changed, gone })
+}
+
+/// The remembered results that no longer fail (`gone`, read whole, in
+/// [`known_schema`]'s columns) as rows of the tracked table (`resolved`,
+/// when first resolved: now if not before), and those resolved now as
+/// rows to write back. Pure.
+pub fn resolved(gone: &DataFrame, now: DateTime<Utc>) -> PolarsResult<(DataFrame, DataFrame)> {
+    let now = lit(now.timestamp_micros());
+    let rows = gone
+        .clone()
+        .lazy()
+        .with_columns([
+            col("resolved_at").is_null().alias("changed"),
+            col("resolved_at").fill_null(now).alias("resolved_at"),
+            lit("resolved").alias("status"),
+            lit(false).alias("excluded"),
+        ])
+        .collect()?;
+    let mut columns: Vec<Expr> = super::result_columns().iter().map(|c| col(c.as_str())).collect();
+    columns.extend(["status", "first_seen", "last_seen", "resolved_at"].map(col));
+    let table = rows.clone().lazy().select(columns).collect()?;
+    let changed = rows.lazy().filter(col("changed")).select(known_columns()).collect()?;
+    Ok((table, changed))
+}
+
+/// [`known_schema`]'s columns, as expressions.
+fn known_columns() -> Vec<Expr> {
+    known_schema().iter_names().map(|c| col(c.clone())).collect()
+}
+
+/// A frame of no results, with the result columns.
+fn empty_results() -> DataFrame {
+    let known = known_schema();
+    let columns = super::result_columns().into_iter().map(|c| {
+        let ty = match c.as_str() {
+            "excluded" => DataType::Boolean,
+            c => known.get(c).cloned().unwrap_or(DataType::String),
+        };
+        Column::new_empty(c.into(), &ty)
+    });
+    DataFrame::new_infer_height(columns.collect()).expect("distinct columns")
+}
+
 /// What [`track`] found.
 pub struct Tracked {
     /// The results with `status`, `first_seen`, `last_seen` and
@@ -71,89 +349,23 @@ pub struct Tracked {
     pub table: DataFrame,
     /// The results to remember that are not only seen failing again
     /// (new, changed, failing again after being resolved, resolved now),
-    /// in [`known_schema`]'s columns. A result still failing as it was is
-    /// not in it: the state moves its `last_seen` with one statement.
+    /// in [`known_schema`]'s columns.
     pub changed: DataFrame,
 }
 
-/// Adds `status`, `first_seen`, `last_seen`, `resolved_at` to the current
-/// results (`checks::result_columns`) and appends the remembered ones
-/// (`known`, in [`known_schema`]'s columns) that no longer fail.
+/// [`failing`] and [`resolved`] in one, with the remembered results whole
+/// (`known`, in [`known_schema`]'s columns): what a run does with the state
+/// between the two.
 pub fn track(current: &DataFrame, known: &DataFrame, now: DateTime<Utc>) -> PolarsResult<Tracked> {
-    let now = lit(now.timestamp_micros());
-    let mut columns: Vec<Expr> = super::result_columns().iter().map(|c| col(c.as_str())).collect();
-    let was = |c: &str| format!("was_{c}");
-    let compared = ["severity", "year", "observed", "expected", "message", "explanation"];
-    let mut before = vec![col("key")];
-    for c in compared.iter().chain(&["first_seen", "last_seen", "resolved_at"]) {
-        before.push(col(*c).alias(was(c)));
-    }
-    let open = col("was_first_seen")
-        .is_not_null()
-        .and(col("was_resolved_at").is_null());
-    let same = compared
-        .iter()
-        .map(|c| col(*c).eq_missing(col(was(c))))
-        .reduce(Expr::and)
-        .expect("compared columns");
-    let by_key = JoinArgs {
-        maintain_order: MaintainOrderJoin::Left,
-        ..JoinArgs::new(JoinType::Left)
-    };
-    let failing = current
-        .clone()
-        .lazy()
-        .select(columns.clone())
-        .with_column(key_expr().alias("key"))
-        .join(known.clone().lazy().select(before), [col("key")], [col("key")], by_key)
-        .with_columns([
-            when(open.clone())
-                .then(col("was_first_seen"))
-                .otherwise(now.clone())
-                .alias("first_seen"),
-            when(open.clone().and(col("was_last_seen").gt(now.clone())))
-                .then(col("was_last_seen"))
-                .otherwise(now.clone())
-                .alias("last_seen"),
-            lit(NULL).cast(DataType::Int64).alias("resolved_at"),
-            open.and(same).not().alias("changed"),
-        ])
-        .with_column(
-            when(col("first_seen").eq(col("last_seen")))
-                .then(lit("new"))
-                .otherwise(lit("still_failing"))
-                .alias("status"),
-        );
-    let resolved = known
-        .clone()
-        .lazy()
-        .join(
-            current.clone().lazy().select([key_expr().alias("key")]),
-            [col("key")],
-            [col("key")],
-            JoinArgs::new(JoinType::Anti),
-        )
-        .with_columns([
-            col("resolved_at").fill_null(now).alias("resolved_at"),
-            col("resolved_at").is_null().alias("changed"),
-            lit("resolved").alias("status"),
-            lit(false).alias("excluded"),
-        ]);
-    let mut out = columns.clone();
-    out.extend(["key", "status", "first_seen", "last_seen", "resolved_at", "changed"].map(col));
-    let both = concat(
-        [failing.select(out.clone()), resolved.select(out)],
-        UnionArgs {
-            parallel: false,
-            ..Default::default()
-        },
-    )?
-    .collect()?;
-    columns.extend(["status", "first_seen", "last_seen", "resolved_at"].map(col));
-    let mut table = both.clone().lazy().select(columns).collect()?;
-    table.align_chunks_par();
-    let known: Vec<Expr> = known_schema().iter_names().map(|c| col(c.clone())).collect();
-    let changed = both.lazy().filter(col("changed")).select(known).collect()?;
+    let Failing {
+        mut table,
+        mut changed,
+        gone,
+    } = failing(current, &remembered(known)?, now)?;
+    let idx = IdxCa::from_vec("".into(), gone.iter().map(|&i| i as IdxSize).collect());
+    let (rows, resolved_now) = resolved(&known.take(&idx)?, now)?;
+    table.vstack_mut(&rows)?;
+    changed.vstack_mut(&resolved_now)?;
     Ok(Tracked { table, changed })
 }
 
@@ -246,7 +458,7 @@ mod tests {
     }
 
     /// What the state remembers after a run: every row of its table.
-    fn remembered(t: &Tracked) -> DataFrame {
+    fn remembered_frame(t: &Tracked) -> DataFrame {
         let columns: Vec<Expr> = known_schema().iter_names().map(|c| col(c.clone())).collect();
         t.table
             .clone()
@@ -293,17 +505,17 @@ mod tests {
             (t(10), t(10), None)
         );
 
-        let again = track(&other(11.0), &remembered(&first), t(10)).unwrap();
+        let again = track(&other(11.0), &remembered_frame(&first), t(10)).unwrap();
         assert_eq!(again.table, first.table, "same inputs, same table");
         assert_eq!(again.changed.height(), 0, "seen again: nothing to write back");
 
-        let later = track(&other(11.0), &remembered(&first), t(11)).unwrap();
+        let later = track(&other(11.0), &remembered_frame(&first), t(11)).unwrap();
         assert_eq!(get_str(&later.table, "status"), [Some("still_failing".into())]);
         assert_eq!(get_us(&later.table, "first_seen"), [us(10)]);
         assert_eq!(get_us(&later.table, "last_seen"), [us(11)]);
         assert_eq!(later.changed.height(), 0, "only last_seen moved");
 
-        let changed = track(&other(12.0), &remembered(&later), t(12)).unwrap();
+        let changed = track(&other(12.0), &remembered_frame(&later), t(12)).unwrap();
         assert_eq!(get_str(&changed.table, "status"), [Some("still_failing".into())]);
         let rec = records(&changed.changed).unwrap();
         assert_eq!(rec.len(), 1, "a changed value is written back");
@@ -313,7 +525,7 @@ mod tests {
         );
 
         let empty = other(12.0).clear();
-        let gone = track(&empty, &remembered(&changed), t(13)).unwrap();
+        let gone = track(&empty, &remembered_frame(&changed), t(13)).unwrap();
         assert_eq!(get_str(&gone.table, "status"), [Some("resolved".into())]);
         assert_eq!(get_us(&gone.table, "resolved_at"), [us(13)]);
         assert_eq!(
@@ -322,15 +534,68 @@ mod tests {
         );
         assert_eq!(records(&gone.changed).unwrap()[0].resolved_at, Some(t(13)));
 
-        let still_gone = track(&empty, &remembered(&gone), t(14)).unwrap();
+        let still_gone = track(&empty, &remembered_frame(&gone), t(14)).unwrap();
         assert_eq!(get_us(&still_gone.table, "resolved_at"), [us(13)], "resolved once");
         assert_eq!(still_gone.changed.height(), 0);
 
-        let back = track(&other(12.0), &remembered(&still_gone), t(15)).unwrap();
+        let back = track(&other(12.0), &remembered_frame(&still_gone), t(15)).unwrap();
         assert_eq!(get_str(&back.table, "status"), [Some("new".into())]);
         assert_eq!(get_us(&back.table, "first_seen"), [us(15)]);
         assert_eq!(get_us(&back.table, "resolved_at"), [None]);
         assert_eq!(back.changed.height(), 1, "failing again after resolved is written back");
+    }
+
+    #[test]
+    fn what_a_result_said_is_told_apart_by_every_field_and_not_by_how_zero_or_nan_is_written() {
+        let mut buf = Vec::new();
+        let mut said = |sev, year, obs, exp, msg, expl| said(&mut buf, sev, year, obs, exp, msg, expl);
+        let base = said(Some("error"), Some(2026), Some(3.0), Some(2.0), Some("m"), None);
+        assert_eq!(
+            base,
+            said(Some("error"), Some(2026), Some(3.0), Some(2.0), Some("m"), None)
+        );
+        for other in [
+            said(Some("warning"), Some(2026), Some(3.0), Some(2.0), Some("m"), None),
+            said(Some("error"), Some(2025), Some(3.0), Some(2.0), Some("m"), None),
+            said(Some("error"), None, Some(3.0), Some(2.0), Some("m"), None),
+            said(Some("error"), Some(2026), Some(4.0), Some(2.0), Some("m"), None),
+            said(Some("error"), Some(2026), None, Some(2.0), Some("m"), None),
+            said(Some("error"), Some(2026), Some(3.0), Some(2.5), Some("m"), None),
+            said(Some("error"), Some(2026), Some(3.0), Some(2.0), Some("n"), None),
+            said(Some("error"), Some(2026), Some(3.0), Some(2.0), Some("m"), Some("")),
+            // The same bytes split otherwise between two fields.
+            said(Some("error"), Some(2026), Some(3.0), Some(2.0), Some(""), Some("m")),
+        ] {
+            assert_ne!(base, other);
+        }
+        assert_eq!(
+            said(None, None, Some(0.0), Some(f64::NAN), None, None),
+            said(None, None, Some(-0.0), Some(-f64::NAN), None, None),
+            "polars compares 0.0 equal to -0.0 and NaN to NaN"
+        );
+    }
+
+    #[test]
+    fn failing_shares_the_current_columns_and_names_the_remembered_that_are_gone() {
+        let nothing = DataFrame::empty_with_schema(&known_schema());
+        let t = |d: u32| at(&format!("2026-07-{d:02}T00:00:00Z"));
+        let mut both = one("breakdown");
+        both.vstack_mut(&one("cumulative")).unwrap();
+        let first = track(&both, &nothing, t(10)).unwrap();
+        let known = remembered(&remembered_frame(&first)).unwrap();
+        let now = one("cumulative");
+        let f = failing(&now, &known, t(11)).unwrap();
+        assert_eq!(f.gone, [0], "breakdown's, the first remembered, no longer fails");
+        assert_eq!(f.changed.height(), 0);
+        let views = |df: &DataFrame| {
+            let s = df.column("message").unwrap().str().unwrap().clone();
+            s.downcast_iter().next().unwrap().views().as_ptr()
+        };
+        assert_eq!(
+            views(&f.table),
+            views(&now),
+            "the table's message column is the current frame's, not a copy"
+        );
     }
 
     #[test]
@@ -340,7 +605,7 @@ mod tests {
         let mut both = one("breakdown");
         both.vstack_mut(&one("cumulative")).unwrap();
         let first = track(&both, &nothing, t(10)).unwrap();
-        let next = track(&one("cumulative"), &remembered(&first), t(11)).unwrap();
+        let next = track(&one("cumulative"), &remembered_frame(&first), t(11)).unwrap();
         assert_eq!(
             get_str(&next.table, "rule"),
             [Some("cumulative".into()), Some("breakdown".into())]
