@@ -18,7 +18,7 @@ use taizhang_model::schema::{
 };
 
 use crate::config::Loaded;
-use crate::sinks::parquet::{PublishError, Table};
+use crate::sinks::parquet::{PublishError, Table, YearEncoder};
 use crate::sinks::{Owner, TableSink};
 
 fn frame_err(table: &str) -> impl FnOnce(PolarsError) -> PublishError + '_ {
@@ -56,6 +56,25 @@ impl BatchTables {
 pub struct ProgramTables {
     /// Every body ever landed, with the current one marked.
     pub landings: DataFrame,
+    /// Its tracked check results, encoded a batch at a time.
+    pub checks: YearEncoder,
+}
+
+/// The encoder of a program's `check_results` (its rows are given a batch
+/// at a time).
+pub fn check_encoder() -> YearEncoder {
+    let empty = crate::checks::track::empty_tracked();
+    YearEncoder::new(&check_table(&empty))
+}
+
+fn check_table(frame: &DataFrame) -> Table<'_> {
+    Table {
+        name: "check_results".into(),
+        description: "failed checks, one row per rule, township, period, indicator and dimension".into(),
+        columns: check_columns(),
+        metadata: vec![],
+        frame,
+    }
 }
 
 /// The tables of a batch besides the facts.
@@ -310,35 +329,23 @@ pub fn publish_rollup(
 /// rollups are published a period at a time, [`publish_rollup`]).
 pub fn publish_program(
     program: &str,
-    t: &ProgramTables,
-    checks: &DataFrame,
+    t: ProgramTables,
     sink: &mut dyn TableSink,
     year: i32,
 ) -> Result<(), PublishError> {
     let owner = Owner::program(program);
-    let checks = of_program(checks, program, "check_results")?;
-    for (name, description, columns, frame) in [
-        (
-            "landings",
-            "every body landed: what came from where and when; the current version marked",
-            landing_columns(),
-            &t.landings,
-        ),
-        (
-            "check_results",
-            "failed checks, one row per rule, township, period, indicator and dimension",
-            check_columns(),
-            &checks,
-        ),
-    ] {
-        let table = Table {
-            name: name.into(),
-            description: description.into(),
-            columns,
-            metadata: vec![],
-            frame,
-        };
-        sink.write_by_year(&table, owner, year)?;
+    let landings = Table {
+        name: "landings".into(),
+        description: "every body landed: what came from where and when; the current version marked".into(),
+        columns: landing_columns(),
+        metadata: vec![],
+        frame: &t.landings,
+    };
+    sink.write_by_year(&landings, owner, year)?;
+    let empty = t.checks.empty();
+    let checks = check_table(&empty);
+    for (y, bytes, rows) in t.checks.finish(year)? {
+        sink.write_encoded(&checks, Some(y), owner, bytes, rows)?;
     }
     Ok(())
 }
@@ -399,28 +406,6 @@ pub fn publish_shared(
         None,
         Owner::SHARED,
     )
-}
-
-/// Rows of `frame` for one program.
-fn of_program(frame: &DataFrame, program: &str, table: &str) -> Result<DataFrame, PublishError> {
-    if frame.height() == 0 {
-        return Ok(frame.clone());
-    }
-    // One program's rows (a run of one program: every run but a `serve`
-    // tick of several) are the frame itself, not a filtered copy of it.
-    let programs = frame
-        .column("program")
-        .and_then(|c| c.str().cloned())
-        .map_err(frame_err(table))?;
-    if programs.null_count() == 0 && programs.iter().all(|p| p == Some(program)) {
-        return Ok(frame.clone());
-    }
-    frame
-        .clone()
-        .lazy()
-        .filter(col("program").eq(lit(program.to_string())))
-        .collect()
-        .map_err(frame_err(table))
 }
 
 fn quota_frame(cfg: &Loaded) -> PolarsResult<DataFrame> {

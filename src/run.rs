@@ -865,8 +865,10 @@ fn kept_results(
 /// What computing the selected programs leaves for the commit (everything
 /// a row per landed value is already in the sink by then).
 struct Computed {
-    /// Check failures of every selected program, not yet tracked.
-    checks: DataFrame,
+    /// The check results to write back in the commit: new, changed or
+    /// resolved now (every program's results are tracked and encoded a
+    /// batch at a time; see `Tail`).
+    check_records: Vec<taizhang_model::CheckRecord>,
     /// Alert conditions.
     candidates: Vec<Candidate>,
     /// Each program's small tables.
@@ -988,7 +990,7 @@ fn compute(
     recompute: bool,
     summary: &mut RunSummary,
 ) -> Result<Computed, RunError> {
-    let mut checks_out = vec![];
+    let mut check_records = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
     let decisions = &state.review_decisions()?;
@@ -1055,7 +1057,16 @@ fn compute(
             }
             versions
         };
-        let mut tail = Tail::default();
+        // What the state remembers of the program's check results (hashed:
+        // ~80 bytes each), to track each batch's against.
+        let mut tail = Tail {
+            candidates: Vec::new(),
+            rolls: Vec::new(),
+            had_rows: Default::default(),
+            tracker: checks::track::Tracker::new(state.remembered(&p.name)?, now),
+            check_file: publish::check_encoder(),
+            check_records: Vec::new(),
+        };
         // The batches of this run (the memos of any other are forgotten).
         let mut codes = std::collections::BTreeSet::new();
         let started = std::time::Instant::now();
@@ -1282,10 +1293,18 @@ fn compute(
             candidates: batch_candidates,
             rolls,
             had_rows,
-            checks: batch_checks,
+            tracker,
+            mut check_file,
+            check_records: program_records,
         } = tail;
         candidates.extend(batch_candidates);
-        checks_out.extend(batch_checks);
+        check_records.extend(program_records);
+        // The remembered results no batch failed: read back whole, resolved.
+        let gone = state.check_rows(&tracker.gone())?;
+        drop(tracker);
+        let (resolved, resolved_now) = checks::track::resolved(&gone, now).map_err(internal("check"))?;
+        check_file.write(&resolved)?;
+        check_records.extend(checks::track::records(&resolved_now).map_err(internal("check"))?);
         let empty = publish::BatchTables {
             history: normalize::history(&p.name, &[]).map_err(internal("normalize"))?,
             facts: empty.facts,
@@ -1303,10 +1322,16 @@ fn compute(
         memo.retain(&codes);
         let versions = timeliness::of_landings(&all, &reports);
         let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
-        programs.push((p.name.clone(), publish::ProgramTables { landings }));
+        programs.push((
+            p.name.clone(),
+            publish::ProgramTables {
+                landings,
+                checks: check_file,
+            },
+        ));
     }
     Ok(Computed {
-        checks: vstack(checks_out).map_err(internal("check"))?,
+        check_records,
         candidates,
         programs,
     })
@@ -1665,12 +1690,17 @@ struct Roll {
 }
 
 /// What a program's run gathers of its batches, in batch order.
-#[derive(Default)]
 struct Tail {
     candidates: Vec<Candidate>,
     rolls: Vec<Roll>,
     had_rows: std::collections::BTreeSet<&'static str>,
-    checks: Vec<DataFrame>,
+    /// The check results, tracked a batch at a time against what the
+    /// state remembers, ...
+    tracker: checks::track::Tracker,
+    /// ... encoded into the program's `check_results` as they are tracked ...
+    check_file: crate::sinks::parquet::YearEncoder,
+    /// ... and those to write back in the commit.
+    check_records: Vec<taizhang_model::CheckRecord>,
 }
 
 /// Finishes the batch at the front of the queue: a computed one's files
@@ -1742,7 +1772,21 @@ fn finish_batch(
             .filter(|t| b.had_rows.iter().any(|h| h == *t))
             .copied(),
     );
-    tail.checks.push(results);
+    // Tracked, counted and encoded now: a run never holds more than a
+    // batch of its check results (a national year has 1.7 million).
+    let (tracked, changed) = tail.tracker.failing(&results).map_err(internal("check"))?;
+    drop(results);
+    let severity = tracked.column("severity").and_then(|c| c.str().cloned());
+    for s in severity.map_err(internal("check"))?.iter().flatten() {
+        if let Some(n) = summary.check_failures.get_mut(s) {
+            *n += 1;
+        } else {
+            summary.check_failures.insert(s.to_string(), 1);
+        }
+    }
+    tail.check_file.write(&tracked)?;
+    tail.check_records
+        .extend(checks::track::records(&changed).map_err(internal("check"))?);
     // What a computed batch's threads freed goes back before the next is
     // read (a carried one freed little; trimming a large heap costs).
     if computed {
@@ -2074,58 +2118,14 @@ pub async fn run_with<S: Source + Clone + 'static>(
         opts.recompute,
         &mut summary,
     )?;
-    // Tracked against what the state remembers, without its text; the
-    // results that stopped failing are then read back whole.
-    let mut known = Vec::new();
-    for p in &programs {
-        known.extend(state.remembered(p)?);
-    }
     phase("compute");
-    let checks::track::Failing {
-        table: mut tracked,
-        mut changed,
-        gone,
-    } = checks::track::failing(&c.checks, &known, opts.now).map_err(internal("check"))?;
-    let gone: Vec<i64> = gone.iter().map(|&i| known[i].row).collect();
-    drop(known);
-    let (resolved, resolved_now) =
-        checks::track::resolved(&state.check_rows(&gone)?, opts.now).map_err(internal("check"))?;
-    tracked.vstack_mut(&resolved).map_err(internal("check"))?;
-    changed.vstack_mut(&resolved_now).map_err(internal("check"))?;
-    crate::memory::give_back();
-    // Written back: what is new or changed in more than being seen again
-    // (most of the records, every night; the commit moves theirs at once).
-    let check_records = checks::track::records(&changed).map_err(internal("check"))?;
-    for (severity, status) in tracked
-        .column("severity")
-        .and_then(|c| c.str().cloned())
-        .map_err(internal("check"))?
-        .iter()
-        .zip(
-            tracked
-                .column("status")
-                .and_then(|c| c.str().cloned())
-                .map_err(internal("check"))?
-                .iter(),
-        )
-    {
-        if let (Some(s), false) = (severity, status == Some("resolved")) {
-            if let Some(n) = summary.check_failures.get_mut(s) {
-                *n += 1;
-            } else {
-                summary.check_failures.insert(s.to_string(), 1);
-            }
-        }
-    }
-
-    phase("track");
     let alerts = reconcile_alerts(cfg, &state, &programs, &c.candidates, opts.now)?;
     let rec = alerts.reconciled;
     summary.alerts_open = alerts.open;
     summary.alerts_resolved = rec.resolved.len();
 
-    for (program, tables) in &c.programs {
-        publish::publish_program(program, tables, &tracked, &mut staging, year)?;
+    for (program, tables) in c.programs {
+        publish::publish_program(&program, tables, &mut staging, year)?;
     }
     publish::publish_shared(cfg, &alerts.table, &mut staging, year)?;
     let sealed = staging.seal()?;
@@ -2146,7 +2146,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     });
     state.commit(&Commit {
         run_id,
-        checks: &check_records,
+        checks: &c.check_records,
         seen_again: (&programs, opts.now),
         alerts: &rec.upserts,
         outbox: &alerts.outbox,

@@ -511,6 +511,8 @@ impl State {
             })();
             out.push(got.map_err(|e| self.err(e))?);
         }
+        // Held through the run's batches: not the doubling's spare room.
+        out.shrink_to_fit();
         Ok(out)
     }
 

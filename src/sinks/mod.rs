@@ -59,6 +59,17 @@ pub trait TableSink {
     /// Adds one file: `t.frame` holds exactly its rows.
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError>;
 
+    /// Adds one file of `t`'s table already encoded (`bytes`, of `rows`
+    /// rows: see `parquet::YearEncoder`); `t.frame` is not read.
+    fn write_encoded(
+        &mut self,
+        t: &Table<'_>,
+        year: Option<i32>,
+        owner: Owner<'_>,
+        bytes: Vec<u8>,
+        rows: usize,
+    ) -> Result<(), PublishError>;
+
     /// Adds `files` as they are in the warehouse the run started from
     /// (a batch whose inputs did not change), when every one of them is
     /// there exactly; returns false and adds nothing otherwise.

@@ -166,15 +166,9 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
     })
 }
 
-fn encode_with<'b>(
-    t: &Table<'_>,
-    schema: Arc<Schema>,
-    mut batches: impl Iterator<Item = Result<std::borrow::Cow<'b, RecordBatch>, PublishError>>,
-) -> Result<Vec<u8>, PublishError> {
-    let enc = |e: parquet::errors::ParquetError| PublishError::Encode {
-        table: t.name.clone(),
-        reason: e.to_string(),
-    };
+/// A Parquet writer of `t`'s table (zstd, with its description and column
+/// metadata), into memory.
+fn writer(t: &Table<'_>, schema: Arc<Schema>) -> Result<ArrowWriter<Vec<u8>>, PublishError> {
     let columns: serde_json::Map<String, serde_json::Value> = t
         .columns
         .iter()
@@ -199,9 +193,109 @@ fn encode_with<'b>(
         .set_created_by(concat!("taizhang ", env!("CARGO_PKG_VERSION")).into())
         .set_key_value_metadata(Some(kv))
         .build();
-    let mut w = ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(enc)?;
-    batches.try_for_each(|b| w.write(b?.as_ref()).map_err(enc))?;
+    ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(encode_err(t))
+}
+
+fn encode_with<'b>(
+    t: &Table<'_>,
+    schema: Arc<Schema>,
+    mut batches: impl Iterator<Item = Result<std::borrow::Cow<'b, RecordBatch>, PublishError>>,
+) -> Result<Vec<u8>, PublishError> {
+    let enc = encode_err(t);
+    let mut w = writer(t, schema)?;
+    batches.try_for_each(|b| w.write(b?.as_ref()).map_err(&enc))?;
     w.into_inner().map_err(enc)
+}
+
+fn encode_err<'t>(t: &'t Table<'_>) -> impl Fn(parquet::errors::ParquetError) -> PublishError + 't {
+    move |e| PublishError::Encode {
+        table: t.name.clone(),
+        reason: e.to_string(),
+    }
+}
+
+/// A table's rows given a frame at a time and encoded as they come, one
+/// file per `year` (as `TableSink::write_by_year` partitions them): a
+/// program's check results are given a batch at a time, so that no more
+/// than a batch of them is ever in memory, besides their encoded bytes
+/// (a national year's: 1.7 million rows, a 30 MB file).
+pub struct YearEncoder {
+    name: String,
+    description: String,
+    columns: Vec<ColSpec>,
+    metadata: Vec<(String, String)>,
+    /// The table's columns, no rows.
+    empty: DataFrame,
+    years: std::collections::BTreeMap<i32, (ArrowWriter<Vec<u8>>, usize)>,
+}
+
+impl YearEncoder {
+    /// An encoder of `t`'s table (its rows are not written: give them to
+    /// [`YearEncoder::write`]).
+    pub fn new(t: &Table<'_>) -> YearEncoder {
+        YearEncoder {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            columns: t.columns.clone(),
+            metadata: t.metadata.clone(),
+            empty: t.frame.clear(),
+            years: Default::default(),
+        }
+    }
+
+    /// The table's columns, with no rows.
+    pub fn empty(&self) -> DataFrame {
+        self.empty.clone()
+    }
+
+    /// The table, over `frame`.
+    pub fn table<'b>(&self, frame: &'b DataFrame) -> Table<'b> {
+        Table {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            columns: self.columns.clone(),
+            metadata: self.metadata.clone(),
+            frame,
+        }
+    }
+
+    /// Encodes `frame`'s rows after those given before, in its year's file,
+    /// converted to Arrow [`SLICE_ROWS`] at a time.
+    pub fn write(&mut self, frame: &DataFrame) -> Result<(), PublishError> {
+        if frame.height() == 0 {
+            return Ok(());
+        }
+        let t = self.table(frame);
+        let schema = Arc::new(Schema::new(t.columns.iter().map(arrow_field).collect::<Vec<_>>()));
+        for (year, part) in super::by_year(&t, 0)? {
+            let (w, rows) = match self.years.entry(year) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => e.insert((writer(&t, schema.clone())?, 0)),
+            };
+            for at in (0..part.height()).step_by(SLICE_ROWS) {
+                let slice = part.slice(at as i64, SLICE_ROWS);
+                w.write(&to_batch(&t.name, &slice, &t.columns)?)
+                    .map_err(encode_err(&t))?;
+            }
+            *rows += part.height();
+        }
+        Ok(())
+    }
+
+    /// Each year's file: (year, its bytes, its rows), years in order; a
+    /// table given no row is one empty file of `empty_year`, as
+    /// `TableSink::write_by_year` makes it.
+    pub fn finish(self, empty_year: i32) -> Result<Vec<(i32, Vec<u8>, usize)>, PublishError> {
+        let t = self.table(&self.empty);
+        if self.years.is_empty() {
+            return Ok(vec![(empty_year, encode_frame(&t)?, 0)]);
+        }
+        let enc = encode_err(&t);
+        self.years
+            .into_iter()
+            .map(|(year, (w, rows))| Ok((year, w.into_inner().map_err(&enc)?, rows)))
+            .collect()
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PublishError + '_ {
@@ -391,5 +485,66 @@ mod tests {
             encode_frame(&t).unwrap(),
             encode_batch(&t, &table_batch(&t).unwrap()).unwrap()
         );
+    }
+
+    #[test]
+    fn rows_given_a_frame_at_a_time_make_one_file_per_year_in_the_order_given() {
+        let spec = |name: &str, ty| ColSpec {
+            name: name.into(),
+            ty,
+            description: name.into(),
+            unit: None,
+        };
+        let frame = |years: &[i32], from: usize| {
+            df!(
+                "year" => years.to_vec(),
+                "n" => (from..from + years.len()).map(|i| i as i64).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let empty = frame(&[], 0);
+        let t = Table {
+            name: "check_results".into(),
+            description: "test".into(),
+            columns: vec![spec("n", ColType::I64)],
+            metadata: vec![],
+            frame: &empty,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let read = |bytes: &[u8]| -> Vec<i64> {
+            let f = dir.path().join("f.parquet");
+            std::fs::write(&f, bytes).unwrap();
+            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&f).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap();
+            r.flat_map(|b| {
+                let b = b.unwrap();
+                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                c.iter().map(Option::unwrap).collect::<Vec<_>>()
+            })
+            .collect()
+        };
+        let mut e = YearEncoder::new(&t);
+        let big: Vec<i32> = vec![2026; SLICE_ROWS + 5];
+        e.write(&frame(&[2026, 2025, 2026], 0)).unwrap();
+        e.write(&frame(&[], 0)).unwrap();
+        e.write(&frame(&big, 3)).unwrap();
+        let files = e.finish(1999).unwrap();
+        assert_eq!(
+            files.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>(),
+            [(2025, 1), (2026, SLICE_ROWS + 7)]
+        );
+        assert_eq!(read(&files[0].1), [1]);
+        let expected: Vec<i64> = [0, 2].into_iter().chain(3..3 + big.len() as i64).collect();
+        assert_eq!(read(&files[1].1), expected);
+        // Nothing given: one empty file of the year asked for, as a whole
+        // empty table is written.
+        let none = YearEncoder::new(&t).finish(1999).unwrap();
+        assert_eq!(none.len(), 1);
+        assert_eq!((none[0].0, none[0].2), (1999, 0));
+        assert_eq!(none[0].1, encode_frame(&t).unwrap());
     }
 }

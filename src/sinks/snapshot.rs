@@ -465,7 +465,23 @@ impl TableSink for Staging {
 
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
         let prepared = self.prepare(t, year, owner)?;
-        self.place(t, owner, prepared)
+        self.place(t, owner, prepared, t.frame.height())
+    }
+
+    fn write_encoded(
+        &mut self,
+        t: &Table<'_>,
+        year: Option<i32>,
+        owner: Owner<'_>,
+        bytes: Vec<u8>,
+        rows: usize,
+    ) -> Result<(), PublishError> {
+        let prepared = Prepared {
+            dir: table_dir(t, year),
+            input: format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)),
+            encoded: Ok(bytes),
+        };
+        self.place(t, owner, prepared, rows)
     }
 
     /// Encodes (or fingerprints) the files on every core at once, then adds
@@ -475,7 +491,7 @@ impl TableSink for Staging {
         let this = &*self;
         let prepared = on_every_core(files, |(t, year)| this.prepare(t, *year, owner));
         for ((t, _), p) in files.iter().zip(prepared) {
-            self.place(t, owner, p?)?;
+            self.place(t, owner, p?, t.frame.height())?;
         }
         Ok(())
     }
@@ -501,10 +517,7 @@ impl Staging {
     /// Names a file (by a fingerprint of its rows or by its encoded bytes);
     /// reads nothing but the previous snapshot's manifest.
     fn prepare(&self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<Prepared, PublishError> {
-        let mut dir = PathBuf::from(&t.name);
-        if let Some(y) = year {
-            dir.push(format!("year={y}"));
-        }
+        let dir = table_dir(t, year);
         // Tables whose rows carry the run's clock change almost every run:
         // their encoded bytes are compared instead of a fingerprint that
         // would only be computed to differ. So are a batch's files: an
@@ -530,9 +543,8 @@ impl Staging {
 
     /// Adds a prepared file: linked from the previous snapshot when it is
     /// the same file there, written (encoded now if it was not) otherwise.
-    fn place(&mut self, t: &Table<'_>, owner: Owner<'_>, prepared: Prepared) -> Result<(), PublishError> {
+    fn place(&mut self, t: &Table<'_>, owner: Owner<'_>, prepared: Prepared, rows: usize) -> Result<(), PublishError> {
         let Prepared { dir, input, encoded } = prepared;
-        let rows = t.frame.height();
         // The same file in the previous snapshot: same table, partition,
         // program and fingerprint. Linked, not encoded.
         let same = self.prev.as_ref().and_then(|(prev_dir, m)| {
@@ -575,6 +587,15 @@ impl Staging {
         });
         Ok(())
     }
+}
+
+/// The directory of `t`'s files of `year` in a snapshot.
+fn table_dir(t: &Table<'_>, year: Option<i32>) -> PathBuf {
+    let mut dir = PathBuf::from(&t.name);
+    if let Some(y) = year {
+        dir.push(format!("year={y}"));
+    }
+    dir
 }
 
 /// Whether `f` is the file of `t`'s table, partition (`dir`) and owner.

@@ -526,6 +526,22 @@ async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
         0,
         "no monthly check result resolved by the quarterly run"
     );
+    // The township that sent Q1 is no longer overdue: its result, read back
+    // whole from the state, is published resolved, with what it said.
+    let resolved = rows(
+        &checks,
+        &[
+            ("program", "cdpf-quarterly"),
+            ("township", "341124100"),
+            ("rule", "overdue"),
+        ],
+    );
+    assert_eq!(resolved.height(), 1, "{resolved}");
+    let text = |c: &str| resolved.column(c).unwrap().str().unwrap().get(0).map(str::to_string);
+    assert_eq!(text("status").as_deref(), Some("resolved"));
+    assert_eq!(text("period").as_deref(), Some("2026-Q1"));
+    assert!(text("message").is_some_and(|m| m.contains("341124100")), "{resolved}");
+    assert!(resolved.column("resolved_at").unwrap().null_count() == 0, "{resolved}");
     let insured = crate::support::read_year(&wh, "facts/pension_insured", 2026);
     assert_eq!(rows(&insured, &[("program", "cdpf-quarterly")]).height(), 18);
 

@@ -174,130 +174,159 @@ pub fn remembered(known: &DataFrame) -> PolarsResult<Vec<Remembered>> {
         .collect())
 }
 
-/// What [`failing`] found.
-pub struct Failing {
-    /// The current results with `status`, `first_seen`, `last_seen` and
-    /// `resolved_at` (null): the current frame's columns, shared, and
-    /// these four.
-    pub table: DataFrame,
-    /// The current results to remember that are not only seen failing
-    /// again (new, changed, failing again after being resolved), in
-    /// [`known_schema`]'s columns. A result still failing as it was is not
-    /// in it: the state moves its `last_seen` with one statement.
-    pub changed: DataFrame,
-    /// The remembered results that do not fail now (positions in `known`,
-    /// in its order): read them whole and give them to [`resolved`].
-    pub gone: Vec<usize>,
+/// Tracks a run's results, a batch at a time, against every result the
+/// state remembers of a program: a result is `new` the run it starts
+/// failing (again), `still_failing` while it fails, keeping when it was
+/// first seen; a remembered result no batch fails is resolved ([`gone`],
+/// [`resolved`]). Pure: a map of the remembered keys; each batch's results
+/// looked up in one pass, their columns shared with the tracked rows, not
+/// copied.
+///
+/// [`gone`]: Tracker::gone
+pub struct Tracker {
+    known: Vec<Remembered>,
+    by_key: PlHashMap<u128, usize>,
+    seen: Vec<bool>,
+    now: i64,
 }
 
-/// Tracks the current results (`checks::result_columns`) against the
-/// remembered ones: a result is `new` the run it starts failing (again),
-/// `still_failing` while it fails, keeping when it was first seen. Pure:
-/// one pass over the rows with a map of the remembered keys; the current
-/// frame's columns are shared with the table, not copied.
-pub fn failing(current: &DataFrame, known: &[Remembered], now: DateTime<Utc>) -> PolarsResult<Failing> {
-    let now = now.timestamp_micros();
-    let columns: Vec<String> = super::result_columns();
-    let current = if current.width() == 0 {
-        empty_results()
-    } else {
-        current.select(columns.iter().map(String::as_str))?
-    };
-    let s = |c: &str| current.column(c).and_then(|c| c.str().cloned());
-    let f = |c: &str| current.column(c).and_then(|c| c.f64().cloned());
-    let (program, rule, township, period) = (s("program")?, s("rule")?, s("township")?, s("period")?);
-    let (indicator, dimension) = (s("indicator")?, s("dimension")?);
-    let (sev, msg, expl) = (s("severity")?, s("message")?, s("explanation")?);
-    let year = current.column("year")?.i32()?.clone();
-    let (obs, exp) = (f("observed")?, f("expected")?);
-
-    let mut by_key: PlHashMap<u128, usize> = PlHashMap::with_capacity(known.len());
-    for (i, k) in known.iter().enumerate() {
-        by_key.insert(k.key, i);
-    }
-    let mut seen = vec![false; known.len()];
-    let n = current.height();
-    let (mut first_seen, mut last_seen) = (Vec::with_capacity(n), Vec::with_capacity(n));
-    let mut changed = Vec::with_capacity(n);
-    let (mut text, mut buf) = (String::new(), Vec::new());
-    // Zipped iterators, not `get(i)`: a run's results come in a chunk per
-    // batch (341 for a year), and `get` looks for its chunk every time.
-    let keys = program
-        .iter()
-        .zip(rule.iter())
-        .zip(township.iter())
-        .zip(period.iter())
-        .zip(indicator.iter())
-        .zip(dimension.iter());
-    let saids = sev
-        .iter()
-        .zip(year.iter())
-        .zip(obs.iter())
-        .zip(exp.iter())
-        .zip(msg.iter())
-        .zip(expl.iter());
-    for ((((((program, rule), township), period), indicator), dimension), what) in keys.zip(saids) {
-        text.clear();
-        use std::fmt::Write;
-        let (p, r, t, d) = (
-            program.unwrap_or(""),
-            rule.unwrap_or(""),
-            township.unwrap_or(""),
-            period.unwrap_or(""),
-        );
-        // `key` (a `String` of its own per row would be ~100 MB for a year).
-        let _ = write!(
-            text,
-            "{p}/{r}/{t}/{d}/{}/{}",
-            indicator.unwrap_or(""),
-            dimension.unwrap_or("")
-        );
-        let was = by_key.get(&key_hash(&text)).map(|&k| {
-            seen[k] = true;
-            &known[k]
-        });
-        match was.filter(|w| w.resolved_at.is_none()) {
-            Some(w) => {
-                first_seen.push(w.first_seen);
-                last_seen.push(w.last_seen.max(now));
-                let (((((sev, year), obs), exp), msg), expl) = what;
-                changed.push(w.said != said(&mut buf, sev, year, obs, exp, msg, expl));
-            }
-            None => {
-                first_seen.push(now);
-                last_seen.push(now);
-                changed.push(true);
-            }
+impl Tracker {
+    /// Tracks against `known`, the remembered results, at `now`.
+    pub fn new(known: Vec<Remembered>, now: DateTime<Utc>) -> Tracker {
+        let mut by_key: PlHashMap<u128, usize> = PlHashMap::with_capacity(known.len());
+        for (i, k) in known.iter().enumerate() {
+            by_key.insert(k.key, i);
+        }
+        Tracker {
+            seen: vec![false; known.len()],
+            known,
+            by_key,
+            now: now.timestamp_micros(),
         }
     }
-    let status: StringChunked = first_seen
-        .iter()
-        .zip(&last_seen)
-        .map(|(f, l)| Some(if f == l { "new" } else { "still_failing" }))
-        .collect();
-    let first_seen = Column::new("first_seen".into(), first_seen);
-    let last_seen = Column::new("last_seen".into(), last_seen);
-    let mut table = current.clone();
-    table.hstack_mut(&[
-        status.with_name("status".into()).into_column(),
-        first_seen.clone(),
-        last_seen.clone(),
-        Column::full_null("resolved_at".into(), n, &DataType::Int64),
-    ])?;
-    let mask = BooleanChunked::from_slice("changed".into(), &changed);
-    let mut picked = current.filter(&mask)?;
-    picked.hstack_mut(&[
-        first_seen.filter(&mask)?,
-        last_seen.filter(&mask)?,
-        Column::full_null("resolved_at".into(), picked.height(), &DataType::Int64),
-    ])?;
-    let changed = picked
-        .lazy()
-        .with_column(key_expr().alias("key"))
-        .select(known_columns())
-        .collect()?;
-    let gone = seen.iter().enumerate().filter(|(_, s)| !**s).map(|(i, _)| i).collect();
-    Ok(Failing { table, changed, gone })
+
+    /// The state's rows of the remembered results no batch failed (so
+    /// far), in the order they were remembered: read them whole and give
+    /// them to [`resolved`].
+    pub fn gone(&self) -> Vec<i64> {
+        self.known
+            .iter()
+            .zip(&self.seen)
+            .filter(|(_, seen)| !**seen)
+            .map(|(k, _)| k.row)
+            .collect()
+    }
+
+    /// Tracks one batch's current results (`checks::result_columns`):
+    /// returns them with `status`, `first_seen`, `last_seen` and
+    /// `resolved_at` (null), the frame's own columns shared and these four
+    /// added; and the ones to remember that are not only seen failing
+    /// again (new, changed, failing again after being resolved), in
+    /// [`known_schema`]'s columns. A result still failing as it was is not
+    /// among them: the state moves its `last_seen` with one statement.
+    pub fn failing(&mut self, current: &DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+        let Tracker {
+            known,
+            by_key,
+            seen,
+            now,
+        } = self;
+        let now = *now;
+        let columns: Vec<String> = super::result_columns();
+        let current = if current.width() == 0 {
+            empty_results()
+        } else {
+            current.select(columns.iter().map(String::as_str))?
+        };
+        let s = |c: &str| current.column(c).and_then(|c| c.str().cloned());
+        let f = |c: &str| current.column(c).and_then(|c| c.f64().cloned());
+        let (program, rule, township, period) = (s("program")?, s("rule")?, s("township")?, s("period")?);
+        let (indicator, dimension) = (s("indicator")?, s("dimension")?);
+        let (sev, msg, expl) = (s("severity")?, s("message")?, s("explanation")?);
+        let year = current.column("year")?.i32()?.clone();
+        let (obs, exp) = (f("observed")?, f("expected")?);
+        let n = current.height();
+        let (mut first_seen, mut last_seen) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut changed = Vec::with_capacity(n);
+        let (mut text, mut buf) = (String::new(), Vec::new());
+        // Zipped iterators, not `get(i)`: a run's results come in a chunk per
+        // batch (341 for a year), and `get` looks for its chunk every time.
+        let keys = program
+            .iter()
+            .zip(rule.iter())
+            .zip(township.iter())
+            .zip(period.iter())
+            .zip(indicator.iter())
+            .zip(dimension.iter());
+        let saids = sev
+            .iter()
+            .zip(year.iter())
+            .zip(obs.iter())
+            .zip(exp.iter())
+            .zip(msg.iter())
+            .zip(expl.iter());
+        for ((((((program, rule), township), period), indicator), dimension), what) in keys.zip(saids) {
+            text.clear();
+            use std::fmt::Write;
+            let (p, r, t, d) = (
+                program.unwrap_or(""),
+                rule.unwrap_or(""),
+                township.unwrap_or(""),
+                period.unwrap_or(""),
+            );
+            // `key` (a `String` of its own per row would be ~100 MB for a year).
+            let _ = write!(
+                text,
+                "{p}/{r}/{t}/{d}/{}/{}",
+                indicator.unwrap_or(""),
+                dimension.unwrap_or("")
+            );
+            let was = by_key.get(&key_hash(&text)).map(|&k| {
+                seen[k] = true;
+                &known[k]
+            });
+            match was.filter(|w| w.resolved_at.is_none()) {
+                Some(w) => {
+                    first_seen.push(w.first_seen);
+                    last_seen.push(w.last_seen.max(now));
+                    let (((((sev, year), obs), exp), msg), expl) = what;
+                    changed.push(w.said != said(&mut buf, sev, year, obs, exp, msg, expl));
+                }
+                None => {
+                    first_seen.push(now);
+                    last_seen.push(now);
+                    changed.push(true);
+                }
+            }
+        }
+        let status: StringChunked = first_seen
+            .iter()
+            .zip(&last_seen)
+            .map(|(f, l)| Some(if f == l { "new" } else { "still_failing" }))
+            .collect();
+        let first_seen = Column::new("first_seen".into(), first_seen);
+        let last_seen = Column::new("last_seen".into(), last_seen);
+        let mut table = current.clone();
+        table.hstack_mut(&[
+            status.with_name("status".into()).into_column(),
+            first_seen.clone(),
+            last_seen.clone(),
+            Column::full_null("resolved_at".into(), n, &DataType::Int64),
+        ])?;
+        let mask = BooleanChunked::from_slice("changed".into(), &changed);
+        let mut picked = current.filter(&mask)?;
+        picked.hstack_mut(&[
+            first_seen.filter(&mask)?,
+            last_seen.filter(&mask)?,
+            Column::full_null("resolved_at".into(), picked.height(), &DataType::Int64),
+        ])?;
+        let changed = picked
+            .lazy()
+            .with_column(key_expr().alias("key"))
+            .select(known_columns())
+            .collect()?;
+        Ok((table, changed))
+    }
 }
 
 /// The remembered results that no longer fail (`gone`, read whole, in
@@ -328,6 +357,20 @@ fn known_columns() -> Vec<Expr> {
     known_schema().iter_names().map(|c| col(c.clone())).collect()
 }
 
+/// A tracked table of no results: the result columns and `status`,
+/// `first_seen`, `last_seen`, `resolved_at`.
+pub fn empty_tracked() -> DataFrame {
+    let mut t = empty_results();
+    t.hstack_mut(&[
+        Column::new_empty("status".into(), &DataType::String),
+        Column::new_empty("first_seen".into(), &DataType::Int64),
+        Column::new_empty("last_seen".into(), &DataType::Int64),
+        Column::new_empty("resolved_at".into(), &DataType::Int64),
+    ])
+    .expect("distinct columns");
+    t
+}
+
 /// A frame of no results, with the result columns.
 fn empty_results() -> DataFrame {
     let known = known_schema();
@@ -353,16 +396,13 @@ pub struct Tracked {
     pub changed: DataFrame,
 }
 
-/// [`failing`] and [`resolved`] in one, with the remembered results whole
+/// [`Tracker`] and [`resolved`] in one, with the remembered results whole
 /// (`known`, in [`known_schema`]'s columns): what a run does with the state
-/// between the two.
+/// around them.
 pub fn track(current: &DataFrame, known: &DataFrame, now: DateTime<Utc>) -> PolarsResult<Tracked> {
-    let Failing {
-        mut table,
-        mut changed,
-        gone,
-    } = failing(current, &remembered(known)?, now)?;
-    let idx = IdxCa::from_vec("".into(), gone.iter().map(|&i| i as IdxSize).collect());
+    let mut tracker = Tracker::new(remembered(known)?, now);
+    let (mut table, mut changed) = tracker.failing(current)?;
+    let idx = IdxCa::from_vec("".into(), tracker.gone().iter().map(|&i| i as IdxSize).collect());
     let (rows, resolved_now) = resolved(&known.take(&idx)?, now)?;
     table.vstack_mut(&rows)?;
     changed.vstack_mut(&resolved_now)?;
@@ -584,18 +624,49 @@ mod tests {
         let first = track(&both, &nothing, t(10)).unwrap();
         let known = remembered(&remembered_frame(&first)).unwrap();
         let now = one("cumulative");
-        let f = failing(&now, &known, t(11)).unwrap();
-        assert_eq!(f.gone, [0], "breakdown's, the first remembered, no longer fails");
-        assert_eq!(f.changed.height(), 0);
+        let mut tracker = Tracker::new(known, t(11));
+        let (table, changed) = tracker.failing(&now).unwrap();
+        assert_eq!(
+            tracker.gone(),
+            [0],
+            "breakdown's, the first remembered, no longer fails"
+        );
+        assert_eq!(changed.height(), 0);
         let views = |df: &DataFrame| {
             let s = df.column("message").unwrap().str().unwrap().clone();
             s.downcast_iter().next().unwrap().views().as_ptr()
         };
         assert_eq!(
-            views(&f.table),
+            views(&table),
             views(&now),
             "the table's message column is the current frame's, not a copy"
         );
+    }
+
+    #[test]
+    fn a_result_failing_in_any_batch_is_not_gone() {
+        let nothing = DataFrame::empty_with_schema(&known_schema());
+        let t = |d: u32| at(&format!("2026-07-{d:02}T00:00:00Z"));
+        let mut both = one("breakdown");
+        both.vstack_mut(&one("cumulative")).unwrap();
+        let first = track(&both, &nothing, t(10)).unwrap();
+        let known = remembered(&remembered_frame(&first)).unwrap();
+        // The next run sees cumulative's in one batch, breakdown's in the next.
+        let mut tracker = Tracker::new(known.clone(), t(11));
+        let (a, _) = tracker.failing(&one("cumulative")).unwrap();
+        assert_eq!(tracker.gone(), [0], "breakdown's not failed yet");
+        let (b, changed) = tracker.failing(&one("breakdown")).unwrap();
+        assert_eq!(tracker.gone(), Vec::<i64>::new());
+        assert_eq!(changed.height(), 0, "both failing as before");
+        for table in [&a, &b] {
+            assert_eq!(get_str(table, "status"), [Some("still_failing".into())]);
+            assert_eq!(get_us(table, "first_seen"), [Some(t(10).timestamp_micros())]);
+        }
+        // An empty batch changes nothing, and has the tracked columns.
+        let (empty, _) = tracker.failing(&DataFrame::empty()).unwrap();
+        assert_eq!(empty.schema(), empty_tracked().schema());
+        assert_eq!(empty.get_column_names(), a.get_column_names());
+        assert_eq!(tracker.gone(), Vec::<i64>::new());
     }
 
     #[test]
