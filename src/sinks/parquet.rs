@@ -220,10 +220,8 @@ fn encode_err<'t>(t: &'t Table<'_>) -> impl Fn(parquet::errors::ParquetError) ->
 /// than a batch of them is ever in memory, besides their encoded bytes
 /// (a national year's: 1.7 million rows, a 30 MB file).
 pub struct YearEncoder {
-    name: String,
-    description: String,
-    columns: Vec<ColSpec>,
-    metadata: Vec<(String, String)>,
+    /// The table, over no frame.
+    spec: Table<'static>,
     /// The table's columns, no rows.
     empty: DataFrame,
     years: std::collections::BTreeMap<i32, (ArrowWriter<Vec<u8>>, usize)>,
@@ -233,11 +231,9 @@ impl YearEncoder {
     /// An encoder of `t`'s table (its rows are not written: give them to
     /// [`YearEncoder::write`]).
     pub fn new(t: &Table<'_>) -> YearEncoder {
+        static NONE: std::sync::LazyLock<DataFrame> = std::sync::LazyLock::new(DataFrame::empty);
         YearEncoder {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            columns: t.columns.clone(),
-            metadata: t.metadata.clone(),
+            spec: t.clone_with_frame(&NONE),
             empty: t.frame.clear(),
             years: Default::default(),
         }
@@ -250,13 +246,7 @@ impl YearEncoder {
 
     /// The table, over `frame`.
     pub fn table<'b>(&self, frame: &'b DataFrame) -> Table<'b> {
-        Table {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            columns: self.columns.clone(),
-            metadata: self.metadata.clone(),
-            frame,
-        }
+        self.spec.clone_with_frame(frame)
     }
 
     /// Encodes `frame`'s rows after those given before, in its year's file,
@@ -439,6 +429,17 @@ mod tests {
         );
     }
 
+    /// The record batches of a Parquet file's bytes.
+    fn read_back(bytes: &[u8]) -> Vec<RecordBatch> {
+        let mut f = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut f, bytes).unwrap();
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+            .unwrap()
+            .build()
+            .unwrap();
+        r.map(Result::unwrap).collect()
+    }
+
     #[test]
     fn a_frame_encoded_a_slice_at_a_time_holds_every_row_in_order() {
         let n = 2 * SLICE_ROWS + 1_234;
@@ -460,20 +461,8 @@ mod tests {
             metadata: vec![("k".into(), "v".into())],
             frame: &df,
         };
-        let dir = tempfile::tempdir().unwrap();
-        let read = |bytes: Vec<u8>| {
-            let f = dir.path().join("f.parquet");
-            std::fs::write(&f, bytes).unwrap();
-            let b = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&f).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            b.map(Result::unwrap).collect::<Vec<_>>()
-        };
-        let sliced = read(encode_frame(&t).unwrap());
-        let whole = read(encode_batch(&t, &table_batch(&t).unwrap()).unwrap());
+        let sliced = read_back(&encode_frame(&t).unwrap());
+        let whole = read_back(&encode_batch(&t, &table_batch(&t).unwrap()).unwrap());
         let rows = |b: &[RecordBatch]| b.iter().map(|b| b.num_rows()).sum::<usize>();
         assert_eq!((rows(&sliced), rows(&whole)), (n, n));
         let concat = |b: &[RecordBatch]| arrow::compute::concat_batches(&b[0].schema(), b).unwrap();
@@ -510,22 +499,14 @@ mod tests {
             metadata: vec![],
             frame: &empty,
         };
-        let dir = tempfile::tempdir().unwrap();
         let read = |bytes: &[u8]| -> Vec<i64> {
-            let f = dir.path().join("f.parquet");
-            std::fs::write(&f, bytes).unwrap();
-            let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
-                std::fs::File::open(&f).unwrap(),
-            )
-            .unwrap()
-            .build()
-            .unwrap();
-            r.flat_map(|b| {
-                let b = b.unwrap();
-                let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
-                c.iter().map(Option::unwrap).collect::<Vec<_>>()
-            })
-            .collect()
+            read_back(bytes)
+                .into_iter()
+                .flat_map(|b| {
+                    let c = b.column(0).as_any().downcast_ref::<Int64Array>().unwrap().clone();
+                    c.iter().map(Option::unwrap).collect::<Vec<_>>()
+                })
+                .collect()
         };
         let mut e = YearEncoder::new(&t);
         let big: Vec<i32> = vec![2026; SLICE_ROWS + 5];

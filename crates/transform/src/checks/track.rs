@@ -615,14 +615,20 @@ mod tests {
         );
     }
 
-    #[test]
-    fn failing_shares_the_current_columns_and_names_the_remembered_that_are_gone() {
+    /// What the state remembers after a run at `at` in which breakdown's
+    /// and cumulative's results failed, in that order.
+    fn breakdown_and_cumulative_seen(at: DateTime<Utc>) -> Vec<Remembered> {
         let nothing = DataFrame::empty_with_schema(&known_schema());
-        let t = |d: u32| at(&format!("2026-07-{d:02}T00:00:00Z"));
         let mut both = one("breakdown");
         both.vstack_mut(&one("cumulative")).unwrap();
-        let first = track(&both, &nothing, t(10)).unwrap();
-        let known = remembered(&remembered_frame(&first)).unwrap();
+        let first = track(&both, &nothing, at).unwrap();
+        remembered(&remembered_frame(&first)).unwrap()
+    }
+
+    #[test]
+    fn failing_shares_the_current_columns_and_names_the_remembered_that_are_gone() {
+        let t = |d: u32| at(&format!("2026-07-{d:02}T00:00:00Z"));
+        let known = breakdown_and_cumulative_seen(t(10));
         let now = one("cumulative");
         let mut tracker = Tracker::new(known, t(11));
         let (table, changed) = tracker.failing(&now).unwrap();
@@ -645,14 +651,10 @@ mod tests {
 
     #[test]
     fn a_result_failing_in_any_batch_is_not_gone() {
-        let nothing = DataFrame::empty_with_schema(&known_schema());
         let t = |d: u32| at(&format!("2026-07-{d:02}T00:00:00Z"));
-        let mut both = one("breakdown");
-        both.vstack_mut(&one("cumulative")).unwrap();
-        let first = track(&both, &nothing, t(10)).unwrap();
-        let known = remembered(&remembered_frame(&first)).unwrap();
+        let known = breakdown_and_cumulative_seen(t(10));
         // The next run sees cumulative's in one batch, breakdown's in the next.
-        let mut tracker = Tracker::new(known.clone(), t(11));
+        let mut tracker = Tracker::new(known, t(11));
         let (a, _) = tracker.failing(&one("cumulative")).unwrap();
         assert_eq!(tracker.gone(), [0], "breakdown's not failed yet");
         let (b, changed) = tracker.failing(&one("breakdown")).unwrap();
