@@ -1477,7 +1477,7 @@ fn roll_up(
 struct BatchContext<'a> {
     cfg: &'a Loaded,
     p: &'a Pipeline,
-    reports: &'a std::collections::HashMap<(String, String), timeliness::Report>,
+    reports: &'a timeliness::Reports<'a>,
     unreachable: &'a std::collections::HashSet<(String, String)>,
     /// The program's tables, empty (their schemas).
     empty: &'a normalize::Normalized,
@@ -1810,7 +1810,7 @@ fn batch_digest(
     year: i32,
     wanted: &[(&Landing, usize)],
     older: &[(&Landing, usize)],
-    reports: &std::collections::HashMap<(String, String), timeliness::Report>,
+    reports: &timeliness::Reports<'_>,
     decisions: &review::Decisions,
     before: &str,
 ) -> String {
@@ -1839,7 +1839,7 @@ fn batch_digest(
     for (l, n) in wanted {
         let mut line = format!("current {n} ");
         landing(&mut line, l);
-        match reports.get(&(l.township.clone(), l.period.clone())) {
+        match reports.get(&(l.township.as_str(), l.period.as_str())) {
             Some(r) => {
                 let e = &r.evidence;
                 let _ = write!(
@@ -2353,11 +2353,11 @@ mod tests {
                 seen_missing: None,
                 deadline: t("2026-07-05T16:00:00Z"),
             },
-            first_sha256: l.sha256.clone(),
+            first_sha256: &l.sha256,
         };
-        let key = (l.township.clone(), l.period.clone());
+        let key = (l.township.as_str(), l.period.as_str());
         let digest = |l: &Landing, older: &[(&Landing, usize)], r: &timeliness::Report, d: &review::Decisions| {
-            let reports = std::collections::HashMap::from([(key.clone(), r.clone())]);
+            let reports = std::collections::HashMap::from([(key, r.clone())]);
             batch_digest(&cfg, p, "34-2026-06", 2026, &[(l, 1)], older, &reports, d, "")
         };
         let none = review::Decisions::new();

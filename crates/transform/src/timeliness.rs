@@ -91,22 +91,31 @@ fn claim_of(l: &Landing) -> Option<DateTime<Utc>> {
 /// What is known of one report: its timeliness, the evidence of its first
 /// version, and which body that is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Report {
+pub struct Report<'a> {
     /// From the first version's evidence.
     pub timeliness: Timeliness,
     /// The first version's evidence.
     pub evidence: Evidence,
     /// The first version's body.
-    pub first_sha256: String,
+    pub first_sha256: &'a str,
 }
+
+/// Every report of a program by (township, period), borrowed from its
+/// landings (a national year has 454,872: as owned strings they were
+/// ~100 MB held through the run's batches).
+pub type Reports<'a> = HashMap<(&'a str, &'a str), Report<'a>>;
 
 /// Every report of one program by (township, period), from its landings
 /// (the first seen is the first version) and its absences.
-pub fn reports(
-    all: &[Landing],
+pub fn reports<'a>(
+    all: &'a [Landing],
     deadline_days: u32,
     missing: &HashMap<(String, String), DateTime<Utc>>,
-) -> HashMap<(String, String), Report> {
+) -> Reports<'a> {
+    let missing: HashMap<(&str, &str), DateTime<Utc>> = missing
+        .iter()
+        .map(|((t, p), at)| ((t.as_str(), p.as_str()), *at))
+        .collect();
     let mut first: HashMap<(&str, &str), &Landing> = HashMap::new();
     for l in all {
         let e = first.entry((&l.township, &l.period)).or_insert(l);
@@ -118,7 +127,7 @@ pub fn reports(
         .into_values()
         .filter_map(|l| {
             let period = l.period.parse::<Period>().ok()?;
-            let key = (l.township.clone(), l.period.clone());
+            let key = (l.township.as_str(), l.period.as_str());
             let evidence = Evidence {
                 claim: claim_of(l),
                 first_seen: l.first_fetched_at,
@@ -128,7 +137,7 @@ pub fn reports(
             let report = Report {
                 timeliness: assess(&evidence),
                 evidence,
-                first_sha256: l.sha256.clone(),
+                first_sha256: &l.sha256,
             };
             Some((key, report))
         })
@@ -137,9 +146,9 @@ pub fn reports(
 
 /// The timeliness of each landing: the first version's is its report's, a
 /// later one is judged as a correction.
-pub fn of_landings(all: &[Landing], reports: &HashMap<(String, String), Report>) -> Vec<Timeliness> {
+pub fn of_landings(all: &[Landing], reports: &Reports<'_>) -> Vec<Timeliness> {
     all.iter()
-        .map(|l| match reports.get(&(l.township.clone(), l.period.clone())) {
+        .map(|l| match reports.get(&(l.township.as_str(), l.period.as_str())) {
             Some(r) if r.first_sha256 == l.sha256 => r.timeliness,
             Some(r) => assess_correction(l.first_fetched_at, r.evidence.deadline),
             None => Timeliness::Unknown,
@@ -151,7 +160,7 @@ pub fn of_landings(all: &[Landing], reports: &HashMap<(String, String), Report>)
 /// it is `quarantined`), when taizhang first saw the report
 /// (`first_seen_at`) and when a fetch after the deadline found it missing
 /// (`seen_missing_at`).
-pub fn apply(submissions: DataFrame, reports: &HashMap<(String, String), Report>) -> PolarsResult<DataFrame> {
+pub fn apply(submissions: DataFrame, reports: &Reports<'_>) -> PolarsResult<DataFrame> {
     let (t, p) = (
         submissions.column("township")?.str()?,
         submissions.column("period")?.str()?,
@@ -160,7 +169,7 @@ pub fn apply(submissions: DataFrame, reports: &HashMap<(String, String), Report>
     let mut new_status = Vec::with_capacity(submissions.height());
     let (mut seen, mut missing) = (Vec::new(), Vec::new());
     for i in 0..submissions.height() {
-        let key = (t.get(i).unwrap_or("").to_string(), p.get(i).unwrap_or("").to_string());
+        let key = (t.get(i).unwrap_or(""), p.get(i).unwrap_or(""));
         let found = reports.get(&key);
         let st = status.get(i).unwrap_or("");
         new_status.push(match (st, found) {
@@ -244,9 +253,6 @@ mod tests {
         ];
         let r = reports(&all, 5, &HashMap::new());
         assert_eq!(of_landings(&all, &r), [Timeliness::OnTime, Timeliness::Late]);
-        assert_eq!(
-            r[&("341124102".to_string(), "2026-06".to_string())].timeliness,
-            Timeliness::OnTime
-        );
+        assert_eq!(r[&("341124102", "2026-06")].timeliness, Timeliness::OnTime);
     }
 }

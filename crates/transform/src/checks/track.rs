@@ -184,37 +184,37 @@ pub fn remembered(known: &DataFrame) -> PolarsResult<Vec<Remembered>> {
 ///
 /// [`gone`]: Tracker::gone
 pub struct Tracker {
+    /// Sorted by key, and searched: a map of a year's keys was another
+    /// ~70 MB held through the batches.
     known: Vec<Remembered>,
-    by_key: PlHashMap<u128, usize>,
     seen: Vec<bool>,
     now: i64,
 }
 
 impl Tracker {
     /// Tracks against `known`, the remembered results, at `now`.
-    pub fn new(known: Vec<Remembered>, now: DateTime<Utc>) -> Tracker {
-        let mut by_key: PlHashMap<u128, usize> = PlHashMap::with_capacity(known.len());
-        for (i, k) in known.iter().enumerate() {
-            by_key.insert(k.key, i);
-        }
+    pub fn new(mut known: Vec<Remembered>, now: DateTime<Utc>) -> Tracker {
+        known.sort_unstable_by_key(|k| k.key);
         Tracker {
             seen: vec![false; known.len()],
             known,
-            by_key,
             now: now.timestamp_micros(),
         }
     }
 
     /// The state's rows of the remembered results no batch failed (so
-    /// far), in the order they were remembered: read them whole and give
-    /// them to [`resolved`].
+    /// far), in row order (the order they were first remembered): read
+    /// them whole and give them to [`resolved`].
     pub fn gone(&self) -> Vec<i64> {
-        self.known
+        let mut rows: Vec<i64> = self
+            .known
             .iter()
             .zip(&self.seen)
             .filter(|(_, seen)| !**seen)
             .map(|(k, _)| k.row)
-            .collect()
+            .collect();
+        rows.sort_unstable();
+        rows
     }
 
     /// Tracks one batch's current results (`checks::result_columns`):
@@ -225,12 +225,7 @@ impl Tracker {
     /// [`known_schema`]'s columns. A result still failing as it was is not
     /// among them: the state moves its `last_seen` with one statement.
     pub fn failing(&mut self, current: &DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
-        let Tracker {
-            known,
-            by_key,
-            seen,
-            now,
-        } = self;
+        let Tracker { known, seen, now } = self;
         let now = *now;
         let columns: Vec<String> = super::result_columns();
         let current = if current.width() == 0 {
@@ -281,7 +276,8 @@ impl Tracker {
                 indicator.unwrap_or(""),
                 dimension.unwrap_or("")
             );
-            let was = by_key.get(&key_hash(&text)).map(|&k| {
+            let h = key_hash(&text);
+            let was = known.binary_search_by_key(&h, |k| k.key).ok().map(|k| {
                 seen[k] = true;
                 &known[k]
             });
@@ -655,6 +651,17 @@ mod tests {
         let known = breakdown_and_cumulative_seen(t(10));
         // The next run sees cumulative's in one batch, breakdown's in the next.
         let mut tracker = Tracker::new(known, t(11));
+        assert_eq!(tracker.gone(), [0, 1], "in the order remembered");
+        let at = |row, key| Remembered {
+            row,
+            key,
+            said: 0,
+            first_seen: 0,
+            last_seen: 0,
+            resolved_at: None,
+        };
+        let rows = Tracker::new(vec![at(10, 3), at(30, 1), at(20, 2)], t(11)).gone();
+        assert_eq!(rows, [10, 20, 30], "in row order, whatever the keys' order");
         let (a, _) = tracker.failing(&one("cumulative")).unwrap();
         assert_eq!(tracker.gone(), [0], "breakdown's not failed yet");
         let (b, changed) = tracker.failing(&one("breakdown")).unwrap();
