@@ -648,6 +648,27 @@ pub fn current_landings(all: &[Landing]) -> Vec<(&Landing, usize)> {
         .collect()
 }
 
+/// Every version of the (township, period)s of `current` with more than
+/// one, from `all`: looked up, not searched for, per batch.
+fn versions_of<'a>(
+    all: &'a [Landing],
+    current: &[(&Landing, usize)],
+) -> std::collections::HashMap<(&'a str, &'a str), Vec<&'a Landing>> {
+    let several: std::collections::HashSet<(&str, &str)> = current
+        .iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(l, _)| (l.township.as_str(), l.period.as_str()))
+        .collect();
+    let mut versions: std::collections::HashMap<(&str, &str), Vec<&Landing>> = std::collections::HashMap::new();
+    for l in all {
+        let k = (l.township.as_str(), l.period.as_str());
+        if several.contains(&k) {
+            versions.entry(k).or_default().push(l);
+        }
+    }
+    versions
+}
+
 /// Stacks frames of one schema.
 pub fn vstack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     let mut it = frames.into_iter();
@@ -997,11 +1018,8 @@ fn compute(
     let batches = batches(&cfg.def.registry);
     for (p, kept) in kept.values_mut() {
         let p = *p;
-        let all = state.landings(&p.name)?;
-        let current = current_landings(&all);
         let failures = state.fetch_failures(&p.name)?;
         let absences = state.absences(&p.name)?;
-        let reports = timeliness::reports(&all, p.deadline_days, &absences);
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         // An empty batch still has the tables' schemas.
         let empty = normalize::normalize(
@@ -1020,42 +1038,9 @@ fn compute(
         let ctx = BatchContext {
             cfg,
             p,
-            reports: &reports,
             unreachable: &unreachable,
             empty: &empty,
             now,
-        };
-        // Each current landing under its province (one not in the
-        // registry under none), and every version of the (township,
-        // period)s with several: looked up, not searched for, per batch.
-        let by_province = {
-            let index: std::collections::HashMap<&str, usize> = batches
-                .iter()
-                .enumerate()
-                .flat_map(|(i, (_, reg))| reg.townships.keys().map(move |c| (c.as_str(), i)))
-                .collect();
-            let mut by_province: Vec<Vec<&(&Landing, usize)>> = vec![Vec::new(); batches.len()];
-            for c in &current {
-                if let Some(&i) = index.get(c.0.township.as_str()) {
-                    by_province[i].push(c);
-                }
-            }
-            by_province
-        };
-        let versions_of = {
-            let several: std::collections::HashSet<(&str, &str)> = current
-                .iter()
-                .filter(|(_, n)| *n > 1)
-                .map(|(l, _)| (l.township.as_str(), l.period.as_str()))
-                .collect();
-            let mut versions: std::collections::HashMap<(&str, &str), Vec<&Landing>> = std::collections::HashMap::new();
-            for l in &all {
-                let k = (l.township.as_str(), l.period.as_str());
-                if several.contains(&k) {
-                    versions.entry(k).or_default().push(l);
-                }
-            }
-            versions
         };
         // What the state remembers of the program's check results (hashed:
         // ~80 bytes each), to track each batch's against.
@@ -1082,7 +1067,15 @@ fn compute(
                 tail: &mut tail,
                 summary: &mut *summary,
             };
-            for ((province, reg), mine) in batches.iter().zip(by_province.iter()) {
+            for (province, reg) in &batches {
+                // The province's landings, read for its batches and
+                // dropped after them (a township not in the registry is
+                // in no batch: only in the program's landings table).
+                let all = state.landings_of(&p.name, reg.townships.keys().map(String::as_str))?;
+                let current = current_landings(&all);
+                let mine: Vec<&(&Landing, usize)> = current.iter().collect();
+                let reports = timeliness::reports(&all, p.deadline_days, &absences);
+                let versions_of = versions_of(&all, &current);
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
                     .def
@@ -1094,7 +1087,7 @@ fn compute(
                 let quotas = Arc::new(quotas);
                 // The province's periods, oldest first: a batch each (one
                 // batch with none when nothing of the province landed).
-                let periods = province_periods(mine);
+                let periods = province_periods(&mine);
                 let parts: Vec<Option<&str>> = match periods.is_empty() {
                     true => vec![None],
                     false => periods.iter().map(|p| Some(p.as_str())).collect(),
@@ -1215,7 +1208,7 @@ fn compute(
                                     .collect();
                                 normalize::history(&p.name, &versions).map_err(internal("normalize"))?
                             };
-                            let n = batch_rows(
+                            let mut n = batch_rows(
                                 cfg,
                                 p,
                                 kept,
@@ -1225,6 +1218,10 @@ fn compute(
                                 decisions,
                                 &mut batch_end.summary.bodies_parsed,
                             )?;
+                            // When each report arrived, from the evidence
+                            // of all its versions.
+                            n.submissions =
+                                timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
                             // What the batch before carries: waited for on
                             // the batch's thread when it is computing.
                             let carry_in = match before.take() {
@@ -1320,6 +1317,11 @@ fn compute(
         // (the year's April: 0.7 GiB free in the arenas here).
         crate::memory::give_back();
         memo.retain(&codes);
+        // Every landing of the program, for its landings table: read again
+        // now that the batches' rows are gone.
+        let all = state.landings(&p.name)?;
+        let current = current_landings(&all);
+        let reports = timeliness::reports(&all, p.deadline_days, &absences);
         let versions = timeliness::of_landings(&all, &reports);
         let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
         programs.push((
@@ -1477,7 +1479,6 @@ fn roll_up(
 struct BatchContext<'a> {
     cfg: &'a Loaded,
     p: &'a Pipeline,
-    reports: &'a timeliness::Reports<'a>,
     unreachable: &'a std::collections::HashSet<(String, String)>,
     /// The program's tables, empty (their schemas).
     empty: &'a normalize::Normalized,
@@ -1546,7 +1547,7 @@ fn compute_batch(
     carry_out: std::sync::mpsc::Sender<Carry>,
     part: &Part,
 ) -> Result<ComputedBatch, RunError> {
-    let BatchContext { cfg, p, reports, .. } = *ctx;
+    let BatchContext { cfg, p, .. } = *ctx;
     let base = ctx.check_input(reg, quotas, part);
     // Rows come in the order the chunks hold them; publish them in
     // an order that does not depend on when each body landed.
@@ -1555,12 +1556,10 @@ fn compute_batch(
             .sort(by.to_vec(), SortMultipleOptions::default().with_nulls_last(false))
             .collect()
     };
-    // When each report arrived, from the evidence of all its versions.
-    let submissions = timeliness::apply(n.submissions, reports).map_err(internal("normalize"))?;
     let n = normalize::Normalized {
         facts: n.facts,
         quarantine: sorted(n.quarantine, &["township", "period", "value_index"]).map_err(internal("normalize"))?,
-        submissions: sorted(submissions, &["township", "period"]).map_err(internal("normalize"))?,
+        submissions: sorted(n.submissions, &["township", "period"]).map_err(internal("normalize"))?,
         extractions: sorted(n.extractions, &["township", "period", "start", "end"]).map_err(internal("normalize"))?,
     };
     // The checks see the columns they read: every row they filter, join or
