@@ -374,16 +374,25 @@ impl State {
     /// The (township, period, sha256) of every body landed for `pipeline`:
     /// what a run needs to know which fetched bodies are new, read from the
     /// key's index alone (no row, no timestamp parsed, no sort: a year's
-    /// 455,000 landings).
-    pub fn landed_keys(&self, pipeline: &str) -> Result<Vec<(String, String, String)>, StateError> {
+    /// 455,000 landings), each given to `each` borrowed from SQLite's row.
+    pub fn landed_keys(&self, pipeline: &str, mut each: impl FnMut(&str, &str, &str)) -> Result<(), StateError> {
         let mut st = self
             .conn
             .prepare("SELECT township, period, sha256 FROM landings WHERE pipeline = ?1")
             .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([pipeline], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+        let mut rows = st.query([pipeline]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let text = |i: usize| -> Result<&str, StateError> {
+                r.get_ref(i)
+                    .and_then(|v| {
+                        v.as_str()
+                            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), e.into()))
+                    })
+                    .map_err(|e| self.err(e))
+            };
+            each(text(0)?, text(1)?, text(2)?);
+        }
+        Ok(())
     }
 
     /// Records a failed fetch (after retries).
@@ -537,7 +546,7 @@ impl State {
                     said: said(&mut buf, text(2)?, r.get(3)?, r.get(4)?, r.get(5)?, text(6)?, text(7)?),
                     first_seen: instants.micros(r.get_ref(8)?).unwrap_or(0),
                     last_seen: instants.micros(r.get_ref(9)?).unwrap_or(0),
-                    resolved_at: instants.micros(r.get_ref(10)?),
+                    resolved: r.get_ref(10)? != rusqlite::types::ValueRef::Null,
                 })
             })();
             out.push(got.map_err(|e| self.err(e))?);
@@ -1234,8 +1243,14 @@ mod tests {
         for l in [landing("341124101"), landing("341124102"), second, elsewhere] {
             st.record_landing(&l).unwrap();
         }
-        let mut keys = st.landed_keys("p").unwrap();
-        keys.sort();
+        let keys_of = |pipeline: &str| {
+            let mut keys: Vec<(String, String, String)> = vec![];
+            st.landed_keys(pipeline, |t, p, s| keys.push((t.into(), p.into(), s.into())))
+                .unwrap();
+            keys.sort();
+            keys
+        };
+        let keys = keys_of("p");
         let mut expected: Vec<(String, String, String)> = st
             .landings("p")
             .unwrap()
@@ -1253,8 +1268,8 @@ mod tests {
             ]
             .map(|(t, p, s)| (t.to_string(), p.to_string(), s.to_string()))
         );
-        assert_eq!(st.landed_keys("q").unwrap().len(), 1);
-        assert!(st.landed_keys("none").unwrap().is_empty());
+        assert_eq!(keys_of("q").len(), 1);
+        assert!(keys_of("none").is_empty());
     }
 
     #[test]
@@ -1407,7 +1422,7 @@ mod tests {
         assert_eq!(from_state.len(), 3, "p's results only");
         let without_row = |r: &[crate::checks::track::Remembered]| {
             r.iter()
-                .map(|r| (r.key, r.said, r.first_seen, r.last_seen, r.resolved_at))
+                .map(|r| (r.key, r.said, r.first_seen, r.last_seen, r.resolved))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -1415,10 +1430,7 @@ mod tests {
             without_row(&from_frame),
             "hashed from the row as from its columns"
         );
-        assert_eq!(
-            from_state[1].resolved_at,
-            Some(t("2026-07-02T00:00:00Z").timestamp_micros())
-        );
+        assert!(from_state[1].resolved && !from_state[0].resolved);
         // Read back whole by row, in the order asked for.
         let rows: Vec<i64> = from_state.iter().rev().map(|r| r.row).collect();
         let back = st.check_rows(&rows).unwrap();
