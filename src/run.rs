@@ -911,7 +911,7 @@ fn period_order(p: &str) -> (Option<Period>, String) {
 }
 
 /// The periods of a province's current landings, oldest first.
-fn province_periods(mine: &[&(&Landing, usize)]) -> Vec<String> {
+fn province_periods(mine: &[(&Landing, usize)]) -> Vec<String> {
     let distinct: std::collections::HashSet<&str> = mine.iter().map(|(l, _)| l.period.as_str()).collect();
     let mut periods: Vec<String> = distinct.into_iter().map(str::to_string).collect();
     periods.sort_by_cached_key(|p| period_order(p));
@@ -1043,7 +1043,7 @@ fn compute(
             now,
         };
         // What the state remembers of the program's check results (hashed:
-        // ~80 bytes each), to track each batch's against.
+        // 56 bytes each), to track each batch's against.
         let mut tail = Tail {
             candidates: Vec::new(),
             rolls: Vec::new(),
@@ -1073,7 +1073,6 @@ fn compute(
                 // in no batch: only in the program's landings table).
                 let all = state.landings_of(&p.name, reg.townships.keys().map(String::as_str))?;
                 let current = current_landings(&all);
-                let mine: Vec<&(&Landing, usize)> = current.iter().collect();
                 let reports = timeliness::reports(&all, p.deadline_days, &absences);
                 let versions_of = versions_of(&all, &current);
                 let counties = reg.counties();
@@ -1087,7 +1086,7 @@ fn compute(
                 let quotas = Arc::new(quotas);
                 // The province's periods, oldest first: a batch each (one
                 // batch with none when nothing of the province landed).
-                let periods = province_periods(&mine);
+                let periods = province_periods(&current);
                 let parts: Vec<Option<&str>> = match periods.is_empty() {
                     true => vec![None],
                     false => periods.iter().map(|p| Some(p.as_str())).collect(),
@@ -1107,10 +1106,10 @@ fn compute(
                         Some(p) => format!("{province}-{p}"),
                         None => province.clone(),
                     };
-                    let wanted: Vec<(&Landing, usize)> = mine
+                    let wanted: Vec<(&Landing, usize)> = current
                         .iter()
                         .filter(|(l, _)| Some(l.period.as_str()) == *period)
-                        .map(|(l, n)| (*l, *n))
+                        .copied()
                         .collect();
                     // Every version of the (township, period)s that have more than one.
                     let older: Vec<(&Landing, usize)> = wanted

@@ -120,6 +120,15 @@ CREATE TABLE IF NOT EXISTS reviews (
 const LANDING_COLUMNS: &str = "pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at,
      first_fetched_at, last_fetched_at, defect";
 
+/// The text at column `i` of a row (null: none), borrowed from SQLite's
+/// row instead of copied out: for the readers that hash or pass on a
+/// year's worth of rows without keeping them.
+fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'r str>> {
+    r.get_ref(i)?
+        .as_str_or_null()
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
+}
+
 /// A landing from a row of [`LANDING_COLUMNS`].
 fn landing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Landing> {
     Ok(Landing {
@@ -382,15 +391,10 @@ impl State {
             .map_err(|e| self.err(e))?;
         let mut rows = st.query([pipeline]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let text = |i: usize| -> Result<&str, StateError> {
-                r.get_ref(i)
-                    .and_then(|v| {
-                        v.as_str()
-                            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, v.data_type(), e.into()))
-                    })
-                    .map_err(|e| self.err(e))
-            };
-            each(text(0)?, text(1)?, text(2)?);
+            // The key's columns are NOT NULL.
+            let text = |i| Ok::<_, rusqlite::Error>(text_at(r, i)?.unwrap_or(""));
+            let key = (|| Ok::<_, rusqlite::Error>((text(0)?, text(1)?, text(2)?)))().map_err(|e| self.err(e))?;
+            each(key.0, key.1, key.2);
         }
         Ok(())
     }
@@ -534,11 +538,7 @@ impl State {
         let mut rows = st.query([program]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             // Borrowed from SQLite's row: the text is hashed, not kept.
-            let text = |i: usize| -> rusqlite::Result<Option<&str>> {
-                r.get_ref(i)?
-                    .as_str_or_null()
-                    .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
-            };
+            let text = |i| text_at(r, i);
             let got = (|| -> rusqlite::Result<Remembered> {
                 Ok(Remembered {
                     row: r.get(0)?,
@@ -1108,11 +1108,7 @@ impl CheckFrame {
         // Borrowed from SQLite's row, not copied out: a national year's
         // results are ~270 MB of keys and messages.
         for (b, (_, i)) in self.text.iter_mut().zip(CHECK_TEXT) {
-            let v = r
-                .get_ref(i)?
-                .as_str_or_null()
-                .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))?;
-            b.append_option(v);
+            b.append_option(text_at(r, i)?);
         }
         self.year.push(r.get(6)?);
         self.observed.push(r.get(9)?);
