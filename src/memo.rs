@@ -1,5 +1,6 @@
-//! Remembered batches: what a run computed for one batch (a province's
-//! period) of one program, and for one period's rollups, kept so that the next run, when nothing the
+//! Remembered batches: what a run computed for one batch (a period of a
+//! part of the registry: a province, or a run of a large one's cities) of
+//! one program, and for one period's rollups, kept so that the next run, when nothing the
 //! batch is computed from changed, carries the batch's files and results
 //! over instead of reading, checking, rolling up and fingerprinting it again.
 //!

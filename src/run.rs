@@ -2,7 +2,7 @@
 //! publish → roll up → alert. This is the only module that sequences IO; the
 //! stages in between are pure functions of what was landed and of `now`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -205,7 +205,7 @@ pub struct RunSummary {
     /// Landed bodies parsed (each body is parsed once in its life; a rerun
     /// with nothing new parses none).
     pub bodies_parsed: usize,
-    /// Batches (a program's provinces) whose inputs had not changed since
+    /// Batches (a program's parts' periods) whose inputs had not changed since
     /// the run before: carried over, not computed (see [`crate::memo`]).
     pub batches_carried: usize,
 }
@@ -896,12 +896,54 @@ struct Computed {
     programs: Vec<(String, publish::ProgramTables)>,
 }
 
-/// The provinces a run works in, each a registry of its own. Every check
-/// compares townships within a county, so a province checks exactly as the
-/// whole registry would. A province's batches are its periods (see
-/// [`checks::Part`]).
-fn batches(registry: &crate::registry::Registry) -> Vec<(String, crate::registry::Registry)> {
-    registry.split_by(|t| t.province.clone()).into_iter().collect()
+/// Townships in a batch at most, unless one city has more: a province with
+/// more is split into runs of whole cities. A computed batch's memory grows
+/// with its townships, and a run computes one while it reads the next and
+/// publishes the one before: Sichuan's 3,111 townships whole took a
+/// national year's November run from ~720 to ~1030 MiB.
+const BATCH_TOWNSHIPS: usize = 1600;
+
+/// The parts of the registry a run works in, each a registry of its own, in
+/// code order: each province, or, for a province of more than `most`
+/// townships, runs of its cities (in code order, of about equal size, named
+/// `<first city>_<last city>`). Every check compares townships within a
+/// county, so a part checks exactly as the whole registry would. A part's
+/// batches are its periods (see [`checks::Part`]).
+fn batches(registry: &crate::registry::Registry, most: usize) -> Vec<(String, crate::registry::Registry)> {
+    let mut parts = vec![];
+    for (province, reg) in registry.split_by(|t| t.province.clone()) {
+        let n = reg.townships.len();
+        if n <= most {
+            parts.push((province, reg));
+            continue;
+        }
+        let size = n.div_ceil(n.div_ceil(most));
+        let mut cities: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in reg.townships.values() {
+            *cities.entry(t.city.as_str()).or_default() += 1;
+        }
+        // Cities are added to a run until it has `size` townships or the
+        // next city would take it over `most`.
+        let mut runs: Vec<(Vec<&str>, usize)> = vec![];
+        for (city, n) in cities {
+            match runs.last_mut() {
+                Some((run, had)) if *had < size && *had + n <= most => {
+                    run.push(city);
+                    *had += n;
+                }
+                _ => runs.push((vec![city], n)),
+            }
+        }
+        let name_of: HashMap<&str, String> = runs
+            .iter()
+            .flat_map(|(run, _)| {
+                let name = format!("{}_{}", run[0], run[run.len() - 1]);
+                run.iter().map(move |c| (*c, name.clone()))
+            })
+            .collect();
+        parts.extend(reg.split_by(|t| name_of[t.city.as_str()].clone()));
+    }
+    parts
 }
 
 /// The order periods are worked in, oldest first (a text that is no
@@ -910,15 +952,15 @@ fn period_order(p: &str) -> (Option<Period>, String) {
     (p.parse().ok(), p.to_string())
 }
 
-/// The periods of a province's current landings, oldest first.
-fn province_periods(mine: &[(&Landing, usize)]) -> Vec<String> {
+/// The periods of a part's current landings, oldest first.
+fn part_periods(mine: &[(&Landing, usize)]) -> Vec<String> {
     let distinct: std::collections::HashSet<&str> = mine.iter().map(|(l, _)| l.period.as_str()).collect();
     let mut periods: Vec<String> = distinct.into_iter().map(str::to_string).collect();
     periods.sort_by_cached_key(|p| period_order(p));
     periods
 }
 
-/// What a batch carries to the next batch of its province, for its checks
+/// What a batch carries to the next batch of its part of the registry, for its checks
 /// that look back: its look-back rows (`checks::look_back`) and year to
 /// date, after its period.
 #[derive(Clone)]
@@ -927,7 +969,7 @@ struct Carry {
     quota: checks::quota::QuotaFacts,
 }
 
-/// Where the batch before this one in its province (if any) keeps what it
+/// Where the batch before this one in its part (if any) keeps what it
 /// carries: a computed batch sends it from its thread once made (the next
 /// batch's thread waits for it, not this one); a carried batch has it in
 /// its memo, read only when the next batch is computed.
@@ -937,7 +979,7 @@ enum Before {
         code: String,
         digest: String,
         quota: checks::quota::QuotaFacts,
-        /// How many of the province's landings are of the batches up to it
+        /// How many of the part's landings are of the batches up to it
         /// (their rows make its look-back rows again when its memo's cannot
         /// be read).
         upto: usize,
@@ -947,7 +989,7 @@ enum Before {
 impl Before {
     /// What it carries, for the next batch's thread: the memo's rows of a
     /// carried batch (or `again` made from the first `upto` of its
-    /// province's landings when they cannot be read).
+    /// part's landings when they cannot be read).
     fn carry(
         self,
         memo: &Memo,
@@ -994,7 +1036,7 @@ fn batch_rows(
 /// one batch of the registry at a time: a batch's facts, quarantine,
 /// submissions and history are read from the kept results, checked, rolled
 /// up to its counties and given to `sink` before the next batch is read, so
-/// memory grows with one batch (a province's period), not with the country. Check
+/// memory grows with one batch (a part's period), not with the country. Check
 /// failures and county rollups (small) are kept for the levels above and the
 /// commit. Each landed body is normalized once in its life (see [`Kept`]).
 /// A batch whose inputs did not change since the run before is carried
@@ -1015,7 +1057,7 @@ fn compute(
     let mut candidates = Vec::new();
     let mut programs = vec![];
     let decisions = &state.review_decisions()?;
-    let batches = batches(&cfg.def.registry);
+    let batches = batches(&cfg.def.registry, BATCH_TOWNSHIPS);
     for (p, kept) in kept.values_mut() {
         let p = *p;
         let failures = state.fetch_failures(&p.name)?;
@@ -1067,8 +1109,8 @@ fn compute(
                 tail: &mut tail,
                 summary: &mut *summary,
             };
-            for (province, reg) in &batches {
-                // The province's landings, read for its batches and
+            for (area, reg) in &batches {
+                // The part's landings, read for its batches and
                 // dropped after them (a township not in the registry is
                 // in no batch: only in the program's landings table).
                 let all = state.landings_of(&p.name, reg.townships.keys().map(String::as_str))?;
@@ -1084,9 +1126,9 @@ fn compute(
                     .cloned()
                     .collect();
                 let quotas = Arc::new(quotas);
-                // The province's periods, oldest first: a batch each (one
-                // batch with none when nothing of the province landed).
-                let periods = province_periods(&current);
+                // The part's periods, oldest first: a batch each (one
+                // batch with none when nothing of the part landed).
+                let periods = part_periods(&current);
                 let parts: Vec<Option<&str>> = match periods.is_empty() {
                     true => vec![None],
                     false => periods.iter().map(|p| Some(p.as_str())).collect(),
@@ -1103,8 +1145,8 @@ fn compute(
                         periods: periods.clone(),
                     };
                     let code = match period {
-                        Some(p) => format!("{province}-{p}"),
-                        None => province.clone(),
+                        Some(p) => format!("{area}-{p}"),
+                        None => area.clone(),
                     };
                     let wanted: Vec<(&Landing, usize)> = current
                         .iter()
@@ -1226,7 +1268,7 @@ fn compute(
                             let carry_in = match before.take() {
                                 Some(b) => {
                                     // A carried batch's rows whose memo cannot
-                                    // be read: made again from its province's
+                                    // be read: made again from its part's
                                     // landings up to it.
                                     let mut again = |n: usize| {
                                         if !looks_back {
@@ -1681,7 +1723,7 @@ struct BatchEnd<'a, 's> {
 /// A batch's county rollup rows and (township, period, status) of its
 /// submissions, for its period's rollup.
 struct Roll {
-    /// None for a province with no period (nothing of it landed).
+    /// None for a part with no period (nothing of it landed).
     period: Option<String>,
     digest: String,
     rows: memo::RollRows,
@@ -1797,7 +1839,7 @@ fn finish_batch(
 /// summed up: the binary and the configuration, the batch, the year files
 /// are published under, every current and older landing of the batch with
 /// its report's timeliness evidence, the review decisions, and the digest of
-/// the province's batch `before` it (whose periods its look-back checks
+/// the part's batch `before` it (whose periods its look-back checks
 /// read, and which was computed from the one before it, and so on). (Fetch
 /// failures are not in it: their alerts are made every run.)
 #[allow(clippy::too_many_arguments)]
@@ -2312,6 +2354,51 @@ async fn deliver_to(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The whole nation's registry from the embedded division table.
+    fn nation() -> crate::registry::Registry {
+        let div = crate::registry::Divisions::embedded();
+        let counties = div.areas.lines().skip(1).filter_map(|l| l.get(..6)).map(str::to_string);
+        let config = crate::registry::RegistryConfig {
+            counties: counties.collect(),
+            aliases: vec![],
+            population: Default::default(),
+        };
+        crate::registry::Registry::build("registry.toml", &config, &div).unwrap()
+    }
+
+    #[test]
+    fn a_large_province_is_batched_as_runs_of_whole_cities_and_a_small_one_whole() {
+        let nation = nation();
+        let parts = batches(&nation, BATCH_TOWNSHIPS);
+        let sizes: Vec<(&str, usize)> = parts.iter().map(|(c, r)| (c.as_str(), r.townships.len())).collect();
+        // Every township in exactly one part, parts in code order.
+        assert_eq!(sizes.iter().map(|(_, n)| n).sum::<usize>(), 41_352);
+        let firsts: Vec<&String> = parts.iter().map(|(_, r)| r.townships.keys().next().unwrap()).collect();
+        assert!(firsts.is_sorted(), "{firsts:?}");
+        // No city in two parts (so no county either), none over the bound.
+        let mut city_part = HashMap::new();
+        for (code, reg) in &parts {
+            assert!(
+                reg.townships.len() <= BATCH_TOWNSHIPS,
+                "{code}: {}",
+                reg.townships.len()
+            );
+            for t in reg.townships.values() {
+                assert_eq!(city_part.entry(t.city.clone()).or_insert(code), &code, "{}", t.city);
+            }
+        }
+        // Sichuan (3,111) in two runs of its cities, Guizhou (1,510) whole.
+        let sichuan: Vec<(&str, usize)> = sizes.iter().filter(|(c, _)| c.starts_with("51")).copied().collect();
+        assert_eq!(sichuan, [("5101_5114", 1555), ("5115_5134", 1556)]);
+        assert!(sizes.contains(&("52", 1510)), "{sizes:?}");
+        // The nine provinces over the bound make 9 more batches a period.
+        assert_eq!(parts.len(), 31 + 9, "{sizes:?}");
+        // A registry within the bound is its provinces, as before.
+        let whole = batches(&nation, usize::MAX);
+        assert_eq!(whole.len(), 31);
+        assert!(whole.iter().all(|(c, _)| c.len() == 2));
+    }
 
     #[test]
     fn conservation_violation_is_raised() {
