@@ -78,10 +78,11 @@ pub struct Batch {
 }
 
 /// A batch's county rollup rows and (township, period, status) of its
-/// submissions, for its period's rollup: in memory when the batch was
-/// computed; in its memo when it was carried, read only when its period's
-/// rollup cannot be carried too ([`Memo::roll_rows`]). A national year's
-/// carried batches held ~100 MiB of them a month, mostly never read.
+/// submissions, for its period's rollup: in its memo, read only when its
+/// period's rollup cannot be carried too ([`Memo::roll_rows`]); in memory
+/// only when the batch was computed and its memo could not be kept. A
+/// national year's carried batches held ~100 MiB of them a month, mostly
+/// never read; a run computing every batch held every batch's.
 #[derive(Debug, Clone)]
 pub enum RollRows {
     /// Computed by this run.

@@ -1291,6 +1291,7 @@ fn compute(
                                 }
                                 None => None,
                             };
+                            tracing::debug!(program = %p.name, batch = %code, townships = reg.townships.len(), facts = n.facts.height(), "Computing the batch.");
                             let (carry_out, next) = std::sync::mpsc::channel();
                             before = Some(Before::Computing(next));
                             let (ctx, quotas, part) = (&ctx, Arc::clone(&quotas), part.clone());
@@ -1769,11 +1770,23 @@ fn finish_batch(
                 .join()
                 .map_err(|_| RunError::Task(format!("computing batch {code} of {} panicked", p.name)))??;
             let wrote = publish::publish_batch(cfg, &p.name, &code, &tables, end.sink, year)?;
+            tracing::debug!(program = %p.name, batch = %code, "Batch published.");
             batch.had_rows = wrote.iter().map(|t| t.to_string()).collect();
             batch.files = end.sink.files_of(&p.name, &code);
             // A memo that cannot be kept only costs the next run time.
-            if let Err(e) = memo.save(&code, &batch) {
-                tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+            match memo.save(&code, &batch) {
+                // Its county rows are read back from it for the rollups:
+                // a run that computes every batch (after an upgrade) held
+                // them all until then.
+                Ok(()) => {
+                    batch.roll = memo::RollRows::Kept {
+                        batch: code.clone(),
+                        digest: batch.digest.clone(),
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(program = %p.name, batch = %code, error = %e, "Cannot remember the batch; the next run computes it again.");
+                }
             }
             (batch, results)
         }
