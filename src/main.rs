@@ -320,7 +320,7 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
         }
     );
     println!(
-        "  files               {} written, {} unchanged, {} removed",
+        "  files               {} written, {} unchanged; {} old snapshots removed",
         s.publish.written, s.publish.unchanged, s.publish.removed
     );
     println!(

@@ -194,7 +194,7 @@ pub struct RunSummary {
     pub alerts_delivered: usize,
     /// Delivery problem, if any (the run still succeeds; delivery is retried next run).
     pub delivery_error: Option<String>,
-    /// Files written, unchanged, removed.
+    /// Files written and unchanged, old snapshots removed.
     pub publish: PublishReport,
     /// The warehouse.
     pub warehouse: PathBuf,

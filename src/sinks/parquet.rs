@@ -93,7 +93,7 @@ pub struct PublishReport {
     /// Files carried over from the previous snapshot as they were (their
     /// rows and description did not change: not even encoded).
     pub unchanged: usize,
-    /// Stale partitions removed.
+    /// Old snapshots removed (beyond `warehouse.keep_snapshots`).
     pub removed: usize,
     /// Rows in all files.
     pub rows: usize,
