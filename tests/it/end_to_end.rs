@@ -636,3 +636,40 @@ async fn every_run_trims_old_snapshots_even_with_nothing_to_publish() {
     assert_eq!(sealed(), 1);
     assert_eq!(third.publish.removed, before - 1);
 }
+
+/// A run whose memos cannot be written still rolls up what it computed
+/// (each batch's county rows kept in memory instead of read back from its
+/// memo), publishes exactly what a run with memos publishes, and only
+/// costs the next run time: nothing is carried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_memos_cannot_be_written_rolls_up_the_same() {
+    let Demo { _dir, wh, cfg, .. } = Demo::start().await;
+    // The monthly program only (the quarterly one keeps its memos).
+    let monthly = || RunOptions {
+        only: vec!["cdpf-monthly".into()],
+        ..opts("2026-07-10T10:00:00+08:00")
+    };
+    // A file where the program's memos go: no memo can be kept under it.
+    let memos = cfg.settings.paths.state_dir.join("memo");
+    std::fs::create_dir_all(&memos).unwrap();
+    std::fs::write(memos.join("cdpf-monthly"), b"not a directory").unwrap();
+    let blocked = run(&cfg, &monthly()).await.unwrap();
+    assert!(blocked.rows_published > 0);
+    assert_eq!(blocked.batches_carried, 0);
+    let county = read_year(&wh, "rollup_county", 2026);
+    assert!(county.height() > 0);
+    assert!(memos.join("cdpf-monthly").is_file(), "no memo was written");
+    // Nothing to carry from: computed again, the same files.
+    let again = run(&cfg, &monthly()).await.unwrap();
+    assert_eq!(again.batches_carried, 0);
+    assert_eq!(again.publish.written, 0, "{:?}", again.publish);
+    // With memos, the rows read back from them make the same rollups.
+    std::fs::remove_file(memos.join("cdpf-monthly")).unwrap();
+    let kept = run(&cfg, &monthly()).await.unwrap();
+    assert_eq!(kept.batches_carried, 0);
+    assert_eq!(kept.publish.written, 0, "{:?}", kept.publish);
+    assert!(read_year(&wh, "rollup_county", 2026).equals_missing(&county));
+    let carried = run(&cfg, &monthly()).await.unwrap();
+    assert!(carried.batches_carried > 0);
+    assert_eq!(carried.publish.written, 0, "{:?}", carried.publish);
+}
