@@ -392,9 +392,8 @@ impl State {
         let mut rows = st.query([pipeline]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             // The key's columns are NOT NULL.
-            let text = |i| Ok::<_, rusqlite::Error>(text_at(r, i)?.unwrap_or(""));
-            let key = (|| Ok::<_, rusqlite::Error>((text(0)?, text(1)?, text(2)?)))().map_err(|e| self.err(e))?;
-            each(key.0, key.1, key.2);
+            let text = |i| text_at(r, i).map(Option::unwrap_or_default).map_err(|e| self.err(e));
+            each(text(0)?, text(1)?, text(2)?);
         }
         Ok(())
     }
