@@ -910,18 +910,28 @@ const BATCH_TOWNSHIPS: usize = 1600;
 /// county, so a part checks exactly as the whole registry would. A part's
 /// batches are its periods (see [`checks::Part`]).
 fn batches(registry: &crate::registry::Registry, most: usize) -> Vec<(String, crate::registry::Registry)> {
-    let mut parts = vec![];
-    for (province, reg) in registry.split_by(|t| t.province.clone()) {
-        let n = reg.townships.len();
+    // Counted first and split once (each township copied once: splitting
+    // by province and then a large one by city copied a nation's twice,
+    // a fifth of a rerun's time on the main thread).
+    let mut provinces: BTreeMap<&str, BTreeMap<&str, usize>> = BTreeMap::new();
+    for t in registry.townships.values() {
+        *provinces
+            .entry(t.province.as_str())
+            .or_default()
+            .entry(t.city.as_str())
+            .or_default() += 1;
+    }
+    // Each (province, city)'s part, and the parts in order.
+    let mut part_of: HashMap<(&str, &str), String> = HashMap::new();
+    let mut order: Vec<String> = vec![];
+    for (province, cities) in provinces {
+        let n: usize = cities.values().sum();
         if n <= most {
-            parts.push((province, reg));
+            part_of.extend(cities.keys().map(|c| ((province, *c), province.to_string())));
+            order.push(province.to_string());
             continue;
         }
         let size = n.div_ceil(n.div_ceil(most));
-        let mut cities: BTreeMap<&str, usize> = BTreeMap::new();
-        for t in reg.townships.values() {
-            *cities.entry(t.city.as_str()).or_default() += 1;
-        }
         // Cities are added to a run until it has `size` townships or the
         // next city would take it over `most`.
         let mut runs: Vec<(Vec<&str>, usize)> = vec![];
@@ -934,16 +944,17 @@ fn batches(registry: &crate::registry::Registry, most: usize) -> Vec<(String, cr
                 _ => runs.push((vec![city], n)),
             }
         }
-        let name_of: HashMap<&str, String> = runs
-            .iter()
-            .flat_map(|(run, _)| {
-                let name = format!("{}_{}", run[0], run[run.len() - 1]);
-                run.iter().map(move |c| (*c, name.clone()))
-            })
-            .collect();
-        parts.extend(reg.split_by(|t| name_of[t.city.as_str()].clone()));
+        for (run, _) in runs {
+            let name = format!("{}_{}", run[0], run[run.len() - 1]);
+            part_of.extend(run.iter().map(|c| ((province, *c), name.clone())));
+            order.push(name);
+        }
     }
-    parts
+    let mut parts = registry.split_by(|t| part_of[&(t.province.as_str(), t.city.as_str())].clone());
+    order
+        .into_iter()
+        .filter_map(|name| parts.remove(&name).map(|reg| (name, reg)))
+        .collect()
 }
 
 /// The order periods are worked in, oldest first (a text that is no
@@ -1097,6 +1108,7 @@ fn compute(
         // The batches of this run (the memos of any other are forgotten).
         let mut codes = std::collections::BTreeSet::new();
         let started = std::time::Instant::now();
+        let mut spent = Spent::default();
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {
@@ -1113,10 +1125,12 @@ fn compute(
                 // The part's landings, read for its batches and
                 // dropped after them (a township not in the registry is
                 // in no batch: only in the program's landings table).
+                let t = std::time::Instant::now();
                 let all = state.landings_of(&p.name, reg.townships.keys().map(String::as_str))?;
                 let current = current_landings(&all);
                 let reports = timeliness::reports(&all, p.deadline_days, &absences);
                 let versions_of = versions_of(&all, &current);
+                spent.read += t.elapsed();
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
                     .def
@@ -1170,25 +1184,37 @@ fn compute(
                         .filter(|f| reg.get(&f.0).is_some() && part.owns(&f.1))
                         .cloned()
                         .collect();
+                    let t = std::time::Instant::now();
                     let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
+                    spent.digest += t.elapsed();
                     chain = digest.clone();
                     let base = ctx.check_input(reg, &quotas, &part);
                     // Nothing the batch is computed from changed (nor any
                     // batch before it): its files and results are carried
                     // over, and only the clock checks run.
                     let mut carried = None;
-                    if !recompute && let Some(m) = memo.load(&code, &digest) {
+                    let t = std::time::Instant::now();
+                    let loaded = if recompute { None } else { memo.load(&code, &digest) };
+                    spent.load += t.elapsed();
+                    let t = std::time::Instant::now();
+                    if let Some(m) = loaded {
                         let input = CheckInput {
                             submissions: &m.submissions,
                             quota_facts: Some(&m.quota_facts),
                             ..base.clone()
                         };
                         let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                        let held = memo::excluded_keys(
-                            &checks::finish(std::slice::from_ref(&clock), &m.submissions).map_err(internal("check"))?,
-                            &m.periods,
-                        )
-                        .map_err(internal("check"))?;
+                        // (Finished only when one of them can hold a cell
+                        // out: an error about an indicator.)
+                        let held = match checks::may_hold_out(&clock).map_err(internal("check"))? {
+                            true => memo::excluded_keys(
+                                &checks::finish(std::slice::from_ref(&clock), &m.submissions)
+                                    .map_err(internal("check"))?,
+                                &m.periods,
+                            )
+                            .map_err(internal("check"))?,
+                            false => vec![],
+                        };
                         if held != m.clock_excluded {
                             tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
                         } else if !batch_end.sink.carry(&m.files)? {
@@ -1199,6 +1225,7 @@ fn compute(
                             batch_end.summary.batches_carried += 1;
                             carried = Some((m, results));
                         }
+                        spent.clock += t.elapsed();
                     } else if !recompute {
                         tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
                     }
@@ -1319,7 +1346,9 @@ fn compute(
                         if !front_carried && computing <= BATCHES_IN_FLIGHT {
                             break;
                         }
+                        let t = std::time::Instant::now();
                         finish_batch(&mut queue, &mut batch_end)?;
+                        spent.finish += t.elapsed();
                     }
                 }
             }
@@ -1352,7 +1381,7 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Batches done.");
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
         tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         // The batches' rows are gone: what their threads freed goes back
@@ -1379,6 +1408,24 @@ fn compute(
         candidates,
         programs,
     })
+}
+
+/// Where the main thread's time over a program's batches went, logged
+/// with "Batches done." (debug): what a run that carries most of its
+/// batches spends its time on.
+#[derive(Default)]
+struct Spent {
+    /// Reading the parts' landings and their reports' timeliness.
+    read: std::time::Duration,
+    /// The batches' digests.
+    digest: std::time::Duration,
+    /// Loading the memos that match them.
+    load: std::time::Duration,
+    /// A loaded memo's clock checks, and carrying its files.
+    clock: std::time::Duration,
+    /// Finishing batches in order: waiting for the computed ones and
+    /// publishing them; every batch's alerts, tracking and check results.
+    finish: std::time::Duration,
 }
 
 /// A program's rollups, a period at a time, oldest first, from the county

@@ -968,3 +968,46 @@ fn a_batch_reports_overdue_for_its_period_and_the_last_one_for_periods_no_batch_
         ["2026-01", "2026-02", "2026-04", "2026-05", "2026-06"]
     );
 }
+
+#[test]
+fn only_an_error_about_an_indicator_may_hold_a_cell_out_and_finish_agrees() {
+    use super::{Failure, Rows};
+    use taizhang_model::Severity;
+    let raw = |severity: Severity, indicator: Option<&str>| {
+        let mut rows = Rows::default();
+        rows.push(Failure {
+            rule: "r",
+            severity,
+            program: "p",
+            township: "341124102",
+            period: "2026-05",
+            year: 2026,
+            indicator,
+            dimension: None,
+            observed: None,
+            expected: None,
+            message: "m".into(),
+        });
+        rows.finish().unwrap()
+    };
+    // No explanation: an error about an indicator is held out.
+    let submissions = df!(
+        "township" => ["341124102"],
+        "period" => ["2026-05"],
+        "explanation" => [None::<&str>],
+    )
+    .unwrap();
+    for (severity, indicator, may) in [
+        (Severity::Error, Some("certificates_issued"), true),
+        (Severity::Error, None, false),
+        (Severity::Warning, Some("certificates_issued"), false),
+        (Severity::Info, None, false),
+    ] {
+        let r = raw(severity, indicator);
+        assert_eq!(super::may_hold_out(&r).unwrap(), may, "{severity:?} {indicator:?}");
+        let finished = super::finish(&[r], &submissions).unwrap();
+        let held = finished.column("excluded").unwrap().bool().unwrap().any();
+        assert_eq!(held, may, "finish holds out what may_hold_out says it may");
+    }
+    assert!(!super::may_hold_out(&Rows::default().finish().unwrap()).unwrap());
+}

@@ -427,6 +427,21 @@ pub fn finish(raw: &[DataFrame], submissions: &DataFrame) -> PolarsResult<DataFr
     .collect()
 }
 
+/// Whether [`finish`] can hold any of the failures `raw` out of the rollup:
+/// only an error about an indicator can be (see its `excluded`). False lets
+/// a caller that wants only the held-out cells skip finishing them.
+pub fn may_hold_out(raw: &DataFrame) -> PolarsResult<bool> {
+    if raw.height() == 0 {
+        return Ok(false);
+    }
+    let severity = raw.column("severity")?.str()?;
+    let indicator = raw.column("indicator")?;
+    Ok(severity
+        .iter()
+        .zip(indicator.is_not_null().iter())
+        .any(|(s, i)| s == Some("error") && i == Some(true)))
+}
+
 /// Builder for result rows (failures are few; messages are formatted in Rust).
 #[derive(Default)]
 pub struct Rows {

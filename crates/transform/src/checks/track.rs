@@ -90,10 +90,26 @@ pub struct Remembered {
 
 const _: () = assert!(std::mem::size_of::<Remembered>() == 56);
 
-/// The hash a result's [`key`] is looked up by (xxh3, 128 bits: two of a
-/// national year's keys meet by chance with odds of about 1 in 10^26).
+/// The hash a result's [`key`] is looked up by: 64 bits of xxh3 of the
+/// whole key, under 64 that place it by its period (16 bits of its hash)
+/// and township (its code as a number, or 48 bits of its hash): two keys
+/// meet only when both halves do (for a national year's keys, odds of
+/// about 1 in 10^16 that any two ever do). Sorted by it, the remembered
+/// results of one batch (a period's townships) lie together in township
+/// order, the order a batch's results are looked up in: a lookup finds
+/// what the one before it left in the cache (most of a national year's
+/// tracking was cache misses).
 pub fn key_hash(key: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(key.as_bytes())
+    use xxhash_rust::xxh3::xxh3_64;
+    const LOW48: u64 = (1 << 48) - 1;
+    let mut parts = key.splitn(5, '/').skip(2);
+    let (township, period) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let place = match township.parse::<u64>() {
+        Ok(n) if n <= LOW48 => n,
+        _ => xxh3_64(township.as_bytes()) & LOW48,
+    };
+    let high = (xxh3_64(period.as_bytes()) << 48) | place;
+    (u128::from(high) << 64) | u128::from(xxh3_64(key.as_bytes()))
 }
 
 /// What tracking compares of a result (a result failing again with
@@ -461,6 +477,42 @@ mod tests {
     use crate::checks::{Failure, Rows};
     use crate::fixtures::at;
     use taizhang_model::Severity;
+
+    #[test]
+    fn a_periods_results_hash_together_in_township_order_and_keys_that_differ_hash_apart() {
+        let k = |t: &str, p: &str, rule: &str, ind: Option<&str>| key_hash(&key("cdpf-monthly", rule, t, p, ind, None));
+        // One period's keys, townships in code order (as a batch looks
+        // them up): their hashes in the same order, whatever the rule.
+        let may = [
+            k("341124101", "2026-05", "overdue", None),
+            k("341124102", "2026-05", "sum_of_parts", Some("a")),
+            k("341124102", "2026-05", "sum_of_parts", Some("b")),
+            k("341124103", "2026-05", "late", None),
+            k("341125100", "2026-05", "late", None),
+        ];
+        let town = |h: u128| (h >> 64) as u64 & ((1 << 48) - 1);
+        assert!(may.windows(2).all(|w| town(w[0]) <= town(w[1])), "{may:x?}");
+        assert!(may.iter().all(|h| h >> 112 == may[0] >> 112), "one period, one place");
+        // Another period is elsewhere; a county's (non-township) key and a
+        // code too large for 48 bits still hash.
+        assert_ne!(k("341124101", "2026-06", "overdue", None) >> 112, may[0] >> 112);
+        let odd = [
+            k("341124", "2026", "quota_missing", None),
+            k("x/y", "2026-05", "overdue", None),
+            k("99999999999999999999", "2026-05", "overdue", None),
+            k("", "", "", None),
+        ];
+        // Every key that differs in any part hashes apart.
+        let mut all: Vec<u128> = may.iter().chain(&odd).copied().collect();
+        all.push(k("341124101", "2026-05", "late", None));
+        all.push(k("341124101", "2026-05", "overdue", Some("a")));
+        let n = all.len();
+        all.sort();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        // The same key, the same hash.
+        assert_eq!(k("341124101", "2026-05", "overdue", None), may[0]);
+    }
 
     fn one(rule: &str) -> DataFrame {
         let mut rows = Rows::default();
