@@ -24,6 +24,7 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::Candidate;
+use crate::checks;
 use crate::checks::quota::QuotaFacts;
 use crate::sinks::snapshot::FileEntry;
 
@@ -370,6 +371,16 @@ fn remove(path: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The cells the clock checks' failures `clock` (before
+/// [`checks::finish`]) hold out of the rollup ([`excluded_keys`]): none
+/// without finishing them when none can be (see [`checks::may_hold_out`]).
+pub fn clock_excluded(clock: &DataFrame, submissions: &DataFrame, periods: &[String]) -> PolarsResult<Vec<String>> {
+    if !checks::may_hold_out(clock)? {
+        return Ok(vec![]);
+    }
+    excluded_keys(&checks::finish(std::slice::from_ref(clock), submissions)?, periods)
+}
+
 /// The (township, period, indicator) cells `results` hold out of the
 /// rollup, of the `periods` the facts have (a failure of another period,
 /// such as a year's quota progress in a monthly program, holds no fact out),
@@ -499,6 +510,47 @@ mod tests {
         assert!(!dir.path().join("memo/p/34-2026-06").exists());
         // A carried batch is not saved again.
         assert!(memo.save("34-2026-06", &loaded).is_err());
+    }
+
+    #[test]
+    fn clock_failures_hold_out_what_finishing_them_does() {
+        let raw = |severity: taizhang_model::Severity| {
+            let mut rows = checks::Rows::default();
+            rows.push(checks::Failure {
+                rule: "r",
+                severity,
+                program: "p",
+                township: "341124102",
+                period: "2026-06",
+                year: 2026,
+                indicator: Some("cataract_surgery"),
+                dimension: None,
+                observed: None,
+                expected: None,
+                message: "m".into(),
+            });
+            rows.finish().unwrap()
+        };
+        let submissions = df!(
+            "township" => ["341124102"],
+            "period" => ["2026-06"],
+            "explanation" => [None::<&str>],
+        )
+        .unwrap();
+        let periods = ["2026-06".to_string()];
+        for severity in [taizhang_model::Severity::Error, taizhang_model::Severity::Warning] {
+            let clock = raw(severity);
+            let finished = checks::finish(std::slice::from_ref(&clock), &submissions).unwrap();
+            assert_eq!(
+                clock_excluded(&clock, &submissions, &periods).unwrap(),
+                excluded_keys(&finished, &periods).unwrap(),
+                "{severity:?}"
+            );
+        }
+        assert_eq!(
+            clock_excluded(&raw(taizhang_model::Severity::Error), &submissions, &periods).unwrap(),
+            vec!["341124102\u{1f}2026-06\u{1f}cataract_surgery".to_string()]
+        );
     }
 
     #[test]

@@ -1204,17 +1204,8 @@ fn compute(
                             ..base.clone()
                         };
                         let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                        // (Finished only when one of them can hold a cell
-                        // out: an error about an indicator.)
-                        let held = match checks::may_hold_out(&clock).map_err(internal("check"))? {
-                            true => memo::excluded_keys(
-                                &checks::finish(std::slice::from_ref(&clock), &m.submissions)
-                                    .map_err(internal("check"))?,
-                                &m.periods,
-                            )
-                            .map_err(internal("check"))?,
-                            false => vec![],
-                        };
+                        let held =
+                            memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
                         if held != m.clock_excluded {
                             tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
                         } else if !batch_end.sink.carry(&m.files)? {
@@ -1704,11 +1695,7 @@ fn compute_batch(
         .and_then(|c| c.str().map(|s| s.iter().flatten().map(str::to_string).collect()))
         .map_err(internal("check"))?;
     periods.sort();
-    let clock_excluded = memo::excluded_keys(
-        &checks::finish(std::slice::from_ref(&clock), &n.submissions).map_err(internal("check"))?,
-        &periods,
-    )
-    .map_err(internal("check"))?;
+    let clock_excluded = memo::clock_excluded(&clock, &n.submissions, &periods).map_err(internal("check"))?;
     let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, quotas, &cfg.def.catalog)
         .map_err(internal("rollup"))?;
     // Alert conditions of the quarantine and the conservation (the
