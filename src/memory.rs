@@ -53,13 +53,7 @@ fn dirty_bytes() -> Option<usize> {
                 let mut value: usize = 0;
                 let mut len = std::mem::size_of::<usize>();
                 let value_ptr: *mut usize = &mut value;
-                let rc = tikv_jemalloc_sys::mallctl(
-                    name.as_ptr(),
-                    value_ptr.cast(),
-                    &mut len,
-                    std::ptr::null_mut(),
-                    0,
-                );
+                let rc = tikv_jemalloc_sys::mallctl(name.as_ptr(), value_ptr.cast(), &mut len, std::ptr::null_mut(), 0);
                 (rc == 0).then_some(value)
             };
             let page = read(c"arenas.page")?;
