@@ -221,11 +221,25 @@ impl Check for Plausibility {
         // period order, their history made in one pass (see [`history`]),
         // then back in period order. A history no row can use (no series
         // longer than `min_history`: a deployment's first months) is not
-        // made.
+        // made. Only the columns the check reads are carried through its
+        // sorts and joins, not all of a batch's facts'.
         let totals = input
             .facts
             .clone()
             .lazy()
+            .select(
+                [
+                    "program",
+                    "township",
+                    "period",
+                    "year",
+                    "indicator",
+                    "dimension",
+                    "value",
+                    "value_raw",
+                ]
+                .map(col),
+            )
             .filter(col("dimension").is_null().and(col("value").is_not_null()))
             .join(
                 months.lazy(),
@@ -233,10 +247,13 @@ impl Check for Plausibility {
                 [col("period")],
                 JoinArgs::new(JoinType::Left),
             )
-            .sort(["period"], SortMultipleOptions::default().with_maintain_order(true));
-        let with_history = match super::longest_history(input.facts, None)? > self.min_history.max(1) {
+            .sort(["period"], SortMultipleOptions::default().with_maintain_order(true))
+            .collect()?;
+        // The series' lengths counted over the totals, not every fact row.
+        let with_history = match super::longest_history(&totals, None)? > self.min_history.max(1) {
             true => history(
                 totals
+                    .lazy()
                     .with_row_index(ORDER, None)
                     .sort(
                         ["township", "indicator", "period"],
@@ -251,7 +268,7 @@ impl Check for Plausibility {
                 names: [ORDER.into(), PER_MONTH.into()].into(),
                 strict: true,
             }),
-            false => totals.with_columns([
+            false => totals.lazy().with_columns([
                 lit(NULL).cast(DataType::Float64).alias("history_max"),
                 lit(NULL).cast(DataType::Int64).alias("history_n"),
             ]),
