@@ -26,6 +26,21 @@ pub fn give_back_over(limit: usize) -> Option<usize> {
     held
 }
 
+/// The process's resident memory now (`VmRSS`), where the system says it
+/// (Linux).
+pub fn resident_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: usize = line
+        .trim_start_matches("VmRSS:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
+
 /// The bytes every arena holds freed and not yet returned (its dirty
 /// pages), fresh as of now.
 fn dirty_bytes() -> Option<usize> {
@@ -91,8 +106,24 @@ pub fn give_back() {
 mod tests {
     use super::give_back_over;
 
+    /// The tests here measure the process's memory: one at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn the_resident_memory_grows_with_what_is_touched() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+        const MIB: usize = 1 << 20;
+        let before = super::resident_bytes().expect("Linux says the resident memory");
+        let block = vec![1u8; 64 * MIB];
+        let during = super::resident_bytes().expect("Linux says the resident memory");
+        assert!(block[64 * MIB - 1] == 1);
+        assert!(during >= before + 48 * MIB, "{before} then {during}");
+        assert!(during < 64 * 1024 * MIB, "a resident size in bytes: {during}");
+    }
+
     #[test]
     fn freed_memory_is_kept_up_to_the_limit_and_given_back_over_it() {
+        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
         const MIB: usize = 1 << 20;
         // 64 MiB in blocks jemalloc keeps in its arenas (not one huge
         // allocation, which goes back at once), every page touched.
