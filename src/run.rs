@@ -1611,10 +1611,11 @@ type ComputedBatch = (memo::Batch, DataFrame, publish::BatchTables);
 
 /// Batches computed at once besides the one being read: two while the
 /// process is under [`SECOND_BATCH_UNDER`] resident, else one. A national
-/// month's batches (every one computed) took 14% less time with two, and
-/// peaked 75 MiB higher; the national year's, computed with a year of
-/// history each, peaked at 928 MiB with two (795-808 with one) and took no
-/// less time (BENCHMARKS.md).
+/// month's first run spent 8.6-10.3 s instead of 12.1-14.3 in its batches
+/// and peaked at 658-688 MiB instead of 646-660; the national year's
+/// November, computed with a year of history, peaked at 867 MiB (807 with
+/// one at a time, 928 with two whatever the memory, for no time saved)
+/// (BENCHMARKS.md).
 fn batches_in_flight() -> usize {
     match crate::memory::resident_bytes() {
         Some(r) if r < SECOND_BATCH_UNDER => 2,
@@ -1623,7 +1624,7 @@ fn batches_in_flight() -> usize {
 }
 
 /// See [`batches_in_flight`].
-const SECOND_BATCH_UNDER: usize = 600 << 20;
+const SECOND_BATCH_UNDER: usize = 720 << 20;
 
 /// What the allocator may keep freed after a computed batch, for the next
 /// one to reuse, before all of it is given back to the system. A national
