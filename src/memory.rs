@@ -81,8 +81,9 @@ fn dirty_bytes() -> Option<usize> {
 }
 
 /// Returns the pages every arena of the allocator holds free to the system
-/// at once, instead of when they have aged (after landing, after a
-/// computed batch, after the batches). Elsewhere a no-op.
+/// at once, instead of when they have aged (after landing and after the
+/// batches; after a computed batch only over a limit, see
+/// [`give_back_over`]). Elsewhere a no-op.
 pub fn give_back() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -1326,11 +1326,12 @@ fn compute(
                     };
                     codes.insert(code.clone());
                     queue.push_back((code, part.period.clone(), batch_failures, work));
-                    // One batch computed on another core while this thread
-                    // carries the batches after it, reads the next computed
-                    // one's rows and then writes the one before: a computed
-                    // batch is finished (waited for, its files written) only
-                    // once the next one is computing, carried ones at once.
+                    // Batches computed on other threads (one or two: see
+                    // `batches_in_flight`) while this thread carries the
+                    // batches after them, reads the next computed one's rows
+                    // and then writes the one before: a computed batch is
+                    // finished (waited for, its files written) only once the
+                    // next one is computing, carried ones at once.
                     loop {
                         let computing = queue.iter().filter(|q| matches!(q.3, Work::Running(_))).count();
                         let front_carried = queue.front().is_some_and(|q| matches!(q.3, Work::Carried(..)));

@@ -182,17 +182,18 @@ fn string_array(ca: &polars::prelude::StringChunked) -> Option<StringArray> {
     let mut offsets: Vec<i32> = Vec::with_capacity(ca.len() + 1);
     offsets.push(0);
     let mut values: Vec<u8> = Vec::with_capacity(bytes);
-    let mut valid = arrow::array::BooleanBufferBuilder::new(if ca.null_count() > 0 { ca.len() } else { 0 });
+    let has_nulls = ca.null_count() > 0;
+    let mut valid = arrow::array::BooleanBufferBuilder::new(if has_nulls { ca.len() } else { 0 });
     for v in ca.iter() {
         if let Some(v) = v {
             values.extend_from_slice(v.as_bytes());
         }
-        if ca.null_count() > 0 {
+        if has_nulls {
             valid.append(v.is_some());
         }
         offsets.push(values.len() as i32);
     }
-    let nulls = (ca.null_count() > 0).then(|| NullBuffer::new(valid.finish()));
+    let nulls = has_nulls.then(|| NullBuffer::new(valid.finish()));
     // The offsets start at 0, never decrease and end at the values' length,
     // and each value is whole UTF-8 (`try_new` checks both again).
     StringArray::try_new(OffsetBuffer::new(ScalarBuffer::from(offsets)), values.into(), nulls).ok()
