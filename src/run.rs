@@ -1102,7 +1102,7 @@ fn compute(
             rolls: Vec::new(),
             had_rows: Default::default(),
             tracker: checks::track::Tracker::new(state.remembered(&p.name)?, now),
-            check_file: publish::check_encoder(),
+            check_file: publish::check_encoder().beside()?,
             check_records: Vec::new(),
         };
         // The batches of this run (the memos of any other are forgotten).
@@ -1354,7 +1354,7 @@ fn compute(
             rolls,
             had_rows,
             tracker,
-            mut check_file,
+            check_file,
             check_records: program_records,
         } = tail;
         candidates.extend(batch_candidates);
@@ -1363,6 +1363,7 @@ fn compute(
         let gone = state.check_rows(&tracker.gone())?;
         drop(tracker);
         let (resolved, resolved_now) = checks::track::resolved(&gone, now).map_err(internal("check"))?;
+        let mut check_file = check_file.finish()?;
         check_file.write(&resolved)?;
         check_records.extend(checks::track::records(&resolved_now).map_err(internal("check"))?);
         let empty = publish::BatchTables {
@@ -1795,8 +1796,9 @@ struct Tail {
     /// The check results, tracked a batch at a time against what the
     /// state remembers, ...
     tracker: checks::track::Tracker,
-    /// ... encoded into the program's `check_results` as they are tracked ...
-    check_file: crate::sinks::parquet::YearEncoder,
+    /// ... encoded into the program's `check_results` as they are tracked
+    /// (on a thread of its own) ...
+    check_file: crate::sinks::parquet::Beside,
     /// ... and those to write back in the commit.
     check_records: Vec<taizhang_model::CheckRecord>,
 }
@@ -1894,7 +1896,7 @@ fn finish_batch(
             summary.check_failures.insert(s.to_string(), 1);
         }
     }
-    tail.check_file.write(&tracked)?;
+    tail.check_file.write(tracked)?;
     tail.check_records
         .extend(checks::track::records(&changed).map_err(internal("check"))?);
     // What a computed batch's threads freed is kept for the next one up to
