@@ -1121,12 +1121,18 @@ fn compute(
                 tail: &mut tail,
                 summary: &mut *summary,
             };
+            // The parts' landings, read a part ahead on a thread of its
+            // own (with its own connection) while this one carries or
+            // starts the batches of the part before.
+            let landings = read_ahead(scope, state, &p.name, &batches)?;
             for (area, reg) in &batches {
                 // The part's landings, read for its batches and
                 // dropped after them (a township not in the registry is
                 // in no batch: only in the program's landings table).
                 let t = std::time::Instant::now();
-                let all = state.landings_of(&p.name, reg.townships.keys().map(String::as_str))?;
+                let all = landings
+                    .recv()
+                    .map_err(|_| RunError::Task(format!("the thread reading the landings of {} stopped", p.name)))??;
                 let current = current_landings(&all);
                 let reports = timeliness::reports(&all, p.deadline_days, &absences);
                 let versions_of = versions_of(&all, &current);
@@ -1401,6 +1407,34 @@ fn compute(
         candidates,
         programs,
     })
+}
+
+/// The landings of each part of `batches` in turn (see
+/// [`State::landings_of`]), read on a thread of `scope` through a second
+/// connection, at most one part ahead of the one received: a part's are
+/// read while the batches of the one before are carried or started. The
+/// thread stops at the first error (given) or when the receiver is gone.
+fn read_ahead<'scope, 'env>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    state: &State,
+    program: &'env str,
+    batches: &'env [(String, crate::registry::Registry)],
+) -> Result<std::sync::mpsc::Receiver<Result<Vec<Landing>, crate::state::StateError>>, RunError> {
+    let reader = state.reader()?;
+    let (give, landings) = std::sync::mpsc::sync_channel(1);
+    std::thread::Builder::new()
+        .name("read landings".into())
+        .spawn_scoped(scope, move || {
+            for (_, reg) in batches {
+                let part = reader.landings_of(program, reg.townships.keys().map(String::as_str));
+                let failed = part.is_err();
+                if give.send(part).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
+    Ok(landings)
 }
 
 /// Where the main thread's time over a program's batches went, logged

@@ -247,6 +247,23 @@ impl State {
         Ok(State { conn, path: p })
     }
 
+    /// A second, read-only connection to the same store, for another
+    /// thread: it sees what this one has committed (write-ahead log), and
+    /// cannot write.
+    pub fn reader(&self) -> Result<State, StateError> {
+        use rusqlite::OpenFlags;
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .and_then(|c| c.execute_batch("PRAGMA busy_timeout=5000;").map(|()| c))
+        .map_err(|e| self.err(e))?;
+        Ok(State {
+            conn,
+            path: self.path.clone(),
+        })
+    }
+
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),
@@ -1265,6 +1282,20 @@ mod tests {
         );
         assert_eq!(keys_of("q").len(), 1);
         assert!(keys_of("none").is_empty());
+    }
+
+    #[test]
+    fn a_reader_sees_what_is_committed_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(dir.path()).unwrap();
+        st.record_landing(&landing("341124101")).unwrap();
+        let reader = st.reader().unwrap();
+        let seen = |r: &State| r.landings_of("p", ["341124101", "341124102"]).unwrap().len();
+        assert_eq!(seen(&reader), 1);
+        st.record_landing(&landing("341124102")).unwrap();
+        assert_eq!(seen(&reader), 2);
+        assert!(reader.record_landing(&landing("341124103")).is_err(), "read only");
+        assert_eq!(st.landings("p").unwrap().len(), 2);
     }
 
     #[test]
