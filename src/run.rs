@@ -231,6 +231,7 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
                     period: period.to_string(),
                     url,
                     validators: None,
+                    described: None,
                 });
             }
         }
@@ -435,7 +436,7 @@ fn land(
             }
         }
         FetchOutcome::NotModified => {
-            if state.still_served(&t.pipeline, &t.township, &t.period, now)? {
+            if state.still_served(&t.pipeline, &t.township, &t.period, t.described.as_deref(), now)? {
                 summary.not_modified += 1;
             } else {
                 // The portal says unchanged, but what it describes is not
@@ -2113,15 +2114,16 @@ pub async fn run_with<S: Source + Clone + 'static>(
             .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
             .collect();
         for p in &programs {
-            for (township, period, v) in state.validators(p)? {
+            for (township, period, v, sha) in state.validators(p)? {
                 if let Some(&i) = at.get(&(p.as_str(), township.as_str(), period.as_str())) {
-                    found.push((i, v));
+                    found.push((i, v, sha));
                 }
             }
         }
     }
-    for (i, v) in found {
+    for (i, v, sha) in found {
         targets[i].validators = Some(v);
+        targets[i].described = Some(sha);
     }
     let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
     let raw = RawStore::new(&wh);

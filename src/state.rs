@@ -66,7 +66,8 @@ pub struct Commit<'a> {
 
 /// What the portal said of a report's body landed last: (township, period,
 /// validators).
-pub type ReportValidators = (String, String, crate::sources::Validators);
+/// (township, period, its validators, the sha256 of the landed body they describe).
+pub type ReportValidators = (String, String, crate::sources::Validators, String);
 
 /// The open state store.
 pub struct State {
@@ -842,7 +843,7 @@ impl State {
     pub fn validators(&self, pipeline: &str) -> Result<Vec<ReportValidators>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT township, period, etag, last_modified FROM validators WHERE pipeline = ?1")
+            .prepare("SELECT township, period, etag, last_modified, sha256 FROM validators WHERE pipeline = ?1")
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![pipeline], |r| {
@@ -853,6 +854,7 @@ impl State {
                         etag: r.get(2)?,
                         last_modified: r.get(3)?,
                     },
+                    r.get(4)?,
                 ))
             })
             .map_err(|e| self.err(e))?;
@@ -861,25 +863,39 @@ impl State {
 
     /// A 304 for (township, period): the body its validators describe is
     /// still served; it was fetched (seen) again at `at`. False when that
-    /// body is not landed (its validators are then dropped).
+    /// body is not landed (its validators are then dropped). `described`
+    /// is the sha256 the validators were read with at the start of the run
+    /// (see [`State::validators`]); None: looked up.
     pub fn still_served(
         &self,
         pipeline: &str,
         township: &str,
         period: &str,
+        described: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError> {
-        // Called once per report a night (a national month: 41,352 times):
-        // the statements are prepared once.
-        let n = self
-            .conn
-            .prepare_cached(
-                "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?4)
-                 WHERE pipeline = ?1 AND township = ?2 AND period = ?3
-                   AND sha256 = (SELECT sha256 FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3)",
-            )
-            .and_then(|mut s| s.execute(params![pipeline, township, period, ts(&at)]))
-            .map_err(|e| self.err(e))?;
+        // Called once per report a night (a national year: 455,000 times):
+        // the statements are prepared once, and the body is looked up by
+        // its key when the run knows it (a third less time than through
+        // the validators).
+        let n = match described {
+            Some(sha) => self
+                .conn
+                .prepare_cached(
+                    "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?5)
+                     WHERE pipeline = ?1 AND township = ?2 AND period = ?3 AND sha256 = ?4",
+                )
+                .and_then(|mut s| s.execute(params![pipeline, township, period, sha, ts(&at)])),
+            None => self
+                .conn
+                .prepare_cached(
+                    "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?4)
+                     WHERE pipeline = ?1 AND township = ?2 AND period = ?3
+                       AND sha256 = (SELECT sha256 FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3)",
+                )
+                .and_then(|mut s| s.execute(params![pipeline, township, period, ts(&at)])),
+        }
+        .map_err(|e| self.err(e))?;
         if n == 0 {
             self.set_validators(pipeline, township, period, None)?;
         } else {
@@ -1282,6 +1298,66 @@ mod tests {
         );
         assert_eq!(keys_of("q").len(), 1);
         assert!(keys_of("none").is_empty());
+    }
+
+    #[test]
+    fn a_body_still_served_is_seen_again_found_by_its_validators_or_by_the_sha_they_described() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(dir.path()).unwrap();
+        let v = crate::sources::Validators {
+            etag: Some("\"e1\"".into()),
+            last_modified: None,
+        };
+        for township in ["341124101", "341124102"] {
+            st.record_landing(&landing(township)).unwrap();
+            st.set_validators("p", township, "2026-06", Some((&v, &format!("sha-{township}"))))
+                .unwrap();
+        }
+        // What a run reads when it begins: each target's validators and the body they describe.
+        let read = st.validators("p").unwrap();
+        assert_eq!(read.len(), 2);
+        assert!(
+            read.iter()
+                .all(|(t, p, got, sha)| p == "2026-06" && *got == v && *sha == format!("sha-{t}"))
+        );
+        let last = |township: &str| {
+            let all = st.landings("p").unwrap();
+            all.into_iter()
+                .find(|l| l.township == township)
+                .unwrap()
+                .last_fetched_at
+        };
+        let later = t("2026-07-11T00:00:00Z");
+        // Found through the validators, or by the sha the run was told.
+        assert!(st.still_served("p", "341124101", "2026-06", None, later).unwrap());
+        assert!(
+            st.still_served("p", "341124102", "2026-06", Some("sha-341124102"), later)
+                .unwrap()
+        );
+        assert_eq!((last("341124101"), last("341124102")), (later, later));
+        // Never moved back by an earlier clock.
+        assert!(
+            st.still_served(
+                "p",
+                "341124102",
+                "2026-06",
+                Some("sha-341124102"),
+                t("2026-07-01T00:00:00Z")
+            )
+            .unwrap()
+        );
+        assert_eq!(last("341124102"), later);
+        // A sha that is not landed (a state restored from an older backup):
+        // not served, and its validators are dropped so that the next run
+        // downloads the report whole.
+        let even_later = t("2026-07-12T00:00:00Z");
+        assert!(
+            !st.still_served("p", "341124102", "2026-06", Some("sha-other"), even_later)
+                .unwrap()
+        );
+        assert_eq!(last("341124102"), later);
+        let left: Vec<String> = st.validators("p").unwrap().into_iter().map(|r| r.0).collect();
+        assert_eq!(left, ["341124101"]);
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct FetchTarget {
     /// back (If-None-Match / If-Modified-Since) so that an unchanged report
     /// is not downloaded again.
     pub validators: Option<Validators>,
+    /// The sha256 of the landed body `validators` describe, as the state
+    /// said when the run began (a 304 means that body is still served).
+    pub described: Option<String>,
 }
 
 /// HTTP cache validators of a response.
