@@ -103,6 +103,12 @@ struct Strs {
 }
 
 impl Strs {
+    /// Room for `rows` more values of about `bytes` bytes each.
+    fn reserve(&mut self, rows: usize, bytes: usize) {
+        self.buf.reserve(rows * bytes);
+        self.ends.reserve(rows);
+    }
+
     fn push(&mut self, v: &str) {
         self.buf.push_str(v);
         self.ends.push(Some(self.buf.len()));
@@ -128,15 +134,12 @@ impl Strs {
 
     /// The column, without nulls (every value was pushed with `push`).
     fn column(&self, name: &str) -> Column {
-        Column::new(
-            name.into(),
-            self.iter().map(Option::unwrap_or_default).collect::<Vec<&str>>(),
-        )
+        StringChunked::from_iter_values(name.into(), self.iter().map(Option::unwrap_or_default)).into_column()
     }
 
     /// The column, with its nulls.
     fn column_opt(&self, name: &str) -> Column {
-        Column::new(name.into(), self.iter().collect::<Vec<Option<&str>>>())
+        StringChunked::from_iter_options(name.into(), self.iter()).into_column()
     }
 }
 
@@ -160,6 +163,37 @@ struct Facts {
     version: Vec<Option<i64>>,
     index: Vec<i64>,
     extracted: Vec<bool>,
+}
+
+impl Facts {
+    /// Room for `rows` more facts (a group of bodies' values, counted
+    /// before they are normalized: no column grows a value at a time).
+    fn reserve(&mut self, program: &str, rows: usize) {
+        // Bytes of a value: the code's (9-digit township, 6-digit county,
+        // 2026-06, a hex sha256), or about what the catalog and townships write.
+        for (column, bytes) in [
+            (&mut self.program, program.len()),
+            (&mut self.township, 9),
+            (&mut self.county, 6),
+            (&mut self.period, 7),
+            (&mut self.indicator, 16),
+            (&mut self.dimension, 8),
+            (&mut self.category, 8),
+            (&mut self.unit, 4),
+            (&mut self.value_raw, 6),
+            (&mut self.sha, 64),
+        ] {
+            column.reserve(rows, bytes);
+        }
+        self.year.reserve(rows);
+        self.value.reserve(rows);
+        self.approx.reserve(rows);
+        self.missing.reserve(rows);
+        self.submitted_at.reserve(rows);
+        self.version.reserve(rows);
+        self.index.reserve(rows);
+        self.extracted.reserve(rows);
+    }
 }
 
 #[derive(Default)]
@@ -483,6 +517,12 @@ pub fn normalize_parsed_many(
     landed: &[(&Landing, &Result<Submission, crate::submission::ParseError>)],
 ) -> PolarsResult<Normalized> {
     let mut acc = Acc::default();
+    let values: usize = landed
+        .iter()
+        .filter_map(|(_, parsed)| parsed.as_ref().ok())
+        .map(|sub| sub.values.len().min(limits.max_values))
+        .sum();
+    acc.f.reserve(&pipeline.name, values);
     for (landing, parsed) in landed {
         acc.add(pipeline, catalog, registry, limits, landing, 1, parsed);
     }
@@ -1055,7 +1095,8 @@ fn cell_of<'c>(
             Cell::Text(t) => Some(t),
             _ => None,
         })
-        .find(|t| t.chars().count() > limits.max_text_chars);
+        // No more characters than bytes: counted only when it could be over.
+        .find(|t| t.len() > limits.max_text_chars && t.chars().count() > limits.max_text_chars);
     if let Some(t) = too_long {
         return Err(format!(
             "a field is {} characters long, over the limit of {}",
@@ -1080,8 +1121,8 @@ type Labels = (Option<String>, Option<String>, Option<String>);
 /// get the same [`CellId`]: one cell, one id.
 #[derive(Default)]
 struct CellCache<'c> {
-    hasher: std::hash::RandomState,
-    by_hash: HashMap<u64, Vec<(Labels, CellId)>>,
+    hasher: PlRandomState,
+    by_hash: PlHashMap<u64, Vec<(Labels, CellId)>>,
     resolved: Vec<ResolvedCell<'c>>,
     /// Each distinct cell's id (two spellings of one cell share it).
     ids: HashMap<Cellkey, CellId>,
