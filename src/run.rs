@@ -1422,7 +1422,8 @@ fn read_ahead<'scope, 'env>(
     batches: &'env [(String, crate::registry::Registry)],
 ) -> Result<std::sync::mpsc::Receiver<Result<Vec<Landing>, crate::state::StateError>>, RunError> {
     let reader = state.reader()?;
-    let (give, landings) = std::sync::mpsc::sync_channel(1);
+    // A rendezvous: the next part is read, then handed over when asked for.
+    let (give, landings) = std::sync::mpsc::sync_channel(0);
     std::thread::Builder::new()
         .name("read landings".into())
         .spawn_scoped(scope, move || {
