@@ -631,6 +631,52 @@ fn an_explanation_holds_in_what_may_be_explained_and_never_an_impossible_value()
     );
 }
 
+/// A mobile number written where a count goes is an impossible value, and
+/// its messages (which reach alerts and chat groups) mask it as every echo
+/// of what a township wrote is masked.
+#[test]
+fn a_phone_number_written_as_a_count_is_masked_in_its_message() {
+    let cfg = config();
+    let docs = [(
+        "341124102",
+        "2026-05",
+        json!({"period": "2026-05", "values": [
+            {"indicator": "白内障复明手术", "value": 13812345678i64},
+            {"indicator": "残疾人证核发", "value": 250}]}),
+    )];
+    let n = normalized(&cfg, &docs);
+    let r = crate::fixtures::checked(&cfg, &n, "2026-06-10T00:00:00Z");
+    let messages: Vec<String> = r
+        .column("message")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect();
+    let about = |what: &str| {
+        let mine = messages
+            .iter()
+            .filter(|m| m.contains("(341124102)") && m.contains(what));
+        mine.cloned().collect::<Vec<_>>()
+    };
+    let phone = about("白内障复明手术");
+    assert!(!phone.is_empty(), "{messages:#?}");
+    assert!(
+        phone
+            .iter()
+            .all(|m| m.contains("138********") && !m.contains("13812345678")),
+        "{phone:#?}"
+    );
+    // (An ID card number is too large to be read as a number: its value
+    // is quarantined, its text masked, as `normalize` tests.)
+    // Counts are not numbers to mask.
+    assert_eq!(super::num(250.0), "250");
+    assert_eq!(super::num(12345678901.0), "12345678901", "11 digits not a mobile");
+    assert_eq!(super::num(4.567), "4.57");
+}
+
 #[test]
 fn a_year_reported_without_quotas_says_progress_is_not_checked() {
     let cfg = config();

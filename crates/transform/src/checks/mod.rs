@@ -658,7 +658,14 @@ pub fn township_label(registry: &Registry, code: &str) -> String {
     }
 }
 
-/// Formats a number for a message.
+/// Formats a number for a message. A number a township wrote where a
+/// count or an amount goes can be a mobile or ID card number (a value
+/// `13812345678`): masked like every echo of what townships write, since
+/// messages reach alerts and chat groups.
 pub fn num(x: f64) -> String {
-    crate::submission::format_number((x * 100.0).round() / 100.0)
+    let text = crate::submission::format_number((x * 100.0).round() / 100.0);
+    match crate::submission::mask_personal(&text) {
+        std::borrow::Cow::Borrowed(_) => text,
+        std::borrow::Cow::Owned(masked) => masked,
+    }
 }
