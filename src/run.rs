@@ -1068,6 +1068,9 @@ fn compute(
     let mut check_records = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
+    // What the state remembers of each program's check results, read on a
+    // thread of its own while this one splits the registry.
+    let remembered = read_remembered(state, kept.values().map(|(p, _)| p.name.clone()).collect())?;
     let decisions = &state.review_decisions()?;
     let batches = batches(&cfg.def.registry, BATCH_TOWNSHIPS);
     for (p, kept) in kept.values_mut() {
@@ -1102,7 +1105,12 @@ fn compute(
             candidates: Vec::new(),
             rolls: Vec::new(),
             had_rows: Default::default(),
-            tracker: checks::track::Tracker::new(state.remembered(&p.name)?, now),
+            tracker: checks::track::Tracker::new(
+                remembered
+                    .recv()
+                    .map_err(|_| RunError::Task(format!("the thread reading what {} remembers stopped", p.name)))??,
+                now,
+            ),
             check_file: publish::check_encoder().beside()?,
             check_records: Vec::new(),
         };
@@ -1437,6 +1445,36 @@ fn read_ahead<'scope, 'env>(
         })
         .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
     Ok(landings)
+}
+
+/// What the state remembers of each of `programs`' check results (see
+/// [`State::remembered`]), in that order, read on a thread of its own
+/// through a second connection, one program ahead of the one received:
+/// the next is read when the one before is asked for. The thread stops at
+/// the first error (given) or when the receiver is gone.
+fn read_remembered(
+    state: &State,
+    programs: Vec<String>,
+) -> Result<std::sync::mpsc::Receiver<Result<Vec<checks::track::Remembered>, crate::state::StateError>>, RunError> {
+    let reader = state.reader()?;
+    let (give, remembered) = std::sync::mpsc::sync_channel(0);
+    std::thread::Builder::new()
+        .name("read remembered".into())
+        .spawn(move || {
+            for p in programs {
+                let results = reader.remembered(&p);
+                let failed = results.is_err();
+                if give.send(results).is_err() || failed {
+                    break;
+                }
+            }
+        })
+        .map_err(|e| {
+            RunError::Task(format!(
+                "cannot start a thread to read the remembered check results: {e}"
+            ))
+        })?;
+    Ok(remembered)
 }
 
 /// Where the main thread's time over a program's batches went, logged
