@@ -517,10 +517,14 @@ pub fn normalize_parsed_many(
     landed: &[(&Landing, &Result<Submission, crate::submission::ParseError>)],
 ) -> PolarsResult<Normalized> {
     let mut acc = Acc::default();
+    // A body over the limit is quarantined whole: it makes no fact row,
+    // and sizes nothing (a hostile group would otherwise reserve 256 ×
+    // the limit for none).
     let values: usize = landed
         .iter()
         .filter_map(|(_, parsed)| parsed.as_ref().ok())
-        .map(|sub| sub.values.len().min(limits.max_values))
+        .map(|sub| sub.values.len())
+        .filter(|&n| n <= limits.max_values)
         .sum();
     acc.f.reserve(&pipeline.name, values);
     for (landing, parsed) in landed {
