@@ -436,7 +436,13 @@ fn land(
             }
         }
         FetchOutcome::NotModified => {
-            if state.still_served(&t.pipeline, &t.township, &t.period, t.described.as_deref(), now)? {
+            // A 304 answers validators, read with the sha of the body they
+            // describe (none: nothing of it can be landed here).
+            let served = match t.described.as_deref() {
+                Some(sha) => state.still_served(&t.pipeline, &t.township, &t.period, sha, now)?,
+                None => false,
+            };
+            if served {
                 summary.not_modified += 1;
             } else {
                 // The portal says unchanged, but what it describes is not
@@ -1435,13 +1441,9 @@ fn read_ahead<'scope, 'env>(
     std::thread::Builder::new()
         .name("read landings".into())
         .spawn_scoped(scope, move || {
-            for (_, reg) in batches {
-                let part = reader.landings_of(program, reg.townships.keys().map(String::as_str));
-                let failed = part.is_err();
-                if give.send(part).is_err() || failed {
-                    break;
-                }
-            }
+            hand_over(batches, give, |(_, reg)| {
+                reader.landings_of(program, reg.townships.keys().map(String::as_str))
+            })
         })
         .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
     Ok(landings)
@@ -1460,21 +1462,30 @@ fn read_remembered(
     let (give, remembered) = std::sync::mpsc::sync_channel(0);
     std::thread::Builder::new()
         .name("read remembered".into())
-        .spawn(move || {
-            for p in programs {
-                let results = reader.remembered(&p);
-                let failed = results.is_err();
-                if give.send(results).is_err() || failed {
-                    break;
-                }
-            }
-        })
+        .spawn(move || hand_over(programs, give, |p| reader.remembered(&p)))
         .map_err(|e| {
             RunError::Task(format!(
                 "cannot start a thread to read the remembered check results: {e}"
             ))
         })?;
     Ok(remembered)
+}
+
+/// Reads each of `items` in turn and gives what was read on `give` (a
+/// rendezvous: the next is read while the one before is worked on), until
+/// the first error (given) or until the receiver is gone.
+fn hand_over<I, T, E>(
+    items: impl IntoIterator<Item = I>,
+    give: std::sync::mpsc::SyncSender<Result<T, E>>,
+    mut read: impl FnMut(I) -> Result<T, E>,
+) {
+    for item in items {
+        let got = read(item);
+        let failed = got.is_err();
+        if give.send(got).is_err() || failed {
+            break;
+        }
+    }
 }
 
 /// Where the main thread's time over a program's batches went, logged

@@ -861,41 +861,29 @@ impl State {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
-    /// A 304 for (township, period): the body its validators describe is
-    /// still served; it was fetched (seen) again at `at`. False when that
-    /// body is not landed (its validators are then dropped). `described`
-    /// is the sha256 the validators were read with at the start of the run
-    /// (see [`State::validators`]); None: looked up.
+    /// A 304 for (township, period): the body its validators describe,
+    /// `described` (the sha256 read with them when the run began, see
+    /// [`State::validators`]), is still served; it was fetched (seen) again
+    /// at `at`. False when that body is not landed (its validators are then
+    /// dropped).
     pub fn still_served(
         &self,
         pipeline: &str,
         township: &str,
         period: &str,
-        described: Option<&str>,
+        described: &str,
         at: DateTime<Utc>,
     ) -> Result<bool, StateError> {
         // Called once per report a night (a national year: 455,000 times):
-        // the statements are prepared once, and the body is looked up by
-        // its key when the run knows it (a third less time than through
-        // the validators).
-        let n = match described {
-            Some(sha) => self
-                .conn
-                .prepare_cached(
-                    "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?5)
-                     WHERE pipeline = ?1 AND township = ?2 AND period = ?3 AND sha256 = ?4",
-                )
-                .and_then(|mut s| s.execute(params![pipeline, township, period, sha, ts(&at)])),
-            None => self
-                .conn
-                .prepare_cached(
-                    "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?4)
-                     WHERE pipeline = ?1 AND township = ?2 AND period = ?3
-                       AND sha256 = (SELECT sha256 FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3)",
-                )
-                .and_then(|mut s| s.execute(params![pipeline, township, period, ts(&at)])),
-        }
-        .map_err(|e| self.err(e))?;
+        // the statements are prepared once, the body looked up by its key.
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE landings SET last_fetched_at = max(last_fetched_at, ?5)
+                 WHERE pipeline = ?1 AND township = ?2 AND period = ?3 AND sha256 = ?4",
+            )
+            .and_then(|mut s| s.execute(params![pipeline, township, period, described, ts(&at)]))
+            .map_err(|e| self.err(e))?;
         if n == 0 {
             self.set_validators(pipeline, township, period, None)?;
         } else {
@@ -1301,7 +1289,7 @@ mod tests {
     }
 
     #[test]
-    fn a_body_still_served_is_seen_again_found_by_its_validators_or_by_the_sha_they_described() {
+    fn a_body_still_served_is_seen_again_by_the_sha_its_validators_described() {
         let dir = tempfile::tempdir().unwrap();
         let st = State::open(dir.path()).unwrap();
         let v = crate::sources::Validators {
@@ -1328,23 +1316,15 @@ mod tests {
                 .last_fetched_at
         };
         let later = t("2026-07-11T00:00:00Z");
-        // Found through the validators, or by the sha the run was told.
-        assert!(st.still_served("p", "341124101", "2026-06", None, later).unwrap());
-        assert!(
-            st.still_served("p", "341124102", "2026-06", Some("sha-341124102"), later)
-                .unwrap()
-        );
+        // Found by the sha the run read with the validators.
+        for (township, _, _, sha) in &read {
+            assert!(st.still_served("p", township, "2026-06", sha, later).unwrap());
+        }
         assert_eq!((last("341124101"), last("341124102")), (later, later));
         // Never moved back by an earlier clock.
         assert!(
-            st.still_served(
-                "p",
-                "341124102",
-                "2026-06",
-                Some("sha-341124102"),
-                t("2026-07-01T00:00:00Z")
-            )
-            .unwrap()
+            st.still_served("p", "341124102", "2026-06", "sha-341124102", t("2026-07-01T00:00:00Z"))
+                .unwrap()
         );
         assert_eq!(last("341124102"), later);
         // A sha that is not landed (a state restored from an older backup):
@@ -1352,7 +1332,7 @@ mod tests {
         // downloads the report whole.
         let even_later = t("2026-07-12T00:00:00Z");
         assert!(
-            !st.still_served("p", "341124102", "2026-06", Some("sha-other"), even_later)
+            !st.still_served("p", "341124102", "2026-06", "sha-other", even_later)
                 .unwrap()
         );
         assert_eq!(last("341124102"), later);

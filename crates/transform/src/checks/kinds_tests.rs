@@ -646,15 +646,7 @@ fn a_phone_number_written_as_a_count_is_masked_in_its_message() {
     )];
     let n = normalized(&cfg, &docs);
     let r = crate::fixtures::checked(&cfg, &n, "2026-06-10T00:00:00Z");
-    let messages: Vec<String> = r
-        .column("message")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .map(str::to_string)
-        .collect();
+    let messages = col_str(&r, "message");
     let about = |what: &str| {
         let mine = messages
             .iter()
