@@ -101,7 +101,7 @@ impl Kept {
         }
         let dir = base.join(fingerprint);
         crate::private::dir(&dir).map_err(|e| err(&dir, e))?;
-        let mut kept = Kept::at(state_dir, program, fingerprint);
+        let mut kept = Kept::unread(state_dir, program, fingerprint);
         for e in std::fs::read_dir(&dir).map_err(|e| err(&dir, e))?.flatten() {
             if e.file_name().to_string_lossy().contains(".tmp-") {
                 std::fs::remove_file(e.path()).map_err(|x| err(&e.path(), x))?;
@@ -114,7 +114,14 @@ impl Kept {
     /// The store of `program` for `fingerprint`, read-only: nothing is
     /// created or removed (for plans).
     pub fn at(state_dir: &Path, program: &str, fingerprint: &str) -> Kept {
-        let mut kept = Kept {
+        let mut kept = Kept::unread(state_dir, program, fingerprint);
+        kept.load_index();
+        kept
+    }
+
+    /// The store of `program` for `fingerprint`, its index not read yet.
+    fn unread(state_dir: &Path, program: &str, fingerprint: &str) -> Kept {
+        Kept {
             dir: state_dir.join("normalized").join(program).join(fingerprint),
             index: HashMap::new(),
             pending: vec![],
@@ -123,9 +130,7 @@ impl Kept {
             next: 1,
             cached: None,
             chunk_landings: CHUNK_LANDINGS,
-        };
-        kept.load_index();
-        kept
+        }
     }
 
     fn path(&self, chunk: u64, part: &str) -> PathBuf {
@@ -147,10 +152,14 @@ impl Kept {
                 continue;
             };
             self.next = self.next.max(n + 1);
-            let Some(subs) = std::fs::File::open(e.path())
-                .ok()
-                .and_then(|f| ParquetReader::new(f).finish().ok())
-            else {
+            // The two key columns only: a national year's index is read
+            // from 455,000 submissions' rows at the start of every run.
+            let Some(subs) = std::fs::File::open(e.path()).ok().and_then(|f| {
+                ParquetReader::new(f)
+                    .with_columns(Some(vec!["township".into(), "source_sha256".into()]))
+                    .finish()
+                    .ok()
+            }) else {
                 continue;
             };
             let (Ok(t), Ok(s)) = (subs.column("township"), subs.column("source_sha256")) else {

@@ -1063,6 +1063,7 @@ fn batch_rows(
 fn compute(
     cfg: &Loaded,
     state: &State,
+    remembered: Remembered,
     raw: &RawStore,
     kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
     sink: &mut dyn TableSink,
@@ -1074,9 +1075,6 @@ fn compute(
     let mut check_records = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
-    // What the state remembers of each program's check results, read on a
-    // thread of its own while this one splits the registry.
-    let remembered = read_remembered(state, kept.values().map(|(p, _)| p.name.clone()).collect())?;
     let decisions = &state.review_decisions()?;
     let batches = batches(&cfg.def.registry, BATCH_TOWNSHIPS);
     for (p, kept) in kept.values_mut() {
@@ -1449,15 +1447,16 @@ fn read_ahead<'scope, 'env>(
     Ok(landings)
 }
 
+/// Each program's remembered check results, in the order of the kept
+/// stores (see [`read_remembered`]).
+type Remembered = std::sync::mpsc::Receiver<Result<Vec<checks::track::Remembered>, crate::state::StateError>>;
+
 /// What the state remembers of each of `programs`' check results (see
 /// [`State::remembered`]), in that order, read on a thread of its own
 /// through a second connection, one program ahead of the one received:
 /// the next is read when the one before is asked for. The thread stops at
 /// the first error (given) or when the receiver is gone.
-fn read_remembered(
-    state: &State,
-    programs: Vec<String>,
-) -> Result<std::sync::mpsc::Receiver<Result<Vec<checks::track::Remembered>, crate::state::StateError>>, RunError> {
+fn read_remembered(state: &State, programs: Vec<String>) -> Result<Remembered, RunError> {
     let reader = state.reader()?;
     let (give, remembered) = std::sync::mpsc::sync_channel(0);
     std::thread::Builder::new()
@@ -2152,65 +2151,85 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
-    // Conditional requests: what the portal said of each body landed last,
-    // given to its target (found by borrowed keys: a national year plans
-    // 455,000 targets, each once in the plan).
-    let mut targets = targets;
-    let mut found = Vec::new();
-    {
-        let at: polars::prelude::PlHashMap<(&str, &str, &str), usize> = targets
-            .iter()
-            .enumerate()
-            .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
-            .collect();
-        for p in &programs {
-            for (township, period, v, sha) in state.validators(p)? {
-                if let Some(&i) = at.get(&(p.as_str(), township.as_str(), period.as_str())) {
-                    found.push((i, v, sha));
+    // Read aside while this thread reads the validators and starts the run
+    // (a national year's are 455,000 rows each): the kept normalizations'
+    // indexes and the keys of what is landed (hashed: a national year's
+    // 455,000 keys as four strings each were ~130 MB while landing; a body
+    // taken for landed by a collision is parsed by the landing thread,
+    // which asks the state).
+    let landed_key = |p: &str, t: &str, period: &str, sha: &str| crate::kept::hash_of(&[p, t, period, sha]);
+    let (reader, names, mut targets) = (state.reader()?, &programs, targets);
+    let (mut kept, landed, raw, snaps, run_id) = std::thread::scope(|scope| -> Result<_, RunError> {
+        let aside = std::thread::Builder::new()
+            .name("open kept".into())
+            .spawn_scoped(scope, move || -> Result<_, RunError> {
+                let kept = kept_stores(cfg, opts)?;
+                let mut landed = std::collections::HashSet::new();
+                for p in names {
+                    reader.landed_keys(p, |township, period, sha256| {
+                        landed.insert(landed_key(p, township, period, sha256));
+                    })?;
+                }
+                landed.shrink_to_fit();
+                Ok((kept, landed))
+            })
+            .map_err(|e| RunError::Task(format!("cannot start a thread to open the kept normalizations: {e}")))?;
+        // Conditional requests: what the portal said of each body landed last,
+        // given to its target (found by borrowed keys: a national year plans
+        // 455,000 targets, each once in the plan).
+        let mut found = Vec::new();
+        {
+            let at: polars::prelude::PlHashMap<(&str, &str, &str), usize> = targets
+                .iter()
+                .enumerate()
+                .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
+                .collect();
+            for p in &programs {
+                for (township, period, v, sha) in state.validators(p)? {
+                    if let Some(&i) = at.get(&(p.as_str(), township.as_str(), period.as_str())) {
+                        found.push((i, v, sha));
+                    }
                 }
             }
         }
-    }
-    for (i, v, sha) in found {
-        targets[i].validators = Some(v);
-        targets[i].described = Some(sha);
-    }
-    let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
-    let raw = RawStore::new(&wh);
-    let recovery = snaps.recover(state.published_snapshot()?)?;
-    let leftovers = raw.clear_leftovers()?;
-    if recovery != Recovery::default() || leftovers > 0 {
-        tracing::warn!(
-            staging_removed = recovery.staging_removed,
-            uncommitted_removed = recovery.uncommitted_removed,
-            rolled_forward = recovery.rolled_forward,
-            raw_leftovers = leftovers,
-            "An earlier run was interrupted; its leftovers were cleaned up."
-        );
-    }
-    let all: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
-    state.adopt_legacy_alerts(&all, opts.now)?;
-    let run_id = state.start_run(Utc::now(), opts.now)?;
+        for (i, v, sha) in found {
+            targets[i].validators = Some(v);
+            targets[i].described = Some(sha);
+        }
+        let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
+        let raw = RawStore::new(&wh);
+        let recovery = snaps.recover(state.published_snapshot()?)?;
+        let leftovers = raw.clear_leftovers()?;
+        if recovery != Recovery::default() || leftovers > 0 {
+            tracing::warn!(
+                staging_removed = recovery.staging_removed,
+                uncommitted_removed = recovery.uncommitted_removed,
+                rolled_forward = recovery.rolled_forward,
+                raw_leftovers = leftovers,
+                "An earlier run was interrupted; its leftovers were cleaned up."
+            );
+        }
+        let all: Vec<String> = cfg.def.pipelines.iter().map(|p| p.name.clone()).collect();
+        state.adopt_legacy_alerts(&all, opts.now)?;
+        let run_id = state.start_run(Utc::now(), opts.now)?;
 
-    let mut kept = kept_stores(cfg, opts)?;
+        let (kept, landed) = aside
+            .join()
+            .map_err(|_| RunError::Task("opening the kept normalizations panicked".into()))??;
+        Ok((kept, landed, raw, snaps, run_id))
+    })?;
+    // What each program's check results were when the last run committed,
+    // read on a thread of its own while the reports are fetched and landed
+    // (only a run's commit changes them).
+    let remembered = read_remembered(&state, kept.values().map(|(p, _)| p.name.clone()).collect())?;
+
     let concurrency = cfg.settings.http.concurrency;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let def = cfg.def.clone();
     let storer: Storer = {
         let (def, limits, raw) = (def.clone(), cfg.settings.limits.read(), raw.clone());
         // What is landed already is not parsed again (a portal without
-        // validators serves the same bytes every night). Hashed: a national
-        // year's 455,000 keys as four strings each were ~130 MB while
-        // landing; a body taken for landed by a collision is parsed by the
-        // landing thread, which asks the state.
-        let landed_key = |p: &str, t: &str, period: &str, sha: &str| crate::kept::hash_of(&[p, t, period, sha]);
-        let mut landed = std::collections::HashSet::new();
-        for p in &programs {
-            state.landed_keys(p, |township, period, sha256| {
-                landed.insert(landed_key(p, township, period, sha256));
-            })?;
-        }
-        landed.shrink_to_fit();
+        // validators serves the same bytes every night).
         Arc::new(move |t: &FetchTarget, body: &[u8]| {
             let sha256 = raw.put(body)?;
             let known = landed.contains(&landed_key(&t.pipeline, &t.township, &t.period, &sha256));
@@ -2315,6 +2334,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let c = compute(
         cfg,
         &state,
+        remembered,
         &raw,
         &mut kept,
         &mut staging,
