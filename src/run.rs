@@ -1401,12 +1401,9 @@ fn compute(
         crate::memory::give_back();
         memo.retain(&codes);
         // Every landing of the program, for its landings table: read again
-        // now that the batches' rows are gone.
-        let all = state.landings(&p.name)?;
-        let current = current_landings(&all);
-        let reports = timeliness::reports(&all, p.deadline_days, &absences);
-        let versions = timeliness::of_landings(&all, &reports);
-        let landings = landings_frame(&all, &current, &versions).map_err(internal("land"))?;
+        // now that the batches' rows are gone (not beside the rollups: the
+        // year's November peaked 100 MiB higher).
+        let landings = landings_table(state, p, &absences)?;
         programs.push((
             p.name.clone(),
             publish::ProgramTables {
@@ -1420,6 +1417,20 @@ fn compute(
         candidates,
         programs,
     })
+}
+
+/// A program's landings table: every landing it has, whether it is the
+/// current version and when it came (see [`timeliness`]).
+fn landings_table(
+    state: &State,
+    p: &Pipeline,
+    absences: &std::collections::HashMap<(String, String), DateTime<Utc>>,
+) -> Result<DataFrame, RunError> {
+    let all = state.landings(&p.name)?;
+    let current = current_landings(&all);
+    let reports = timeliness::reports(&all, p.deadline_days, absences);
+    let versions = timeliness::of_landings(&all, &reports);
+    landings_frame(&all, &current, &versions).map_err(internal("land"))
 }
 
 /// The landings of each part of `batches` in turn (see
