@@ -82,6 +82,10 @@ struct RunArgs {
     /// change since the last run (which are otherwise carried over).
     #[arg(long)]
     recompute: bool,
+    /// Ask for every report, those of settled periods too (a program's
+    /// `revisit_after_days`), as on the day each is due.
+    #[arg(long)]
+    revisit_all: bool,
 }
 
 impl RunArgs {
@@ -100,6 +104,7 @@ impl RunArgs {
             periods,
             progress: Some(progress()),
             recompute: self.recompute,
+            revisit_all: self.revisit_all,
         };
         Ok((cfg, opts))
     }
@@ -290,6 +295,12 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
         "  reports fetched     {} of {} expected ({} unchanged, {} not submitted, {} failed)",
         s.fetched, s.planned, s.not_modified, s.not_submitted, s.fetch_failed
     );
+    if s.not_revisited > 0 {
+        println!(
+            "  not asked today     {} reports of settled periods (revisit_after_days: each is asked for on its own day)",
+            s.not_revisited
+        );
+    }
     println!("  newly landed        {}", s.landed_new);
     println!("  bodies parsed       {}", s.bodies_parsed);
     println!(

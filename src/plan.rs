@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::config::Loaded;
 use crate::kept::Kept;
-use crate::run::{RunOptions, current_landings, plan as targets};
+use crate::run::{RunOptions, current_landings, leave_for_later, plan as targets};
 use crate::sinks::snapshot::Snapshots;
 use crate::sources::FetchTarget;
 use crate::state::State;
@@ -30,6 +30,9 @@ pub struct ProgramPlan {
     /// The program's files in the published snapshot, all replaced (or
     /// linked unchanged) by the run.
     pub files: usize,
+    /// Reports of settled periods left for another day (see
+    /// `Pipeline::revisits`).
+    pub later: usize,
 }
 
 /// Everything the plan says.
@@ -58,7 +61,32 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Plan {
     let snapshot = snaps.current();
     let manifest = snapshot.and_then(|s| snaps.manifest(s).ok());
     let mut by_program: BTreeMap<String, ProgramPlan> = BTreeMap::new();
-    for t in targets(cfg, opts) {
+    let mut planned = targets(cfg, opts);
+    // Settled periods' landed reports not due today (see
+    // `run::leave_for_later`).
+    let landed: std::collections::HashSet<(String, String, String)> = state
+        .as_ref()
+        .map(|s| {
+            let mut set = std::collections::HashSet::new();
+            for p in cfg.def.pipelines.iter().filter(|p| p.revisit_after_days.is_some()) {
+                let _ = s.landed_keys(&p.name, |t, period, _| {
+                    set.insert((p.name.clone(), t.to_string(), period.to_string()));
+                });
+            }
+            set
+        })
+        .unwrap_or_default();
+    let later = leave_for_later(cfg, opts, &mut planned, |t| {
+        landed.contains(&(t.pipeline.clone(), t.township.clone(), t.period.clone()))
+    });
+    for (name, n) in later {
+        by_program.entry(name.clone()).or_insert_with(|| ProgramPlan {
+            name,
+            later: n,
+            ..Default::default()
+        });
+    }
+    for t in planned {
         let p = by_program.entry(t.pipeline.clone()).or_insert_with(|| ProgramPlan {
             name: t.pipeline.clone(),
             ..Default::default()
@@ -130,6 +158,13 @@ impl fmt::Display for Plan {
                 p.to_parse,
                 p.files
             )?;
+            if p.later > 0 {
+                writeln!(
+                    f,
+                    "    {} reports of settled periods are asked for on another day (revisit_after_days; --revisit-all asks for them now)",
+                    p.later
+                )?;
+            }
             for t in p.targets.iter().take(5) {
                 writeln!(f, "    {} {} {}", t.township, t.period, t.url)?;
             }

@@ -103,6 +103,9 @@ pub struct RunOptions {
     /// Compute every batch, even one whose inputs did not change since the
     /// run before (see [`crate::memo`]).
     pub recompute: bool,
+    /// Ask for every report of a settled period too (see
+    /// `Pipeline::revisits`); a backfill (`periods`) always does.
+    pub revisit_all: bool,
 }
 
 /// A progress callback: (reports handled, reports planned).
@@ -152,6 +155,7 @@ impl RunOptions {
             periods: None,
             progress: None,
             recompute: false,
+            revisit_all: false,
         }
     }
 }
@@ -208,6 +212,9 @@ pub struct RunSummary {
     /// Batches (a program's parts' periods) whose inputs had not changed since
     /// the run before: carried over, not computed (see [`crate::memo`]).
     pub batches_carried: usize,
+    /// Reports of settled periods this run did not ask for (asked for on
+    /// another day: `revisit_after_days` in the program).
+    pub not_revisited: usize,
 }
 
 /// Every (township, period) each pipeline expects by `now`: from its
@@ -237,6 +244,41 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
         }
     }
     out
+}
+
+/// Leaves out of `targets` the reports of settled periods that have a body
+/// landed (`landed`) and are not due to be asked for again today (see
+/// `Pipeline::revisits`): how many, per program. A report never landed is
+/// asked for on every run, settled or not; `--revisit-all` and a backfill
+/// ask for every one.
+pub fn leave_for_later(
+    cfg: &Loaded,
+    opts: &RunOptions,
+    targets: &mut Vec<FetchTarget>,
+    landed: impl Fn(&FetchTarget) -> bool,
+) -> BTreeMap<String, usize> {
+    let mut later = BTreeMap::new();
+    if opts.revisit_all || opts.periods.is_some() {
+        return later;
+    }
+    targets.retain(|t| {
+        let Some(p) = cfg.def.pipeline(&t.pipeline) else {
+            return true;
+        };
+        if p.revisit_after_days.is_none() {
+            return true;
+        }
+        let keep = t
+            .period
+            .parse()
+            .map_or(true, |period| p.revisits(&t.township, &period, opts.now))
+            || !landed(t);
+        if !keep {
+            *later.entry(t.pipeline.clone()).or_insert(0) += 1;
+        }
+        keep
+    });
+    later
 }
 
 /// Files in the selected pipelines' inboxes that are no report of theirs:
@@ -2175,14 +2217,15 @@ pub async fn run_with<S: Source + Clone + 'static>(
             .name("open kept".into())
             .spawn_scoped(scope, move || -> Result<_, RunError> {
                 let kept = kept_stores(cfg, opts)?;
-                let mut landed = std::collections::HashSet::new();
+                let (mut landed, mut reports) = (std::collections::HashSet::new(), std::collections::HashSet::new());
                 for p in names {
                     reader.landed_keys(p, |township, period, sha256| {
                         landed.insert(landed_key(p, township, period, sha256));
+                        reports.insert(crate::kept::hash_of(&[p, township, period]));
                     })?;
                 }
                 landed.shrink_to_fit();
-                Ok((kept, landed))
+                Ok((kept, landed, reports))
             })
             .map_err(|e| RunError::Task(format!("cannot start a thread to open the kept normalizations: {e}")))?;
         // Conditional requests: what the portal said of each body landed last,
@@ -2224,9 +2267,15 @@ pub async fn run_with<S: Source + Clone + 'static>(
         state.adopt_legacy_alerts(&all, opts.now)?;
         let run_id = state.start_run(Utc::now(), opts.now)?;
 
-        let (kept, landed) = aside
+        let (kept, landed, reports) = aside
             .join()
             .map_err(|_| RunError::Task("opening the kept normalizations panicked".into()))??;
+        // Settled periods' landed reports not due today are not asked for.
+        let later = leave_for_later(cfg, opts, &mut targets, |t| {
+            reports.contains(&crate::kept::hash_of(&[&t.pipeline, &t.township, &t.period]))
+        });
+        summary.not_revisited = later.values().sum();
+        summary.planned = targets.len();
         Ok((kept, landed, raw, snaps, run_id))
     })?;
     // What each program's check results were when the last run committed,

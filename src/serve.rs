@@ -334,6 +334,7 @@ async fn one_run(cfg: &Loaded, metrics: &Mutex<Metrics>, clock: Clock, only: Vec
         periods: None,
         progress: None,
         recompute: false,
+        revisit_all: false,
     };
     let started = Instant::now();
     let result = run(cfg, &opts).await;

@@ -859,3 +859,97 @@ async fn backfill_fetches_periods_before_the_start_with_progress_lines_in_a_log(
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--to: 2026-02 ends before 2026-05 starts"));
 }
+
+/// A program with `revisit_after_days`, run with the real binary: a settled
+/// period's landed report is asked for on its own day (or with
+/// `--revisit-all`), a recent one on every run, and a correction to a
+/// settled month waits for that day, then is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
+    let (dir, portal, settings) = crate::support::demo_deployment().await;
+    let program = dir.path().join("pipelines/cdpf-monthly.toml");
+    let text = std::fs::read_to_string(&program).unwrap();
+    let edited = text.replace("deadline_days = 5", "deadline_days = 5\nrevisit_after_days = 30");
+    assert_ne!(edited, text);
+    std::fs::write(&program, edited).unwrap();
+    let run = |now: &str, extra: &[&str]| {
+        let out = bin()
+            .args(["run", "--config"])
+            .arg(&settings)
+            .args(["--pipeline", "cdpf-monthly", "--now", now])
+            .args(extra)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // Nothing landed yet: every report is asked for, settled or not.
+    let first = run("2026-07-10T10:00:00+08:00", &[]);
+    assert!(first.contains(" of 60 expected"), "{first}");
+    assert!(!first.contains("not asked today"), "{first}");
+
+    // Two townships correct January (settled since March 8th).
+    let cfg = taizhang::config::Loaded::from_file(&settings).unwrap();
+    let p = cfg.def.pipeline("cdpf-monthly").unwrap();
+    let january: taizhang::period::Period = "2026-01".parse().unwrap();
+    let at = |d: u32| crate::support::at(&format!("2026-07-{d:02}T10:00:00+08:00"));
+    let day_of = |t: &str| (11..18).find(|d| p.revisits(t, &january, at(*d))).unwrap();
+    let (a, b) = ("341124102", "341124103");
+    let (day_a, day_b) = (day_of(a), day_of(b));
+    let correct = |t: &str| {
+        let mut doc: serde_json::Value = serde_json::from_slice(&portal.get(t, "2026-01").unwrap().body).unwrap();
+        doc["version"] = 2.into();
+        let values = doc["values"].as_array_mut().unwrap();
+        // Every value of the indicator, however the township labels it.
+        values.retain(|v| {
+            let label = v["indicator"].as_str().unwrap_or_default();
+            cfg.def.catalog.resolve(label).map(|i| i.code.as_str()) != Some("cataract_surgery")
+        });
+        values.push(serde_json::json!({"indicator": "白内障复明手术", "value": 777}));
+        portal.set(t, "2026-01", Canned::json(&doc));
+    };
+    correct(a);
+    correct(b);
+    let cataract = |t: &str| {
+        let df = crate::support::read_year(&dir.path().join("warehouse"), "facts/cataract_surgery", 2026);
+        crate::support::total(&df, t, "2026-01")
+    };
+    let before = (cataract(a), cataract(b));
+    assert!(
+        before.0.is_some_and(|v| v != 777.0) && before.1.is_some_and(|v| v != 777.0),
+        "{before:?}"
+    );
+
+    // A day that is neither township's: both corrections wait; the
+    // settled months of the other townships are asked for on their days,
+    // June (not settled) every day.
+    let other = (11..18).find(|d| *d != day_a && *d != day_b).unwrap();
+    let s = run(&format!("2026-07-{other:02}T10:00:00+08:00"), &[]);
+    assert!(s.contains("not asked today"), "{s}");
+    let asked: usize = s
+        .split(" of ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!((10..60).contains(&asked), "{s}");
+    assert_eq!((cataract(a), cataract(b)), before);
+
+    // Township a's day: its correction is published, b's still waits
+    // (when they share the day, both are).
+    run(&format!("2026-07-{day_a:02}T10:00:00+08:00"), &[]);
+    assert_eq!(cataract(a), Some(777.0));
+    if day_b != day_a {
+        assert_eq!(cataract(b), before.1);
+        // --revisit-all asks for every report now.
+        let all = run(&format!("2026-07-{day_a:02}T11:00:00+08:00"), &["--revisit-all"]);
+        assert!(all.contains(" of 60 expected"), "{all}");
+        assert!(!all.contains("not asked today"), "{all}");
+    }
+    assert_eq!(cataract(b), Some(777.0));
+}

@@ -4,6 +4,7 @@
 //! quotas and the DHIS2 mapping. Pure: the binary reads the files and hands
 //! over their texts; the texts shipped with the binary are [`embedded_texts`].
 
+use chrono::{DateTime, Datelike, Utc};
 use serde::Deserialize;
 use taizhang_model::{Quota, sha256_hex};
 
@@ -92,6 +93,9 @@ fn with_lines(file: &str, text: &str, e: toml::de::Error) -> ConfigError {
     ConfigError::new(file, key, e.message().trim().to_string())
 }
 
+/// `revisit_every_days` when it is not given.
+pub const DEFAULT_REVISIT_EVERY_DAYS: u32 = 7;
+
 /// One reporting program (`pipelines/<name>.toml`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +111,15 @@ pub struct Pipeline {
     pub start_period: String,
     /// Days after the period end a report is due.
     pub deadline_days: u32,
+    /// A period whose deadline is at least this many days past is settled:
+    /// its reports are asked for on one day in `revisit_every_days` (each
+    /// township's on its own day) instead of on every run. Absent: every
+    /// period on every run.
+    #[serde(default)]
+    pub revisit_after_days: Option<u32>,
+    /// See `revisit_after_days` (default 7).
+    #[serde(default)]
+    pub revisit_every_days: Option<u32>,
     /// What the bodies are: `submission` (forms, the default) or `document`
     /// (work summaries, .txt or .docx, read by the extractor).
     #[serde(default)]
@@ -130,6 +143,27 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// Whether a run at `now` asks for `township`'s report of `period`: a
+    /// settled period's (see `revisit_after_days`) on one China day in
+    /// `revisit_every_days`, the day picked by the township and period so
+    /// that a run asks for about as many every day; any other on every run.
+    pub fn revisits(&self, township: &str, period: &Period, now: DateTime<Utc>) -> bool {
+        let Some(after) = self.revisit_after_days else {
+            return true;
+        };
+        let settled = period.deadline(self.deadline_days) + chrono::Duration::days(i64::from(after));
+        if now < settled {
+            return true;
+        }
+        let every = u64::from(self.revisit_every_days.unwrap_or(DEFAULT_REVISIT_EVERY_DAYS).max(1));
+        let day = now
+            .with_timezone(&crate::period::china())
+            .date_naive()
+            .num_days_from_ce();
+        let slot = xxhash_rust::xxh3::xxh3_64(format!("{township}/{period}").as_bytes());
+        slot.wrapping_add(u64::from(day.unsigned_abs())).is_multiple_of(every)
+    }
+
     /// The first expected period (validated at load).
     pub fn start(&self) -> Period {
         self.start_period.parse().expect("validated at load")
@@ -227,10 +261,17 @@ impl Definition {
         let mut all = digest.clone();
         // By file name, not path: the same deployment named by another
         // path (a relative --config, a moved directory) is the same.
+        // Not what only says when to ask for reports (`revisit_*`): no
+        // batch is computed from it.
         for (file, text) in t.pipelines.iter().chain(&t.quotas) {
             let name = std::path::Path::new(file)
                 .file_name()
                 .map_or(file.as_str(), |n| n.to_str().unwrap_or(file));
+            let text: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("revisit_"))
+                .flat_map(|l| [l, "\n"])
+                .collect();
             all.push_str(&sha256_hex(format!("{name}\n{text}").as_bytes()));
         }
         Ok(Definition {
@@ -290,6 +331,23 @@ fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) ->
                 "missing: give source_url (a portal URL with {township} and {period}) or inbox_dir (a folder)",
             ));
         }
+    }
+    match (p.revisit_after_days, p.revisit_every_days) {
+        (_, Some(0)) => {
+            return Err(ConfigError::new(
+                file,
+                "revisit_every_days",
+                "must be 1 or more (1: every day)",
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::new(
+                file,
+                "revisit_every_days",
+                "has no effect without revisit_after_days (the days after a deadline from which a period is asked for less often)",
+            ));
+        }
+        _ => {}
     }
     if let Some(why) = schedule_problem(&p.schedule) {
         return Err(ConfigError::new(file, "schedule", why));
@@ -453,12 +511,90 @@ mod tests {
             Definition::from_texts(&t).unwrap().all_texts_digest,
             here.all_texts_digest
         );
+        // When to ask for reports does not count.
+        let before = t.pipelines[0].1.clone();
+        t.pipelines[0].1 = before.replace("deadline_days = 5", "deadline_days = 5\nrevisit_after_days = 30");
+        assert_ne!(t.pipelines[0].1, before);
+        assert_eq!(
+            Definition::from_texts(&t).unwrap().all_texts_digest,
+            here.all_texts_digest
+        );
         // A program's text does count.
         t.pipelines[0].1.push_str("\n# edited\n");
         assert_ne!(
             Definition::from_texts(&t).unwrap().all_texts_digest,
             here.all_texts_digest
         );
+    }
+
+    /// The demo's monthly program, with `extra` lines added.
+    fn monthly(extra: &str) -> Result<Definition, ConfigError> {
+        let mut t = embedded_texts();
+        let text = t.pipelines[0]
+            .1
+            .replace("deadline_days = 5", &format!("deadline_days = 5\n{extra}"));
+        assert_ne!(text, t.pipelines[0].1);
+        t.pipelines[0].1 = text;
+        Definition::from_texts(&t)
+    }
+
+    #[test]
+    fn a_settled_period_is_asked_for_once_in_its_days_and_a_recent_one_every_day() {
+        let d = monthly("revisit_after_days = 30\nrevisit_every_days = 7").unwrap();
+        let p = &d.pipelines[0];
+        let day = |date: &str| {
+            DateTime::parse_from_rfc3339(&format!("{date}T10:00:00+08:00"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let (may, june): (Period, Period) = ("2026-05".parse().unwrap(), "2026-06".parse().unwrap());
+        let townships: Vec<String> = (0..700).map(|i| format!("341124{i:03}")).collect();
+        // June's reports are due by the end of July 5th: settled 30 days
+        // later, on August 5th.
+        assert!(townships.iter().all(|t| p.revisits(t, &june, day("2026-08-04"))));
+        assert!(!townships.iter().all(|t| p.revisits(t, &june, day("2026-08-05"))));
+        // May's deadline passed 30 days before 2026-07-06: over any seven
+        // days from then, each township's May is asked for once, and every
+        // day for about a seventh of them.
+        let mut times = std::collections::HashMap::new();
+        for d in 6..13 {
+            let asked: Vec<&String> = townships
+                .iter()
+                .filter(|t| p.revisits(t, &may, day(&format!("2026-07-{d:02}"))))
+                .collect();
+            assert!((60..=140).contains(&asked.len()), "day {d}: {}", asked.len());
+            for t in asked {
+                *times.entry(t.clone()).or_insert(0) += 1;
+            }
+        }
+        assert_eq!(times.len(), townships.len());
+        assert!(times.values().all(|n| *n == 1));
+        // The day before it settles, May is asked for everywhere.
+        assert!(townships.iter().all(|t| p.revisits(t, &may, day("2026-07-05"))));
+        // Without revisit_after_days, every period on every run.
+        let every = Definition::from_texts(&embedded_texts()).unwrap();
+        assert!(
+            townships
+                .iter()
+                .all(|t| every.pipelines[0].revisits(t, &may, day("2026-12-01")))
+        );
+    }
+
+    #[test]
+    fn a_revisit_setting_that_cannot_work_is_an_error_naming_its_key() {
+        let err = monthly("revisit_after_days = 30\nrevisit_every_days = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("revisit_every_days") && err.contains("1 or more"), "{err}");
+        let err = monthly("revisit_every_days = 7").unwrap_err().to_string();
+        assert!(
+            err.contains("revisit_every_days") && err.contains("without revisit_after_days"),
+            "{err}"
+        );
+        let err = monthly("revisit_after_days = -1").unwrap_err().to_string();
+        assert!(err.starts_with("pipelines/cdpf-monthly.toml: line "), "{err}");
+        // Every day: the same as no setting.
+        assert!(monthly("revisit_after_days = 0\nrevisit_every_days = 1").is_ok());
     }
 
     #[test]
