@@ -72,6 +72,10 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Plan {
                 let _ = s.landed_keys(&p.name, |t, period, _| {
                     set.insert((p.name.clone(), t.to_string(), period.to_string()));
                 });
+                // Retried on the next run (see `run::leave_for_later`).
+                for (t, period, _, _) in s.fetch_failures(&p.name).unwrap_or_default() {
+                    set.remove(&(p.name.clone(), t, period));
+                }
             }
             set
         })

@@ -560,6 +560,10 @@ pub fn publish_runs(
             "snapshot".into(),
             runs.iter().map(|r| n(r, "snapshot")).collect::<Vec<_>>(),
         ),
+        Column::new(
+            "not_revisited".into(),
+            runs.iter().map(|r| n(r, "not_revisited")).collect::<Vec<_>>(),
+        ),
     ])
     .map_err(frame_err("runs"))?;
     let table = Table {

@@ -247,7 +247,8 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
 }
 
 /// Leaves out of `targets` the reports of settled periods that have a body
-/// landed (`landed`) and are not due to be asked for again today (see
+/// landed (`landed`: and no fetch failure open, a failed fetch is retried
+/// by the next run) and are not due to be asked for again today (see
 /// `Pipeline::revisits`): how many, per program. A report never landed is
 /// asked for on every run, settled or not; `--revisit-all` and a backfill
 /// ask for every one.
@@ -2223,6 +2224,11 @@ pub async fn run_with<S: Source + Clone + 'static>(
                         landed.insert(landed_key(p, township, period, sha256));
                         reports.insert(crate::kept::hash_of(&[p, township, period]));
                     })?;
+                    // A report whose last fetch failed is asked for again
+                    // on the next run, settled or not.
+                    for (township, period, _, _) in reader.fetch_failures(p)? {
+                        reports.remove(&crate::kept::hash_of(&[p, &township, &period]));
+                    }
                 }
                 landed.shrink_to_fit();
                 Ok((kept, landed, reports))
@@ -2427,6 +2433,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "alerts_raised": rec.raised.len(), "files_written": summary.publish.written,
         "bodies_parsed": summary.bodies_parsed,
         "batches_carried": summary.batches_carried,
+        "not_revisited": summary.not_revisited,
         "snapshot": sealed.seq,
     });
     state.commit(&Commit {

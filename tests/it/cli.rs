@@ -872,22 +872,25 @@ async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
     let edited = text.replace("deadline_days = 5", "deadline_days = 5\nrevisit_after_days = 30");
     assert_ne!(edited, text);
     std::fs::write(&program, edited).unwrap();
-    let run = |now: &str, extra: &[&str]| {
+    let run_exiting = |code: i32, now: &str, extra: &[&str]| {
         let out = bin()
             .args(["run", "--config"])
             .arg(&settings)
             .args(["--pipeline", "cdpf-monthly", "--now", now])
             .args(extra)
+            .env("TAIZHANG_HTTP__RETRY_BASE_MS", "1")
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-        assert!(
-            out.status.success(),
+        assert_eq!(
+            out.status.code(),
+            Some(code),
             "{stdout}\n{}",
             String::from_utf8_lossy(&out.stderr)
         );
         stdout
     };
+    let run = |now: &str, extra: &[&str]| run_exiting(0, now, extra);
     // Nothing landed yet: every report is asked for, settled or not.
     let first = run("2026-07-10T10:00:00+08:00", &[]);
     assert!(first.contains(" of 60 expected"), "{first}");
@@ -939,6 +942,16 @@ async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
         .unwrap();
     assert!((10..60).contains(&asked), "{s}");
     assert_eq!((cataract(a), cataract(b)), before);
+    // The runs table counts what was left: asked for and left add up to
+    // every report expected; the first run left none.
+    use polars::prelude::SerReader;
+    let f = std::fs::File::open(dir.path().join("warehouse/runs/runs.parquet")).unwrap();
+    let runs = polars::prelude::ParquetReader::new(f).finish().unwrap();
+    let count = |c: &str| -> Vec<Option<i64>> { runs.column(c).unwrap().i64().unwrap().iter().collect() };
+    let (planned, left) = (count("planned"), count("not_revisited"));
+    assert_eq!(left[0], Some(0));
+    assert_eq!(planned[1], Some(asked as i64));
+    assert_eq!(left[1].unwrap() + planned[1].unwrap(), 60, "{runs}");
 
     // Township a's day: its correction is published, b's still waits
     // (when they share the day, both are).
@@ -952,4 +965,20 @@ async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
         assert!(!all.contains("not asked today"), "{all}");
     }
     assert_eq!(cataract(b), Some(777.0));
+
+    // A settled report whose fetch fails on its day is asked for again on
+    // the next run, not a week later.
+    let c = "341124104";
+    let day_c = (18..25).find(|d| p.revisits(c, &january, at(*d))).unwrap();
+    assert!(!p.revisits(c, &january, at(day_c + 1)));
+    let before_c = cataract(c);
+    correct(c);
+    let corrected = portal.get(c, "2026-01").unwrap();
+    portal.set(c, "2026-01", Canned::status(500, "down"));
+    let failed = run_exiting(3, &format!("2026-07-{day_c:02}T10:00:00+08:00"), &[]);
+    assert!(failed.contains(" 1 failed)"), "{failed}");
+    portal.set(c, "2026-01", corrected);
+    assert_eq!(cataract(c), before_c);
+    run(&format!("2026-07-{:02}T10:00:00+08:00", day_c + 1), &[]);
+    assert_eq!(cataract(c), Some(777.0));
 }

@@ -241,7 +241,11 @@ pub fn run_columns() -> Vec<ColSpec> {
             "done, partial (committed; some reports not fetched or alerts not delivered) or interrupted (killed or failed before its commit)",
         ),
         c("programs", Str, "the programs it ran, comma-separated"),
-        c("planned", I64, "reports it expected"),
+        c(
+            "planned",
+            I64,
+            "reports it asked for: every report expected, less not_revisited",
+        ),
         c("fetched", I64, "reports downloaded"),
         c("unchanged", I64, "reports the portal said were unchanged (304)"),
         c("not_submitted", I64, "reports not there yet (404)"),
@@ -252,6 +256,11 @@ pub fn run_columns() -> Vec<ColSpec> {
         c("in_review", I64, "values read from documents waiting for review"),
         c("alerts_raised", I64, "alerts raised"),
         c("snapshot", I64, "the snapshot it published; null when nothing changed"),
+        c(
+            "not_revisited",
+            I64,
+            "reports of settled periods it left for another day (a program's revisit_after_days); null for runs before this column",
+        ),
     ]
 }
 
