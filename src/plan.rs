@@ -9,7 +9,7 @@ use std::fmt;
 
 use crate::config::Loaded;
 use crate::kept::Kept;
-use crate::run::{RunOptions, current_landings, leave_for_later, plan as targets};
+use crate::run::{RunOptions, current_landings, leave_for_later, may_wait, plan as targets};
 use crate::sinks::snapshot::Snapshots;
 use crate::sources::FetchTarget;
 use crate::state::State;
@@ -64,25 +64,18 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Plan {
     let mut planned = targets(cfg, opts);
     // Settled periods' landed reports not due today (see
     // `run::leave_for_later`).
-    let landed: std::collections::HashSet<(String, String, String)> = state
+    let waiting: std::collections::HashSet<u128> = state
         .as_ref()
         .map(|s| {
-            let mut set = std::collections::HashSet::new();
-            for p in cfg.def.pipelines.iter().filter(|p| p.revisit_after_days.is_some()) {
-                let _ = s.landed_keys(&p.name, |t, period, _| {
-                    set.insert((p.name.clone(), t.to_string(), period.to_string()));
-                });
-                // Retried on the next run (see `run::leave_for_later`).
-                for (t, period, _, _) in s.fetch_failures(&p.name).unwrap_or_default() {
-                    set.remove(&(p.name.clone(), t, period));
-                }
-            }
-            set
+            cfg.def
+                .pipelines
+                .iter()
+                .filter(|p| p.revisit_after_days.is_some())
+                .flat_map(|p| may_wait(s, &p.name, |_, _, _| {}).unwrap_or_default())
+                .collect()
         })
         .unwrap_or_default();
-    let later = leave_for_later(cfg, opts, &mut planned, |t| {
-        landed.contains(&(t.pipeline.clone(), t.township.clone(), t.period.clone()))
-    });
+    let later = leave_for_later(cfg, opts, &mut planned, &waiting);
     for (name, n) in later {
         by_program.entry(name.clone()).or_insert_with(|| ProgramPlan {
             name,

@@ -246,17 +246,16 @@ pub fn plan(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
     out
 }
 
-/// Leaves out of `targets` the reports of settled periods that have a body
-/// landed (`landed`: and no fetch failure open, a failed fetch is retried
-/// by the next run) and are not due to be asked for again today (see
-/// `Pipeline::revisits`): how many, per program. A report never landed is
-/// asked for on every run, settled or not; `--revisit-all` and a backfill
-/// ask for every one.
+/// Leaves out of `targets` the reports of settled periods that may wait
+/// (`waiting`, see [`may_wait`]) and are not due to be asked for again
+/// today (see `Pipeline::revisits`): how many, per program. A report never
+/// landed is asked for on every run, settled or not; `--revisit-all` and a
+/// backfill ask for every one.
 pub fn leave_for_later(
     cfg: &Loaded,
     opts: &RunOptions,
     targets: &mut Vec<FetchTarget>,
-    landed: impl Fn(&FetchTarget) -> bool,
+    waiting: &std::collections::HashSet<u128>,
 ) -> BTreeMap<String, usize> {
     let mut later = BTreeMap::new();
     if opts.revisit_all || opts.periods.is_some() {
@@ -273,13 +272,38 @@ pub fn leave_for_later(
             .period
             .parse()
             .map_or(true, |period| p.revisits(&t.township, &period, opts.now))
-            || !landed(t);
+            || !waiting.contains(&report_key(&t.pipeline, &t.township, &t.period));
         if !keep {
             *later.entry(t.pipeline.clone()).or_insert(0) += 1;
         }
         keep
     });
     later
+}
+
+/// The reports of `program` that may wait for their day when settled (see
+/// [`leave_for_later`]), as [`report_key`]s: those with a body landed and
+/// no fetch failure open (a failed fetch is retried by the next run).
+/// `each` is given every landed (township, period, sha256) on the way.
+pub fn may_wait(
+    state: &State,
+    program: &str,
+    mut each: impl FnMut(&str, &str, &str),
+) -> Result<std::collections::HashSet<u128>, crate::state::StateError> {
+    let mut reports = std::collections::HashSet::new();
+    state.landed_keys(program, |township, period, sha256| {
+        each(township, period, sha256);
+        reports.insert(report_key(program, township, period));
+    })?;
+    for (township, period, _, _) in state.fetch_failures(program)? {
+        reports.remove(&report_key(program, &township, &period));
+    }
+    Ok(reports)
+}
+
+/// A report's key in [`may_wait`]'s set.
+fn report_key(program: &str, township: &str, period: &str) -> u128 {
+    crate::kept::hash_of(&[program, township, period])
 }
 
 /// Files in the selected pipelines' inboxes that are no report of theirs:
@@ -2220,15 +2244,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
                 let kept = kept_stores(cfg, opts)?;
                 let (mut landed, mut reports) = (std::collections::HashSet::new(), std::collections::HashSet::new());
                 for p in names {
-                    reader.landed_keys(p, |township, period, sha256| {
+                    reports.extend(may_wait(&reader, p, |township, period, sha256| {
                         landed.insert(landed_key(p, township, period, sha256));
-                        reports.insert(crate::kept::hash_of(&[p, township, period]));
-                    })?;
-                    // A report whose last fetch failed is asked for again
-                    // on the next run, settled or not.
-                    for (township, period, _, _) in reader.fetch_failures(p)? {
-                        reports.remove(&crate::kept::hash_of(&[p, &township, &period]));
-                    }
+                    })?);
                 }
                 landed.shrink_to_fit();
                 Ok((kept, landed, reports))
@@ -2277,9 +2295,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
             .join()
             .map_err(|_| RunError::Task("opening the kept normalizations panicked".into()))??;
         // Settled periods' landed reports not due today are not asked for.
-        let later = leave_for_later(cfg, opts, &mut targets, |t| {
-            reports.contains(&crate::kept::hash_of(&[&t.pipeline, &t.township, &t.period]))
-        });
+        let later = leave_for_later(cfg, opts, &mut targets, &reports);
         summary.not_revisited = later.values().sum();
         summary.planned = targets.len();
         Ok((kept, landed, raw, snaps, run_id))
