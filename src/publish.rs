@@ -54,10 +54,27 @@ impl BatchTables {
 /// What one program computed over all its batches: the tables that are
 /// small whatever the country (one row per landing, per county cell, …).
 pub struct ProgramTables {
-    /// Every body ever landed, with the current one marked.
-    pub landings: DataFrame,
+    /// Every body ever landed, with the current one marked, encoded a part
+    /// at a time.
+    pub landings: YearEncoder,
     /// Its tracked check results, encoded a batch at a time.
     pub checks: YearEncoder,
+}
+
+/// The encoder of a program's `landings` (its rows are given a part at a
+/// time), `empty` the table with no row.
+pub fn landing_encoder(empty: &DataFrame) -> YearEncoder {
+    YearEncoder::new(&landing_table(empty))
+}
+
+fn landing_table(frame: &DataFrame) -> Table<'_> {
+    Table {
+        name: "landings".into(),
+        description: "every body landed: what came from where and when; the current version marked".into(),
+        columns: landing_columns(),
+        metadata: vec![],
+        frame,
+    }
 }
 
 /// The encoder of a program's `check_results` (its rows are given a batch
@@ -334,14 +351,11 @@ pub fn publish_program(
     year: i32,
 ) -> Result<(), PublishError> {
     let owner = Owner::program(program);
-    let landings = Table {
-        name: "landings".into(),
-        description: "every body landed: what came from where and when; the current version marked".into(),
-        columns: landing_columns(),
-        metadata: vec![],
-        frame: &t.landings,
-    };
-    sink.write_by_year(&landings, owner, year)?;
+    let empty = t.landings.empty();
+    let landings = landing_table(&empty);
+    for (y, bytes, rows) in t.landings.finish(year)? {
+        sink.write_encoded(&landings, Some(y), owner, bytes, rows)?;
+    }
     let empty = t.checks.empty();
     let checks = check_table(&empty);
     for (y, bytes, rows) in t.checks.finish(year)? {

@@ -1189,6 +1189,10 @@ fn compute(
         let mut codes = std::collections::BTreeSet::new();
         let started = std::time::Instant::now();
         let mut spent = Spent::default();
+        // The program's landings table, encoded a part at a time (on a
+        // thread of its own) from the landings the batches read.
+        let mut landing_file =
+            publish::landing_encoder(&landings_frame(&[], &[], &[]).map_err(internal("land"))?).beside()?;
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {
@@ -1217,6 +1221,12 @@ fn compute(
                 let reports = timeliness::reports(&all, p.deadline_days, &absences);
                 let versions_of = versions_of(&all, &current);
                 spent.read += t.elapsed();
+                let t = std::time::Instant::now();
+                landing_file.write(
+                    landings_frame(&all, &current, &timeliness::of_landings(&all, &reports))
+                        .map_err(internal("land"))?,
+                )?;
+                spent.landings += t.elapsed();
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
                     .def
@@ -1460,21 +1470,31 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
         tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         // The batches' rows are gone: what their threads freed goes back
         // (the year's April: 0.7 GiB free in the arenas here).
         crate::memory::give_back();
         memo.retain(&codes);
-        // Every landing of the program, for its landings table: read again
-        // now that the batches' rows are gone (not beside the rollups: the
-        // year's November peaked 100 MiB higher).
-        let landings = landings_table(state, p, &absences)?;
+        // The landings of townships in no batch (no longer in the registry).
+        let outside: Vec<String> = state
+            .landed_townships(&p.name)?
+            .into_iter()
+            .filter(|t| cfg.def.registry.get(t).is_none())
+            .collect();
+        if !outside.is_empty() {
+            let all = state.landings_of(&p.name, outside.iter().map(String::as_str))?;
+            let current = current_landings(&all);
+            let reports = timeliness::reports(&all, p.deadline_days, &absences);
+            let frame =
+                landings_frame(&all, &current, &timeliness::of_landings(&all, &reports)).map_err(internal("land"))?;
+            landing_file.write(frame)?;
+        }
         programs.push((
             p.name.clone(),
             publish::ProgramTables {
-                landings,
+                landings: landing_file.finish()?,
                 checks: check_file,
             },
         ));
@@ -1484,20 +1504,6 @@ fn compute(
         candidates,
         programs,
     })
-}
-
-/// A program's landings table: every landing it has, whether it is the
-/// current version and when it came (see [`timeliness`]).
-fn landings_table(
-    state: &State,
-    p: &Pipeline,
-    absences: &std::collections::HashMap<(String, String), DateTime<Utc>>,
-) -> Result<DataFrame, RunError> {
-    let all = state.landings(&p.name)?;
-    let current = current_landings(&all);
-    let reports = timeliness::reports(&all, p.deadline_days, absences);
-    let versions = timeliness::of_landings(&all, &reports);
-    landings_frame(&all, &current, &versions).map_err(internal("land"))
 }
 
 /// The landings of each part of `batches` in turn (see
@@ -1578,6 +1584,8 @@ struct Spent {
     load: std::time::Duration,
     /// A loaded memo's clock checks, and carrying its files.
     clock: std::time::Duration,
+    /// Giving each part's landings to the landings table's encoder.
+    landings: std::time::Duration,
     /// Finishing batches in order: waiting for the computed ones and
     /// publishing them; every batch's alerts, tracking and check results.
     finish: std::time::Duration,

@@ -398,6 +398,17 @@ impl State {
         Ok(out)
     }
 
+    /// The townships with a body landed for `pipeline`, in order (read
+    /// from the key's index alone).
+    pub fn landed_townships(&self, pipeline: &str) -> Result<Vec<String>, StateError> {
+        let mut st = self
+            .conn
+            .prepare("SELECT DISTINCT township FROM landings WHERE pipeline = ?1 ORDER BY township")
+            .map_err(|e| self.err(e))?;
+        let rows = st.query_map([pipeline], |r| r.get(0)).map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// The (township, period, sha256) of every body landed for `pipeline`:
     /// what a run needs to know which fetched bodies are new, read from the
     /// key's index alone (no row, no timestamp parsed, no sort: a year's

@@ -126,3 +126,40 @@ async fn lateness_is_decided_from_evidence_not_from_the_claim_alone() {
     );
     assert_eq!(column(&late, "township"), ["341124102"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_township_that_left_the_registry_keeps_its_landings_and_their_timeliness() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let portal = Portal::default();
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    point_pipelines_at(dir.path(), &addr.to_string());
+    let config = dir.path().join("config/taizhang.toml");
+    let wh = dir.path().join("warehouse");
+    portal.set(
+        "341124105",
+        "2026-06",
+        report("341124105", "2026-07-02T09:00:00+08:00", 5),
+    );
+    run_at(&config, "2026-07-03T10:00:00+08:00").await;
+    portal.set(
+        "341124105",
+        "2026-06",
+        report("341124105", "2026-07-02T09:00:00+08:00", 6),
+    );
+    run_at(&config, "2026-07-06T10:00:00+08:00").await;
+    // The deployment now reports for 来安县 instead: 全椒县's townships are
+    // in no batch of the next run, and their landings stay all the same.
+    std::fs::write(dir.path().join("config/registry.toml"), "counties = [\"341122\"]\n").unwrap();
+    std::fs::write(dir.path().join("config/quotas/2026.csv"), "year,code,indicator,quota\n").unwrap();
+    run_at(&config, "2026-07-12T10:00:00+08:00").await;
+
+    let all = read_table(&wh, "landings");
+    let landings = rows(&all, &[("township", "341124105"), ("period", "2026-06")])
+        .sort(["first_fetched_at"], Default::default())
+        .unwrap();
+    assert_eq!(column(&landings, "timeliness"), ["on_time", "late"]);
+    let current: Vec<Option<bool>> = landings.column("current").unwrap().bool().unwrap().iter().collect();
+    assert_eq!(current, [Some(false), Some(true)]);
+    assert_eq!(all.height(), 2, "no other township of either county sent anything");
+}
