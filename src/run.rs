@@ -1302,6 +1302,8 @@ fn compute(
                         let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
                         let held =
                             memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
+                        spent.clock += t.elapsed();
+                        let t = std::time::Instant::now();
                         if held != m.clock_excluded {
                             tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
                         } else if !batch_end.sink.carry(&m.files)? {
@@ -1312,7 +1314,7 @@ fn compute(
                             batch_end.summary.batches_carried += 1;
                             carried = Some((m, results));
                         }
-                        spent.clock += t.elapsed();
+                        spent.carry += t.elapsed();
                     } else if !recompute {
                         tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
                     }
@@ -1470,7 +1472,7 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, carry_ms = spent.carry.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
         tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         // The batches' rows are gone: what their threads freed goes back
@@ -1582,8 +1584,10 @@ struct Spent {
     digest: std::time::Duration,
     /// Loading the memos that match them.
     load: std::time::Duration,
-    /// A loaded memo's clock checks, and carrying its files.
+    /// A loaded memo's clock checks ...
     clock: std::time::Duration,
+    /// ... and carrying its files and check results.
+    carry: std::time::Duration,
     /// Giving each part's landings to the landings table's encoder.
     landings: std::time::Duration,
     /// Finishing batches in order: waiting for the computed ones and
