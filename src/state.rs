@@ -534,10 +534,14 @@ impl State {
     pub fn check_frame(&self, program: &str) -> Result<polars::prelude::DataFrame, StateError> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM check_state WHERE program = ?1"))
+            .prepare_cached(&format!(
+                "SELECT {} FROM check_state WHERE program = ?1",
+                check_columns(LAST_SEEN_OF_PROGRAM)
+            ))
             .map_err(|e| self.err(e))?;
         let mut frame = CheckFrame::default();
-        let mut rows = st.query([program]).map_err(|e| self.err(e))?;
+        let seen = self.checks_seen_at(program)?;
+        let mut rows = st.query(params![program, seen]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             frame.push(r).map_err(|e| self.err(e))?;
         }
@@ -547,6 +551,20 @@ impl State {
         })
     }
 
+    /// When `program`'s open check results were last seen failing ('' when
+    /// never recorded so: each row's own `last_seen` counts), as stored.
+    fn checks_seen_at(&self, program: &str) -> Result<String, StateError> {
+        self.conn
+            .query_row(
+                &format!("SELECT value FROM meta WHERE key = '{CHECKS_SEEN_AT}' || ?1"),
+                [program],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.err(e))
+    }
+
     /// Every check result remembered for one program, without its text
     /// (what tracking compares, hashed, and where each is kept): what a run
     /// tracks its results against. A national year remembers ~1.7 million.
@@ -554,16 +572,17 @@ impl State {
         use crate::checks::track::{Remembered, key_hash, said};
         let mut st = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT rowid, key, severity, year, observed, expected, message, explanation,
-                        first_seen, last_seen, resolved_at
-                 FROM check_state WHERE program = ?1",
-            )
+                        first_seen, {LAST_SEEN_OF_PROGRAM}, resolved_at
+                     FROM check_state WHERE program = ?1"
+            ))
             .map_err(|e| self.err(e))?;
         let mut instants = Instants::default();
         let mut buf = Vec::new();
         let mut out = Vec::new();
-        let mut rows = st.query([program]).map_err(|e| self.err(e))?;
+        let seen = self.checks_seen_at(program)?;
+        let mut rows = st.query(params![program, seen]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
             // Borrowed from SQLite's row: the text is hashed, not kept.
             let text = |i| text_at(r, i);
@@ -590,7 +609,10 @@ impl State {
     pub fn check_rows(&self, rows: &[i64]) -> Result<polars::prelude::DataFrame, StateError> {
         let mut st = self
             .conn
-            .prepare_cached(&format!("SELECT {CHECK_COLUMNS} FROM check_state WHERE rowid = ?1"))
+            .prepare_cached(&format!(
+                "SELECT {} FROM check_state WHERE rowid = ?1",
+                check_columns(LAST_SEEN_OF_ROW)
+            ))
             .map_err(|e| self.err(e))?;
         let mut frame = CheckFrame::default();
         for id in rows {
@@ -625,12 +647,15 @@ impl State {
         };
         let tx = self.conn.transaction().map_err(wrap)?;
         {
-            // First the records seen again, then the changed ones over them.
+            // First the records seen again (the program's clock, once: a
+            // national year's 1.7 million rows were each written again),
+            // then the changed ones.
             let (programs, at) = c.seen_again;
             let mut st = tx
-                .prepare(
-                    "UPDATE check_state SET last_seen = max(last_seen, ?2) WHERE program = ?1 AND resolved_at IS NULL",
-                )
+                .prepare(&format!(
+                    "INSERT INTO meta VALUES ('{CHECKS_SEEN_AT}' || ?1, ?2)
+                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+                ))
                 .map_err(wrap)?;
             for p in programs {
                 st.execute(params![p, ts(&at)]).map_err(wrap)?;
@@ -1067,9 +1092,32 @@ pub struct RunRecord {
     pub summary: Option<serde_json::Value>,
 }
 
-/// The columns of `check_state` that [`CheckFrame`] reads, in its order.
-const CHECK_COLUMNS: &str = "key, rule, severity, program, township, period, year, indicator, dimension, observed,
-     expected, message, explanation, first_seen, last_seen, resolved_at";
+/// The columns of `check_state` that [`CheckFrame`] reads, in its order,
+/// `last_seen` read as `last_seen` says.
+fn check_columns(last_seen: &str) -> String {
+    format!(
+        "key, rule, severity, program, township, period, year, indicator, dimension, observed,
+         expected, message, explanation, first_seen, {last_seen}, resolved_at"
+    )
+}
+
+/// Where `meta` keeps, after this prefix and a program's name, when the
+/// program's open check results were last seen failing: every run of the
+/// program sees each of its open results again (or resolves it), so the
+/// run's clock is kept once per program instead of on every row (see
+/// `Commit::seen_again`); a row's own `last_seen` is when it was written.
+const CHECKS_SEEN_AT: &str = "checks_seen_at/";
+
+/// `check_state.last_seen` as read for one program, its clock of
+/// [`CHECKS_SEEN_AT`] bound as `?2` ('' when it has none). Timestamps are
+/// stored in one format, so text order is time order.
+const LAST_SEEN_OF_PROGRAM: &str = "CASE WHEN resolved_at IS NULL THEN max(last_seen, ?2) ELSE last_seen END";
+
+/// [`LAST_SEEN_OF_PROGRAM`] for a row of any program (its clock under
+/// [`CHECKS_SEEN_AT`]'s prefix, looked up per row:
+/// for the few rows read one by one).
+const LAST_SEEN_OF_ROW: &str = "CASE WHEN resolved_at IS NULL THEN max(last_seen, coalesce(
+     (SELECT value FROM meta WHERE key = 'checks_seen_at/' || program), '')) ELSE last_seen END";
 
 /// The instants of the state's rows (the few runs' clocks), each parsed
 /// once.
@@ -1454,6 +1502,15 @@ mod tests {
         let by = |k: &str| p.iter().find(|r| r.key == k).unwrap().clone();
         assert_eq!(by("p/open"), check("p", "open", "2026-07-03T00:00:00Z", None));
         assert_eq!(by("p/resolved"), first[1], "a resolved check keeps its last_seen");
+        // Read as tracking reads them: hashed, and back whole by row.
+        let remembered = st.remembered("p").unwrap();
+        let open = remembered.iter().find(|r| !r.resolved).unwrap();
+        let micros = |at: &str| t(at).timestamp_micros();
+        assert_eq!(open.last_seen, micros("2026-07-03T00:00:00Z"));
+        let resolved = remembered.iter().find(|r| r.resolved).unwrap();
+        assert_eq!(resolved.last_seen, micros("2026-07-01T00:00:00Z"));
+        let back = crate::checks::track::records(&st.check_rows(&[open.row, resolved.row]).unwrap()).unwrap();
+        assert_eq!(back, [by("p/open"), first[1].clone()]);
         assert_eq!(
             st.check_records("q").unwrap(),
             vec![first[2].clone()],
