@@ -932,6 +932,21 @@ async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
     // settled months of the other townships are asked for on their days,
     // June (not settled) every day.
     let other = (11..18).find(|d| *d != day_a && *d != day_b).unwrap();
+    // The dry run says first what the run will do.
+    let plan = run(&format!("2026-07-{other:02}T10:00:00+08:00"), &["--dry-run"]);
+    let number_before = |text: &str, marker: &str| -> usize {
+        let head = &text[..text.find(marker).unwrap_or_else(|| panic!("{marker:?} in {text}"))];
+        head.rsplit(|c: char| !c.is_ascii_digit())
+            .find(|w| !w.is_empty())
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (would, later) = (
+        number_before(&plan, " reports would be fetched"),
+        number_before(&plan, " reports of settled periods are asked for on another day"),
+    );
+    assert_eq!(would + later, 60, "{plan}");
     let s = run(&format!("2026-07-{other:02}T10:00:00+08:00"), &[]);
     assert!(s.contains("not asked today"), "{s}");
     let asked: usize = s
@@ -941,6 +956,7 @@ async fn a_settled_month_is_asked_for_on_its_own_day_or_with_revisit_all() {
         .and_then(|n| n.parse().ok())
         .unwrap();
     assert!((10..60).contains(&asked), "{s}");
+    assert_eq!(asked, would, "as the dry run said:\n{plan}\n{s}");
     assert_eq!((cataract(a), cataract(b)), before);
     // The runs table counts what was left: asked for and left add up to
     // every report expected; the first run left none.
