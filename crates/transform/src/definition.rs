@@ -260,18 +260,16 @@ impl Definition {
         digest.push_str(&sha256_hex(townships.as_bytes()));
         let mut all = digest.clone();
         // By file name, not path: the same deployment named by another
-        // path (a relative --config, a moved directory) is the same.
-        // Not what only says when to ask for reports (`revisit_*`): no
-        // batch is computed from it.
-        for (file, text) in t.pipelines.iter().chain(&t.quotas) {
+        // path (a relative --config, a moved directory) is the same. A
+        // program as parsed (its comments and layout compute nothing), less
+        // what only says when to ask for reports: no batch is computed
+        // from `revisit_*`.
+        let programs = t.pipelines.iter().map(|(file, text)| (file, computed_from(text)));
+        let quota_texts = t.quotas.iter().map(|(file, text)| (file, text.clone()));
+        for (file, text) in programs.chain(quota_texts) {
             let name = std::path::Path::new(file)
                 .file_name()
                 .map_or(file.as_str(), |n| n.to_str().unwrap_or(file));
-            let text: String = text
-                .lines()
-                .filter(|l| !l.trim_start().starts_with("revisit_"))
-                .flat_map(|l| [l, "\n"])
-                .collect();
             all.push_str(&sha256_hex(format!("{name}\n{text}").as_bytes()));
         }
         Ok(Definition {
@@ -283,6 +281,20 @@ impl Definition {
             texts_digest: sha256_hex(digest.as_bytes()),
             all_texts_digest: sha256_hex(all.as_bytes()),
         })
+    }
+}
+
+/// What a program's batches are computed from: its settings (parsed and
+/// written out again) less those that only say when to ask for reports.
+/// A text that does not parse (it never gets this far) counts whole.
+fn computed_from(program: &str) -> String {
+    match program.parse::<toml::Table>() {
+        Ok(mut settings) => {
+            settings.remove("revisit_after_days");
+            settings.remove("revisit_every_days");
+            settings.to_string()
+        }
+        Err(_) => program.to_string(),
     }
 }
 
@@ -519,8 +531,23 @@ mod tests {
             Definition::from_texts(&t).unwrap().all_texts_digest,
             here.all_texts_digest
         );
-        // A program's text does count.
-        t.pipelines[0].1.push_str("\n# edited\n");
+        t.pipelines[0].1 = t.pipelines[0].1.replace(
+            "revisit_after_days = 30",
+            "revisit_after_days = 9\nrevisit_every_days = 3",
+        );
+        assert_eq!(
+            Definition::from_texts(&t).unwrap().all_texts_digest,
+            here.all_texts_digest
+        );
+        // Nor do its comments and layout ...
+        t.pipelines[0].1 = format!("# edited\n\n{before}\n\n# the end\n");
+        assert_eq!(
+            Definition::from_texts(&t).unwrap().all_texts_digest,
+            here.all_texts_digest
+        );
+        // ... but every setting does.
+        t.pipelines[0].1 = before.replace("deadline_days = 5", "deadline_days = 6");
+        assert_ne!(t.pipelines[0].1, before);
         assert_ne!(
             Definition::from_texts(&t).unwrap().all_texts_digest,
             here.all_texts_digest
