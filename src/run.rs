@@ -756,6 +756,16 @@ pub fn vstack(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
     Ok(first)
 }
 
+/// The landings table's rows of `all` (every landing of some townships),
+/// with their current versions and their reports.
+fn landing_rows(
+    all: &[Landing],
+    current: &[(&Landing, usize)],
+    reports: &timeliness::Reports<'_>,
+) -> Result<DataFrame, RunError> {
+    landings_frame(all, current, &timeliness::of_landings(all, reports)).map_err(internal("land"))
+}
+
 /// The landings table: every version of every submission, current marked.
 fn landings_frame(
     all: &[Landing],
@@ -1222,10 +1232,7 @@ fn compute(
                 let versions_of = versions_of(&all, &current);
                 spent.read += t.elapsed();
                 let t = std::time::Instant::now();
-                landing_file.write(
-                    landings_frame(&all, &current, &timeliness::of_landings(&all, &reports))
-                        .map_err(internal("land"))?,
-                )?;
+                landing_file.write(landing_rows(&all, &current, &reports)?)?;
                 spent.landings += t.elapsed();
                 let counties = reg.counties();
                 let quotas: Vec<taizhang_model::Quota> = cfg
@@ -1487,11 +1494,8 @@ fn compute(
             .collect();
         if !outside.is_empty() {
             let all = state.landings_of(&p.name, outside.iter().map(String::as_str))?;
-            let current = current_landings(&all);
             let reports = timeliness::reports(&all, p.deadline_days, &absences);
-            let frame =
-                landings_frame(&all, &current, &timeliness::of_landings(&all, &reports)).map_err(internal("land"))?;
-            landing_file.write(frame)?;
+            landing_file.write(landing_rows(&all, &current_landings(&all), &reports)?)?;
         }
         programs.push((
             p.name.clone(),

@@ -611,7 +611,7 @@ impl State {
             .conn
             .prepare_cached(&format!(
                 "SELECT {} FROM check_state WHERE rowid = ?1",
-                check_columns(LAST_SEEN_OF_ROW)
+                check_columns(&last_seen_of_row())
             ))
             .map_err(|e| self.err(e))?;
         let mut frame = CheckFrame::default();
@@ -1113,11 +1113,14 @@ const CHECKS_SEEN_AT: &str = "checks_seen_at/";
 /// stored in one format, so text order is time order.
 const LAST_SEEN_OF_PROGRAM: &str = "CASE WHEN resolved_at IS NULL THEN max(last_seen, ?2) ELSE last_seen END";
 
-/// [`LAST_SEEN_OF_PROGRAM`] for a row of any program (its clock under
-/// [`CHECKS_SEEN_AT`]'s prefix, looked up per row:
-/// for the few rows read one by one).
-const LAST_SEEN_OF_ROW: &str = "CASE WHEN resolved_at IS NULL THEN max(last_seen, coalesce(
-     (SELECT value FROM meta WHERE key = 'checks_seen_at/' || program), '')) ELSE last_seen END";
+/// [`LAST_SEEN_OF_PROGRAM`] for a row of any program (its clock looked up
+/// per row: for the few rows read one by one).
+fn last_seen_of_row() -> String {
+    format!(
+        "CASE WHEN resolved_at IS NULL THEN max(last_seen, coalesce(
+         (SELECT value FROM meta WHERE key = '{CHECKS_SEEN_AT}' || program), '')) ELSE last_seen END"
+    )
+}
 
 /// The instants of the state's rows (the few runs' clocks), each parsed
 /// once.

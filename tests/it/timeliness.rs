@@ -3,7 +3,7 @@
 //! claim, observation decides or the status is unknown; a correction after
 //! the deadline is late, and the report stays on time.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use taizhang::simulator::{Canned, Portal};
@@ -15,6 +15,24 @@ fn report(township: &str, claimed: &str, cataract: i64) -> Canned {
         "township": township, "period": "2026-06", "submitted_at": claimed,
         "values": [{"indicator": "白内障复明手术", "value": cataract}]
     }))
+}
+
+/// The demo's configuration against an empty portal of our own: the
+/// directory, the portal, the settings file and the warehouse.
+async fn deployment() -> (tempfile::TempDir, Portal, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    copy_config(dir.path());
+    let portal = Portal::default();
+    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
+    point_pipelines_at(dir.path(), &addr.to_string());
+    let config = dir.path().join("config/taizhang.toml");
+    let wh = dir.path().join("warehouse");
+    (dir, portal, config, wh)
+}
+
+/// The report `township` sends for June, `claimed` its submission time.
+fn june(portal: &Portal, township: &str, claimed: &str, cataract: i64) {
+    portal.set(township, "2026-06", report(township, claimed, cataract));
 }
 
 async fn run_at(config: &Path, now: &str) {
@@ -47,44 +65,22 @@ fn column(df: &polars::prelude::DataFrame, c: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lateness_is_decided_from_evidence_not_from_the_claim_alone() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_config(dir.path());
-    let portal = Portal::default();
-    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    point_pipelines_at(dir.path(), &addr.to_string());
-    let config = dir.path().join("config/taizhang.toml");
-    let wh = dir.path().join("warehouse");
+    let (_dir, portal, config, wh) = deployment().await;
     // June is due by the end of 07-05 (China time).
-    portal.set(
-        "341124105",
-        "2026-06",
-        report("341124105", "2026-07-02T09:00:00+08:00", 5),
-    );
+    june(&portal, "341124105", "2026-07-02T09:00:00+08:00", 5);
     run_at(&config, "2026-07-03T10:00:00+08:00").await;
     // After the deadline: 大墅镇 (102) has nothing; 二郎口镇 (103) claims 07-01;
     // 武岗镇 (104) sends CSV (no claim); 马厂镇 (105) sends a correction.
-    portal.set(
-        "341124103",
-        "2026-06",
-        report("341124103", "2026-07-01T09:00:00+08:00", 3),
-    );
+    june(&portal, "341124103", "2026-07-01T09:00:00+08:00", 3);
     portal.set(
         "341124104",
         "2026-06",
         Canned::csv("township,period,indicator,dimension,category,value\n341124104,2026-06,白内障复明手术,,,4\n"),
     );
-    portal.set(
-        "341124105",
-        "2026-06",
-        report("341124105", "2026-07-02T09:00:00+08:00", 6),
-    );
+    june(&portal, "341124105", "2026-07-02T09:00:00+08:00", 6);
     run_at(&config, "2026-07-06T10:00:00+08:00").await;
     // 07-12: 大墅镇's report appears, claiming 07-01.
-    portal.set(
-        "341124102",
-        "2026-06",
-        report("341124102", "2026-07-01T09:00:00+08:00", 2),
-    );
+    june(&portal, "341124102", "2026-07-01T09:00:00+08:00", 2);
     run_at(&config, "2026-07-12T10:00:00+08:00").await;
 
     let subs = rows(&read_table(&wh, "submissions"), &[("period", "2026-06")]);
@@ -129,24 +125,10 @@ async fn lateness_is_decided_from_evidence_not_from_the_claim_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_township_that_left_the_registry_keeps_its_landings_and_their_timeliness() {
-    let dir = tempfile::tempdir().unwrap();
-    copy_config(dir.path());
-    let portal = Portal::default();
-    let addr = portal.clone().serve(([127, 0, 0, 1], 0).into()).await.unwrap();
-    point_pipelines_at(dir.path(), &addr.to_string());
-    let config = dir.path().join("config/taizhang.toml");
-    let wh = dir.path().join("warehouse");
-    portal.set(
-        "341124105",
-        "2026-06",
-        report("341124105", "2026-07-02T09:00:00+08:00", 5),
-    );
+    let (dir, portal, config, wh) = deployment().await;
+    june(&portal, "341124105", "2026-07-02T09:00:00+08:00", 5);
     run_at(&config, "2026-07-03T10:00:00+08:00").await;
-    portal.set(
-        "341124105",
-        "2026-06",
-        report("341124105", "2026-07-02T09:00:00+08:00", 6),
-    );
+    june(&portal, "341124105", "2026-07-02T09:00:00+08:00", 6);
     run_at(&config, "2026-07-06T10:00:00+08:00").await;
     // The deployment now reports for 来安县 instead: 全椒县's townships are
     // in no batch of the next run, and their landings stay all the same.
