@@ -351,15 +351,23 @@ pub fn publish_program(
     year: i32,
 ) -> Result<(), PublishError> {
     let owner = Owner::program(program);
-    let empty = t.landings.empty();
-    let landings = landing_table(&empty);
-    for (y, bytes, rows) in t.landings.finish(year)? {
-        sink.write_encoded(&landings, Some(y), owner, bytes, rows)?;
-    }
-    let empty = t.checks.empty();
-    let checks = check_table(&empty);
-    for (y, bytes, rows) in t.checks.finish(year)? {
-        sink.write_encoded(&checks, Some(y), owner, bytes, rows)?;
+    write_years(t.landings, landing_table, sink, owner, year)?;
+    write_years(t.checks, check_table, sink, owner, year)
+}
+
+/// Adds each year's file of `encoded`, the table `table` (an empty table
+/// is one empty file of `empty_year`).
+fn write_years(
+    encoded: YearEncoder,
+    table: fn(&DataFrame) -> Table<'_>,
+    sink: &mut dyn TableSink,
+    owner: Owner<'_>,
+    empty_year: i32,
+) -> Result<(), PublishError> {
+    let empty = encoded.empty();
+    let t = table(&empty);
+    for (y, bytes, rows) in encoded.finish(empty_year)? {
+        sink.write_encoded(&t, Some(y), owner, bytes, rows)?;
     }
     Ok(())
 }
