@@ -1074,17 +1074,17 @@ enum Before {
         code: String,
         digest: String,
         quota: checks::quota::QuotaFacts,
-        /// How many of the part's periods are of the batches up to it
-        /// (their landings' rows make its look-back rows again when its
-        /// memo's cannot be read).
+        /// How many of the part's landings are of the batches up to it
+        /// (their rows make its look-back rows again when its memo's cannot
+        /// be read).
         upto: usize,
     },
 }
 
 impl Before {
     /// What it carries, for the next batch's thread: the memo's rows of a
-    /// carried batch (or `again` made from the landings of the first
-    /// `upto` of its part's periods when they cannot be read).
+    /// carried batch (or `again` made from the first `upto` of its
+    /// part's landings when they cannot be read).
     fn carry(
         self,
         memo: &Memo,
@@ -1108,328 +1108,6 @@ impl Before {
                 Ok(rx)
             }
         }
-    }
-}
-
-/// A part's current landings (with how many versions each has), its
-/// reports' timeliness and every version of those with more than one.
-struct Derived<'a> {
-    current: Vec<(&'a Landing, usize)>,
-    reports: timeliness::Reports<'a>,
-    versions: std::collections::HashMap<(&'a str, &'a str), Vec<&'a Landing>>,
-}
-
-impl<'a> Derived<'a> {
-    fn of(
-        all: &'a [Landing],
-        deadline_days: u32,
-        absences: &std::collections::HashMap<(String, String), DateTime<Utc>>,
-    ) -> Derived<'a> {
-        let current = current_landings(all);
-        let reports = timeliness::reports(all, deadline_days, absences);
-        let versions = versions_of(all, &current);
-        Derived {
-            current,
-            reports,
-            versions,
-        }
-    }
-
-    /// The current landings of the batch of `period`.
-    fn wanted(&self, period: Option<&str>) -> Vec<(&'a Landing, usize)> {
-        self.current
-            .iter()
-            .filter(|(l, _)| Some(l.period.as_str()) == period)
-            .copied()
-            .collect()
-    }
-
-    /// Every version of the (township, period)s of `wanted` that have more
-    /// than one.
-    fn older(&self, wanted: &[(&'a Landing, usize)]) -> Vec<(&'a Landing, usize)> {
-        wanted
-            .iter()
-            .filter(|(_, n)| *n > 1)
-            .flat_map(|(c, _)| {
-                self.versions
-                    .get(&(c.township.as_str(), c.period.as_str()))
-                    .into_iter()
-                    .flatten()
-                    .map(|l| (*l, 1))
-            })
-            .collect()
-    }
-
-    /// The current landings of the first `n` of `periods`, a period after
-    /// the other.
-    fn upto(&self, periods: &[String], n: usize) -> Vec<(&'a Landing, usize)> {
-        periods.iter().take(n).flat_map(|p| self.wanted(Some(p))).collect()
-    }
-}
-
-/// The batches of a part with `periods` (oldest first), with their codes:
-/// a batch each, or one with none when nothing of the part landed.
-fn part_batches(area: &str, periods: &[String]) -> Vec<(String, Part)> {
-    if periods.is_empty() {
-        let part = Part {
-            period: None,
-            last: true,
-            periods: vec![],
-        };
-        return vec![(area.to_string(), part)];
-    }
-    periods
-        .iter()
-        .enumerate()
-        .map(|(i, period)| {
-            let part = Part {
-                period: Some(period.clone()),
-                last: i + 1 == periods.len(),
-                periods: periods.to_vec(),
-            };
-            (format!("{area}-{period}"), part)
-        })
-        .collect()
-}
-
-/// The quotas of a part's townships and counties.
-fn part_quotas(cfg: &Loaded, reg: &crate::registry::Registry) -> Vec<taizhang_model::Quota> {
-    let counties = reg.counties();
-    cfg.def
-        .quotas
-        .iter()
-        .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
-        .cloned()
-        .collect()
-}
-
-/// What the thread preparing the batches ahead of the run gives it, in
-/// order: each part, then each of its batches.
-enum Ahead {
-    Part(PartAhead),
-    Batch(BatchAhead),
-}
-
-/// A part of the registry, read and made ready ahead.
-struct PartAhead {
-    /// Every landing of its townships.
-    all: Arc<Vec<Landing>>,
-    /// Its rows of the program's landings table.
-    landings: DataFrame,
-    quotas: Arc<Vec<taizhang_model::Quota>>,
-    /// Its periods, oldest first (see [`part_batches`]).
-    periods: Vec<String>,
-    spent: Spent,
-}
-
-/// A batch made ready ahead: its digest and, when its memo is for that
-/// digest and its clock checks hold out what they held out then, the memo
-/// with its check results (the clock checks' included): what carrying it
-/// takes.
-struct BatchAhead {
-    digest: String,
-    carry: Option<(Box<memo::Batch>, DataFrame)>,
-    spent: Spent,
-}
-
-/// What making the batches ready ahead reads.
-struct Prepare<'a> {
-    ctx: &'a BatchContext<'a>,
-    memo: &'a Memo,
-    decisions: &'a review::Decisions,
-    absences: &'a std::collections::HashMap<(String, String), DateTime<Utc>>,
-    year: i32,
-    recompute: bool,
-}
-
-/// How many batches made ready may wait for the run (each holds its memo).
-const BATCHES_AHEAD: usize = 4;
-
-/// Each part of `batches` (read by [`read_ahead`], given by `parts`) and
-/// each of its batches made ready (see [`Ahead`]) on a thread of `scope`,
-/// at most [`BATCHES_AHEAD`] ahead of the one received: what carrying a
-/// batch costs (its memo, its clock checks, its results) is spent beside
-/// the run's thread. The thread stops at the first error (given) or when
-/// the receiver is gone.
-fn prepare_ahead<'scope, 'env>(
-    scope: &'scope std::thread::Scope<'scope, 'env>,
-    prepare: &'env Prepare<'env>,
-    batches: &'env [(String, crate::registry::Registry)],
-    parts: std::sync::mpsc::Receiver<Result<PartRead, RunError>>,
-) -> Result<std::sync::mpsc::Receiver<Result<Ahead, RunError>>, RunError> {
-    let program = &prepare.ctx.p.name;
-    let (give, ahead) = std::sync::mpsc::sync_channel(BATCHES_AHEAD);
-    std::thread::Builder::new()
-        .name("prepare batches".into())
-        .spawn_scoped(scope, move || {
-            for (area, reg) in batches {
-                let part = parts
-                    .recv()
-                    .map_err(|_| RunError::Task(format!("the thread reading the landings of {program} stopped")))
-                    .and_then(|read| prepare.part(area, reg, read?, &give));
-                match part {
-                    Ok(true) => {}
-                    // The run is gone.
-                    Ok(false) => return,
-                    Err(e) => {
-                        let _ = give.send(Err(e));
-                        return;
-                    }
-                }
-            }
-        })
-        .map_err(|e| {
-            RunError::Task(format!(
-                "cannot start a thread to prepare the batches of {program}: {e}"
-            ))
-        })?;
-    Ok(ahead)
-}
-
-/// A part of the registry read ahead.
-struct PartRead {
-    /// Every landing of its townships.
-    all: Arc<Vec<Landing>>,
-    /// Its rows of the program's landings table.
-    landings: DataFrame,
-    /// Its periods, oldest first (see [`part_batches`]).
-    periods: Vec<String>,
-    /// The digest of each of its batches.
-    digests: Vec<String>,
-    spent: Spent,
-}
-
-impl Prepare<'_> {
-    /// The part `area` whose landings are `all`: its landings table's
-    /// rows, its periods and its batches' digests.
-    fn read(&self, area: &str, all: Vec<Landing>) -> Result<PartRead, RunError> {
-        let (cfg, p) = (self.ctx.cfg, self.ctx.p);
-        let mut spent = Spent::default();
-        let t = std::time::Instant::now();
-        let all = Arc::new(all);
-        let d = Derived::of(&all, p.deadline_days, self.absences);
-        let periods = part_periods(&d.current);
-        spent.read += t.elapsed();
-        let t = std::time::Instant::now();
-        let rows = landing_rows(&all, &d.current, &d.reports)?;
-        spent.landings += t.elapsed();
-        // Each batch's digest covers the one before's (whose rows its
-        // look-back checks read).
-        let t = std::time::Instant::now();
-        let mut digests: Vec<String> = Vec::new();
-        for (code, part) in part_batches(area, &periods) {
-            let wanted = d.wanted(part.period.as_deref());
-            let older = d.older(&wanted);
-            let before = digests.last().map(String::as_str).unwrap_or("");
-            let digest = batch_digest(
-                cfg,
-                p,
-                &code,
-                self.year,
-                &wanted,
-                &older,
-                &d.reports,
-                self.decisions,
-                before,
-            );
-            digests.push(digest);
-        }
-        spent.digest += t.elapsed();
-        drop(d);
-        Ok(PartRead {
-            all,
-            landings: rows,
-            periods,
-            digests,
-            spent,
-        })
-    }
-
-    /// Gives the part `area` of `reg` read ahead, then each of its batches
-    /// made ready; false when the receiver is gone.
-    fn part(
-        &self,
-        area: &str,
-        reg: &crate::registry::Registry,
-        read: PartRead,
-        give: &std::sync::mpsc::SyncSender<Result<Ahead, RunError>>,
-    ) -> Result<bool, RunError> {
-        let PartRead {
-            all,
-            landings,
-            periods,
-            digests,
-            spent,
-        } = read;
-        let quotas = Arc::new(part_quotas(self.ctx.cfg, reg));
-        let batches = part_batches(area, &periods);
-        let part = PartAhead {
-            all,
-            landings,
-            quotas: Arc::clone(&quotas),
-            periods,
-            spent,
-        };
-        if give.send(Ok(Ahead::Part(part))).is_err() {
-            return Ok(false);
-        }
-        for ((code, part), digest) in batches.into_iter().zip(digests) {
-            let mut spent = Spent::default();
-            let carry = self.carry(&code, &digest, reg, &quotas, &part, &mut spent)?;
-            if give
-                .send(Ok(Ahead::Batch(BatchAhead { digest, carry, spent })))
-                .is_err()
-            {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// The memo of batch `code` for `digest` and its check results, its
-    /// clock checks run again: None when there is none (or the run
-    /// computes every batch), or when the clock checks now hold out other
-    /// values than when it was computed.
-    fn carry(
-        &self,
-        code: &str,
-        digest: &str,
-        reg: &crate::registry::Registry,
-        quotas: &[taizhang_model::Quota],
-        part: &Part,
-        spent: &mut Spent,
-    ) -> Result<Option<(Box<memo::Batch>, DataFrame)>, RunError> {
-        let p = self.ctx.p;
-        let t = std::time::Instant::now();
-        let loaded = if self.recompute {
-            None
-        } else {
-            self.memo.load(code, digest)
-        };
-        spent.load += t.elapsed();
-        let Some(m) = loaded else {
-            if !self.recompute {
-                tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
-            }
-            return Ok(None);
-        };
-        let t = std::time::Instant::now();
-        let input = CheckInput {
-            submissions: &m.submissions,
-            quota_facts: Some(&m.quota_facts),
-            ..self.ctx.check_input(reg, quotas, part)
-        };
-        let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-        let held = memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
-        spent.clock += t.elapsed();
-        if held != m.clock_excluded {
-            tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
-            return Ok(None);
-        }
-        let t = std::time::Instant::now();
-        let results = checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
-        spent.carry += t.elapsed();
-        Ok(Some((Box::new(m), results)))
     }
 }
 
@@ -1525,14 +1203,6 @@ fn compute(
         // thread of its own) from the landings the batches read.
         let mut landing_file =
             publish::landing_encoder(&landings_frame(&[], &[], &[]).map_err(internal("land"))?).beside()?;
-        let prepare = Prepare {
-            ctx: &ctx,
-            memo: &memo,
-            decisions,
-            absences: &absences,
-            year,
-            recompute,
-        };
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {
@@ -1546,90 +1216,127 @@ fn compute(
                 summary: &mut *summary,
             };
             // The parts' landings, read a part ahead on a thread of its
-            // own (with its own connection) with their batches' digests,
-            // and each batch's memo and clock checks made ready on
-            // another, while this one carries or starts the batches
-            // before them.
-            let parts = read_ahead(scope, state, &prepare, &batches)?;
-            let ahead = prepare_ahead(scope, &prepare, &batches, parts)?;
-            let next = |spent: &mut Spent| -> Result<Ahead, RunError> {
-                let t = std::time::Instant::now();
-                let got = ahead
-                    .recv()
-                    .map_err(|_| RunError::Task(format!("the thread preparing the batches of {} stopped", p.name)))??;
-                spent.wait += t.elapsed();
-                Ok(got)
-            };
+            // own (with its own connection) while this one carries or
+            // starts the batches of the part before.
+            let landings = read_ahead(scope, state, &p.name, &batches)?;
             for (area, reg) in &batches {
-                // The part's landings, read for its batches and dropped
-                // after them (a township not in the registry is in no
-                // batch: only in the program's landings table).
-                let Ahead::Part(PartAhead {
-                    all,
-                    landings: rows,
-                    quotas,
-                    periods,
-                    spent: theirs,
-                }) = next(&mut spent)?
-                else {
-                    return Err(RunError::Task(format!(
-                        "the batches of {area} were prepared out of order"
-                    )));
-                };
-                spent.add(&theirs);
+                // The part's landings, read for its batches and
+                // dropped after them (a township not in the registry is
+                // in no batch: only in the program's landings table).
                 let t = std::time::Instant::now();
-                landing_file.write(rows)?;
+                let all = landings
+                    .recv()
+                    .map_err(|_| RunError::Task(format!("the thread reading the landings of {} stopped", p.name)))??;
+                let current = current_landings(&all);
+                let reports = timeliness::reports(&all, p.deadline_days, &absences);
+                let versions_of = versions_of(&all, &current);
+                spent.read += t.elapsed();
+                let t = std::time::Instant::now();
+                landing_file.write(landing_rows(&all, &current, &reports)?)?;
                 spent.landings += t.elapsed();
-                // Its current landings, their versions and reports: made
-                // here only when one of its batches is computed.
-                let derived = std::cell::OnceCell::new();
-                let derive = || derived.get_or_init(|| Derived::of(&all, p.deadline_days, &absences));
-                // What the batch before gives the next: what it carries
-                // for the look-back checks.
+                let counties = reg.counties();
+                let quotas: Vec<taizhang_model::Quota> = cfg
+                    .def
+                    .quotas
+                    .iter()
+                    .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
+                    .cloned()
+                    .collect();
+                let quotas = Arc::new(quotas);
+                // The part's periods, oldest first: a batch each (one
+                // batch with none when nothing of the part landed).
+                let periods = part_periods(&current);
+                let parts: Vec<Option<&str>> = match periods.is_empty() {
+                    true => vec![None],
+                    false => periods.iter().map(|p| Some(p.as_str())).collect(),
+                };
+                // What the batches before give the next: the digest of the
+                // one before, and what it carries for the look-back checks.
+                let mut chain = String::new();
                 let mut before: Option<Before> = None;
-                for (i, (code, part)) in part_batches(area, &periods).into_iter().enumerate() {
-                    let Ahead::Batch(BatchAhead {
-                        digest,
-                        carry,
-                        spent: theirs,
-                    }) = next(&mut spent)?
-                    else {
-                        return Err(RunError::Task(format!("the batch {code} was prepared out of order")));
+                let mut upto: Vec<(&Landing, usize)> = vec![];
+                for (i, period) in parts.iter().enumerate() {
+                    let part = Part {
+                        period: period.map(str::to_string),
+                        last: i + 1 == parts.len(),
+                        periods: periods.clone(),
                     };
-                    spent.add(&theirs);
+                    let code = match period {
+                        Some(p) => format!("{area}-{p}"),
+                        None => area.clone(),
+                    };
+                    let wanted: Vec<(&Landing, usize)> = current
+                        .iter()
+                        .filter(|(l, _)| Some(l.period.as_str()) == *period)
+                        .copied()
+                        .collect();
+                    // Every version of the (township, period)s that have more than one.
+                    let older: Vec<(&Landing, usize)> = wanted
+                        .iter()
+                        .filter(|(_, n)| *n > 1)
+                        .flat_map(|(c, _)| {
+                            versions_of
+                                .get(&(c.township.as_str(), c.period.as_str()))
+                                .into_iter()
+                                .flatten()
+                                .map(|l| (*l, 1))
+                        })
+                        .collect();
                     let batch_failures: Vec<_> = failures
                         .iter()
                         .filter(|f| reg.get(&f.0).is_some() && part.owns(&f.1))
                         .cloned()
                         .collect();
+                    let t = std::time::Instant::now();
+                    let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
+                    spent.digest += t.elapsed();
+                    chain = digest.clone();
+                    let base = ctx.check_input(reg, &quotas, &part);
                     // Nothing the batch is computed from changed (nor any
                     // batch before it): its files and results are carried
-                    // over (its clock checks ran when it was prepared).
+                    // over, and only the clock checks run.
                     let mut carried = None;
-                    if let Some((m, results)) = carry {
+                    let t = std::time::Instant::now();
+                    let loaded = if recompute { None } else { memo.load(&code, &digest) };
+                    spent.load += t.elapsed();
+                    let t = std::time::Instant::now();
+                    if let Some(m) = loaded {
+                        let input = CheckInput {
+                            submissions: &m.submissions,
+                            quota_facts: Some(&m.quota_facts),
+                            ..base.clone()
+                        };
+                        let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+                        let held =
+                            memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
+                        spent.clock += t.elapsed();
                         let t = std::time::Instant::now();
-                        if !batch_end.sink.carry(&m.files)? {
+                        if held != m.clock_excluded {
+                            tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
+                        } else if !batch_end.sink.carry(&m.files)? {
                             tracing::debug!(program = %p.name, batch = %code, "A file of the batch's memo is not in the published snapshot: computing the batch.");
                         } else {
+                            let results = checks::finish(&[m.checks.clone(), clock], &m.submissions)
+                                .map_err(internal("check"))?;
                             batch_end.summary.batches_carried += 1;
                             carried = Some((m, results));
                         }
                         spent.carry += t.elapsed();
+                    } else if !recompute {
+                        tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
                     }
+                    upto.extend(wanted.iter().copied());
                     let work = match carried {
                         Some((m, results)) => {
                             before = Some(Before::Kept {
                                 code: code.clone(),
                                 digest: digest.clone(),
                                 quota: m.quota_facts.clone(),
-                                upto: i + 1,
+                                upto: upto.len(),
                             });
-                            Work::Carried(m, results)
+                            Work::Carried(Box::new(m), results)
                         }
                         None => {
-                            let d = derive();
-                            let wanted = d.wanted(part.period.as_deref());
-                            let older = d.older(&wanted);
                             let history = if older.is_empty() {
                                 normalize::history(&p.name, &[]).map_err(internal("normalize"))?
                             } else {
@@ -1678,7 +1385,7 @@ fn compute(
                             // When each report arrived, from the evidence
                             // of all its versions.
                             n.submissions =
-                                timeliness::apply(n.submissions, &d.reports).map_err(internal("normalize"))?;
+                                timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
                             // What the batch before carries: waited for on
                             // the batch's thread when it is computing.
                             let carry_in = match before.take() {
@@ -1695,7 +1402,7 @@ fn compute(
                                             p,
                                             kept,
                                             raw,
-                                            &d.upto(&periods, n),
+                                            &upto[..n],
                                             &empty,
                                             decisions,
                                             &mut batch_end.summary.bodies_parsed,
@@ -1772,7 +1479,7 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, carry_ms = spent.carry.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, wait_ms = spent.wait.as_millis() as u64, "Batches done.");
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, carry_ms = spent.carry.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
         tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         // The batches' rows are gone: what their threads freed goes back
@@ -1805,30 +1512,29 @@ fn compute(
     })
 }
 
-/// Each part of `batches` in turn, read (see [`State::landings_of`]) on a
-/// thread of `scope` through a second connection with its batches' digests
-/// (see [`Prepare::read`]), at most one part ahead of the one received. The
+/// The landings of each part of `batches` in turn (see
+/// [`State::landings_of`]), read on a thread of `scope` through a second
+/// connection, at most one part ahead of the one received: a part's are
+/// read while the batches of the one before are carried or started. The
 /// thread stops at the first error (given) or when the receiver is gone.
 fn read_ahead<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     state: &State,
-    prepare: &'env Prepare<'env>,
+    program: &'env str,
     batches: &'env [(String, crate::registry::Registry)],
-) -> Result<std::sync::mpsc::Receiver<Result<PartRead, RunError>>, RunError> {
+) -> Result<std::sync::mpsc::Receiver<Result<Vec<Landing>, crate::state::StateError>>, RunError> {
     let reader = state.reader()?;
-    let program = &prepare.ctx.p.name;
     // A rendezvous: the next part is read, then handed over when asked for.
-    let (give, parts) = std::sync::mpsc::sync_channel(0);
+    let (give, landings) = std::sync::mpsc::sync_channel(0);
     std::thread::Builder::new()
         .name("read landings".into())
         .spawn_scoped(scope, move || {
-            hand_over(batches, give, |(area, reg)| {
-                let all = reader.landings_of(program, reg.townships.keys().map(String::as_str))?;
-                prepare.read(area, all)
+            hand_over(batches, give, |(_, reg)| {
+                reader.landings_of(program, reg.townships.keys().map(String::as_str))
             })
         })
         .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
-    Ok(parts)
+    Ok(landings)
 }
 
 /// Each program's remembered check results, in the order of the kept
@@ -1871,12 +1577,9 @@ fn hand_over<I, T, E>(
     }
 }
 
-/// Where the time over a program's batches went, logged with "Batches
-/// done." (debug): what a run that carries most of its batches spends its
-/// time on. Reading, digests, memos, clock checks, the carried check
-/// results and the landings table's rows are made ready ahead, on a
-/// thread of their own ([`prepare_ahead`]); the rest, and the waiting for
-/// them, on the run's.
+/// Where the main thread's time over a program's batches went, logged
+/// with "Batches done." (debug): what a run that carries most of its
+/// batches spends its time on.
 #[derive(Default)]
 struct Spent {
     /// Reading the parts' landings and their reports' timeliness.
@@ -1887,28 +1590,13 @@ struct Spent {
     load: std::time::Duration,
     /// A loaded memo's clock checks ...
     clock: std::time::Duration,
-    /// ... and carrying its check results and files.
+    /// ... and carrying its files and check results.
     carry: std::time::Duration,
     /// Giving each part's landings to the landings table's encoder.
     landings: std::time::Duration,
     /// Finishing batches in order: waiting for the computed ones and
     /// publishing them; every batch's alerts, tracking and check results.
     finish: std::time::Duration,
-    /// Waiting for the next part or batch to be made ready.
-    wait: std::time::Duration,
-}
-
-impl Spent {
-    fn add(&mut self, other: &Spent) {
-        self.read += other.read;
-        self.digest += other.digest;
-        self.load += other.load;
-        self.clock += other.clock;
-        self.carry += other.carry;
-        self.landings += other.landings;
-        self.finish += other.finish;
-        self.wait += other.wait;
-    }
 }
 
 /// A program's rollups, a period at a time, oldest first, from the county
