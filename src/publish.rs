@@ -366,8 +366,8 @@ fn write_years(
 ) -> Result<(), PublishError> {
     let empty = encoded.empty();
     let t = table(&empty);
-    for (y, bytes, rows) in encoded.finish(empty_year)? {
-        sink.write_encoded(&t, Some(y), owner, bytes, rows)?;
+    for (y, file, rows) in encoded.finish(empty_year)? {
+        sink.write_encoded(&t, Some(y), owner, file, rows)?;
     }
     Ok(())
 }

@@ -1192,7 +1192,7 @@ fn compute(
                     .map_err(|_| RunError::Task(format!("the thread reading what {} remembers stopped", p.name)))??,
                 now,
             ),
-            check_file: publish::check_encoder().beside()?,
+            check_file: publish::check_encoder().spill_into(sink.spill_dir()).beside()?,
             check_records: Vec::new(),
         };
         // The batches of this run (the memos of any other are forgotten).
@@ -1201,8 +1201,9 @@ fn compute(
         let mut spent = Spent::default();
         // The program's landings table, encoded a part at a time (on a
         // thread of its own) from the landings the batches read.
-        let mut landing_file =
-            publish::landing_encoder(&landings_frame(&[], &[], &[]).map_err(internal("land"))?).beside()?;
+        let mut landing_file = publish::landing_encoder(&landings_frame(&[], &[], &[]).map_err(internal("land"))?)
+            .spill_into(sink.spill_dir())
+            .beside()?;
         std::thread::scope(|scope| -> Result<(), RunError> {
             let mut queue = std::collections::VecDeque::new();
             let mut batch_end = BatchEnd {

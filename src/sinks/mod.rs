@@ -59,16 +59,23 @@ pub trait TableSink {
     /// Adds one file: `t.frame` holds exactly its rows.
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError>;
 
-    /// Adds one file of `t`'s table already encoded (`bytes`, of `rows`
-    /// rows: see `parquet::YearEncoder`); `t.frame` is not read.
+    /// Adds one file of `t`'s table already encoded (`encoded`, of `rows`
+    /// rows: see `parquet::YearEncoder`); `t.frame` is not read. A spilled
+    /// file (in [`TableSink::spill_dir`]) is moved, or removed.
     fn write_encoded(
         &mut self,
         t: &Table<'_>,
         year: Option<i32>,
         owner: Owner<'_>,
-        bytes: Vec<u8>,
+        encoded: parquet::Encoded,
         rows: usize,
     ) -> Result<(), PublishError>;
+
+    /// Where an encoder may write the files it encodes before they are
+    /// given to [`TableSink::write_encoded`] (None: in memory).
+    fn spill_dir(&self) -> Option<std::path::PathBuf> {
+        None
+    }
 
     /// Adds `files` as they are in the warehouse the run started from
     /// (a batch whose inputs did not change), when every one of them is

@@ -202,6 +202,17 @@ fn string_array(ca: &polars::prelude::StringChunked) -> Option<StringArray> {
 /// A Parquet writer of `t`'s table (zstd, with its description and column
 /// metadata), into memory.
 fn writer(t: &Table<'_>, schema: Arc<Schema>) -> Result<ArrowWriter<Vec<u8>>, PublishError> {
+    writer_into(t, schema, Vec::new(), None)
+}
+
+/// A Parquet writer of `t`'s table into `out`, with row groups of at most
+/// `row_group` rows (the writer's default when None).
+fn writer_into<W: std::io::Write + Send>(
+    t: &Table<'_>,
+    schema: Arc<Schema>,
+    out: W,
+    row_group: Option<usize>,
+) -> Result<ArrowWriter<W>, PublishError> {
     let columns: serde_json::Map<String, serde_json::Value> = t
         .columns
         .iter()
@@ -221,13 +232,51 @@ fn writer(t: &Table<'_>, schema: Arc<Schema>) -> Result<ArrowWriter<Vec<u8>>, Pu
         ),
     ];
     kv.extend(t.metadata.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())));
-    let props = WriterProperties::builder()
+    let mut props = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_created_by(concat!("taizhang ", env!("CARGO_PKG_VERSION")).into())
-        .set_key_value_metadata(Some(kv))
-        .build();
-    ArrowWriter::try_new(Vec::new(), schema, Some(props)).map_err(encode_err(t))
+        .set_key_value_metadata(Some(kv));
+    if let Some(rows) = row_group {
+        props = props.set_max_row_group_row_count(Some(rows));
+    }
+    ArrowWriter::try_new(out, schema, Some(props.build())).map_err(encode_err(t))
 }
+
+/// A file encoded by a [`YearEncoder`]: its bytes, or the file of its
+/// spill directory they were written to (see [`YearEncoder::spill_into`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Encoded {
+    /// Its bytes.
+    Bytes(Vec<u8>),
+    /// The file they were written to.
+    File(std::path::PathBuf),
+}
+
+/// Where a [`YearEncoder`] writes a year's file.
+enum Out {
+    Memory(Vec<u8>),
+    File(std::io::BufWriter<std::fs::File>, std::path::PathBuf),
+}
+
+impl std::io::Write for Out {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Out::Memory(v) => v.write(buf),
+            Out::File(f, _) => f.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Memory(_) => Ok(()),
+            Out::File(f, _) => f.flush(),
+        }
+    }
+}
+
+/// Rows in a row group of a file a [`YearEncoder`] spills: what it holds
+/// in memory of the file besides what is written.
+const SPILLED_ROW_GROUP: usize = 65_536;
 
 fn encode_with<'b>(
     t: &Table<'_>,
@@ -257,7 +306,10 @@ pub struct YearEncoder {
     spec: Table<'static>,
     /// The table's columns, no rows.
     empty: DataFrame,
-    years: std::collections::BTreeMap<i32, (ArrowWriter<Vec<u8>>, usize)>,
+    years: std::collections::BTreeMap<i32, (ArrowWriter<Out>, usize)>,
+    /// Where each year's file is written as it is encoded (memory when
+    /// None).
+    spill: Option<std::path::PathBuf>,
 }
 
 impl YearEncoder {
@@ -269,7 +321,18 @@ impl YearEncoder {
             spec: t.clone_with_frame(&NONE),
             empty: t.frame.clear(),
             years: Default::default(),
+            spill: None,
         }
+    }
+
+    /// This encoder writing each year's file into `dir` as it is encoded,
+    /// in row groups of [`SPILLED_ROW_GROUP`] rows, instead of holding it in
+    /// memory until [`YearEncoder::finish`] (a national year's
+    /// `check_results` and `landings`: 47 MB held through every batch).
+    /// `dir` is made when the first file is.
+    pub fn spill_into(mut self, dir: Option<std::path::PathBuf>) -> YearEncoder {
+        self.spill = dir;
+        self
     }
 
     /// The table's columns, with no rows.
@@ -293,7 +356,11 @@ impl YearEncoder {
         for (year, part) in super::by_year(&t, 0)? {
             let (w, rows) = match self.years.entry(year) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => e.insert((writer(&t, schema.clone())?, 0)),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let out = spill_out(self.spill.as_deref(), &t.name, year)?;
+                    let row_group = self.spill.as_ref().map(|_| SPILLED_ROW_GROUP);
+                    e.insert((writer_into(&t, schema.clone(), out, row_group)?, 0))
+                }
             };
             for at in (0..part.height()).step_by(SLICE_ROWS) {
                 let slice = part.slice(at as i64, SLICE_ROWS);
@@ -310,20 +377,51 @@ impl YearEncoder {
         Beside::spawn(self)
     }
 
-    /// Each year's file: (year, its bytes, its rows), years in order; a
-    /// table given no row is one empty file of `empty_year`, as
-    /// `TableSink::write_by_year` makes it.
-    pub fn finish(self, empty_year: i32) -> Result<Vec<(i32, Vec<u8>, usize)>, PublishError> {
+    /// Each year's file: (year, its bytes or spilled file, its rows), years
+    /// in order; a table given no row is one empty file of `empty_year` (in
+    /// memory), as `TableSink::write_by_year` makes it.
+    pub fn finish(self, empty_year: i32) -> Result<Vec<(i32, Encoded, usize)>, PublishError> {
         let t = self.table(&self.empty);
         if self.years.is_empty() {
-            return Ok(vec![(empty_year, encode_frame(&t)?, 0)]);
+            return Ok(vec![(empty_year, Encoded::Bytes(encode_frame(&t)?), 0)]);
         }
         let enc = encode_err(&t);
         self.years
             .into_iter()
-            .map(|(year, (w, rows))| Ok((year, w.into_inner().map_err(&enc)?, rows)))
+            .map(|(year, (w, rows))| {
+                let held = w.memory_size()
+                    + match w.inner() {
+                        Out::Memory(bytes) => bytes.len(),
+                        Out::File(..) => 0,
+                    };
+                tracing::debug!(table = %t.name, year, rows, held_bytes = held, "Encoded; held in memory until now.");
+                let encoded = match w.into_inner().map_err(&enc)? {
+                    Out::Memory(bytes) => Encoded::Bytes(bytes),
+                    Out::File(f, path) => {
+                        f.into_inner().map_err(|e| e.into_error()).map_err(io(&path))?;
+                        Encoded::File(path)
+                    }
+                };
+                Ok((year, encoded, rows))
+            })
             .collect()
     }
+}
+
+/// Where a [`YearEncoder`] writes `table`'s file of `year`: a new file of
+/// `spill`, or memory.
+fn spill_out(spill: Option<&Path>, table: &str, year: i32) -> Result<Out, PublishError> {
+    let Some(dir) = spill else {
+        return Ok(Out::Memory(Vec::new()));
+    };
+    // One name per file a process spills (several programs' encoders spill
+    // the same table and year).
+    static SPILLED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SPILLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join(format!("{table}-{year}-{n}.parquet"));
+    let file = std::fs::File::create(&path).map_err(io(&path))?;
+    Ok(Out::File(std::io::BufWriter::new(file), path))
 }
 
 /// Frames waiting for a [`Beside`] encoder: a run's main thread gives a
@@ -643,25 +741,44 @@ mod tests {
                 })
                 .collect()
         };
-        let mut e = YearEncoder::new(&t);
-        let big: Vec<i32> = vec![2026; SLICE_ROWS + 5];
-        e.write(&frame(&[2026, 2025, 2026], 0)).unwrap();
-        e.write(&frame(&[], 0)).unwrap();
-        e.write(&frame(&big, 3)).unwrap();
-        let files = e.finish(1999).unwrap();
-        assert_eq!(
-            files.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>(),
-            [(2025, 1), (2026, SLICE_ROWS + 7)]
-        );
-        assert_eq!(read(&files[0].1), [1]);
-        let expected: Vec<i64> = [0, 2].into_iter().chain(3..3 + big.len() as i64).collect();
-        assert_eq!(read(&files[1].1), expected);
-        // Nothing given: one empty file of the year asked for, as a whole
-        // empty table is written.
-        let none = YearEncoder::new(&t).finish(1999).unwrap();
-        assert_eq!(none.len(), 1);
-        assert_eq!((none[0].0, none[0].2), (1999, 0));
-        assert_eq!(none[0].1, encode_frame(&t).unwrap());
+        let bytes = |e: &Encoded| match e {
+            Encoded::Bytes(b) => b.clone(),
+            Encoded::File(path) => std::fs::read(path).unwrap(),
+        };
+        // In memory, and spilled into a directory (in row groups of
+        // SPILLED_ROW_GROUP rows: 2026's file has two).
+        let dir = tempfile::tempdir().unwrap();
+        for spill in [None, Some(dir.path().join("spill"))] {
+            let mut e = YearEncoder::new(&t).spill_into(spill.clone());
+            let big: Vec<i32> = vec![2026; SLICE_ROWS + 5];
+            e.write(&frame(&[2026, 2025, 2026], 0)).unwrap();
+            e.write(&frame(&[], 0)).unwrap();
+            e.write(&frame(&big, 3)).unwrap();
+            let files = e.finish(1999).unwrap();
+            assert_eq!(
+                files.iter().map(|f| (f.0, f.2)).collect::<Vec<_>>(),
+                [(2025, 1), (2026, SLICE_ROWS + 7)]
+            );
+            for (_, f, _) in &files {
+                assert_eq!(
+                    matches!(f, Encoded::File(p) if p.starts_with(dir.path())),
+                    spill.is_some()
+                );
+            }
+            assert_eq!(read(&bytes(&files[0].1)), [1]);
+            let expected: Vec<i64> = [0, 2].into_iter().chain(3..3 + big.len() as i64).collect();
+            assert_eq!(read(&bytes(&files[1].1)), expected);
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &bytes(&files[1].1)).unwrap();
+            let groups = SerializedFileReader::new(f).unwrap().metadata().num_row_groups();
+            assert_eq!(groups, if spill.is_some() { 2 } else { 1 });
+            // Nothing given: one empty file of the year asked for (in
+            // memory), as a whole empty table is written.
+            let none = YearEncoder::new(&t).spill_into(spill).finish(1999).unwrap();
+            assert_eq!(none.len(), 1);
+            assert_eq!((none[0].0, none[0].2), (1999, 0));
+            assert_eq!(bytes(&none[0].1), encode_frame(&t).unwrap());
+        }
     }
 
     #[test]

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::parquet::{
-    PublishError, PublishReport, Table, encode_batch, encode_frame, fingerprint, table_batch, verify,
+    Encoded, PublishError, PublishReport, Table, encode_batch, encode_frame, fingerprint, table_batch, verify,
 };
 use super::{Owner, TableSink};
 
@@ -236,6 +236,10 @@ impl Snapshots {
             std::fs::remove_dir_all(&dir).map_err(io(&dir))?;
         }
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let spill = self.dir().join(format!("{}-spill{STAGING_SUFFIX}", seq_name(seq)));
+        if spill.exists() {
+            std::fs::remove_dir_all(&spill).map_err(io(&spill))?;
+        }
         let prev = match self.current() {
             Some(c) => Some((self.path(c), self.manifest(c)?)),
             None => None,
@@ -250,6 +254,7 @@ impl Snapshots {
             dir,
             prev,
             prev_at,
+            spill,
             manifest: Manifest {
                 format: 1,
                 snapshot: seq,
@@ -325,6 +330,10 @@ pub struct Staging {
     /// Where each file of `prev` is in its list, by path: a national year
     /// carries 11,575 files, each looked up.
     prev_at: std::collections::HashMap<String, usize>,
+    /// Where encoders write files before they are given (see
+    /// `TableSink::spill_dir`): beside the staging directory, named like
+    /// one (a run that dies leaves it to the next run's clean-up).
+    spill: PathBuf,
     manifest: Manifest,
     dirs: BTreeSet<PathBuf>,
     report: PublishReport,
@@ -363,6 +372,11 @@ impl Staging {
     /// programs this run did not replace, writes the manifest and makes
     /// everything durable, then renames the staging directory into place.
     pub fn seal(mut self) -> Result<Sealed, PublishError> {
+        // Every file spilled was given (moved or removed): what is left was
+        // not (an encoder's, after an error).
+        if self.spill.exists() {
+            std::fs::remove_dir_all(&self.spill).map_err(io(&self.spill))?;
+        }
         if let Some((prev_dir, prev)) = self.prev.take() {
             for f in &prev.files {
                 let kept = f.program.as_ref().is_some_and(|p| !self.manifest.programs.contains(p));
@@ -482,15 +496,23 @@ impl TableSink for Staging {
         t: &Table<'_>,
         year: Option<i32>,
         owner: Owner<'_>,
-        bytes: Vec<u8>,
+        encoded: Encoded,
         rows: usize,
     ) -> Result<(), PublishError> {
+        let (sha256, body) = match encoded {
+            Encoded::Bytes(bytes) => (crate::land::sha256_hex(&bytes), Body::Bytes(bytes)),
+            Encoded::File(path) => (sha256_of_file(&path)?, Body::File(path)),
+        };
         let prepared = Prepared {
             dir: table_dir(t, year),
-            input: format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)),
-            encoded: Ok(bytes),
+            input: format!("{BY_BYTES}{sha256}"),
+            body,
         };
         self.place(t, owner, prepared, rows)
+    }
+
+    fn spill_dir(&self) -> Option<PathBuf> {
+        Some(self.spill.clone())
     }
 
     /// Encodes (or fingerprints) the files on every core at once, then adds
@@ -511,7 +533,32 @@ impl TableSink for Staging {
 struct Prepared {
     dir: PathBuf,
     input: String,
-    encoded: Result<Vec<u8>, arrow::array::RecordBatch>,
+    body: Body,
+}
+
+/// A file's content: its bytes, the file of the spill directory they were
+/// written to, or its rows (to encode).
+enum Body {
+    Bytes(Vec<u8>),
+    File(PathBuf),
+    Rows(arrow::array::RecordBatch),
+}
+
+/// The sha256 of a file's bytes (hex), read a megabyte at a time.
+fn sha256_of_file(path: &Path) -> Result<String, PublishError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
 }
 
 impl Staging {
@@ -537,23 +584,26 @@ impl Staging {
                 Some(f) => f.input.starts_with(BY_BYTES),
                 None => owner.batch.is_some(),
             };
-        let (input, encoded) = match by_bytes {
+        let (input, body) = match by_bytes {
             true => {
                 let bytes = encode_frame(t)?;
-                (format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)), Ok(bytes))
+                (
+                    format!("{BY_BYTES}{}", crate::land::sha256_hex(&bytes)),
+                    Body::Bytes(bytes),
+                )
             }
             false => {
                 let batch = table_batch(t)?;
-                (fingerprint(t, &batch)?, Err(batch))
+                (fingerprint(t, &batch)?, Body::Rows(batch))
             }
         };
-        Ok(Prepared { dir, input, encoded })
+        Ok(Prepared { dir, input, body })
     }
 
     /// Adds a prepared file: linked from the previous snapshot when it is
     /// the same file there, written (encoded now if it was not) otherwise.
     fn place(&mut self, t: &Table<'_>, owner: Owner<'_>, prepared: Prepared, rows: usize) -> Result<(), PublishError> {
-        let Prepared { dir, input, encoded } = prepared;
+        let Prepared { dir, input, body } = prepared;
         // The same file in the previous snapshot: same table, partition,
         // program and fingerprint. Linked, not encoded.
         let same = self.prev.as_ref().and_then(|(prev_dir, m)| {
@@ -564,25 +614,33 @@ impl Staging {
         });
         let rel = match same {
             Some((prev_dir, rel)) => {
+                if let Body::File(spilled) = &body {
+                    std::fs::remove_file(spilled).map_err(io(spilled))?;
+                }
                 self.link_prev(&prev_dir, &rel)?;
                 self.report.unchanged += 1;
                 rel
             }
             None => {
-                let bytes = match encoded {
-                    Ok(bytes) => bytes,
-                    Err(batch) => encode_batch(t, &batch)?,
+                let rel = match body {
+                    Body::File(spilled) => {
+                        // Named by the sha256 of its bytes (`input`).
+                        let hash = input.trim_start_matches(BY_BYTES);
+                        let rel = dir.join(file_name(owner, &hash[..16]));
+                        let path = self.dir.join(&rel);
+                        self.mkdirs(path.parent().expect("files have a directory"))?;
+                        std::fs::rename(&spilled, &path).map_err(io(&path))?;
+                        std::fs::File::open(&path)
+                            .and_then(|f| f.sync_all())
+                            .map_err(io(&path))?;
+                        rel
+                    }
+                    Body::Bytes(bytes) => self.write_new(&dir, owner, &bytes)?,
+                    Body::Rows(batch) => self.write_new(&dir, owner, &encode_batch(t, &batch)?)?,
                 };
-                let hash = &crate::land::sha256_hex(&bytes)[..16];
-                let rel = dir.join(file_name(owner, hash)).to_string_lossy().to_string();
-                let path = self.dir.join(&rel);
-                self.mkdirs(path.parent().expect("files have a directory"))?;
-                let mut f = std::fs::File::create(&path).map_err(io(&path))?;
-                f.write_all(&bytes).map_err(io(&path))?;
-                f.sync_all().map_err(io(&path))?;
-                verify(&path, rows, &t.name)?;
+                verify(&self.dir.join(&rel), rows, &t.name)?;
                 self.report.written += 1;
-                rel
+                rel.to_string_lossy().to_string()
             }
         };
         self.report.rows += rows;
@@ -595,6 +653,20 @@ impl Staging {
             input,
         });
         Ok(())
+    }
+}
+
+impl Staging {
+    /// Writes `bytes` as a new file of `dir`, named by their sha256, and
+    /// syncs it; its path in the snapshot.
+    fn write_new(&mut self, dir: &Path, owner: Owner<'_>, bytes: &[u8]) -> Result<PathBuf, PublishError> {
+        let rel = dir.join(file_name(owner, &crate::land::sha256_hex(bytes)[..16]));
+        let path = self.dir.join(&rel);
+        self.mkdirs(path.parent().expect("files have a directory"))?;
+        let mut f = std::fs::File::create(&path).map_err(io(&path))?;
+        f.write_all(bytes).map_err(io(&path))?;
+        f.sync_all().map_err(io(&path))?;
+        Ok(rel)
     }
 }
 
@@ -749,6 +821,70 @@ mod tests {
             (4, 5),
             "the second round links the five even files"
         );
+    }
+
+    /// A table encoded into the staging's spill directory is published
+    /// as the same file (name, bytes, manifest entry) as one encoded in
+    /// memory, linked like it when unchanged; no spilled file is left
+    /// beside the snapshots, whether it was moved in, linked instead, or
+    /// never given (a run that failed after encoding).
+    #[test]
+    fn a_table_spilled_while_encoded_is_published_as_one_encoded_in_memory() {
+        let frames: Vec<DataFrame> = (0..3)
+            .map(|i| df!("year" => [2025i32, 2026, 2026], "v" => [i as f64, 1.5, -(i as f64)]).unwrap())
+            .collect();
+        let owner = Owner::program("p");
+        let run = |spill: bool| {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Snapshots::new(dir.path());
+            let mut rounds = vec![];
+            for round in 1..=2 {
+                let mut st = s.begin(round, "2026-07-10T00:00:00Z", &["p".to_string()]).unwrap();
+                let spill_dir = st.spill_dir().unwrap();
+                let mut enc = super::super::parquet::YearEncoder::new(&table("landings", &frames[0].clear()))
+                    .spill_into(spill.then(|| spill_dir.clone()));
+                // The second round gives 2026's rows again and 2025's changed.
+                for f in &frames {
+                    let changed = when(col("year").eq(lit(2025)))
+                        .then(col("v") + lit(100.0))
+                        .otherwise(col("v"));
+                    let f = match round {
+                        2 => f.clone().lazy().with_column(changed.alias("v")).collect().unwrap(),
+                        _ => f.clone(),
+                    };
+                    enc.write(&f).unwrap();
+                }
+                // An encoder whose files are never given (its run failed).
+                let mut lost = super::super::parquet::YearEncoder::new(&table("check_results", &frames[0].clear()))
+                    .spill_into(spill.then(|| spill_dir.clone()));
+                lost.write(&frames[0]).unwrap();
+                let t = table("landings", &frames[0]);
+                for (y, file, rows) in enc.finish(2026).unwrap() {
+                    assert_eq!(matches!(file, super::super::parquet::Encoded::File(_)), spill);
+                    st.write_encoded(&t, Some(y), owner, file, rows).unwrap();
+                }
+                drop(lost);
+                let report = (st.report.written, st.report.unchanged);
+                let sealed = st.seal().unwrap();
+                assert!(!spill_dir.exists(), "{}", spill_dir.display());
+                s.publish(sealed.seq.unwrap()).unwrap();
+                let manifest = s.manifest(sealed.seq.unwrap()).unwrap().files;
+                rounds.push((report, manifest, files_of(&s.path(s.current().unwrap()))));
+            }
+            let left: Vec<String> = std::fs::read_dir(s.dir())
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .filter(|n| n.contains("spill"))
+                .collect();
+            assert!(left.is_empty(), "{left:?}");
+            rounds
+        };
+        let (spilled, in_memory) = (run(true), run(false));
+        assert_eq!(spilled, in_memory);
+        assert_eq!(spilled[0].0, (2, 0));
+        assert_eq!(spilled[1].0, (1, 1), "2026's file is linked, 2025's written");
+        assert_eq!(spilled[1].1.iter().map(|f| f.rows).sum::<u64>(), 9);
     }
 
     fn files_of(dir: &Path) -> Vec<(String, Vec<u8>)> {
