@@ -544,20 +544,13 @@ enum Body {
     Rows(arrow::array::RecordBatch),
 }
 
-/// The sha256 of a file's bytes (hex), read a megabyte at a time.
+/// The sha256 of a file's bytes (hex).
 fn sha256_of_file(path: &Path) -> Result<String, PublishError> {
     use sha2::{Digest, Sha256};
-    use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(io(path))?;
     let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
+    std::fs::File::open(path)
+        .and_then(|mut f| std::io::copy(&mut f, &mut h))
+        .map_err(io(path))?;
     Ok(hex::encode(h.finalize()))
 }
 
