@@ -615,21 +615,24 @@ impl Staging {
                 rel
             }
             None => {
+                // A file compared by its bytes is named by their sha256,
+                // already in `input`: not hashed again.
+                let named = input.strip_prefix(BY_BYTES);
                 let rel = match body {
                     Body::File(spilled) => {
-                        // Named by the sha256 of its bytes (`input`).
-                        let hash = input.trim_start_matches(BY_BYTES);
-                        let rel = dir.join(file_name(owner, &hash[..16]));
-                        let path = self.dir.join(&rel);
-                        self.mkdirs(path.parent().expect("files have a directory"))?;
+                        let sha256 = match named {
+                            Some(h) => h.to_string(),
+                            None => sha256_of_file(&spilled)?,
+                        };
+                        let (rel, path) = self.new_file(&dir, owner, &sha256)?;
                         std::fs::rename(&spilled, &path).map_err(io(&path))?;
                         std::fs::File::open(&path)
                             .and_then(|f| f.sync_all())
                             .map_err(io(&path))?;
                         rel
                     }
-                    Body::Bytes(bytes) => self.write_new(&dir, owner, &bytes)?,
-                    Body::Rows(batch) => self.write_new(&dir, owner, &encode_batch(t, &batch)?)?,
+                    Body::Bytes(bytes) => self.write_new(&dir, owner, &bytes, named)?,
+                    Body::Rows(batch) => self.write_new(&dir, owner, &encode_batch(t, &batch)?, None)?,
                 };
                 verify(&self.dir.join(&rel), rows, &t.name)?;
                 self.report.written += 1;
@@ -650,12 +653,27 @@ impl Staging {
 }
 
 impl Staging {
-    /// Writes `bytes` as a new file of `dir`, named by their sha256, and
-    /// syncs it; its path in the snapshot.
-    fn write_new(&mut self, dir: &Path, owner: Owner<'_>, bytes: &[u8]) -> Result<PathBuf, PublishError> {
-        let rel = dir.join(file_name(owner, &crate::land::sha256_hex(bytes)[..16]));
+    /// Where a new file of `dir` named by `sha256` goes (its directory
+    /// made): its path in the snapshot, and on disk.
+    fn new_file(&mut self, dir: &Path, owner: Owner<'_>, sha256: &str) -> Result<(PathBuf, PathBuf), PublishError> {
+        let rel = dir.join(file_name(owner, &sha256[..16]));
         let path = self.dir.join(&rel);
         self.mkdirs(path.parent().expect("files have a directory"))?;
+        Ok((rel, path))
+    }
+
+    /// Writes `bytes` (whose sha256 is `sha256`, computed when None) as a
+    /// new file of `dir` named by it, and syncs it; its path in the
+    /// snapshot.
+    fn write_new(
+        &mut self,
+        dir: &Path,
+        owner: Owner<'_>,
+        bytes: &[u8],
+        sha256: Option<&str>,
+    ) -> Result<PathBuf, PublishError> {
+        let sha256 = sha256.map_or_else(|| crate::land::sha256_hex(bytes), str::to_string);
+        let (rel, path) = self.new_file(dir, owner, &sha256)?;
         let mut f = std::fs::File::create(&path).map_err(io(&path))?;
         f.write_all(bytes).map_err(io(&path))?;
         f.sync_all().map_err(io(&path))?;
@@ -862,7 +880,16 @@ mod tests {
                 assert!(!spill_dir.exists(), "{}", spill_dir.display());
                 s.publish(sealed.seq.unwrap()).unwrap();
                 let manifest = s.manifest(sealed.seq.unwrap()).unwrap().files;
-                rounds.push((report, manifest, files_of(&s.path(s.current().unwrap()))));
+                let files = files_of(&s.path(s.current().unwrap()));
+                // A file is named by the first 16 hex digits of its bytes'
+                // sha256.
+                for (name, bytes) in &files {
+                    assert!(
+                        name.ends_with(&format!("-{}.parquet", &crate::land::sha256_hex(bytes)[..16])),
+                        "{name}"
+                    );
+                }
+                rounds.push((report, manifest, files));
             }
             let left: Vec<String> = std::fs::read_dir(s.dir())
                 .unwrap()
