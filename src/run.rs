@@ -1832,6 +1832,7 @@ fn compute_batch(
 ) -> Result<ComputedBatch, RunError> {
     let BatchContext { cfg, p, .. } = *ctx;
     let base = ctx.check_input(reg, quotas, part);
+    let mut lap = Lap::default();
     // Rows come in the order the chunks hold them; publish them in
     // an order that does not depend on when each body landed.
     let sorted = |f: DataFrame, by: &[&str]| {
@@ -1875,7 +1876,9 @@ fn compute_batch(
         None => own,
     };
     let earlier = before.map(|b| b.rows).filter(|r| r.height() > 0);
+    lap.lap("sorted_and_waited");
     let look_back = checks::look_back(p, &cfg.def.catalog, earlier.as_ref(), &checked).map_err(internal("check"))?;
+    lap.lap("look_back");
     // The next batch may be carried: nobody waits then.
     let _ = carry_out.send(Carry {
         rows: look_back.clone(),
@@ -1889,8 +1892,11 @@ fn compute_batch(
         ..base
     };
     let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
+    lap.lap("checks");
     let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+    lap.lap("clock");
     let results = checks::finish(&[fixed.clone(), clock.clone()], &n.submissions).map_err(internal("check"))?;
+    lap.lap("finish");
     let mut periods: Vec<String> = n
         .facts
         .column("period")
@@ -1901,6 +1907,7 @@ fn compute_batch(
     let clock_excluded = memo::clock_excluded(&clock, &n.submissions, &periods).map_err(internal("check"))?;
     let county_roll = rollup::county(&n.facts, &results, &n.submissions, reg, quotas, &cfg.def.catalog)
         .map_err(internal("rollup"))?;
+    lap.lap("rollup");
     // Alert conditions of the quarantine and the conservation (the
     // checks' and fetch failures' are made every run, below).
     let of_quarantine =
@@ -1935,6 +1942,8 @@ fn compute_batch(
             .select(["township", "period", "status", "explanation"])
             .map_err(internal("check"))?,
     };
+    lap.lap("rest");
+    tracing::debug!(program = %p.name, laps = %lap, "Batch computed.");
     let tables = publish::BatchTables {
         facts: n.facts,
         quarantine: n.quarantine,
@@ -1943,6 +1952,37 @@ fn compute_batch(
         extractions: n.extractions,
     };
     Ok((batch, results, tables))
+}
+
+/// Milliseconds spent in each stage of a computed batch, for its debug line.
+struct Lap {
+    at: std::time::Instant,
+    laps: Vec<(&'static str, u128)>,
+}
+
+impl Default for Lap {
+    fn default() -> Lap {
+        Lap {
+            at: std::time::Instant::now(),
+            laps: vec![],
+        }
+    }
+}
+
+impl Lap {
+    fn lap(&mut self, stage: &'static str) {
+        self.laps.push((stage, self.at.elapsed().as_millis()));
+        self.at = std::time::Instant::now();
+    }
+}
+
+impl std::fmt::Display for Lap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (stage, ms)) in self.laps.iter().enumerate() {
+            write!(f, "{}{stage} {ms}", if i > 0 { ", " } else { "" })?;
+        }
+        Ok(())
+    }
 }
 
 /// Where a finished batch goes: its files, its memo, and what the run
