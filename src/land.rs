@@ -171,9 +171,8 @@ impl RawStore {
     /// rename and the shared directory's lock were ~10% of the landing
     /// tasks' time), and a killed process leaves nothing behind. False when
     /// it could not be done this way (the file system has no unnamed files,
-    /// `/proc` is not mounted, or a file is already under `path`: a torn
-    /// body to write over, or the same bytes linked by another thread just
-    /// now): the caller writes aside and renames.
+    /// `/proc` is not mounted, or a torn body is already under `path`, to
+    /// be written over): the caller writes aside and renames.
     #[cfg(target_os = "linux")]
     fn link_unnamed(&self, dir: &Path, path: &Path, bytes: &[u8]) -> Result<bool, LandError> {
         use std::os::unix::ffi::OsStrExt;
@@ -219,7 +218,10 @@ impl RawStore {
         }
         let e = std::io::Error::last_os_error();
         match e.raw_os_error() {
-            Some(libc::EEXIST) => Ok(false),
+            // Another thread linked the same bytes just now (a whole file:
+            // linked only once written): nothing to do. Otherwise a torn
+            // body is there, to be written over.
+            Some(libc::EEXIST) => Ok(std::fs::read(path).is_ok_and(|stored| stored == bytes)),
             // No `/proc` to name the unnamed file by.
             Some(libc::ENOENT) if !Path::new("/proc/self/fd").is_dir() => {
                 tracing::debug!(error = %e, "No /proc/self/fd: raw bodies are written aside and renamed.");
@@ -335,7 +337,10 @@ mod tests {
         });
         assert!(shas.iter().all(|h| *h == sha256_hex(&body)));
         assert_eq!(store.get(&shas[0]).unwrap(), body);
-        // Nothing left aside.
+        // Nothing left aside; on Linux nothing written aside either (a
+        // thread that finds the same bytes linked before it is done).
+        #[cfg(target_os = "linux")]
+        assert!(!dir.path().join("raw/.tmp").exists());
         assert_eq!(store.clear_leftovers().unwrap(), 0);
     }
 
