@@ -249,27 +249,41 @@ pub enum Encoded {
     /// Its bytes.
     Bytes(Vec<u8>),
     /// The file they were written to.
-    File(std::path::PathBuf),
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The sha256 (hex) of its bytes, hashed as they were written
+        /// (not read back).
+        sha256: String,
+    },
 }
 
 /// Where a [`YearEncoder`] writes a year's file.
 enum Out {
     Memory(Vec<u8>),
-    File(std::io::BufWriter<std::fs::File>, std::path::PathBuf),
+    File {
+        file: std::io::BufWriter<std::fs::File>,
+        path: std::path::PathBuf,
+        sha256: sha2::Sha256,
+    },
 }
 
 impl std::io::Write for Out {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
             Out::Memory(v) => v.write(buf),
-            Out::File(f, _) => f.write(buf),
+            Out::File { file, sha256, .. } => {
+                let n = file.write(buf)?;
+                sha2::Digest::update(sha256, &buf[..n]);
+                Ok(n)
+            }
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
             Out::Memory(_) => Ok(()),
-            Out::File(f, _) => f.flush(),
+            Out::File { file, .. } => file.flush(),
         }
     }
 }
@@ -392,14 +406,15 @@ impl YearEncoder {
                 let held = w.memory_size()
                     + match w.inner() {
                         Out::Memory(bytes) => bytes.len(),
-                        Out::File(..) => 0,
+                        Out::File { .. } => 0,
                     };
                 tracing::debug!(table = %t.name, year, rows, held_bytes = held, "Encoded; held in memory until now.");
                 let encoded = match w.into_inner().map_err(&enc)? {
                     Out::Memory(bytes) => Encoded::Bytes(bytes),
-                    Out::File(f, path) => {
-                        f.into_inner().map_err(|e| e.into_error()).map_err(io(&path))?;
-                        Encoded::File(path)
+                    Out::File { file, path, sha256 } => {
+                        file.into_inner().map_err(|e| e.into_error()).map_err(io(&path))?;
+                        let sha256 = hex::encode(sha2::Digest::finalize(sha256));
+                        Encoded::File { path, sha256 }
                     }
                 };
                 Ok((year, encoded, rows))
@@ -421,7 +436,11 @@ fn spill_out(spill: Option<&Path>, table: &str, year: i32) -> Result<Out, Publis
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join(format!("{table}-{year}-{n}.parquet"));
     let file = std::fs::File::create(&path).map_err(io(&path))?;
-    Ok(Out::File(std::io::BufWriter::new(file), path))
+    Ok(Out::File {
+        file: std::io::BufWriter::new(file),
+        path,
+        sha256: Default::default(),
+    })
 }
 
 /// Frames waiting for a [`Beside`] encoder: a run's main thread gives a
@@ -743,7 +762,11 @@ mod tests {
         };
         let bytes = |e: &Encoded| match e {
             Encoded::Bytes(b) => b.clone(),
-            Encoded::File(path) => std::fs::read(path).unwrap(),
+            Encoded::File { path, sha256 } => {
+                let bytes = std::fs::read(path).unwrap();
+                assert_eq!(*sha256, crate::land::sha256_hex(&bytes), "hashed as written");
+                bytes
+            }
         };
         // In memory, and spilled into a directory (in row groups of
         // SPILLED_ROW_GROUP rows: 2026's file has two).
@@ -761,7 +784,7 @@ mod tests {
             );
             for (_, f, _) in &files {
                 assert_eq!(
-                    matches!(f, Encoded::File(p) if p.starts_with(dir.path())),
+                    matches!(f, Encoded::File { path, .. } if path.starts_with(dir.path())),
                     spill.is_some()
                 );
             }

@@ -501,7 +501,7 @@ impl TableSink for Staging {
     ) -> Result<(), PublishError> {
         let (sha256, body) = match encoded {
             Encoded::Bytes(bytes) => (crate::land::sha256_hex(&bytes), Body::Bytes(bytes)),
-            Encoded::File(path) => (sha256_of_file(&path)?, Body::File(path)),
+            Encoded::File { path, sha256 } => (sha256, Body::File(path)),
         };
         let prepared = Prepared {
             dir: table_dir(t, year),
@@ -537,21 +537,12 @@ struct Prepared {
 }
 
 /// A file's content: its bytes, the file of the spill directory they were
-/// written to, or its rows (to encode).
+/// written to (compared and named by the sha256 in its `input`), or its
+/// rows (to encode).
 enum Body {
     Bytes(Vec<u8>),
     File(PathBuf),
     Rows(arrow::array::RecordBatch),
-}
-
-/// The sha256 of a file's bytes (hex).
-fn sha256_of_file(path: &Path) -> Result<String, PublishError> {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    std::fs::File::open(path)
-        .and_then(|mut f| std::io::copy(&mut f, &mut h))
-        .map_err(io(path))?;
-    Ok(hex::encode(h.finalize()))
 }
 
 impl Staging {
@@ -620,11 +611,12 @@ impl Staging {
                 let named = input.strip_prefix(BY_BYTES);
                 let rel = match body {
                     Body::File(spilled) => {
-                        let sha256 = match named {
-                            Some(h) => h.to_string(),
-                            None => sha256_of_file(&spilled)?,
-                        };
-                        let (rel, path) = self.new_file(&dir, owner, &sha256)?;
+                        // Always given with its bytes' sha256 (`write_encoded`).
+                        let sha256 = named.ok_or_else(|| PublishError::Encode {
+                            table: t.name.clone(),
+                            reason: format!("{}: a spilled file without its sha256", spilled.display()),
+                        })?;
+                        let (rel, path) = self.new_file(&dir, owner, sha256)?;
                         std::fs::rename(&spilled, &path).map_err(io(&path))?;
                         std::fs::File::open(&path)
                             .and_then(|f| f.sync_all())
@@ -871,7 +863,7 @@ mod tests {
                 lost.write(&frames[0]).unwrap();
                 let t = table("landings", &frames[0]);
                 for (y, file, rows) in enc.finish(2026).unwrap() {
-                    assert_eq!(matches!(file, super::super::parquet::Encoded::File(_)), spill);
+                    assert_eq!(matches!(file, super::super::parquet::Encoded::File { .. }), spill);
                     st.write_encoded(&t, Some(y), owner, file, rows).unwrap();
                 }
                 drop(lost);
