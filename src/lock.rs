@@ -70,9 +70,7 @@ impl RunLock {
                     std::thread::sleep(Duration::from_millis(100).min(wait.saturating_sub(started.elapsed())));
                 }
                 Err(TryLockError::WouldBlock) => {
-                    let mut text = String::new();
-                    let _ = file.read_to_string(&mut text);
-                    let text = text.trim();
+                    let text = holder_line(&mut file);
                     return Err(LockError::Busy {
                         path: path.display().to_string(),
                         holder: if text.is_empty() {
@@ -94,6 +92,26 @@ impl RunLock {
     }
 }
 
+/// How long a refused run waits for the holder's line: a holder that took
+/// the lock a moment ago has not written it yet (two runs started in the
+/// same instant printed "holder unknown").
+const HOLDER_LINE_WAIT: Duration = Duration::from_secs(1);
+
+/// The holder's line in the lock file, read again until it is there (at
+/// most [`HOLDER_LINE_WAIT`]); empty when it never is.
+fn holder_line(file: &mut File) -> String {
+    let asked = Instant::now();
+    loop {
+        let mut text = String::new();
+        let read = file.rewind().and_then(|()| file.read_to_string(&mut text));
+        // The holder truncates the file and writes its whole line at once.
+        if read.is_err() || text.ends_with('\n') || asked.elapsed() >= HOLDER_LINE_WAIT {
+            return text.trim().to_string();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +126,31 @@ mod tests {
         }
         drop(first);
         RunLock::acquire(dir.path(), Duration::ZERO, "pid 2").unwrap();
+    }
+
+    #[test]
+    fn a_run_refused_the_moment_the_holder_took_the_lock_names_the_holder() {
+        let dir = tempfile::tempdir().unwrap();
+        // A holder that has the lock but writes its line 300 ms later, as a
+        // run that started in the same instant has not yet.
+        let path = dir.path().join("run.lock");
+        let mut holder = std::fs::File::create(&path).unwrap();
+        holder.try_lock().unwrap();
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            writeln!(holder, "pid 7 programs [a]").unwrap();
+            holder
+        });
+        match RunLock::acquire(dir.path(), Duration::ZERO, "pid 8") {
+            Err(LockError::Busy {
+                holder, waited_secs, ..
+            }) => {
+                assert_eq!(holder, "pid 7 programs [a]");
+                assert_eq!(waited_secs, 0);
+            }
+            other => panic!("expected Busy, got {other:?}"),
+        }
+        drop(writer.join().unwrap());
+        RunLock::acquire(dir.path(), Duration::ZERO, "pid 8").unwrap();
     }
 }
