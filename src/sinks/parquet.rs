@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray};
-use arrow::datatypes::{Field, Schema};
+use arrow::array::{ArrayRef, BooleanArray};
+use arrow::datatypes::{Field, Float64Type, Int32Type, Int64Type, Schema, TimestampMicrosecondType};
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -157,18 +157,9 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
             .rechunk();
         let a: ArrayRef = match spec.ty {
             ColType::Str => Arc::new(string_view_array(s.str().map_err(frame)?)),
-            ColType::I32 => Arc::new(Int32Array::new(
-                values(s.i32().map_err(frame)?),
-                nulls(s.i32().map_err(frame)?),
-            )),
-            ColType::I64 => Arc::new(Int64Array::new(
-                values(s.i64().map_err(frame)?),
-                nulls(s.i64().map_err(frame)?),
-            )),
-            ColType::F64 => Arc::new(Float64Array::new(
-                values(s.f64().map_err(frame)?),
-                nulls(s.f64().map_err(frame)?),
-            )),
+            ColType::I32 => Arc::new(primitive::<_, Int32Type>(s.i32().map_err(frame)?)),
+            ColType::I64 => Arc::new(primitive::<_, Int64Type>(s.i64().map_err(frame)?)),
+            ColType::F64 => Arc::new(primitive::<_, Float64Type>(s.f64().map_err(frame)?)),
             ColType::Bool => {
                 let ca = s.bool().map_err(frame)?;
                 let bits = ca.downcast_iter().next().map(|a| bit_buffer(a.values()));
@@ -178,8 +169,7 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
                 ))
             }
             ColType::Timestamp => {
-                let ca = s.i64().map_err(frame)?;
-                Arc::new(TimestampMicrosecondArray::new(values(ca), nulls(ca)).with_timezone("UTC"))
+                Arc::new(primitive::<_, TimestampMicrosecondType>(s.i64().map_err(frame)?).with_timezone("UTC"))
             }
         };
         fields.push(arrow_field(spec).with_data_type(a.data_type().clone()));
@@ -191,18 +181,20 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
     })
 }
 
-/// A one-chunk polars column's values, copied in one go.
-fn values<T>(ca: &polars::prelude::ChunkedArray<T>) -> arrow::buffer::ScalarBuffer<T::Native>
+/// A one-chunk polars column of numbers as Arrow's: its values copied in
+/// one go, its nulls kept.
+fn primitive<T, A>(ca: &polars::prelude::ChunkedArray<T>) -> arrow::array::PrimitiveArray<A>
 where
     T: polars::prelude::PolarsNumericType,
     T::Native: arrow::datatypes::ArrowNativeType,
+    A: arrow::datatypes::ArrowPrimitiveType<Native = T::Native>,
 {
-    let v: Vec<T::Native> = ca
+    let values: Vec<T::Native> = ca
         .downcast_iter()
         .flat_map(|a| a.values().as_slice())
         .copied()
         .collect();
-    arrow::buffer::ScalarBuffer::from(v)
+    arrow::array::PrimitiveArray::new(values.into(), nulls(ca))
 }
 
 /// A polars column's nulls as Arrow's (None when it has none).
@@ -227,7 +219,6 @@ fn bit_buffer(b: &polars_arrow::bitmap::Bitmap) -> arrow::buffer::BooleanBuffer 
 /// text buffers (see [`to_batch`]).
 fn string_view_array(ca: &polars::prelude::StringChunked) -> arrow::array::StringViewArray {
     use arrow::buffer::{Buffer, ScalarBuffer};
-    use polars_arrow::array::Array as _;
     let Some(arr) = ca.downcast_iter().next() else {
         return arrow::array::StringViewArray::new_null(0);
     };
@@ -256,10 +247,7 @@ fn string_view_array(ca: &polars::prelude::StringChunked) -> arrow::array::Strin
             _ => Buffer::from(Vec::<u8>::new()),
         })
         .collect();
-    let nulls = arr
-        .validity()
-        .filter(|v| v.unset_bits() > 0)
-        .map(|v| arrow::buffer::NullBuffer::new(bit_buffer(v)));
+    let nulls = nulls(ca);
     let views = ScalarBuffer::from(views);
     // SAFETY: the views, buffers and nulls are polars' own for this array,
     // which holds the invariants Arrow states for them: each view of more
@@ -697,6 +685,7 @@ pub fn verify(path: &Path, rows: usize, table: &str) -> Result<(), PublishError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use arrow::array::{Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray};
     use polars::prelude::*;
 
     /// A frame of every column type: two chunks, nulls, empty, short (inline
@@ -778,35 +767,27 @@ mod tests {
             let plain = collected(&part, &cols);
             for (i, c) in plain.columns().iter().enumerate() {
                 let got = arrow::array::make_array(views.column(i).to_data());
-                match i {
-                    0 => assert_eq!(
-                        got.as_any()
-                            .downcast_ref::<arrow::array::StringViewArray>()
-                            .unwrap()
-                            .iter()
-                            .collect::<Vec<_>>(),
-                        c.as_any()
+                let texts = |a: &dyn arrow::array::Array| -> Vec<Option<String>> {
+                    let own = |s: Option<&str>| s.map(str::to_string);
+                    match a.as_any().downcast_ref::<arrow::array::StringViewArray>() {
+                        Some(v) => v.iter().map(own).collect(),
+                        None => a
+                            .as_any()
                             .downcast_ref::<arrow::array::StringArray>()
                             .unwrap()
                             .iter()
-                            .collect::<Vec<_>>(),
-                        "slice {at}+{len}"
-                    ),
-                    // NaN is not equal to itself: compared by bits.
-                    3 => assert_eq!(
-                        got.as_any()
-                            .downcast_ref::<Float64Array>()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.map(f64::to_bits))
-                            .collect::<Vec<_>>(),
-                        c.as_any()
-                            .downcast_ref::<Float64Array>()
-                            .unwrap()
-                            .iter()
-                            .map(|v| v.map(f64::to_bits))
-                            .collect::<Vec<_>>(),
-                    ),
+                            .map(own)
+                            .collect(),
+                    }
+                };
+                // NaN is not equal to itself: compared by bits.
+                let bits = |a: &dyn arrow::array::Array| -> Vec<Option<u64>> {
+                    let f = a.as_any().downcast_ref::<Float64Array>().unwrap();
+                    f.iter().map(|v| v.map(f64::to_bits)).collect()
+                };
+                match i {
+                    0 => assert_eq!(texts(&got), texts(c), "slice {at}+{len}"),
+                    3 => assert_eq!(bits(&got), bits(c), "slice {at}+{len}"),
                     _ => assert_eq!(&got, c, "column {i}, slice {at}+{len}"),
                 }
             }
