@@ -15,6 +15,7 @@ pub mod fixtures;
 pub mod normalize;
 pub mod review;
 pub mod rollup;
+pub mod text;
 pub mod timeliness;
 
 /// The frames the stages make have the columns [`taizhang_model::schema`]
