@@ -217,25 +217,25 @@ fn publish_order(facts: &DataFrame) -> PolarsResult<Option<IdxCa>> {
 /// Each value's rank among the column's distinct values in byte order
 /// (how polars orders strings), null 0 (first).
 fn ranks(column: &StringChunked) -> Vec<u32> {
+    let texts = taizhang_transform::text::Texts::new(column);
     let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
-    let mut out = Vec::with_capacity(column.len());
+    let mut out = Vec::with_capacity(texts.len());
     // Rows come in runs of one township and period: only a change is
-    // looked up.
-    let mut last: Option<(&str, u32)> = None;
-    for v in column.iter() {
-        let id = match (v, last) {
-            (None, _) => 0,
-            (Some(v), Some((l, id))) if l == v => id,
-            (Some(v), _) => {
-                let id = *ids.entry(v).or_insert_with(|| {
+    // looked up (a row compared with the one before by its view).
+    let mut last: Option<(usize, u32)> = None;
+    for i in 0..texts.len() {
+        let id = match last {
+            Some((l, id)) if texts.same(i, l) => id,
+            _ => match texts.get(i) {
+                None => 0,
+                Some(v) => *ids.entry(v).or_insert_with(|| {
                     distinct.push(v);
                     distinct.len() as u32
-                });
-                last = Some((v, id));
-                id
-            }
+                }),
+            },
         };
+        last = Some((i, id));
         out.push(id);
     }
     let mut by_value: Vec<usize> = (0..distinct.len()).collect();
