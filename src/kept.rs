@@ -354,19 +354,17 @@ impl Kept {
 /// their order (what a semi-join on the two keeps). A body's rows come
 /// together, so a key is looked up once per run of rows, not per row.
 fn rows_of(frame: &DataFrame, wanted: &HashSet<(&str, &str)>) -> PolarsResult<DataFrame> {
-    let (townships, shas) = (frame.column("township")?.str()?, frame.column("source_sha256")?.str()?);
+    use taizhang_transform::text::Texts;
+    let (townships, shas) = (Texts::of(frame, "township")?, Texts::of(frame, "source_sha256")?);
     let mut keep = Vec::with_capacity(frame.height());
-    let mut last: Option<(Option<&str>, Option<&str>, bool)> = None;
-    for (t, s) in townships.iter().zip(shas.iter()) {
-        let k = match last {
-            Some((lt, ls, k)) if lt == t && ls == s => k,
-            _ => {
-                // A null key matches nothing, as in a join.
-                let k = matches!((t, s), (Some(t), Some(s)) if wanted.contains(&(t, s)));
-                last = Some((t, s, k));
-                k
-            }
-        };
+    let mut k = false;
+    for i in 0..townships.len() {
+        // A row of the body before (compared by Arrow views) keeps what it
+        // kept.
+        if i == 0 || !townships.same(i, i - 1) || !shas.same(i, i - 1) {
+            // A null key matches nothing, as in a join.
+            k = matches!((townships.get(i), shas.get(i)), (Some(t), Some(s)) if wanted.contains(&(t, s)));
+        }
         keep.push(k);
     }
     if keep.iter().all(|k| *k) {

@@ -32,6 +32,7 @@ impl Texts {
     }
 
     /// Rows.
+    #[inline]
     pub fn len(&self) -> usize {
         self.array.len()
     }
@@ -42,11 +43,13 @@ impl Texts {
     }
 
     /// Row `i`'s text; None when null. Panics when `i` is not a row.
+    #[inline]
     pub fn get(&self, i: usize) -> Option<&str> {
         self.array.get(i)
     }
 
     /// Rows `i` and `j` hold the same text, or are both null.
+    #[inline]
     pub fn same(&self, i: usize, j: usize) -> bool {
         let (vi, vj) = (self.array.is_valid(i), self.array.is_valid(j));
         if !vi || !vj {

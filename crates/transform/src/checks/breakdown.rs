@@ -10,6 +10,7 @@ use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Catalog;
+use crate::text::Texts;
 
 /// The breakdown check (`kind = "breakdown"`): total = sum of every
 /// exhaustive breakdown.
@@ -69,7 +70,11 @@ impl Breakdown {
         let scope = self.scope(catalog);
         let text = |c: &str| -> PolarsResult<&StringChunked> { facts.column(c)?.str() };
         let (program, township, period) = (text("program")?, text("township")?, text("period")?);
-        let (indicator, dimension) = (text("indicator")?, text("dimension")?);
+        let indicator = text("indicator")?;
+        // The key columns read row by row, a row compared with the one
+        // before by its Arrow views.
+        let (t_of, p_of) = (Texts::new(township), Texts::new(period));
+        let (i_of, d_of) = (Texts::new(indicator), Texts::of(facts, "dimension")?);
         let year = facts.column("year")?.i32()?;
         let (value, approx) = (facts.column("value")?.f64()?, facts.column("approx")?.bool()?);
         type Cell<'a> = (&'a str, &'a str, &'a str);
@@ -77,13 +82,6 @@ impl Breakdown {
         let mut totals: PlHashMap<Cell<'_>, Vec<usize>> = PlHashMap::new();
         // Parts: (sum, values present) per breakdown, in order of first row.
         let mut parts: PlIndexMap<(Cell<'_>, &str), (super::GroupSum, i64)> = PlIndexMap::default();
-        let rows = township
-            .iter()
-            .zip(period.iter())
-            .zip(indicator.iter())
-            .zip(dimension.iter())
-            .zip(value.iter())
-            .zip(approx.iter());
         let mut out: Vec<(usize, &str, f64, f64, bool)> = Vec::new();
         // Compares a run's parts with its totals, and empties both.
         #[allow(clippy::type_complexity)]
@@ -118,24 +116,46 @@ impl Breakdown {
             totals.clear();
             parts.clear();
         }
-        let mut ends = report_runs(township, period).into_iter();
+        let mut ends = report_runs(&t_of, &p_of).into_iter();
         let mut end = ends.next();
-        for (row, (((((t, p), i), d), v), a)) in rows.enumerate() {
+        // The parts entry of the row before, when it was a part: a row of
+        // the same four keys adds to it without a lookup (a breakdown's
+        // categories come one after another). A run ends where the
+        // township or period changes, so no row after a flush takes it.
+        let mut before: Option<usize> = None;
+        for row in 0..t_of.len() {
             if end == Some(row) {
                 flush(&mut totals, &mut parts, &scope, (value, self.tolerance), &mut out);
                 end = ends.next();
             }
-            let (Some(t), Some(p), Some(i)) = (t, p, i) else {
+            let (v, a) = (value.get(row), approx.get(row));
+            if let Some(e) = before
+                && t_of.same(row, row - 1)
+                && p_of.same(row, row - 1)
+                && i_of.same(row, row - 1)
+                && d_of.same(row, row - 1)
+            {
+                if let Some(v) = v {
+                    let (_, (sum, n)) = parts.get_index_mut(e).expect("the entry of the row before");
+                    sum.add(v);
+                    *n += 1;
+                }
+                continue;
+            }
+            before = None;
+            let (Some(t), Some(p), Some(i)) = (t_of.get(row), p_of.get(row), i_of.get(row)) else {
                 continue;
             };
-            match d {
+            match d_of.get(row) {
                 None => {
                     if v.is_some() && a == Some(false) {
                         totals.entry((t, p, i)).or_default().push(row);
                     }
                 }
                 Some(d) if scope.contains_key(&(i, d)) => {
-                    let (sum, n) = parts.entry(((t, p, i), d)).or_default();
+                    let entry = parts.entry(((t, p, i), d));
+                    before = Some(entry.index());
+                    let (sum, n) = entry.or_default();
                     if let Some(v) = v {
                         sum.add(v);
                         *n += 1;
@@ -173,19 +193,18 @@ impl Breakdown {
 /// Where each run of rows of one (township, period) ends (exclusive), the
 /// last at the frame's height; one run of every row when a (township,
 /// period) comes back after another.
-fn report_runs(township: &StringChunked, period: &StringChunked) -> Vec<usize> {
+fn report_runs(township: &Texts, period: &Texts) -> Vec<usize> {
     let mut ends = Vec::new();
     let mut seen: PlHashSet<(Option<&str>, Option<&str>)> = PlHashSet::new();
-    let mut last = None;
-    for (row, key) in township.iter().zip(period.iter()).enumerate() {
-        if last != Some(key) {
-            if !seen.insert(key) {
-                return vec![township.len()];
-            }
-            if last.is_some() {
-                ends.push(row);
-            }
-            last = Some(key);
+    for row in 0..township.len() {
+        if row > 0 && township.same(row, row - 1) && period.same(row, row - 1) {
+            continue;
+        }
+        if !seen.insert((township.get(row), period.get(row))) {
+            return vec![township.len()];
+        }
+        if row > 0 {
+            ends.push(row);
         }
     }
     ends.push(township.len());
@@ -250,6 +269,7 @@ mod tests {
     use super::Breakdown;
     use crate::catalog::Catalog;
     use crate::fixtures::{config, frame, random};
+    use crate::text::Texts;
 
     /// The failures as a polars group-by and join made them before.
     fn polars_failures(b: &Breakdown, facts: &DataFrame, catalog: &Catalog) -> DataFrame {
@@ -357,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_report_at_a_time_is_runs_and_a_report_coming_back_is_one_run() {
-        let col = |v: &[Option<&str>]| StringChunked::new("c".into(), v);
+        let col = |v: &[Option<&str>]| crate::text::Texts::new(&StringChunked::new("c".into(), v));
         let (t, p) = (
             col(&[Some("1"), Some("1"), Some("1"), Some("2"), None, None]),
             col(&[Some("a"), Some("a"), Some("b"), Some("b"), Some("b"), Some("b")]),
@@ -438,7 +458,7 @@ mod tests {
                 by_report.column("township").unwrap(),
                 by_report.column("period").unwrap(),
             );
-            let runs = super::report_runs(township.str().unwrap(), period.str().unwrap());
+            let runs = super::report_runs(&Texts::new(township.str().unwrap()), &Texts::new(period.str().unwrap()));
             assert!(runs.len() > 1, "seed {seed}: runs of one report {runs:?}");
             for facts in [&facts, &by_report] {
                 for (indicators, tolerance) in [

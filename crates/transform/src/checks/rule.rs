@@ -535,15 +535,19 @@ impl Rule {
 pub(crate) fn period_months(facts: &DataFrame) -> PolarsResult<DataFrame> {
     // The distinct periods first (a handful), not a string per fact row;
     // rows come in runs of one period, so only a change of period is
-    // looked up (a hash of every row's period was 1% of a batch).
+    // looked up (a hash of every row's period was 1% of a batch), a row
+    // compared with the one before by its Arrow view (a memcmp per row
+    // was 0.2 CPU-s of a national recompute).
     let mut periods = std::collections::BTreeSet::<String>::new();
-    let mut last: Option<&str> = None;
-    for p in facts.column("period")?.str()?.iter().flatten() {
-        if last != Some(p) {
-            if !periods.contains(p) {
-                periods.insert(p.to_string());
-            }
-            last = Some(p);
+    let texts = crate::text::Texts::of(facts, "period")?;
+    for i in 0..texts.len() {
+        if i > 0 && texts.same(i, i - 1) {
+            continue;
+        }
+        if let Some(p) = texts.get(i)
+            && !periods.contains(p)
+        {
+            periods.insert(p.to_string());
         }
     }
     let months: Vec<f64> = periods
@@ -826,6 +830,46 @@ impl Check for Rule {
 mod tests {
     use super::*;
     use crate::fixtures::{config, frame, random};
+
+    /// Every distinct period once, in order, with its months (NaN when it
+    /// is not a period), however the rows come: in runs, back again after
+    /// another, null, in two chunks, texts longer than a view holds.
+    #[test]
+    fn period_months_are_every_distinct_period_once() {
+        let rows = [
+            Some("2025-12"),
+            Some("2025-12"),
+            None,
+            Some("2026-Q2"),
+            Some("2026-06"),
+            None,
+            None,
+            Some("2026"),
+            Some("not a period, longer than twelve"),
+            Some("not a period, longer than twelve"),
+            Some("2026-H1"),
+            Some("2026-06"),
+        ];
+        let mut first = StringChunked::new("period".into(), &rows[..6]);
+        first.append(&StringChunked::new("period".into(), &rows[6..])).unwrap();
+        let facts = DataFrame::new_infer_height(vec![first.into_series().into()]).unwrap();
+        let out = period_months(&facts).unwrap();
+        let periods: Vec<&str> = out.column("period").unwrap().str().unwrap().iter().flatten().collect();
+        assert_eq!(
+            periods,
+            [
+                "2025-12",
+                "2026",
+                "2026-06",
+                "2026-H1",
+                "2026-Q2",
+                "not a period, longer than twelve"
+            ]
+        );
+        let months: Vec<f64> = out.column("months").unwrap().f64().unwrap().iter().flatten().collect();
+        assert_eq!(months[..5], [1.0, 12.0, 1.0, 6.0, 3.0]);
+        assert!(months[5].is_nan());
+    }
 
     /// A rule's cells the way polars made them before [`Cells`]: the
     /// facts of its indicators grouped, each cell the first of its rows.
