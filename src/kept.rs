@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use polars::io::parquet::write::StatisticsOptions;
 use polars::prelude::*;
 use taizhang_model::Landing;
+use taizhang_transform::text::{Texts, like_before};
 
 use crate::normalize::Normalized;
 
@@ -354,17 +355,15 @@ impl Kept {
 /// their order (what a semi-join on the two keeps). A body's rows come
 /// together, so a key is looked up once per run of rows, not per row.
 fn rows_of(frame: &DataFrame, wanted: &HashSet<(&str, &str)>) -> PolarsResult<DataFrame> {
-    use taizhang_transform::text::Texts;
     let (townships, shas) = (Texts::of(frame, "township")?, Texts::of(frame, "source_sha256")?);
     let mut keep = Vec::with_capacity(frame.height());
-    let mut k = false;
     for i in 0..townships.len() {
         // A row of the body before (compared by Arrow views) keeps what it
-        // kept.
-        if i == 0 || !townships.same(i, i - 1) || !shas.same(i, i - 1) {
-            // A null key matches nothing, as in a join.
-            k = matches!((townships.get(i), shas.get(i)), (Some(t), Some(s)) if wanted.contains(&(t, s)));
-        }
+        // kept; a null key matches nothing, as in a join.
+        let k = match like_before(&[&townships, &shas], i) {
+            true => keep[i - 1],
+            false => matches!((townships.get(i), shas.get(i)), (Some(t), Some(s)) if wanted.contains(&(t, s))),
+        };
         keep.push(k);
     }
     if keep.iter().all(|k| *k) {

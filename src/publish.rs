@@ -16,6 +16,7 @@ use taizhang_model::schema::{
     LEVELS, alert_columns, check_columns, extraction_columns, fact_columns, history_columns, indicator_columns,
     landing_columns, quarantine_columns, quota_columns, rollup_columns, submission_columns, township_columns,
 };
+use taizhang_transform::text::{Texts, like_before};
 
 use crate::config::Loaded;
 use crate::sinks::parquet::{PublishError, Table, YearEncoder};
@@ -217,25 +218,21 @@ fn publish_order(facts: &DataFrame) -> PolarsResult<Option<IdxCa>> {
 /// Each value's rank among the column's distinct values in byte order
 /// (how polars orders strings), null 0 (first).
 fn ranks(column: &StringChunked) -> Vec<u32> {
-    let texts = taizhang_transform::text::Texts::new(column);
+    let texts = Texts::new(column);
     let mut ids: PlHashMap<&str, u32> = PlHashMap::new();
     let mut distinct: Vec<&str> = Vec::new();
     let mut out = Vec::with_capacity(texts.len());
     // Rows come in runs of one township and period: only a change is
     // looked up (a row compared with the one before by its view).
-    let mut last: Option<(usize, u32)> = None;
     for i in 0..texts.len() {
-        let id = match last {
-            Some((l, id)) if texts.same(i, l) => id,
-            _ => match texts.get(i) {
-                None => 0,
-                Some(v) => *ids.entry(v).or_insert_with(|| {
-                    distinct.push(v);
-                    distinct.len() as u32
-                }),
-            },
+        let id = match (like_before(&[&texts], i), texts.get(i)) {
+            (true, _) => out[i - 1],
+            (false, None) => 0,
+            (false, Some(v)) => *ids.entry(v).or_insert_with(|| {
+                distinct.push(v);
+                distinct.len() as u32
+            }),
         };
-        last = Some((i, id));
         out.push(id);
     }
     let mut by_value: Vec<usize> = (0..distinct.len()).collect();

@@ -75,6 +75,14 @@ impl Texts {
     }
 }
 
+/// Row `row` holds in every one of `keys` what the row before holds (never
+/// the first row): the question the loops over a batch's facts, which come
+/// a report at a time, ask of every row.
+#[inline]
+pub fn like_before(keys: &[&Texts], row: usize) -> bool {
+    row > 0 && keys.iter().all(|k| k.same(row, row - 1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -117,5 +125,18 @@ mod tests {
             }
         }
         assert_eq!(same, 2 * 2 * values.len());
+    }
+
+    /// Like the row before exactly when every key is: never the first row,
+    /// a null like a null.
+    #[test]
+    fn a_row_is_like_the_one_before_when_every_key_is() {
+        let texts = |v: &[Option<&str>]| Texts::new(&StringChunked::new("c".into(), v));
+        let a = texts(&[Some("1"), Some("1"), Some("1"), None, None]);
+        let b = texts(&[Some("x"), Some("x"), Some("y"), Some("y"), Some("y")]);
+        let like: Vec<bool> = (0..5).map(|row| like_before(&[&a, &b], row)).collect();
+        assert_eq!(like, [false, true, false, false, true]);
+        let only_b: Vec<bool> = (0..5).map(|row| like_before(&[&b], row)).collect();
+        assert_eq!(only_b, [false, true, false, true, true]);
     }
 }

@@ -10,7 +10,7 @@ use taizhang_model::Severity;
 
 use super::{Check, CheckInput, Failure, FailureFrame, Rows, num, township_label};
 use crate::catalog::Catalog;
-use crate::text::Texts;
+use crate::text::{Texts, like_before};
 
 /// The breakdown check (`kind = "breakdown"`): total = sum of every
 /// exhaustive breakdown.
@@ -68,13 +68,11 @@ impl Breakdown {
     /// run.
     fn failures(&self, facts: &DataFrame, catalog: &Catalog) -> PolarsResult<DataFrame> {
         let scope = self.scope(catalog);
-        let text = |c: &str| -> PolarsResult<&StringChunked> { facts.column(c)?.str() };
-        let (program, township, period) = (text("program")?, text("township")?, text("period")?);
-        let indicator = text("indicator")?;
         // The key columns read row by row, a row compared with the one
         // before by its Arrow views.
-        let (t_of, p_of) = (Texts::new(township), Texts::new(period));
-        let (i_of, d_of) = (Texts::new(indicator), Texts::of(facts, "dimension")?);
+        let text = |c: &str| Texts::of(facts, c);
+        let (program, township, period) = (text("program")?, text("township")?, text("period")?);
+        let (indicator, dimension) = (text("indicator")?, text("dimension")?);
         let year = facts.column("year")?.i32()?;
         let (value, approx) = (facts.column("value")?.f64()?, facts.column("approx")?.bool()?);
         type Cell<'a> = (&'a str, &'a str, &'a str);
@@ -116,24 +114,21 @@ impl Breakdown {
             totals.clear();
             parts.clear();
         }
-        let mut ends = report_runs(&t_of, &p_of).into_iter();
+        let mut ends = report_runs(&township, &period).into_iter();
         let mut end = ends.next();
         // The parts entry of the row before, when it was a part: a row of
         // the same four keys adds to it without a lookup (a breakdown's
         // categories come one after another). A run ends where the
         // township or period changes, so no row after a flush takes it.
         let mut before: Option<usize> = None;
-        for row in 0..t_of.len() {
+        for row in 0..township.len() {
             if end == Some(row) {
                 flush(&mut totals, &mut parts, &scope, (value, self.tolerance), &mut out);
                 end = ends.next();
             }
             let (v, a) = (value.get(row), approx.get(row));
             if let Some(e) = before
-                && t_of.same(row, row - 1)
-                && p_of.same(row, row - 1)
-                && i_of.same(row, row - 1)
-                && d_of.same(row, row - 1)
+                && like_before(&[&township, &period, &indicator, &dimension], row)
             {
                 if let Some(v) = v {
                     let (_, (sum, n)) = parts.get_index_mut(e).expect("the entry of the row before");
@@ -143,10 +138,10 @@ impl Breakdown {
                 continue;
             }
             before = None;
-            let (Some(t), Some(p), Some(i)) = (t_of.get(row), p_of.get(row), i_of.get(row)) else {
+            let (Some(t), Some(p), Some(i)) = (township.get(row), period.get(row), indicator.get(row)) else {
                 continue;
             };
-            match d_of.get(row) {
+            match dimension.get(row) {
                 None => {
                     if v.is_some() && a == Some(false) {
                         totals.entry((t, p, i)).or_default().push(row);
@@ -173,15 +168,15 @@ impl Breakdown {
                 b.1,
             ))
         });
-        fn at<'c>(c: &'c StringChunked, out: &[(usize, &str, f64, f64, bool)]) -> Vec<Option<&'c str>> {
+        fn at<'c>(c: &'c Texts, out: &[(usize, &str, f64, f64, bool)]) -> Vec<Option<&'c str>> {
             out.iter().map(|o| c.get(o.0)).collect()
         }
         DataFrame::new_infer_height(vec![
-            Column::new("program".into(), at(program, &out)),
-            Column::new("township".into(), at(township, &out)),
-            Column::new("period".into(), at(period, &out)),
+            Column::new("program".into(), at(&program, &out)),
+            Column::new("township".into(), at(&township, &out)),
+            Column::new("period".into(), at(&period, &out)),
             Column::new("year".into(), out.iter().map(|o| year.get(o.0)).collect::<Vec<_>>()),
-            Column::new("indicator".into(), at(indicator, &out)),
+            Column::new("indicator".into(), at(&indicator, &out)),
             Column::new("dimension".into(), out.iter().map(|o| o.1).collect::<Vec<_>>()),
             Column::new("total".into(), out.iter().map(|o| o.2).collect::<Vec<_>>()),
             Column::new("parts_sum".into(), out.iter().map(|o| o.3).collect::<Vec<_>>()),
@@ -197,7 +192,7 @@ fn report_runs(township: &Texts, period: &Texts) -> Vec<usize> {
     let mut ends = Vec::new();
     let mut seen: PlHashSet<(Option<&str>, Option<&str>)> = PlHashSet::new();
     for row in 0..township.len() {
-        if row > 0 && township.same(row, row - 1) && period.same(row, row - 1) {
+        if like_before(&[township, period], row) {
             continue;
         }
         if !seen.insert((township.get(row), period.get(row))) {
@@ -377,7 +372,7 @@ mod tests {
 
     #[test]
     fn a_report_at_a_time_is_runs_and_a_report_coming_back_is_one_run() {
-        let col = |v: &[Option<&str>]| crate::text::Texts::new(&StringChunked::new("c".into(), v));
+        let col = |v: &[Option<&str>]| Texts::new(&StringChunked::new("c".into(), v));
         let (t, p) = (
             col(&[Some("1"), Some("1"), Some("1"), Some("2"), None, None]),
             col(&[Some("a"), Some("a"), Some("b"), Some("b"), Some("b"), Some("b")]),

@@ -541,7 +541,7 @@ pub(crate) fn period_months(facts: &DataFrame) -> PolarsResult<DataFrame> {
     let mut periods = std::collections::BTreeSet::<String>::new();
     let texts = crate::text::Texts::of(facts, "period")?;
     for i in 0..texts.len() {
-        if i > 0 && texts.same(i, i - 1) {
+        if crate::text::like_before(&[&texts], i) {
             continue;
         }
         if let Some(p) = texts.get(i)
