@@ -93,55 +93,7 @@ pub struct Normalized {
     pub extractions: DataFrame,
 }
 
-/// A string column being built: every value in one buffer (a fact row's
-/// strings cost no allocation of their own).
-#[derive(Default)]
-struct Strs {
-    buf: String,
-    /// Where each value ends in `buf`; None for a null.
-    ends: Vec<Option<usize>>,
-}
-
-impl Strs {
-    /// Room for `rows` more values of about `bytes` bytes each.
-    fn reserve(&mut self, rows: usize, bytes: usize) {
-        self.buf.reserve(rows * bytes);
-        self.ends.reserve(rows);
-    }
-
-    fn push(&mut self, v: &str) {
-        self.buf.push_str(v);
-        self.ends.push(Some(self.buf.len()));
-    }
-
-    fn push_opt(&mut self, v: Option<&str>) {
-        match v {
-            Some(v) => self.push(v),
-            None => self.ends.push(None),
-        }
-    }
-
-    fn iter(&self) -> impl Iterator<Item = Option<&str>> {
-        let mut start = 0;
-        self.ends.iter().map(move |e| {
-            e.map(|end| {
-                let v = &self.buf[start..end];
-                start = end;
-                v
-            })
-        })
-    }
-
-    /// The column, without nulls (every value was pushed with `push`).
-    fn column(&self, name: &str) -> Column {
-        StringChunked::from_iter_values(name.into(), self.iter().map(Option::unwrap_or_default)).into_column()
-    }
-
-    /// The column, with its nulls.
-    fn column_opt(&self, name: &str) -> Column {
-        StringChunked::from_iter_options(name.into(), self.iter()).into_column()
-    }
-}
+use crate::text::TextBuilder as Strs;
 
 #[derive(Default)]
 struct Facts {
@@ -168,22 +120,20 @@ struct Facts {
 impl Facts {
     /// Room for `rows` more facts (a group of bodies' values, counted
     /// before they are normalized: no column grows a value at a time).
-    fn reserve(&mut self, program: &str, rows: usize) {
-        // Bytes of a value: the code's (9-digit township, 6-digit county,
-        // 2026-06, a hex sha256), or about what the catalog and townships write.
-        for (column, bytes) in [
-            (&mut self.program, program.len()),
-            (&mut self.township, 9),
-            (&mut self.county, 6),
-            (&mut self.period, 7),
-            (&mut self.indicator, 16),
-            (&mut self.dimension, 8),
-            (&mut self.category, 8),
-            (&mut self.unit, 4),
-            (&mut self.value_raw, 6),
-            (&mut self.sha, 64),
+    fn reserve(&mut self, rows: usize) {
+        for column in [
+            &mut self.program,
+            &mut self.township,
+            &mut self.county,
+            &mut self.period,
+            &mut self.indicator,
+            &mut self.dimension,
+            &mut self.category,
+            &mut self.unit,
+            &mut self.value_raw,
+            &mut self.sha,
         ] {
-            column.reserve(rows, bytes);
+            column.reserve(rows);
         }
         self.year.reserve(rows);
         self.value.reserve(rows);
@@ -526,7 +476,7 @@ pub fn normalize_parsed_many(
         .map(|sub| sub.values.len())
         .filter(|&n| n <= limits.max_values)
         .sum();
-    acc.f.reserve(&pipeline.name, values);
+    acc.f.reserve(values);
     for (landing, parsed) in landed {
         acc.add(pipeline, catalog, registry, limits, landing, 1, parsed);
     }
@@ -838,21 +788,21 @@ impl<'c> Acc<'c> {
         let Acc { f, q, s, x, .. } = self;
 
         let facts = DataFrame::new_infer_height(vec![
-            f.program.column("program"),
-            f.township.column("township"),
-            f.county.column("county"),
-            f.period.column("period"),
+            f.program.finish("program"),
+            f.township.finish("township"),
+            f.county.finish("county"),
+            f.period.finish("period"),
             Column::new("year".into(), f.year),
-            f.indicator.column("indicator"),
-            f.dimension.column_opt("dimension"),
-            f.category.column_opt("category"),
+            f.indicator.finish("indicator"),
+            f.dimension.finish("dimension"),
+            f.category.finish("category"),
             Column::new("value".into(), f.value),
-            f.unit.column("unit"),
+            f.unit.finish("unit"),
             Column::new("approx".into(), f.approx),
             Column::new("missing".into(), f.missing),
             // Masked as it was pushed.
-            f.value_raw.column("value_raw"),
-            f.sha.column("source_sha256"),
+            f.value_raw.finish("value_raw"),
+            f.sha.finish("source_sha256"),
             Column::new("submitted_at".into(), f.submitted_at),
             Column::new("version".into(), f.version),
             Column::new("value_index".into(), f.index),
