@@ -227,7 +227,12 @@ pub fn decode(bytes: &[u8]) -> Result<(std::borrow::Cow<'_, str>, &'static str),
                 .ok_or(ParseError::NotUtf8 { offset: 2 });
         }
     }
-    match std::str::from_utf8(bytes) {
+    // The vectorized check says only whether; std's says where it fails.
+    let checked = match simdutf8::basic::from_utf8(bytes) {
+        Ok(t) => Ok(t),
+        Err(_) => std::str::from_utf8(bytes),
+    };
+    match checked {
         Ok(t) => Ok((Cow::Borrowed(t), "utf-8")),
         // Valid UTF-8 up to a character cut in half at the very end.
         Err(e) if e.error_len().is_none() && e.valid_up_to() + 4 > bytes.len() && e.valid_up_to() > 0 => {
