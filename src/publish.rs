@@ -254,10 +254,13 @@ fn indicator_runs(sorted: &DataFrame) -> PolarsResult<Vec<(String, (usize, usize
     if sorted.height() == 0 {
         return Ok(runs);
     }
-    for (i, code) in sorted.column("indicator")?.str()?.iter().enumerate() {
-        let Some(code) = code else { continue };
+    // A row of the indicator before (compared by Arrow views) lengthens
+    // its run; only a change is looked at as text.
+    let codes = Texts::of(sorted, "indicator")?;
+    for i in 0..codes.len() {
+        let Some(code) = codes.get(i) else { continue };
         match runs.last_mut() {
-            Some((last, (_, len))) if last == code => *len += 1,
+            Some((last, (_, len))) if like_before(&[&codes], i) || last == code => *len += 1,
             _ => runs.push((code.to_string(), (i, 1))),
         }
     }
@@ -645,6 +648,39 @@ mod tests {
             "dimension" => dim, "category" => cat, "row" => row,
         )
         .unwrap()
+    }
+
+    /// Each indicator's rows are one run of the sorted facts: its first
+    /// row and count, long codes and short, across chunks, nulls (first)
+    /// in no run.
+    #[test]
+    fn each_indicator_is_its_run_of_the_sorted_rows() {
+        let long = |n: u8| format!("an_indicator_code_longer_than_a_view_{n}");
+        let rows: Vec<Option<String>> = [None, None]
+            .into_iter()
+            .chain(std::iter::repeat_n(Some(long(1)), 3))
+            .chain(std::iter::repeat_n(Some("b".to_string()), 2))
+            .chain(std::iter::once(Some(long(2))))
+            .chain(std::iter::repeat_n(Some(long(3)), 2))
+            .collect();
+        let mut column = StringChunked::from_iter_options("indicator".into(), rows[..4].iter().map(|r| r.as_deref()));
+        column
+            .append(&StringChunked::from_iter_options(
+                "indicator".into(),
+                rows[4..].iter().map(|r| r.as_deref()),
+            ))
+            .unwrap();
+        let sorted = DataFrame::new_infer_height(vec![column.into_column()]).unwrap();
+        let runs = indicator_runs(&sorted).unwrap();
+        assert_eq!(
+            runs,
+            vec![
+                (long(1), (2, 3)),
+                ("b".to_string(), (5, 2)),
+                (long(2), (7, 1)),
+                (long(3), (8, 2))
+            ]
+        );
     }
 
     #[test]
