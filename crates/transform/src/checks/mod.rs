@@ -551,21 +551,26 @@ impl GroupSum {
 /// needs a history of n values can find nothing when this is below n
 /// (counted in one pass, a group-by's worth less than the check's plan).
 pub(crate) fn longest_history(facts: &DataFrame, indicators: Option<&[String]>) -> PolarsResult<usize> {
+    use crate::text::Texts;
     let of: Option<PlHashSet<&str>> = indicators.map(|i| i.iter().map(String::as_str).collect());
-    let (township, indicator) = (facts.column("township")?.str()?, facts.column("indicator")?.str()?);
-    let (dimension, value) = (facts.column("dimension")?.str()?, facts.column("value")?.f64()?);
-    let mut counts: PlHashMap<(Option<&str>, Option<&str>), usize> = PlHashMap::new();
+    let (township, indicator) = (Texts::of(facts, "township")?, Texts::of(facts, "indicator")?);
+    let dimension = Texts::of(facts, "dimension")?;
+    let value = facts.column("value")?.f64()?.rechunk();
+    let value = value.downcast_iter().next();
+    let valued = |i: usize| value.is_some_and(|a| polars_arrow::array::Array::is_valid(a, i));
+    // A report's totals are one row in nine (the rest are its categories):
+    // only they are hashed.
+    let mut counts: PlHashMap<(Option<&str>, Option<&str>), usize> = PlHashMap::with_capacity(facts.height() / 8);
     let mut longest = 0;
-    let rows = township
-        .iter()
-        .zip(indicator.iter())
-        .zip(dimension.iter())
-        .zip(value.iter());
-    for (((t, i), d), v) in rows {
-        if d.is_some() || v.is_none() || of.as_ref().is_some_and(|of| !i.is_some_and(|i| of.contains(i))) {
+    for row in 0..township.len() {
+        if dimension.get(row).is_some() || !valued(row) {
             continue;
         }
-        let n = counts.entry((t, i)).or_insert(0);
+        let i = indicator.get(row);
+        if of.as_ref().is_some_and(|of| !i.is_some_and(|i| of.contains(i))) {
+            continue;
+        }
+        let n = counts.entry((township.get(row), i)).or_insert(0);
         *n += 1;
         longest = longest.max(*n);
     }
@@ -667,5 +672,73 @@ pub fn num(x: f64) -> String {
     match crate::submission::mask_personal(&text) {
         std::borrow::Cow::Borrowed(_) => text,
         std::borrow::Cow::Owned(masked) => masked,
+    }
+}
+
+#[cfg(test)]
+mod history_tests {
+    use super::*;
+
+    /// The longest history is the largest count of reported totals (no
+    /// dimension, a value) of one (township, indicator), of the indicators
+    /// asked about: what a polars group-by counts, on random facts in two
+    /// chunks with nulls everywhere.
+    #[test]
+    fn the_longest_history_is_the_largest_group_of_totals() {
+        let mut seed = 7u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        for round in 0..40 {
+            let rows = 1 + next(300) as usize;
+            let pick = |k: u64, names: &[&'static str]| names.get(k as usize).copied();
+            let mut t = vec![];
+            let mut i = vec![];
+            let mut d = vec![];
+            let mut v = vec![];
+            for _ in 0..rows {
+                t.push(pick(
+                    next(5),
+                    &["340101001", "340101002", "a township code over twelve", "x"],
+                ));
+                i.push(pick(next(4), &["severe_care_amount", "b", "c"]));
+                d.push(pick(next(3), &["类别"]));
+                v.push((next(6) > 0).then(|| next(10) as f64));
+            }
+            let half = rows / 2;
+            let frame = |r: std::ops::Range<usize>| {
+                df!(
+                    "township" => &t[r.clone()],
+                    "indicator" => &i[r.clone()],
+                    "dimension" => &d[r.clone()],
+                    "value" => &v[r],
+                )
+                .unwrap()
+            };
+            let mut facts = frame(0..half);
+            facts.vstack_mut(&frame(half..rows)).unwrap();
+            let of: Option<Vec<String>> = (round % 2 == 1).then(|| vec!["severe_care_amount".into(), "c".into()]);
+            let mut wanted = reported_totals();
+            if let Some(of) = &of {
+                wanted =
+                    wanted.and(col("indicator").is_in(lit(Series::new("of".into(), of.clone())).implode(false), false));
+            }
+            let expected = facts
+                .clone()
+                .lazy()
+                .filter(wanted)
+                .group_by([col("township"), col("indicator")])
+                .agg([len().alias("n")])
+                .select([col("n").max()])
+                .collect()
+                .unwrap();
+            let expected = expected.column("n").unwrap().u32().unwrap().get(0).unwrap_or(0) as usize;
+            assert_eq!(
+                longest_history(&facts, of.as_deref()).unwrap(),
+                expected,
+                "round {round}"
+            );
+        }
     }
 }
