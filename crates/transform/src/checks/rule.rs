@@ -603,43 +603,38 @@ impl Cells {
             .enumerate()
             .map(|(i, c)| ((c.indicator.as_str(), c.dimension.as_deref(), c.category.as_deref()), i))
             .collect();
-        let text = |c: &str| -> PolarsResult<&StringChunked> { facts.column(c)?.str() };
+        let text = |c: &str| crate::text::Texts::of(facts, c);
         let (program, township, county, period) =
             (text("program")?, text("township")?, text("county")?, text("period")?);
-        let year = facts.column("year")?.i32()?;
         let (indicator, dimension, category) = (text("indicator")?, text("dimension")?, text("category")?);
-        let value = facts.column("value")?.f64()?;
-        type Key<'a> = (
-            Option<&'a str>,
-            Option<&'a str>,
-            Option<&'a str>,
-            Option<&'a str>,
-            Option<i32>,
-        );
-        let mut group_of: PlHashMap<Key<'_>, usize> = PlHashMap::new();
+        let year = facts.column("year")?.i32()?.rechunk();
+        let value = facts.column("value")?.f64()?.rechunk();
+        let (year, value) = (year.downcast_iter().next(), value.downcast_iter().next());
+        let mut group_of: PlHashMap<(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<i32>), usize> =
+            PlHashMap::new();
         let mut first_rows: Vec<IdxSize> = Vec::new();
         let (mut values, mut seen, mut present) = (Vec::new(), Vec::new(), Vec::new());
-        // Rows come in runs of one report: a group is looked up when the
-        // key changes, not at every row.
-        let mut last: Option<(Key<'_>, usize)> = None;
-        let rows = program
-            .iter()
-            .zip(township.iter())
-            .zip(county.iter())
-            .zip(period.iter())
-            .zip(year.iter())
-            .zip(indicator.iter())
-            .zip(dimension.iter())
-            .zip(category.iter())
-            .zip(value.iter());
-        for (row, ((((((((p, t), c), pe), y), ind), dim), cat), v)) in rows.enumerate() {
-            let Some(&i) = ind.and_then(|ind| indicator_of.get(ind)) else {
+        // Rows come in runs of one report, and a report's in runs of one
+        // indicator: a group is looked up when the report changes and an
+        // indicator when it does (a row compared with the one before by
+        // its Arrow views), not at every row.
+        let group_keys = [&program, &township, &county, &period];
+        let (mut group, mut ind_at): (Option<usize>, Option<usize>) = (None, None);
+        for row in 0..indicator.len() {
+            let y = year.and_then(|a| a.get(row));
+            if !crate::text::like_before(&[&indicator], row) {
+                ind_at = indicator.get(row).and_then(|ind| indicator_of.get(ind).copied());
+            }
+            let Some(i) = ind_at else {
+                // The next row's group is not this one's to take.
+                group = None;
                 continue;
             };
-            let key = (p, t, c, pe, y);
-            let g = match last {
-                Some((k, g)) if k == key => g,
+            let same_group = crate::text::like_before(&group_keys, row) && year.and_then(|a| a.get(row - 1)) == y;
+            let g = match (group, same_group) {
+                (Some(g), true) => g,
                 _ => {
+                    let key = (program.get(row), township.get(row), county.get(row), period.get(row), y);
                     let g = *group_of.entry(key).or_insert_with(|| {
                         first_rows.push(row as IdxSize);
                         values.resize(values.len() + cells.len(), None);
@@ -647,16 +642,17 @@ impl Cells {
                         present.resize(present.len() + indicators.len(), false);
                         first_rows.len() - 1
                     });
-                    last = Some((key, g));
+                    group = Some(g);
                     g
                 }
             };
             present[g * indicators.len() + i] = true;
-            if let Some(&k) = ind.and_then(|ind| cell_of.get(&(ind, dim, cat))) {
+            let ind = indicators[i].as_str();
+            if let Some(&k) = cell_of.get(&(ind, dimension.get(row), category.get(row))) {
                 let at = g * cells.len() + k;
                 if !seen[at] {
                     seen[at] = true;
-                    values[at] = v;
+                    values[at] = value.and_then(|a| a.get(row));
                 }
             }
         }
