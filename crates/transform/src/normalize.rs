@@ -25,6 +25,7 @@ use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
 use crate::submission::{Cell, ECHO_CHARS, RawValue, Submission, clip};
+use crate::text::TextBuilder;
 
 /// Limits on what one submission may contain; over a limit it is
 /// quarantined with the reason, and the run goes on.
@@ -93,24 +94,22 @@ pub struct Normalized {
     pub extractions: DataFrame,
 }
 
-use crate::text::TextBuilder as Strs;
-
 #[derive(Default)]
 struct Facts {
-    program: Strs,
-    township: Strs,
-    county: Strs,
-    period: Strs,
+    program: TextBuilder,
+    township: TextBuilder,
+    county: TextBuilder,
+    period: TextBuilder,
     year: Vec<i32>,
-    indicator: Strs,
-    dimension: Strs,
-    category: Strs,
+    indicator: TextBuilder,
+    dimension: TextBuilder,
+    category: TextBuilder,
     value: Vec<Option<f64>>,
-    unit: Strs,
+    unit: TextBuilder,
     approx: Vec<bool>,
     missing: Vec<bool>,
-    value_raw: Strs,
-    sha: Strs,
+    value_raw: TextBuilder,
+    sha: TextBuilder,
     submitted_at: Vec<Option<i64>>,
     version: Vec<Option<i64>>,
     index: Vec<i64>,

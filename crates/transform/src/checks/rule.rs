@@ -610,8 +610,15 @@ impl Cells {
         let year = facts.column("year")?.i32()?.rechunk();
         let value = facts.column("value")?.f64()?.rechunk();
         let (year, value) = (year.downcast_iter().next(), value.downcast_iter().next());
-        let mut group_of: PlHashMap<(Option<&str>, Option<&str>, Option<&str>, Option<&str>, Option<i32>), usize> =
-            PlHashMap::new();
+        /// A group: program, township, county, period, year.
+        type Key<'a> = (
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<i32>,
+        );
+        let mut group_of: PlHashMap<Key<'_>, usize> = PlHashMap::new();
         let mut first_rows: Vec<IdxSize> = Vec::new();
         let (mut values, mut seen, mut present) = (Vec::new(), Vec::new(), Vec::new());
         // Rows come in runs of one report, and a report's in runs of one
