@@ -8,7 +8,7 @@
 //! recompute's samples).
 
 use polars::prelude::*;
-use polars_arrow::array::{Array, Utf8ViewArray, View};
+use polars_arrow::array::{Array, PrimitiveArray, Utf8ViewArray, View};
 
 /// A text column as one array (rechunked when it was several).
 pub struct Texts {
@@ -72,6 +72,33 @@ impl Texts {
         // The same bytes of the same buffer, or else compared.
         (a.prefix == b.prefix && a.buffer_idx == b.buffer_idx && a.offset == b.offset)
             || (a.prefix == b.prefix && self.array.value(i) == self.array.value(j))
+    }
+}
+
+/// A numeric column read row by row, as one array (rechunked when it was
+/// several): what [`Texts`] is for text, for the loops that read a fact
+/// row's value or year beside its texts (a `ChunkedArray::get` finds the
+/// row's chunk every time).
+pub struct Numbers<T: PolarsNumericType> {
+    array: PrimitiveArray<T::Native>,
+}
+
+impl<T: PolarsNumericType> Numbers<T> {
+    /// The column `name` of `frame`, of type `T`.
+    pub fn of(frame: &DataFrame, name: &str) -> PolarsResult<Numbers<T>> {
+        let series = frame.column(name)?.as_materialized_series().rechunk();
+        let one: &ChunkedArray<T> = series.unpack::<T>()?;
+        let array = match one.downcast_iter().next() {
+            Some(a) => a.clone(),
+            None => PrimitiveArray::new_empty(T::get_static_dtype().to_arrow(CompatLevel::newest())),
+        };
+        Ok(Numbers { array })
+    }
+
+    /// Row `i`'s number; None when null. Panics when `i` is not a row.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<T::Native> {
+        self.array.get(i)
     }
 }
 
@@ -327,5 +354,23 @@ mod tests {
             .sort(["c"], Default::default())
             .unwrap();
         assert!(sorted.equals_missing(&expected_sorted));
+    }
+
+    /// A numeric column's rows as polars holds them, across chunks, nulls
+    /// as None; an empty column has no rows.
+    #[test]
+    fn numbers_are_the_rows_of_every_chunk() {
+        let mut v = Float64Chunked::new("v".into(), &[Some(1.5), None]);
+        v.append(&Float64Chunked::new("v".into(), &[Some(f64::NAN), Some(-2.0), None]))
+            .unwrap();
+        let frame = DataFrame::new_infer_height(vec![v.clone().into_column()]).unwrap();
+        let n = Numbers::<Float64Type>::of(&frame, "v").unwrap();
+        let got: Vec<Option<f64>> = (0..5).map(|i| n.get(i)).collect();
+        assert_eq!(got[..2], [Some(1.5), None]);
+        assert!(got[2].is_some_and(f64::is_nan));
+        assert_eq!(got[3..], [Some(-2.0), None]);
+        assert!(Numbers::<Int32Type>::of(&frame, "v").is_err(), "not of that type");
+        let empty = frame.clear();
+        assert!(Numbers::<Float64Type>::of(&empty, "v").is_ok());
     }
 }

@@ -24,6 +24,7 @@ use serde::Deserialize;
 use crate::catalog::Catalog;
 use crate::definition::Pipeline;
 use crate::registry::Registry;
+use crate::text::{Numbers, Texts};
 use taizhang_model::schema::{check_columns, with_year};
 use taizhang_model::{Quota, Severity};
 
@@ -551,19 +552,16 @@ impl GroupSum {
 /// needs a history of n values can find nothing when this is below n
 /// (counted in one pass, a group-by's worth less than the check's plan).
 pub(crate) fn longest_history(facts: &DataFrame, indicators: Option<&[String]>) -> PolarsResult<usize> {
-    use crate::text::Texts;
     let of: Option<PlHashSet<&str>> = indicators.map(|i| i.iter().map(String::as_str).collect());
     let (township, indicator) = (Texts::of(facts, "township")?, Texts::of(facts, "indicator")?);
     let dimension = Texts::of(facts, "dimension")?;
-    let value = facts.column("value")?.f64()?.rechunk();
-    let value = value.downcast_iter().next();
-    let valued = |i: usize| value.is_some_and(|a| polars_arrow::array::Array::is_valid(a, i));
+    let value = Numbers::<Float64Type>::of(facts, "value")?;
     // A report's totals are one row in nine (the rest are its categories):
     // only they are hashed.
     let mut counts: PlHashMap<(Option<&str>, Option<&str>), usize> = PlHashMap::with_capacity(facts.height() / 8);
     let mut longest = 0;
     for row in 0..township.len() {
-        if dimension.get(row).is_some() || !valued(row) {
+        if dimension.get(row).is_some() || value.get(row).is_none() {
             continue;
         }
         let i = indicator.get(row);

@@ -607,9 +607,8 @@ impl Cells {
         let (program, township, county, period) =
             (text("program")?, text("township")?, text("county")?, text("period")?);
         let (indicator, dimension, category) = (text("indicator")?, text("dimension")?, text("category")?);
-        let year = facts.column("year")?.i32()?.rechunk();
-        let value = facts.column("value")?.f64()?.rechunk();
-        let (year, value) = (year.downcast_iter().next(), value.downcast_iter().next());
+        let year = crate::text::Numbers::<Int32Type>::of(facts, "year")?;
+        let value = crate::text::Numbers::<Float64Type>::of(facts, "value")?;
         /// A group: program, township, county, period, year.
         type Key<'a> = (
             Option<&'a str>,
@@ -628,7 +627,7 @@ impl Cells {
         let group_keys = [&program, &township, &county, &period];
         let (mut group, mut ind_at): (Option<usize>, Option<usize>) = (None, None);
         for row in 0..indicator.len() {
-            let y = year.and_then(|a| a.get(row));
+            let y = year.get(row);
             if !crate::text::like_before(&[&indicator], row) {
                 ind_at = indicator.get(row).and_then(|ind| indicator_of.get(ind).copied());
             }
@@ -637,7 +636,7 @@ impl Cells {
                 group = None;
                 continue;
             };
-            let same_group = crate::text::like_before(&group_keys, row) && year.and_then(|a| a.get(row - 1)) == y;
+            let same_group = crate::text::like_before(&group_keys, row) && year.get(row - 1) == y;
             let g = match (group, same_group) {
                 (Some(g), true) => g,
                 _ => {
@@ -659,7 +658,7 @@ impl Cells {
                 let at = g * cells.len() + k;
                 if !seen[at] {
                     seen[at] = true;
-                    values[at] = value.and_then(|a| a.get(row));
+                    values[at] = value.get(row);
                 }
             }
         }
