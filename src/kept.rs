@@ -4,8 +4,11 @@
 //! chunks of up to [`CHUNK_LANDINGS`] landings
 //! (`chunk-<n>.{facts,quarantine,extractions,submission}.parquet`), valid for one
 //! [`crate::config::Loaded::normalize_fingerprint`]: a catalog, registry,
-//! mapping, limit or code change makes them again. Every row carries its
-//! landing's township and body sha256, so a run reads the rows of the
+//! mapping, limit or code change makes them again. A chunk's submission
+//! rows carry their landing's township and body sha256, and how many of
+//! the facts file's rows are the landing's (they come a landing after
+//! another; a landing's own columns, the same on each of its fact rows,
+//! are kept once on its submission row), so a run reads the rows of the
 //! landings it wants from the chunks that hold them. A chunk's `submission`
 //! file is written last: a chunk counts only once it is complete, and a file
 //! that cannot be read makes its landings be normalized again, never an error.
@@ -16,7 +19,8 @@ use std::path::{Path, PathBuf};
 use polars::io::parquet::write::StatisticsOptions;
 use polars::prelude::*;
 use taizhang_model::Landing;
-use taizhang_transform::text::{Texts, like_before};
+use taizhang_transform::normalize::FACT_COLUMNS;
+use taizhang_transform::text::{Numbers, TextBuilder, Texts, like_before};
 
 use crate::normalize::Normalized;
 
@@ -34,6 +38,34 @@ pub struct KeptError {
 }
 
 const PARTS: [&str; 4] = ["facts", "quarantine", "extractions", "submission"];
+
+/// The facts' columns that are their landing's, the same on each of a
+/// body's rows. A chunk keeps them once, on the landing's submission row
+/// (which holds most of them already, and [`KEPT_COUNTY`] and
+/// [`KEPT_EXTRACTED`] besides), with the number of the landing's fact rows
+/// ([`FACT_ROWS`]): a national month's 6.2 million fact rows each carried
+/// a 64-byte sha256 and seven more such columns, and polars built a
+/// dictionary of each when the chunk was written and read them back.
+const LANDING_COLUMNS: [&str; 9] = [
+    "program",
+    "township",
+    "county",
+    "period",
+    "year",
+    "source_sha256",
+    "submitted_at",
+    "version",
+    "extracted",
+];
+
+/// A chunk's submission file: how many rows of its facts file are the
+/// landing's (they follow those of the landing before it).
+const FACT_ROWS: &str = "kept_fact_rows";
+/// A chunk's submission file: its landing's facts' county.
+const KEPT_COUNTY: &str = "kept_county";
+/// A chunk's submission file: whether its landing's facts were read from
+/// a document.
+const KEPT_EXTRACTED: &str = "kept_extracted";
 
 fn err(path: &Path, reason: impl ToString) -> KeptError {
     KeptError {
@@ -208,19 +240,36 @@ impl Kept {
         self.pending_keys.clear();
         self.pending_count = 0;
         let chunk = self.next;
-        let stack = |pick: fn(&Normalized) -> &DataFrame| -> Result<DataFrame, KeptError> {
-            let mut it = pending.iter().map(|(_, n)| pick(n));
-            let mut out = it.next().expect("pending is not empty").clone();
-            for f in it {
+        let stack = |frames: &mut dyn Iterator<Item = &DataFrame>| -> Result<DataFrame, KeptError> {
+            let mut out = frames.next().expect("pending is not empty").clone();
+            for f in frames {
                 out.vstack_mut(f).map_err(|e| err(&self.dir, e))?;
             }
             Ok(out)
         };
+        // Each result's facts and submissions made slim on their own (one
+        // chunk of rows each, read without copying them into one); when one
+        // cannot be, the chunk keeps them all whole.
+        let slimmed: Option<Vec<(DataFrame, DataFrame)>> = pending
+            .iter()
+            .map(|(_, n)| slim(&n.facts, &n.submissions))
+            .collect::<PolarsResult<_>>()
+            .map_err(|e| err(&self.dir, e))?;
+        let (facts, submissions) = match &slimmed {
+            Some(parts) => (
+                stack(&mut parts.iter().map(|p| &p.0))?,
+                stack(&mut parts.iter().map(|p| &p.1))?,
+            ),
+            None => (
+                stack(&mut pending.iter().map(|(_, n)| &n.facts))?,
+                stack(&mut pending.iter().map(|(_, n)| &n.submissions))?,
+            ),
+        };
         let frames = [
-            stack(|n| &n.facts)?,
-            stack(|n| &n.quarantine)?,
-            stack(|n| &n.extractions)?,
-            stack(|n| &n.submissions)?,
+            facts,
+            stack(&mut pending.iter().map(|(_, n)| &n.quarantine))?,
+            stack(&mut pending.iter().map(|(_, n)| &n.extractions))?,
+            submissions,
         ];
         // The submission part last: it makes the chunk count.
         for (part, frame) in PARTS.iter().zip(frames) {
@@ -272,47 +321,37 @@ impl Kept {
                 }
                 continue;
             };
-            let keys = DataFrame::new_infer_height(vec![
-                Column::new(
-                    "township".into(),
-                    idx.iter().map(|i| wanted[*i].0.township.clone()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "source_sha256".into(),
-                    idx.iter().map(|i| wanted[*i].0.sha256.clone()).collect::<Vec<_>>(),
-                ),
-                Column::new(
-                    "versions_landed".into(),
-                    idx.iter().map(|i| wanted[*i].1 as i64).collect::<Vec<_>>(),
-                ),
-            ])
-            .map_err(|e| err(&self.dir, e))?;
-            let on = [col("township"), col("source_sha256")];
-            let pick = |frame: &DataFrame, how: JoinType| -> Result<DataFrame, KeptError> {
-                frame
-                    .clone()
-                    .lazy()
-                    .join(keys.clone().lazy(), on.clone(), on.clone(), JoinArgs::new(how))
-                    .collect()
-                    .map_err(|e| err(&self.dir, e))
-            };
             let [facts, quarantine, extractions, submissions] = frames;
-            let subs = submissions.drop("versions_landed").map_err(|e| err(&self.dir, e))?;
-            let subs = pick(&subs, JoinType::Inner)?;
+            // The landings asked of this chunk, with their versions landed.
+            let asked: HashMap<(&str, &str), i64> = idx
+                .iter()
+                .map(|i| {
+                    let (l, versions) = wanted[*i];
+                    ((l.township.as_str(), l.sha256.as_str()), versions as i64)
+                })
+                .collect();
+            let picked = match submissions.column(FACT_ROWS) {
+                // A chunk whose counts or columns do not add up is made again.
+                Ok(_) => pick_slim(&facts, &submissions, &asked).ok().flatten(),
+                Err(_) => Some((None, pick_whole(&submissions, &asked).map_err(|e| err(&self.dir, e))?)),
+            };
+            let Some((facts_rows, subs)) = picked else {
+                for i in idx {
+                    self.index.remove(&key(wanted[i].0));
+                    missing.push(i);
+                }
+                continue;
+            };
             // Every kept landing has its submission row: one the index
             // sent here without it (a chunk written over, keys whose hashes
             // collide) is normalized again, and none of its rows is taken.
             let mut mine: HashSet<(&str, &str)> = HashSet::with_capacity(idx.len());
             {
                 let (t, h) = (
-                    subs.column("township")
-                        .and_then(|c| c.str())
-                        .map_err(|e| err(&self.dir, e))?,
-                    subs.column("source_sha256")
-                        .and_then(|c| c.str())
-                        .map_err(|e| err(&self.dir, e))?,
+                    Texts::of(&subs, "township").map_err(|e| err(&self.dir, e))?,
+                    Texts::of(&subs, "source_sha256").map_err(|e| err(&self.dir, e))?,
                 );
-                let found: HashSet<(&str, &str)> = t.iter().zip(h.iter()).filter_map(|(t, h)| Some((t?, h?))).collect();
+                let found: HashSet<(&str, &str)> = (0..t.len()).filter_map(|j| Some((t.get(j)?, h.get(j)?))).collect();
                 for i in idx {
                     let l = wanted[i].0;
                     if found.contains(&(l.township.as_str(), l.sha256.as_str())) {
@@ -323,7 +362,12 @@ impl Kept {
                     }
                 }
             }
-            for (part, frame) in parts.iter_mut().zip([&facts, &quarantine, &extractions]) {
+            let facts_rows = match facts_rows {
+                Some(rows) => rows,
+                None => rows_of(&facts, &mine).map_err(|e| err(&self.dir, e))?,
+            };
+            parts[0].push(facts_rows);
+            for (part, frame) in parts[1..3].iter_mut().zip([&quarantine, &extractions]) {
                 part.push(rows_of(frame, &mine).map_err(|e| err(&self.dir, e))?);
             }
             parts[3].push(subs);
@@ -370,6 +414,225 @@ fn rows_of(frame: &DataFrame, wanted: &HashSet<(&str, &str)>) -> PolarsResult<Da
         return Ok(frame.clone());
     }
     frame.filter(&BooleanChunked::from_slice("keep".into(), &keep))
+}
+
+/// The submission rows of the `asked` landings from a chunk written
+/// whole (every fact row with its landing's columns), their versions
+/// landed as asked.
+fn pick_whole(submissions: &DataFrame, asked: &HashMap<(&str, &str), i64>) -> PolarsResult<DataFrame> {
+    let (t, h) = (
+        Texts::of(submissions, "township")?,
+        Texts::of(submissions, "source_sha256")?,
+    );
+    let mut keep = Vec::with_capacity(t.len());
+    let mut versions: Vec<i64> = vec![];
+    for j in 0..t.len() {
+        let v = t.get(j).zip(h.get(j)).and_then(|k| asked.get(&k));
+        keep.push(v.is_some());
+        versions.extend(v.copied());
+    }
+    let mut subs = submissions.filter(&BooleanChunked::from_slice("keep".into(), &keep))?;
+    subs.with_column(Column::new("versions_landed".into(), versions))?;
+    Ok(subs)
+}
+
+/// The fact rows and submission rows of the `asked` landings from a chunk
+/// whose facts keep their landings' columns once ([`slim`]): each
+/// landing's rows follow the rows of the landing before, as many as its
+/// [`FACT_ROWS`] says, and get its columns back. None when the counts do
+/// not add up to the facts file's rows (the chunk is made again).
+fn pick_slim(
+    facts: &DataFrame,
+    submissions: &DataFrame,
+    asked: &HashMap<(&str, &str), i64>,
+) -> PolarsResult<Option<(Option<DataFrame>, DataFrame)>> {
+    let (t, h) = (
+        Texts::of(submissions, "township")?,
+        Texts::of(submissions, "source_sha256")?,
+    );
+    let counts = Numbers::<Int64Type>::of(submissions, FACT_ROWS)?;
+    let mut keep_landing = Vec::with_capacity(t.len());
+    let mut keep_row = Vec::with_capacity(facts.height());
+    let mut versions: Vec<i64> = vec![];
+    for j in 0..t.len() {
+        let Some(rows) = counts.get(j).and_then(|n| usize::try_from(n).ok()) else {
+            return Ok(None);
+        };
+        let v = t.get(j).zip(h.get(j)).and_then(|k| asked.get(&k));
+        keep_landing.push(v.is_some());
+        versions.extend(v.copied());
+        keep_row.extend(std::iter::repeat_n(v.is_some(), rows));
+    }
+    if keep_row.len() != facts.height() {
+        return Ok(None);
+    }
+    let landings = submissions.filter(&BooleanChunked::from_slice("keep".into(), &keep_landing))?;
+    let rows = match keep_row.iter().all(|k| *k) {
+        true => facts.clone(),
+        false => facts.filter(&BooleanChunked::from_slice("keep".into(), &keep_row))?,
+    };
+    let facts = rows.hstack(expand(&landings)?.columns())?.select(FACT_COLUMNS)?;
+    let mut subs = landings.drop_many([FACT_ROWS, KEPT_COUNTY, KEPT_EXTRACTED]);
+    subs.with_column(Column::new("versions_landed".into(), versions))?;
+    Ok(Some((Some(facts), subs)))
+}
+
+/// The [`LANDING_COLUMNS`] of each landing's fact rows: its submission
+/// row's (with [`FACT_ROWS`], [`KEPT_COUNTY`] and [`KEPT_EXTRACTED`])
+/// repeated as many times as it has fact rows.
+fn expand(landings: &DataFrame) -> PolarsResult<DataFrame> {
+    let counts = Numbers::<Int64Type>::of(landings, FACT_ROWS)?;
+    let n: Vec<usize> = (0..landings.height())
+        .map(|i| counts.get(i).and_then(|n| usize::try_from(n).ok()).unwrap_or(0))
+        .collect();
+    let rows: usize = n.iter().sum();
+    let text = |name: &str, from: &str| -> PolarsResult<Column> {
+        let texts = Texts::of(landings, from)?;
+        let mut built = TextBuilder::default();
+        built.reserve(rows);
+        for (i, n) in n.iter().enumerate() {
+            built.push_repeated(texts.get(i), *n);
+        }
+        Ok(built.finish(name))
+    };
+    let mut at: Vec<IdxSize> = Vec::with_capacity(rows);
+    for (i, n) in n.iter().enumerate() {
+        at.extend(std::iter::repeat_n(i as IdxSize, *n));
+    }
+    let at = IdxCa::from_vec("at".into(), at);
+    let gathered = |name: &str, from: &str| -> PolarsResult<Column> {
+        Ok(landings.column(from)?.take(&at)?.with_name(name.into()))
+    };
+    DataFrame::new(
+        rows,
+        vec![
+            text("program", "program")?,
+            text("township", "township")?,
+            text("county", KEPT_COUNTY)?,
+            text("period", "period")?,
+            gathered("year", "year")?,
+            text("source_sha256", "source_sha256")?,
+            gathered("submitted_at", "submitted_at")?,
+            gathered("version", "version")?,
+            gathered("extracted", KEPT_EXTRACTED)?,
+        ],
+    )
+}
+
+/// How many of `facts`' rows are each submission's landing's: its rows
+/// follow those of the landing before. None when they do not (the chunk
+/// is then kept whole).
+fn fact_rows(facts: &DataFrame, submissions: &DataFrame) -> PolarsResult<Option<Vec<i64>>> {
+    let (ft, fh) = (Texts::of(facts, "township")?, Texts::of(facts, "source_sha256")?);
+    let (st, sh) = (
+        Texts::of(submissions, "township")?,
+        Texts::of(submissions, "source_sha256")?,
+    );
+    let mut counts = Vec::with_capacity(st.len());
+    let mut row = 0;
+    for j in 0..st.len() {
+        let start = row;
+        let first = ft.len() > row
+            && ft.get(row).is_some()
+            && fh.get(row).is_some()
+            && (ft.get(row), fh.get(row)) == (st.get(j), sh.get(j));
+        if first {
+            row += 1;
+            while row < ft.len() && like_before(&[&ft, &fh], row) {
+                row += 1;
+            }
+        }
+        counts.push((row - start) as i64);
+    }
+    Ok((row == ft.len()).then_some(counts))
+}
+
+/// Facts and submissions as a chunk keeps them: the facts without their
+/// [`LANDING_COLUMNS`], the submissions with what makes them again
+/// ([`expand`]), when each landing's fact rows follow the landing's
+/// before and its columns are the same on each of them (as normalize
+/// makes them); else None (kept whole).
+fn slim(facts: &DataFrame, submissions: &DataFrame) -> PolarsResult<Option<(DataFrame, DataFrame)>> {
+    let Some(counts) = fact_rows(facts, submissions)? else {
+        return Ok(None);
+    };
+    let county = Texts::of(facts, "county")?;
+    let extracted = facts.column("extracted")?.bool()?.rechunk();
+    let mut kept_county = TextBuilder::default();
+    let mut kept_extracted = Vec::with_capacity(counts.len());
+    let mut at = 0;
+    for &n in &counts {
+        match n > 0 {
+            true => {
+                kept_county.push_opt(county.get(at));
+                kept_extracted.push(extracted.get(at));
+            }
+            false => {
+                kept_county.push_null();
+                kept_extracted.push(None);
+            }
+        }
+        at += n as usize;
+    }
+    let mut with = submissions.clone();
+    with.with_column(Column::new(FACT_ROWS.into(), counts.clone()))?;
+    with.with_column(kept_county.finish(KEPT_COUNTY))?;
+    with.with_column(Column::new(KEPT_EXTRACTED.into(), kept_extracted))?;
+    // What the chunk will give back is what it was given, row for row.
+    if !landings_alike(facts, &with, &counts)? {
+        return Ok(None);
+    }
+    Ok(Some((facts.drop_many(LANDING_COLUMNS), with)))
+}
+
+/// Whether each landing's fact rows (`counts` of them, one landing after
+/// another) hold in every one of [`LANDING_COLUMNS`] what the landing's
+/// row of `landings` holds: what [`expand`] makes of it, asked without
+/// making it (townships and sha256s were followed by [`fact_rows`]).
+fn landings_alike(facts: &DataFrame, landings: &DataFrame, counts: &[i64]) -> PolarsResult<bool> {
+    // The rows of each landing, and the landing.
+    let runs = || {
+        counts.iter().enumerate().scan(0usize, |at, (j, &n)| {
+            let start = *at;
+            *at += n as usize;
+            Some((j, start..*at))
+        })
+    };
+    for (column, from) in [("program", "program"), ("county", KEPT_COUNTY), ("period", "period")] {
+        let (rows, of) = (Texts::of(facts, column)?, Texts::of(landings, from)?);
+        for (j, r) in runs() {
+            if !r.is_empty() && (rows.get(r.start) != of.get(j) || r.skip(1).any(|i| !rows.same(i, i - 1))) {
+                return Ok(false);
+            }
+        }
+    }
+    fn numbers<T: PolarsNumericType>(
+        facts: &DataFrame,
+        landings: &DataFrame,
+        column: &str,
+        runs: impl Iterator<Item = (usize, std::ops::Range<usize>)>,
+    ) -> PolarsResult<bool> {
+        let (rows, of) = (Numbers::<T>::of(facts, column)?, Numbers::<T>::of(landings, column)?);
+        for (j, r) in runs {
+            if r.clone().any(|i| rows.get(i) != of.get(j)) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+    let alike = numbers::<Int32Type>(facts, landings, "year", runs())?
+        && numbers::<Int64Type>(facts, landings, "submitted_at", runs())?
+        && numbers::<Int64Type>(facts, landings, "version", runs())?;
+    let (rows, of) = (
+        facts.column("extracted")?.bool()?.rechunk(),
+        landings.column(KEPT_EXTRACTED)?.bool()?.rechunk(),
+    );
+    let (rows, of) = (rows.downcast_as_array(), of.downcast_as_array());
+    Ok(alike
+        && runs().all(|(j, r)| {
+            r.clone()
+                .all(|i| matches!((rows.get(i), of.get(j)), (Some(a), Some(b)) if a == b))
+        }))
 }
 
 /// Writes `frame` to `path` (through a temporary file and a rename), for
@@ -449,6 +712,153 @@ mod tests {
 
     fn landing(township: &str, doc: &serde_json::Value) -> Landing {
         taizhang_transform::fixtures::landing("cdpf-monthly", township, "2026-05", &serde_json::to_vec(doc).unwrap())
+    }
+
+    /// Five landings of one township each (values 0, 1, 2 … in a body of
+    /// several rows, two of them with no fact: one unreadable, one with
+    /// only a bad value), normalized one by one, and the frames of all.
+    fn five() -> (Vec<Landing>, Vec<Normalized>) {
+        let cfg = config();
+        let mut landings = vec![];
+        let mut made = vec![];
+        for i in 0..5 {
+            let t = format!("34112410{i}");
+            let doc = match i {
+                1 => json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": "很多"}]}),
+                3 => json!("not a report"),
+                _ => json!({"period": "2026-05", "submitted_at": "2026-06-03T09:00:00+08:00", "values": [
+                    {"indicator": "白内障复明手术", "value": i},
+                    {"indicator": "残疾人证核发", "category": "视力", "value": i * 10},
+                    {"indicator": "残疾人证核发", "category": "听力", "value": null}
+                ]}),
+            };
+            landings.push(landing(&t, &doc));
+            made.push(normalized(&cfg, &[(t.as_str(), "2026-05", doc)]));
+        }
+        (landings, made)
+    }
+
+    /// Frames stacked.
+    fn stacked(frames: impl IntoIterator<Item = DataFrame>) -> DataFrame {
+        let mut it = frames.into_iter();
+        let mut out = it.next().unwrap();
+        for f in it {
+            out.vstack_mut(&f).unwrap();
+        }
+        out
+    }
+
+    fn facts_file(dir: &Path, chunk: u64) -> DataFrame {
+        let path = dir.join(format!("normalized/cdpf-monthly/fp/chunk-{chunk:08}.facts.parquet"));
+        ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+    }
+
+    /// Read back, a chunk's facts are the rows normalize made, column for
+    /// column, though their landings' columns were kept once per landing;
+    /// facts whose landing's columns are not the same on each of its rows
+    /// are kept whole, and read back as they were.
+    #[test]
+    fn facts_are_read_back_as_made_with_their_landings_columns_kept_once() {
+        let (landings, made) = five();
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        for (l, n) in landings.iter().zip(&made) {
+            kept.add(l, n.clone()).unwrap();
+        }
+        kept.flush().unwrap();
+        let file = facts_file(dir.path(), 1);
+        assert_eq!(file.height(), 9, "three rows of three landings");
+        for c in LANDING_COLUMNS {
+            assert!(file.column(c).is_err(), "{c} kept once per landing, not per row");
+        }
+        let all: Vec<(&Landing, usize)> = landings.iter().map(|l| (l, 1)).collect();
+        let (n, missing) = Kept::open(dir.path(), "cdpf-monthly", "fp")
+            .unwrap()
+            .read(&all)
+            .unwrap();
+        assert!(missing.is_empty());
+        let expected = stacked(made.iter().map(|m| m.facts.clone()));
+        assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
+        let subs = stacked(made.iter().map(|m| m.submissions.clone()));
+        assert!(n.submissions.equals_missing(&subs), "{}\n{subs}", n.submissions);
+        // Some of them: their rows only, in order.
+        let some = [(&landings[4], 1), (&landings[1], 1), (&landings[0], 1)];
+        let (n, _) = Kept::open(dir.path(), "cdpf-monthly", "fp")
+            .unwrap()
+            .read(&some)
+            .unwrap();
+        let expected = stacked([made[0].facts.clone(), made[4].facts.clone()]);
+        assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
+
+        // A landing's county not the same on each of its rows: the chunk's
+        // facts are kept whole, and read back as they were.
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        let mut odd = made[2].clone();
+        let county: Vec<&str> = vec!["341124", "341199", "341124"];
+        odd.facts.with_column(Column::new("county".into(), county)).unwrap();
+        kept.add(&landings[0], made[0].clone()).unwrap();
+        kept.add(&landings[2], odd.clone()).unwrap();
+        kept.flush().unwrap();
+        assert!(facts_file(dir.path(), 1).column("county").is_ok(), "kept whole");
+        let (n, missing) = Kept::open(dir.path(), "cdpf-monthly", "fp")
+            .unwrap()
+            .read(&[(&landings[0], 1), (&landings[2], 1)])
+            .unwrap();
+        assert!(missing.is_empty());
+        let expected = stacked([made[0].facts.clone(), odd.facts.clone()]);
+        assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
+
+        // Facts not in their landings' order: kept whole too.
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        let mut both = Normalized {
+            facts: stacked([made[2].facts.clone(), made[0].facts.clone()]),
+            submissions: stacked([made[0].submissions.clone(), made[2].submissions.clone()]),
+            ..made[0].clone()
+        };
+        both.quarantine = made[0].quarantine.clone();
+        kept.add_many(&[landings[0].clone(), landings[2].clone()], both.clone())
+            .unwrap();
+        kept.flush().unwrap();
+        assert!(facts_file(dir.path(), 1).column("township").is_ok(), "kept whole");
+        let (n, _) = Kept::open(dir.path(), "cdpf-monthly", "fp")
+            .unwrap()
+            .read(&[(&landings[0], 1), (&landings[2], 1)])
+            .unwrap();
+        assert!(n.facts.equals_missing(&both.facts));
+    }
+
+    /// A chunk whose landings' row counts do not add up to its facts (a
+    /// file changed on disk) is made again: its landings come back missing,
+    /// none of its rows taken, and no error.
+    #[test]
+    fn a_chunk_whose_row_counts_do_not_add_up_is_made_again() {
+        let (landings, made) = five();
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        for (l, n) in landings.iter().zip(&made) {
+            kept.add(l, n.clone()).unwrap();
+        }
+        kept.flush().unwrap();
+        let path = dir
+            .path()
+            .join("normalized/cdpf-monthly/fp/chunk-00000001.submission.parquet");
+        let subs = ParquetReader::new(std::fs::File::open(&path).unwrap())
+            .finish()
+            .unwrap();
+        for counts in [[3i64, 0, 3, 0, 2], [3, 0, 3, 0, -3], [3, 0, 3, 1, 3]] {
+            let mut changed = subs.clone();
+            changed
+                .with_column(Column::new(FACT_ROWS.into(), counts.to_vec()))
+                .unwrap();
+            write(&path, changed).unwrap();
+            let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+            let (n, missing) = kept.read(&[(&landings[0], 1), (&landings[4], 1)]).unwrap();
+            assert_eq!(missing, vec![0, 1], "{counts:?}");
+            assert_eq!((n.facts.height(), n.submissions.height()), (0, 0));
+            assert!(!kept.has(&landings[0]), "forgotten, so that it is made again");
+        }
     }
 
     #[test]

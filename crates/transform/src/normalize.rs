@@ -83,6 +83,7 @@ pub struct Landed<'a> {
 }
 
 /// The normalized tables of one pipeline.
+#[derive(Clone)]
 pub struct Normalized {
     /// Long fact rows, all indicators (the columns of `publish::fact_columns`, and `year`).
     pub facts: DataFrame,
@@ -291,6 +292,28 @@ impl Extractions {
 /// Longest sentence published beside an extracted value (the whole text
 /// stays in `raw/`).
 pub const SENTENCE_CHARS: usize = 400;
+
+/// The columns of [`Normalized::facts`], in their order.
+pub const FACT_COLUMNS: [&str; 18] = [
+    "program",
+    "township",
+    "county",
+    "period",
+    "year",
+    "indicator",
+    "dimension",
+    "category",
+    "value",
+    "unit",
+    "approx",
+    "missing",
+    "value_raw",
+    "source_sha256",
+    "submitted_at",
+    "version",
+    "value_index",
+    "extracted",
+];
 
 /// Identity of one landed body, for quarantine rows.
 struct Origin<'a> {
@@ -1193,6 +1216,8 @@ mod tests {
             (Some(true), None),
             "a placeholder is missing, not zero"
         );
+        let names: Vec<&str> = n.facts.get_column_names().into_iter().map(|c| c.as_str()).collect();
+        assert_eq!(names, super::FACT_COLUMNS, "the facts' columns, in their order");
     }
 
     #[test]

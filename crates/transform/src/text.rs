@@ -207,6 +207,21 @@ impl TextBuilder {
         }
     }
 
+    /// `n` rows holding `v` (or no text): pushed once, its view copied for
+    /// the rest (a landing's township or sha256 on each of its rows).
+    pub fn push_repeated(&mut self, v: Option<&str>, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.push_opt(v);
+        let view = *self.views.last().expect("a row was just pushed");
+        self.views.extend(std::iter::repeat_n(view, n - 1));
+        if let Some(validity) = &mut self.validity {
+            validity.extend_constant(n - 1, v.is_some());
+        }
+        self.total_bytes += v.map_or(0, str::len) * (n - 1);
+    }
+
     /// The column `name`, its rows as pushed.
     pub fn finish(mut self, name: &str) -> Column {
         if !self.current.is_empty() {
@@ -354,6 +369,55 @@ mod tests {
             .sort(["c"], Default::default())
             .unwrap();
         assert!(sorted.equals_missing(&expected_sorted));
+    }
+
+    /// Runs of a text (none, one or many rows; short, long, null; a null
+    /// first and after rows) built by `push_repeated` are the rows pushed
+    /// one by one, a long text written once per run.
+    #[test]
+    fn a_repeated_row_is_that_many_rows() {
+        let long = "一个超过十二个字节的文字".to_string();
+        let runs: Vec<(Option<String>, usize)> = (0..300)
+            .map(|i| {
+                let text = match i % 5 {
+                    0 => None,
+                    1 => Some(format!("{i}")),
+                    2 => Some(format!("{long}{i}")),
+                    3 => Some(long.clone()),
+                    _ => Some(String::new()),
+                };
+                (text, (i * 7) % 11)
+            })
+            .collect();
+        let mut built = TextBuilder::default();
+        let mut rows: Vec<Option<&str>> = vec![];
+        for (text, n) in &runs {
+            built.push_repeated(text.as_deref(), *n);
+            rows.extend(std::iter::repeat_n(text.as_deref(), *n));
+        }
+        assert_eq!(built.len(), rows.len());
+        let column = built.finish("c");
+        let got = column.str().unwrap();
+        let expected = StringChunked::from_iter_options("c".into(), rows.iter().copied());
+        assert_eq!(got.null_count(), expected.null_count());
+        assert!(got.equal_missing(&expected).all());
+        let array = got.downcast_iter().next().unwrap();
+        assert_eq!(
+            array.total_bytes_len(),
+            rows.iter().flatten().map(|r| r.len()).sum::<usize>()
+        );
+        // A long text is written once for as long as no other long text
+        // comes between (short texts and nulls do not count).
+        let mut last: Option<&str> = None;
+        let mut once = 0;
+        for (text, _) in runs.iter().filter(|(_, n)| *n > 0) {
+            if let Some(t) = text.as_deref().filter(|t| t.len() > 12) {
+                once += if last == Some(t) { 0 } else { t.len() };
+                last = Some(t);
+            }
+        }
+        let written: usize = array.data_buffers().iter().map(|b| b.len()).sum();
+        assert_eq!(written, once);
     }
 
     /// A numeric column's rows as polars holds them, across chunks, nulls
