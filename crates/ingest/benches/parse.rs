@@ -137,7 +137,7 @@ fn main() {
         .values
         .into_iter()
         .filter_map(|v| match v.value {
-            Cell::Text(t) => Some(t),
+            Cell::Text(t) => Some(t.into_string()),
             _ => None,
         })
         .collect();

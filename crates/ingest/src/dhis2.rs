@@ -87,7 +87,7 @@ pub fn to_submission(obj: &Map<String, Value>, mapping: &Mapping) -> Result<Subm
                 indicator: None,
                 dimension: None,
                 category: None,
-                value: Cell::Text(v.to_string()),
+                value: Cell::Text(v.to_string().into()),
                 problem: Some("dataValue is not an object".into()),
             });
             continue;
@@ -124,10 +124,10 @@ pub fn to_submission(obj: &Map<String, Value>, mapping: &Mapping) -> Result<Subm
             ));
         }
         out.push(RawValue {
-            indicator,
-            dimension,
-            category,
-            value: text(o, "value").map(Cell::Text).unwrap_or(Cell::Null),
+            indicator: indicator.map(Into::into),
+            dimension: dimension.map(Into::into),
+            category: category.map(Into::into),
+            value: text(o, "value").map(|t| Cell::Text(t.into())).unwrap_or(Cell::Null),
             problem,
         });
     }

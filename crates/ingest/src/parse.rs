@@ -78,10 +78,10 @@ pub fn parse_document(
     sub.values = mentions
         .iter()
         .map(|m| RawValue {
-            indicator: Some(m.indicator.clone()),
-            dimension: m.dimension.clone(),
-            category: m.category.clone(),
-            value: Cell::Text(m.text.clone()),
+            indicator: Some(m.indicator.as_str().into()),
+            dimension: m.dimension.as_deref().map(Into::into),
+            category: m.category.as_deref().map(Into::into),
+            value: Cell::Text(m.text.as_str().into()),
             problem: None,
         })
         .collect();
@@ -212,7 +212,7 @@ fn json_value(v: &Value) -> RawValue {
             indicator: None,
             dimension: None,
             category: None,
-            value: Cell::Text(v.to_string()),
+            value: Cell::Text(v.to_string().into()),
             problem: Some(format!("value entry is {}, not an object", kind(v))),
         };
     };
@@ -227,17 +227,17 @@ fn json_value(v: &Value) -> RawValue {
     let (indicator, dimension, category) = (text("indicator"), text("dimension"), text("category"));
     let value = match o.get("value") {
         None | Some(Value::Null) => Cell::Null,
-        Some(Value::Number(n)) => n.as_f64().map(Cell::Number).unwrap_or(Cell::Text(n.to_string())),
-        Some(Value::String(s)) => Cell::Text(s.clone()),
+        Some(Value::Number(n)) => n.as_f64().map(Cell::Number).unwrap_or(Cell::Text(n.to_string().into())),
+        Some(Value::String(s)) => Cell::Text(s.as_str().into()),
         Some(other) => {
             problems.push(format!("value is {}", kind(other)));
-            Cell::Text(other.to_string())
+            Cell::Text(other.to_string().into())
         }
     };
     RawValue {
-        indicator,
-        dimension,
-        category,
+        indicator: indicator.map(Into::into),
+        dimension: dimension.map(Into::into),
+        category: category.map(Into::into),
         value,
         problem: (!problems.is_empty()).then(|| problems.join("; ")),
     }
@@ -259,7 +259,7 @@ mod fast {
     use serde::Deserialize;
     use serde::de::{self, Deserializer, Visitor};
 
-    use crate::submission::{Cell, Format, RawValue, Submission};
+    use crate::submission::{Cell, CompactString, Format, RawValue, Submission};
 
     pub(super) fn read(text: &str) -> Option<Submission> {
         let doc: Doc = serde_json::from_str(text).ok()?;
@@ -270,13 +270,13 @@ mod fast {
         Some(Submission {
             format: Format::Json,
             encoding: "utf-8",
-            township: doc.township.0,
-            township_name: doc.township_name.0,
-            program: doc.program.0,
-            period: doc.period.0,
+            township: doc.township.0.map(String::from),
+            township_name: doc.township_name.0.map(String::from),
+            program: doc.program.0.map(String::from),
+            period: doc.period.0.map(String::from),
             submitted_at,
             version: doc.version.0,
-            explanation: doc.explanation.0,
+            explanation: doc.explanation.0.map(String::from),
             values: doc
                 .values?
                 .into_iter()
@@ -350,7 +350,7 @@ mod fast {
 
     /// Text or null; trimmed, and nothing when blank.
     #[derive(Default)]
-    struct Text(Option<String>);
+    struct Text(Option<CompactString>);
 
     impl<'de> Deserialize<'de> for Text {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -362,7 +362,7 @@ mod fast {
                 }
                 fn visit_str<E: de::Error>(self, s: &str) -> Result<Text, E> {
                     let s = s.trim();
-                    Ok(Text((!s.is_empty()).then(|| s.to_string())))
+                    Ok(Text((!s.is_empty()).then(|| CompactString::from(s))))
                 }
                 fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
                     Ok(Text(None))
@@ -399,7 +399,7 @@ mod fast {
                     Ok(Value(Cell::Number(n as f64)))
                 }
                 fn visit_str<E: de::Error>(self, s: &str) -> Result<Value, E> {
-                    Ok(Value(Cell::Text(s.to_string())))
+                    Ok(Value(Cell::Text(s.into())))
                 }
                 fn visit_unit<E: de::Error>(self) -> Result<Value, E> {
                     Ok(Value(Cell::Null))
@@ -554,10 +554,10 @@ fn parse_csv(text: &str, limits: &ReadLimits) -> Result<Submission, ParseError> 
             ));
         }
         sub.values.push(RawValue {
-            indicator: get(2),
-            dimension: get(3),
-            category: get(4),
-            value: get(5).map(Cell::Text).unwrap_or(Cell::Null),
+            indicator: get(2).map(Into::into),
+            dimension: get(3).map(Into::into),
+            category: get(4).map(Into::into),
+            value: get(5).map(|t| Cell::Text(t.into())).unwrap_or(Cell::Null),
             problem,
         });
     }

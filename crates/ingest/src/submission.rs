@@ -4,6 +4,7 @@
 //! every parser.
 
 use chrono::{DateTime, FixedOffset};
+pub use compact_str::CompactString;
 
 /// A submission's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +43,7 @@ pub enum Cell {
     /// A JSON number.
     Number(f64),
     /// A string, possibly with a unit, a scale or a placeholder.
-    Text(String),
+    Text(CompactString),
     /// null, or nothing at all.
     Null,
 }
@@ -88,11 +89,11 @@ pub fn write_number(n: f64, out: &mut String) {
 #[derive(Debug, Clone, PartialEq)]
 pub struct RawValue {
     /// Indicator label as written.
-    pub indicator: Option<String>,
+    pub indicator: Option<CompactString>,
     /// Dimension label as written.
-    pub dimension: Option<String>,
+    pub dimension: Option<CompactString>,
     /// Category label as written.
-    pub category: Option<String>,
+    pub category: Option<CompactString>,
     /// The value.
     pub value: Cell,
     /// Why the entry cannot be used whatever its labels say, if so.

@@ -307,15 +307,15 @@ pub fn parse_limited(bytes: &[u8], limits: &ReadLimits) -> Result<Submission, Pa
                 Data::Int(n) => Cell::Number(n as f64),
                 Data::Float(f) => Cell::Number(f),
                 other => match cell_text(&other) {
-                    Some(t) => Cell::Text(t),
-                    None => Cell::Text(format!("{other:?}")),
+                    Some(t) => Cell::Text(t.into()),
+                    None => Cell::Text(format!("{other:?}").into()),
                 },
             };
             let total = col.contains("合计") || col.contains("总数");
             sub.values.push(RawValue {
-                indicator: Some(indicator.clone()),
+                indicator: Some(indicator.as_str().into()),
                 dimension: None,
-                category: (!total).then_some(col),
+                category: (!total).then(|| col.into()),
                 value,
                 problem: None,
             });

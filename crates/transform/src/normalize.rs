@@ -24,7 +24,7 @@ use crate::extract::Decision;
 use crate::normalize_value::{Reading, read};
 use crate::period::Period;
 use crate::registry::{NameMatch, Registry};
-use crate::submission::{Cell, ECHO_CHARS, RawValue, Submission, clip};
+use crate::submission::{Cell, CompactString, ECHO_CHARS, RawValue, Submission, clip};
 use crate::text::TextBuilder;
 
 /// Limits on what one submission may contain; over a limit it is
@@ -576,9 +576,9 @@ impl<'c> Acc<'c> {
                         q.push(
                             &o,
                             Some(i),
-                            v.indicator.clone(),
-                            v.dimension.clone(),
-                            v.category.clone(),
+                            v.indicator.as_deref().map(String::from),
+                            v.dimension.as_deref().map(String::from),
+                            v.category.as_deref().map(String::from),
                             Some(v.value.raw()),
                             reason.clone(),
                         );
@@ -647,9 +647,9 @@ impl<'c> Acc<'c> {
                     q.push(
                         &o,
                         Some(i),
-                        v.indicator.clone(),
-                        v.dimension.clone(),
-                        v.category.clone(),
+                        v.indicator.as_deref().map(String::from),
+                        v.dimension.as_deref().map(String::from),
+                        v.category.as_deref().map(String::from),
                         Some(v.value.raw()),
                         reason,
                     );
@@ -697,10 +697,10 @@ impl<'c> Acc<'c> {
                     }
                     Cell::Null => (None, false, true),
                     Cell::Text(t) => {
-                        if !readings.contains_key(t) {
-                            readings.insert(t.clone(), read(t));
+                        if !readings.contains_key(t.as_str()) {
+                            readings.insert(t.to_string(), read(t));
                         }
-                        let r = &readings[t];
+                        let r = &readings[t.as_str()];
                         if let Some(e) = &r.error {
                             reject(format!("unreadable value: {e}"));
                             continue;
@@ -1090,7 +1090,7 @@ type CellId = u32;
 type ResolvedCell<'c> = Result<(Cellkey, &'c Indicator), String>;
 
 /// The labels a value was written with: indicator, dimension, category.
-type Labels = (Option<String>, Option<String>, Option<String>);
+type Labels = (Option<CompactString>, Option<CompactString>, Option<CompactString>);
 
 /// Cells resolved from labels, for one group of bodies (the program's
 /// allowed indicators are the same for all of them). Labels written alike
