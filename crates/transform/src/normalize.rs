@@ -720,12 +720,6 @@ impl<'c> Acc<'c> {
                     }
                     *o = ("published", value, approx);
                 }
-                f.extracted.push(!sub.mentions.is_empty());
-                f.program.push(&pipeline.name);
-                f.township.push(&landing.township);
-                f.county.push(&county);
-                f.period.push(&landing.period);
-                f.year.push(period.year);
                 f.indicator.push(&ind.code);
                 f.dimension.push_opt(key.1.as_deref());
                 f.category.push_opt(key.2.as_deref());
@@ -736,12 +730,21 @@ impl<'c> Acc<'c> {
                 raw_buf.clear();
                 v.value.write_raw(&mut raw_buf);
                 f.value_raw.push(&crate::submission::mask_personal(&raw_buf));
-                f.sha.push(&landing.sha256);
-                f.submitted_at.push(submitted_at);
-                f.version.push(sub.version);
                 f.index.push(i as i64);
                 published += 1;
             }
+            // The landing's own columns, the same on each of its fact rows:
+            // pushed once for all of them.
+            let rows = published as usize;
+            f.program.push_repeated(Some(&pipeline.name), rows);
+            f.township.push_repeated(Some(&landing.township), rows);
+            f.county.push_repeated(Some(&county), rows);
+            f.period.push_repeated(Some(&landing.period), rows);
+            f.sha.push_repeated(Some(&landing.sha256), rows);
+            f.year.extend(std::iter::repeat_n(period.year, rows));
+            f.submitted_at.extend(std::iter::repeat_n(submitted_at, rows));
+            f.version.extend(std::iter::repeat_n(sub.version, rows));
+            f.extracted.extend(std::iter::repeat_n(!sub.mentions.is_empty(), rows));
             let doc = Doc {
                 pipeline,
                 landing,
