@@ -455,7 +455,13 @@ fn pick_slim(
     let mut keep_row = Vec::with_capacity(facts.height());
     let mut versions: Vec<i64> = vec![];
     for j in 0..t.len() {
-        let Some(rows) = counts.get(j).and_then(|n| usize::try_from(n).ok()) else {
+        // No more rows than the facts file has (a count changed on disk
+        // is not a length to allocate).
+        let Some(rows) = counts
+            .get(j)
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| keep_row.len() + n <= facts.height())
+        else {
             return Ok(None);
         };
         let v = t.get(j).zip(h.get(j)).and_then(|k| asked.get(&k));
@@ -847,7 +853,12 @@ mod tests {
         let subs = ParquetReader::new(std::fs::File::open(&path).unwrap())
             .finish()
             .unwrap();
-        for counts in [[3i64, 0, 3, 0, 2], [3, 0, 3, 0, -3], [3, 0, 3, 1, 3]] {
+        for counts in [
+            [3i64, 0, 3, 0, 2],
+            [3, 0, 3, 0, -3],
+            [3, 0, 3, 1, 3],
+            [3, 0, i64::MAX, 0, 3],
+        ] {
             let mut changed = subs.clone();
             changed
                 .with_column(Column::new(FACT_ROWS.into(), counts.to_vec()))
