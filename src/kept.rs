@@ -754,9 +754,28 @@ mod tests {
         out
     }
 
-    fn facts_file(dir: &Path, chunk: u64) -> DataFrame {
-        let path = dir.join(format!("normalized/cdpf-monthly/fp/chunk-{chunk:08}.facts.parquet"));
+    /// The first chunk's `part` file of the store [`kept_in`] made.
+    fn chunk_path(dir: &Path, part: &str) -> PathBuf {
+        dir.join(format!("normalized/cdpf-monthly/fp/chunk-00000001.{part}.parquet"))
+    }
+
+    fn read_file(path: &Path) -> DataFrame {
         ParquetReader::new(std::fs::File::open(path).unwrap()).finish().unwrap()
+    }
+
+    /// A new store in `dir` keeping each result for its landings (one
+    /// `add_many` each), flushed as one chunk.
+    fn kept_in(dir: &Path, results: &[(&[Landing], &Normalized)]) {
+        let mut kept = Kept::open(dir, "cdpf-monthly", "fp").unwrap();
+        for (ls, n) in results {
+            kept.add_many(ls, (*n).clone()).unwrap();
+        }
+        kept.flush().unwrap();
+    }
+
+    /// What the store in `dir`, opened again, gives back for `wanted`.
+    fn read_back(dir: &Path, wanted: &[(&Landing, usize)]) -> (Normalized, Vec<usize>) {
+        Kept::open(dir, "cdpf-monthly", "fp").unwrap().read(wanted).unwrap()
     }
 
     /// Read back, a chunk's facts are the rows normalize made, column for
@@ -767,21 +786,15 @@ mod tests {
     fn facts_are_read_back_as_made_with_their_landings_columns_kept_once() {
         let (landings, made) = five();
         let dir = tempfile::tempdir().unwrap();
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
-        for (l, n) in landings.iter().zip(&made) {
-            kept.add(l, n.clone()).unwrap();
-        }
-        kept.flush().unwrap();
-        let file = facts_file(dir.path(), 1);
+        let each: Vec<(&[Landing], &Normalized)> = landings.chunks(1).zip(&made).collect();
+        kept_in(dir.path(), &each);
+        let file = read_file(&chunk_path(dir.path(), "facts"));
         assert_eq!(file.height(), 9, "three rows of three landings");
         for c in LANDING_COLUMNS {
             assert!(file.column(c).is_err(), "{c} kept once per landing, not per row");
         }
         let all: Vec<(&Landing, usize)> = landings.iter().map(|l| (l, 1)).collect();
-        let (n, missing) = Kept::open(dir.path(), "cdpf-monthly", "fp")
-            .unwrap()
-            .read(&all)
-            .unwrap();
+        let (n, missing) = read_back(dir.path(), &all);
         assert!(missing.is_empty());
         let expected = stacked(made.iter().map(|m| m.facts.clone()));
         assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
@@ -789,49 +802,40 @@ mod tests {
         assert!(n.submissions.equals_missing(&subs), "{}\n{subs}", n.submissions);
         // Some of them: their rows only, in order.
         let some = [(&landings[4], 1), (&landings[1], 1), (&landings[0], 1)];
-        let (n, _) = Kept::open(dir.path(), "cdpf-monthly", "fp")
-            .unwrap()
-            .read(&some)
-            .unwrap();
+        let (n, _) = read_back(dir.path(), &some);
         let expected = stacked([made[0].facts.clone(), made[4].facts.clone()]);
         assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
 
         // A landing's county not the same on each of its rows: the chunk's
         // facts are kept whole, and read back as they were.
         let dir = tempfile::tempdir().unwrap();
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
         let mut odd = made[2].clone();
         let county: Vec<&str> = vec!["341124", "341199", "341124"];
         odd.facts.with_column(Column::new("county".into(), county)).unwrap();
-        kept.add(&landings[0], made[0].clone()).unwrap();
-        kept.add(&landings[2], odd.clone()).unwrap();
-        kept.flush().unwrap();
-        assert!(facts_file(dir.path(), 1).column("county").is_ok(), "kept whole");
-        let (n, missing) = Kept::open(dir.path(), "cdpf-monthly", "fp")
-            .unwrap()
-            .read(&[(&landings[0], 1), (&landings[2], 1)])
-            .unwrap();
+        kept_in(dir.path(), &[(&landings[0..1], &made[0]), (&landings[2..3], &odd)]);
+        assert!(
+            read_file(&chunk_path(dir.path(), "facts")).column("county").is_ok(),
+            "kept whole"
+        );
+        let (n, missing) = read_back(dir.path(), &[(&landings[0], 1), (&landings[2], 1)]);
         assert!(missing.is_empty());
         let expected = stacked([made[0].facts.clone(), odd.facts.clone()]);
         assert!(n.facts.equals_missing(&expected), "{}\n{expected}", n.facts);
 
         // Facts not in their landings' order: kept whole too.
         let dir = tempfile::tempdir().unwrap();
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
         let mut both = Normalized {
             facts: stacked([made[2].facts.clone(), made[0].facts.clone()]),
             submissions: stacked([made[0].submissions.clone(), made[2].submissions.clone()]),
             ..made[0].clone()
         };
         both.quarantine = made[0].quarantine.clone();
-        kept.add_many(&[landings[0].clone(), landings[2].clone()], both.clone())
-            .unwrap();
-        kept.flush().unwrap();
-        assert!(facts_file(dir.path(), 1).column("township").is_ok(), "kept whole");
-        let (n, _) = Kept::open(dir.path(), "cdpf-monthly", "fp")
-            .unwrap()
-            .read(&[(&landings[0], 1), (&landings[2], 1)])
-            .unwrap();
+        kept_in(dir.path(), &[(&[landings[0].clone(), landings[2].clone()], &both)]);
+        assert!(
+            read_file(&chunk_path(dir.path(), "facts")).column("township").is_ok(),
+            "kept whole"
+        );
+        let (n, _) = read_back(dir.path(), &[(&landings[0], 1), (&landings[2], 1)]);
         assert!(n.facts.equals_missing(&both.facts));
     }
 
@@ -842,17 +846,10 @@ mod tests {
     fn a_chunk_whose_row_counts_do_not_add_up_is_made_again() {
         let (landings, made) = five();
         let dir = tempfile::tempdir().unwrap();
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
-        for (l, n) in landings.iter().zip(&made) {
-            kept.add(l, n.clone()).unwrap();
-        }
-        kept.flush().unwrap();
-        let path = dir
-            .path()
-            .join("normalized/cdpf-monthly/fp/chunk-00000001.submission.parquet");
-        let subs = ParquetReader::new(std::fs::File::open(&path).unwrap())
-            .finish()
-            .unwrap();
+        let each: Vec<(&[Landing], &Normalized)> = landings.chunks(1).zip(&made).collect();
+        kept_in(dir.path(), &each);
+        let path = chunk_path(dir.path(), "submission");
+        let subs = read_file(&path);
         for counts in [
             [3i64, 0, 3, 0, 2],
             [3, 0, 3, 0, -3],

@@ -85,7 +85,7 @@ pub struct Landed<'a> {
 /// The normalized tables of one pipeline.
 #[derive(Clone)]
 pub struct Normalized {
-    /// Long fact rows, all indicators (the columns of `publish::fact_columns`, and `year`).
+    /// Long fact rows, all indicators: the columns of [`FACT_COLUMNS`].
     pub facts: DataFrame,
     /// Rows set aside, with reasons.
     pub quarantine: DataFrame,

@@ -102,21 +102,16 @@ pub fn result_columns() -> Vec<String> {
 /// The fact columns the checks read (a run gives them only these: every
 /// row they filter, join or window is copied without the provenance);
 /// [`CheckInput::earlier`] has the same.
-pub const CHECKED_COLUMNS: [&str; 13] = [
-    "program",
-    "township",
-    "county",
-    "period",
-    "year",
-    "indicator",
-    "dimension",
-    "category",
-    "value",
-    "unit",
-    "approx",
-    "missing",
-    "value_raw",
-];
+pub const CHECKED_COLUMNS: [&str; 13] = {
+    // The facts' columns before their provenance (`source_sha256` on).
+    let mut columns = [""; 13];
+    let mut i = 0;
+    while i < columns.len() {
+        columns[i] = crate::normalize::FACT_COLUMNS[i];
+        i += 1;
+    }
+    columns
+};
 
 /// What every check sees.
 #[derive(Clone)]
