@@ -728,7 +728,9 @@ pub fn evaluate_with(rule: &Rule, input: &CheckInput<'_>, table: &Cells) -> Pola
         .of_rule(&cells)?
         .lazy()
         .join(
-            period_months(input.facts)?.lazy(),
+            // The groups' periods are the facts' (a row per group, not
+            // per fact: every rule scanned the batch's facts before).
+            period_months(&table.keys)?.lazy(),
             [col("period")],
             [col("period")],
             JoinArgs::new(JoinType::Left),
@@ -793,13 +795,15 @@ pub fn evaluate_with(rule: &Rule, input: &CheckInput<'_>, table: &Cells) -> Pola
             num(rv)
         );
         let message = match &rule.message {
-            Some(m) => m
-                .replace("{township}", &who)
-                .replace("{period}", p)
-                .replace("{left}", &num(lv))
-                .replace("{right}", &num(rv))
-                .replace("{diff}", &num(lv - rv))
-                .replace("{rule}", &rule.name),
+            Some(m) => fill_message(m, |name| match name {
+                "township" => Some(who.as_str().into()),
+                "period" => Some(p.into()),
+                "left" => Some(num(lv).into()),
+                "right" => Some(num(rv).into()),
+                "diff" => Some(num(lv - rv).into()),
+                "rule" => Some(rule.name.as_str().into()),
+                _ => None,
+            }),
             None => default,
         };
         rows.push(Failure {
@@ -812,6 +816,36 @@ pub fn evaluate_with(rule: &Rule, input: &CheckInput<'_>, table: &Cells) -> Pola
         });
     }
     rows.finish()
+}
+
+/// `template` with each `{name}` that `value` knows written as its value,
+/// in one pass over the template (a chain of `str::replace`s made a string
+/// per placeholder of every failure); a placeholder that a value brings
+/// in is not replaced again, and one `value` does not know stays as
+/// written.
+fn fill_message<'a>(template: &str, value: impl Fn(&str) -> Option<std::borrow::Cow<'a, str>>) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let known = after
+            .find(['{', '}'])
+            .filter(|&end| after.as_bytes()[end] == b'}')
+            .and_then(|end| value(&after[..end]).map(|v| (v, end)));
+        match known {
+            Some((v, end)) => {
+                out.push_str(&v);
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Check for Rule {
@@ -832,6 +866,40 @@ impl Check for Rule {
 mod tests {
     use super::*;
     use crate::fixtures::{config, frame, random};
+
+    /// A message is its template with each known placeholder written
+    /// once: what the chain of `str::replace`s made of every template
+    /// without a placeholder inside a value; unknown and unclosed ones,
+    /// braces around a placeholder and multi-byte text kept as written.
+    #[test]
+    fn a_message_fills_each_known_placeholder() {
+        let value = |name: &str| -> Option<std::borrow::Cow<'static, str>> {
+            match name {
+                "township" => Some("城关镇 (110105001)".into()),
+                "left" => Some("12".into()),
+                "diff" => Some("-3.5".into()),
+                "odd" => Some("{left}".into()),
+                _ => None,
+            }
+        };
+        let chained = |t: &str| {
+            t.replace("{township}", "城关镇 (110105001)")
+                .replace("{left}", "12")
+                .replace("{diff}", "-3.5")
+        };
+        for t in [
+            "{township} 合计 {left} 与分项相差 {diff}",
+            "{left}{left}{{diff}}",
+            "{unknown} {left",
+            "无占位符：本月数据",
+            "{}{ {township}}{",
+            "",
+        ] {
+            assert_eq!(fill_message(t, value), chained(t), "{t}");
+        }
+        // A value that holds a placeholder is written as it is.
+        assert_eq!(fill_message("{odd} {left}", value), "{left} 12");
+    }
 
     /// Every distinct period once, in order, with its months (NaN when it
     /// is not a period), however the rows come: in runs, back again after
