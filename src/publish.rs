@@ -194,25 +194,59 @@ fn publish_order(facts: &DataFrame) -> PolarsResult<Option<IdxCa>> {
     let Some(height) = u32::try_from(facts.height()).ok().filter(|h| *h < 1 << BITS) else {
         return Ok(None);
     };
-    let keys: Vec<Vec<u32>> = FACT_ORDER
+    let keys = fact_ranks(facts)?;
+    let order = narrow_order(&keys, height).unwrap_or_else(|| wide_order(&keys, height, BITS));
+    Ok(Some(IdxCa::from_vec("order".into(), order)))
+}
+
+/// Each row's rank in each column of [`FACT_ORDER`].
+fn fact_ranks(facts: &DataFrame) -> PolarsResult<Vec<Vec<u32>>> {
+    FACT_ORDER.iter().map(|c| Ok(ranks(facts.column(c)?.str()?))).collect()
+}
+
+/// The rows ordered by their ranks, when the ranks and the row fit in one
+/// u64, each in as many bits as its largest value needs (a batch's: ~30
+/// bits of ranks, 18 of rows): sorted as plain numbers, half the bytes of
+/// [`wide_order`]'s u128 key beside its row.
+fn narrow_order(keys: &[Vec<u32>], height: u32) -> Option<Vec<IdxSize>> {
+    let width = |most: u32| u32::BITS - most.leading_zeros();
+    let widths: Vec<u32> = keys
         .iter()
-        .map(|c| Ok(ranks(facts.column(c)?.str()?)))
-        .collect::<PolarsResult<_>>()?;
-    // Every rank is below the row count: five fit in one u128, the row
-    // last (equal keys keep their order, the sort need not be stable).
+        .map(|ranks| width(ranks.iter().copied().max().unwrap_or(0)))
+        .collect();
+    let row_bits = width(height.saturating_sub(1));
+    if widths.iter().sum::<u32>() + row_bits > u64::BITS {
+        return None;
+    }
+    // The row last: no two keys are equal, the sort need not be stable.
+    let mut order: Vec<u64> = (0..height)
+        .map(|i| {
+            let key = keys
+                .iter()
+                .zip(&widths)
+                .fold(0u64, |k, (ranks, w)| (k << w) | u64::from(ranks[i as usize]));
+            (key << row_bits) | u64::from(i)
+        })
+        .collect();
+    order.sort_unstable();
+    let row_mask = (1u64 << row_bits) - 1;
+    Some(order.into_iter().map(|k| (k & row_mask) as IdxSize).collect())
+}
+
+/// The rows ordered by their ranks, each below 2^`bits` (five fit in one
+/// u128), the row beside them (equal keys keep their order, the sort need
+/// not be stable).
+fn wide_order(keys: &[Vec<u32>], height: u32, bits: u32) -> Vec<IdxSize> {
     let mut order: Vec<(u128, u32)> = (0..height)
         .map(|i| {
             let key = keys
                 .iter()
-                .fold(0u128, |k, ranks| (k << BITS) | u128::from(ranks[i as usize]));
+                .fold(0u128, |k, ranks| (k << bits) | u128::from(ranks[i as usize]));
             (key, i)
         })
         .collect();
     order.sort_unstable();
-    Ok(Some(IdxCa::from_vec(
-        "order".into(),
-        order.into_iter().map(|(_, i)| i as IdxSize).collect(),
-    )))
+    order.into_iter().map(|(_, i)| i as IdxSize).collect()
 }
 
 /// Each value's rank among the column's distinct values in byte order
@@ -693,6 +727,13 @@ mod tests {
                 got.equals_missing(&expected),
                 "{townships} × {indicators}: {got} {expected}"
             );
+            // Both packings of the ranks give that order.
+            let (keys, height) = (fact_ranks(&f).unwrap(), f.height() as u32);
+            assert_eq!(narrow_order(&keys, height), Some(wide_order(&keys, height, 24)));
         }
+        // Ranks too wide for one u64 with the row are left to the u128 key.
+        let keys: Vec<Vec<u32>> = (0..5).map(|_| vec![(1 << 13) - 1, 0, 1 << 12]).collect();
+        assert_eq!(narrow_order(&keys, 3), None);
+        assert_eq!(wide_order(&keys, 3, 24), vec![1, 2, 0]);
     }
 }
