@@ -181,20 +181,54 @@ fn to_batch(table: &str, df: &DataFrame, cols: &[ColSpec]) -> Result<RecordBatch
     })
 }
 
-/// A one-chunk polars column of numbers as Arrow's: its values copied in
-/// one go, its nulls kept.
+/// A one-chunk polars column of numbers as Arrow's, sharing its values'
+/// buffer (copied when it is not one chunk), its nulls kept.
 fn primitive<T, A>(ca: &polars::prelude::ChunkedArray<T>) -> arrow::array::PrimitiveArray<A>
 where
     T: polars::prelude::PolarsNumericType,
     T::Native: arrow::datatypes::ArrowNativeType,
     A: arrow::datatypes::ArrowPrimitiveType<Native = T::Native>,
 {
-    let values: Vec<T::Native> = ca
-        .downcast_iter()
-        .flat_map(|a| a.values().as_slice())
-        .copied()
-        .collect();
-    arrow::array::PrimitiveArray::new(values.into(), nulls(ca))
+    let values = match ca.downcast_iter().collect::<Vec<_>>()[..] {
+        [one] => shared(
+            one.values().as_slice(),
+            Arc::new(std::panic::AssertUnwindSafe(one.clone())),
+        ),
+        _ => None,
+    };
+    let values = values.unwrap_or_else(|| {
+        let copied: Vec<T::Native> = ca
+            .downcast_iter()
+            .flat_map(|a| a.values().as_slice())
+            .copied()
+            .collect();
+        copied.into()
+    });
+    arrow::array::PrimitiveArray::new(values, nulls(ca))
+}
+
+/// `values` as an Arrow buffer of `U` sharing their memory, which `owner`
+/// keeps alive; None when they are empty or not aligned for `U`.
+fn shared<T, U: arrow::datatypes::ArrowNativeType>(
+    values: &[T],
+    owner: Arc<dyn arrow::alloc::Allocation>,
+) -> Option<arrow::buffer::ScalarBuffer<U>> {
+    let bytes = std::mem::size_of_val(values);
+    if values.is_empty() || !values.as_ptr().cast::<U>().is_aligned() || !bytes.is_multiple_of(std::mem::size_of::<U>())
+    {
+        return None;
+    }
+    let ptr = std::ptr::NonNull::new(values.as_ptr().cast::<u8>().cast_mut())?;
+    // SAFETY: `values` belong to an array `owner` holds (polars never
+    // changes a shared buffer's bytes), valid for `bytes` bytes for as
+    // long as `owner` lives, which the Arrow buffer keeps alive; the
+    // pointer is aligned for `U` and `bytes` a whole number of `U`s.
+    let buffer = unsafe { arrow::buffer::Buffer::from_custom_allocation(ptr, bytes, owner) };
+    Some(arrow::buffer::ScalarBuffer::new(
+        buffer,
+        0,
+        bytes / std::mem::size_of::<U>(),
+    ))
 }
 
 /// A polars column's nulls as Arrow's (None when it has none).
@@ -218,23 +252,32 @@ fn bit_buffer(b: &polars_arrow::bitmap::Bitmap) -> arrow::buffer::BooleanBuffer 
 /// A one-chunk polars text column as an Arrow `Utf8View` array sharing its
 /// text buffers (see [`to_batch`]).
 fn string_view_array(ca: &polars::prelude::StringChunked) -> arrow::array::StringViewArray {
-    use arrow::buffer::{Buffer, ScalarBuffer};
+    use arrow::buffer::Buffer;
     let Some(arr) = ca.downcast_iter().next() else {
         return arrow::array::StringViewArray::new_null(0);
     };
-    // A view is four little-endian u32s in both (length, then the inline
-    // bytes or prefix, buffer index and offset): the same 16 bytes.
-    let views: Vec<u128> = arr
-        .views()
-        .iter()
-        .map(|v| {
-            u128::from(v.length)
-                | (u128::from(v.prefix) << 32)
-                | (u128::from(v.buffer_idx) << 64)
-                | (u128::from(v.offset) << 96)
-        })
-        .collect();
     let owner = Arc::new(std::panic::AssertUnwindSafe(arr.clone()));
+    // A view is four u32s in both (length, then the inline bytes or
+    // prefix, buffer index and offset): on a little-endian machine polars'
+    // views are Arrow's u128s as they lie in memory, shared when aligned
+    // for a u128 (as allocated), else made again.
+    let views = match cfg!(target_endian = "little") {
+        true => shared::<_, u128>(arr.views().as_slice(), owner.clone()),
+        false => None,
+    };
+    let views = views.unwrap_or_else(|| {
+        let made: Vec<u128> = arr
+            .views()
+            .iter()
+            .map(|v| {
+                u128::from(v.length)
+                    | (u128::from(v.prefix) << 32)
+                    | (u128::from(v.buffer_idx) << 64)
+                    | (u128::from(v.offset) << 96)
+            })
+            .collect();
+        made.into()
+    });
     let buffers: Vec<Buffer> = arr
         .data_buffers()
         .iter()
@@ -248,7 +291,6 @@ fn string_view_array(ca: &polars::prelude::StringChunked) -> arrow::array::Strin
         })
         .collect();
     let nulls = nulls(ca);
-    let views = ScalarBuffer::from(views);
     // SAFETY: the views, buffers and nulls are polars' own for this array,
     // which holds the invariants Arrow states for them: each view of more
     // than 12 bytes names a buffer and a range inside it, and every string
@@ -802,6 +844,51 @@ mod tests {
                 assert_eq!(back[0].num_rows(), len);
             }
         }
+    }
+
+    /// A one-chunk frame's numbers and views become Arrow's without a
+    /// copy: the Arrow arrays read polars' own memory (sliced too).
+    #[test]
+    fn a_one_chunk_frame_shares_its_numbers_and_views() {
+        let (mut df, cols) = every_type();
+        df.rechunk_mut();
+        for (at, len) in [(0, 12), (3, 7)] {
+            let part = df.slice(at, len);
+            let batch = to_batch("facts/x", &part, &cols).unwrap();
+            let text = part
+                .column("text")
+                .unwrap()
+                .str()
+                .unwrap()
+                .downcast_iter()
+                .next()
+                .unwrap();
+            let views = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<arrow::array::StringViewArray>()
+                .unwrap();
+            assert_eq!(views.views().as_ptr().cast::<u8>(), text.views().as_ptr().cast::<u8>());
+            let f64s = part
+                .column("f64")
+                .unwrap()
+                .f64()
+                .unwrap()
+                .downcast_iter()
+                .next()
+                .unwrap();
+            let values = batch.column(3).as_any().downcast_ref::<Float64Array>().unwrap();
+            assert_eq!(values.values().as_ptr(), f64s.values().as_ptr());
+            // ... and they hold what a copy would.
+            assert_eq!(views.value(1), text.value(1));
+            assert_eq!(values.values().len(), len);
+        }
+        // Views not aligned for a u128 are made again, not shared.
+        let four: Vec<u32> = vec![0; 9];
+        let owner: Arc<dyn arrow::alloc::Allocation> = Arc::new(());
+        let off = usize::from(four.as_ptr().cast::<u128>().is_aligned());
+        assert!(shared::<_, u128>(&four[off..off + 8], owner.clone()).is_none());
+        assert!(shared::<_, u128>(&four[..0], owner).is_none());
     }
 
     #[test]
