@@ -2394,8 +2394,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
         // What is landed already is not parsed again (a portal without
         // validators serves the same bytes every night).
         Arc::new(move |t: &FetchTarget, body: &[u8]| {
-            let sha256 = raw.put(body)?;
+            let sha256 = crate::land::sha256_hex(body);
             let known = landed.contains(&landed_key(&t.pipeline, &t.township, &t.period, &sha256));
+            raw.put_hashed(&sha256, body, known)?;
             let parsed = (!known).then(|| {
                 let kind = def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
                 crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits)
