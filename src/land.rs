@@ -63,6 +63,16 @@ struct Writes {
 
 pub use taizhang_model::sha256_hex;
 
+/// Says that the file under a body's name holds other bytes (`stored`
+/// of them), to be written again.
+fn torn(path: &Path, stored: usize) {
+    tracing::warn!(
+        path = %path.display(),
+        stored_bytes = stored,
+        "A raw body is not what its name says (left torn by a crash before it was synced); it is written again."
+    );
+}
+
 /// Proof that the bodies put before it are durable: made only by
 /// [`RawStore::sync`], asked for by every commit of landing records.
 #[derive(Debug)]
@@ -122,13 +132,7 @@ impl RawStore {
         if seen || !self.unnamed.load(std::sync::atomic::Ordering::Relaxed) {
             match std::fs::read(&path) {
                 Ok(stored) if stored == bytes => return Ok(()),
-                Ok(stored) => {
-                    tracing::warn!(
-                        path = %path.display(),
-                        stored_bytes = stored.len(),
-                        "A raw body is not what its name says (left torn by a crash before it was synced); it is written again."
-                    );
-                }
+                Ok(stored) => torn(&path, stored.len()),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(LandError::at(&path)(e)),
             }
@@ -249,7 +253,14 @@ impl RawStore {
             // now, or they were stored before: a whole file, linked only
             // once written): nothing to do. Otherwise a torn body is there,
             // to be written over.
-            Some(libc::EEXIST) => Ok(std::fs::read(path).is_ok_and(|stored| stored == bytes)),
+            Some(libc::EEXIST) => match std::fs::read(path) {
+                Ok(stored) if stored == bytes => Ok(true),
+                Ok(stored) => {
+                    torn(path, stored.len());
+                    Ok(false)
+                }
+                Err(_) => Ok(false),
+            },
             // No `/proc` to name the unnamed file by.
             Some(libc::ENOENT) if !Path::new("/proc/self/fd").is_dir() => {
                 tracing::debug!(error = %e, "No /proc/self/fd: raw bodies are written aside and renamed.");
