@@ -225,41 +225,63 @@ impl Registry {
             key: key.to_string(),
             reason,
         };
-        let provinces = csv_map(div.provinces);
-        let cities = csv_map(div.cities);
-        let areas: HashMap<String, (String, String)> = csv_rows(div.areas)
-            .map(|r| (r[0].clone(), (r[1].clone(), r[2].clone())))
-            .collect();
+        // A division table comes from the deployment's schemas: a row too
+        // short for what is read of it is an error naming it, not a panic.
+        let provinces: HashMap<&str, &str> = csv_rows("provinces.csv", div.provinces, 2)
+            .map(|r| r.map(|(_, f)| (f[0], f[1])))
+            .collect::<Result<_, _>>()?;
+        let cities: HashMap<&str, &str> = csv_rows("cities.csv", div.cities, 2)
+            .map(|r| r.map(|(_, f)| (f[0], f[1])))
+            .collect::<Result<_, _>>()?;
+        let mut areas: HashMap<&str, (&str, &str)> = HashMap::new();
+        for row in csv_rows("areas.csv", div.areas, 3) {
+            let (line, f) = row?;
+            if f[2].get(..2).is_none_or(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+                return Err(short_row(
+                    "areas.csv",
+                    line,
+                    &format!("city code {:?} does not start with a province's two digits", f[2]),
+                ));
+            }
+            areas.insert(f[0], (f[1], f[2]));
+        }
         // streets.csv is sorted by code: each county's block, found in one
         // pass (a national registry names some 2,900 counties).
-        let mut blocks: HashMap<&str, Vec<&str>> = HashMap::new();
-        for line in div.streets.lines().skip(1) {
+        let mut blocks: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
+        for (n, line) in div.streets.lines().enumerate().skip(1) {
             if let Some(county) = line.get(..6) {
-                blocks.entry(county).or_default().push(line);
+                blocks.entry(county).or_default().push((n + 1, line));
             }
         }
         let mut townships = BTreeMap::new();
         for county in &config.counties {
-            let Some((county_name, city)) = areas.get(county) else {
+            let Some(&(county_name, city)) = areas.get(county.as_str()) else {
                 return Err(invalid(
                     "counties",
                     format!("{county:?} is not a county code of the 2023 division table"),
                 ));
             };
-            let province = city[..2].to_string();
-            for line in blocks.get(county.as_str()).into_iter().flatten() {
-                let r = split_csv(line);
+            let province = &city[..2];
+            let (city_name, province_name) = (
+                cities.get(city).copied().unwrap_or_default(),
+                provinces.get(province).copied().unwrap_or_default(),
+            );
+            for &(n, line) in blocks.get(county.as_str()).into_iter().flatten() {
+                let f = fields(line);
+                let [code, name, ..] = f[..] else {
+                    return Err(short_row("streets.csv", n, line));
+                };
                 townships.insert(
-                    r[0].clone(),
+                    code.to_string(),
                     Township {
-                        code: r[0].clone(),
-                        name: r[1].clone(),
+                        code: code.to_string(),
+                        name: name.to_string(),
                         county: county.clone(),
-                        county_name: county_name.clone(),
-                        city: city.clone(),
-                        city_name: cities.get(city).cloned().unwrap_or_default(),
-                        province_name: provinces.get(&province).cloned().unwrap_or_default(),
-                        province: province.clone(),
+                        county_name: county_name.to_string(),
+                        city: city.to_string(),
+                        city_name: city_name.to_string(),
+                        province_name: province_name.to_string(),
+                        province: province.to_string(),
                         population: None,
                     },
                 );
@@ -383,18 +405,44 @@ impl Registry {
     }
 }
 
-fn split_csv(line: &str) -> Vec<String> {
-    line.split(',')
-        .map(|f| f.trim().trim_matches('"').to_string())
-        .collect()
+/// A division table's line as fields, each trimmed of blanks and quotes.
+fn fields(line: &str) -> Vec<&str> {
+    line.split(',').map(|f| f.trim().trim_matches('"')).collect()
 }
 
-fn csv_rows(text: &str) -> impl Iterator<Item = Vec<String>> + '_ {
-    text.lines().skip(1).filter(|l| !l.trim().is_empty()).map(split_csv)
+/// A division table's rows after its header, blank lines left out, each
+/// with its line number and at least `needed` fields (a shorter row is
+/// an error naming the table and the line).
+fn csv_rows<'t>(
+    table: &'static str,
+    text: &'t str,
+    needed: usize,
+) -> impl Iterator<Item = Result<(usize, Vec<&'t str>), RegistryError>> + 't {
+    text.lines()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(move |(n, line)| {
+            let f = fields(line);
+            match f.len() >= needed {
+                true => Ok((n + 1, f)),
+                false => Err(short_row(table, n + 1, line)),
+            }
+        })
 }
 
-fn csv_map(text: &str) -> HashMap<String, String> {
-    csv_rows(text).map(|r| (r[0].clone(), r[1].clone())).collect()
+/// A division table's row that cannot be read: the table, its line and
+/// why (the row itself, clipped, when it is too short).
+fn short_row(table: &str, line: usize, why: &str) -> RegistryError {
+    let why = match why.chars().count() > 80 {
+        true => format!("{}…", why.chars().take(80).collect::<String>()),
+        false => why.to_string(),
+    };
+    RegistryError::Invalid {
+        file: format!("divisions/{table}"),
+        key: format!("line {line}"),
+        reason: format!("cannot be read as a division row: {why}"),
+    }
 }
 
 #[cfg(test)]
@@ -437,6 +485,59 @@ mod tests {
         assert_eq!(parts["34"].resolve_name("大墅鎮"), found("341124102"));
         assert_eq!(parts["53"].resolve_name("九保鄉"), found("533122204"));
         assert_eq!(parts["53"].resolve_name("大墅鎮"), NameMatch::Unknown);
+    }
+
+    /// A division table (the deployment's own files) with a row too
+    /// short for what is read of it, or a county whose city code names
+    /// no province, is an error naming the table and line: never a panic,
+    /// and a short row of a county not asked for is not read.
+    #[test]
+    fn a_short_division_row_is_an_error_naming_its_table_and_line() {
+        let div = Divisions::embedded();
+        let cfg = RegistryConfig {
+            counties: vec!["341124".into()],
+            aliases: vec![],
+            population: Default::default(),
+        };
+        let with = |table: &str, extra: &str| {
+            let (mut p, mut c, mut a, mut s) = (
+                div.provinces.to_string(),
+                div.cities.to_string(),
+                div.areas.to_string(),
+                div.streets.to_string(),
+            );
+            match table {
+                "provinces.csv" => p.push_str(extra),
+                "cities.csv" => c.push_str(extra),
+                "areas.csv" => a = a.replace("341124,\"全椒县\",3411,34", extra.trim()),
+                _ => s.push_str(extra),
+            }
+            let d = Divisions {
+                provinces: &p,
+                cities: &c,
+                areas: &a,
+                streets: &s,
+            };
+            Registry::build("registry.toml", &cfg, &d).map(|r| r.townships.len())
+        };
+        let lines = |t: &str| t.lines().count() + 1;
+        for (table, extra, line) in [
+            ("provinces.csv", "99\n", lines(div.provinces)),
+            ("cities.csv", "\"9901\"\n", lines(div.cities)),
+            ("streets.csv", "341124999\n", lines(div.streets)),
+            ("areas.csv", "341124,全椒县", 0),
+            ("areas.csv", "341124,全椒县,3", 0),
+            ("areas.csv", "341124,全椒县,\"\",34", 0),
+        ] {
+            let e = with(table, extra).expect_err(extra).to_string();
+            assert!(e.starts_with(&format!("divisions/{table}: line ")), "{e}");
+            if line > 0 {
+                assert!(e.contains(&format!("line {line}:")), "{e}");
+            }
+        }
+        // A short row of another county's townships is not read.
+        assert_eq!(with("streets.csv", "110101999\n").unwrap(), 10);
+        assert_eq!(with("streets.csv", "\n\n").unwrap(), 10);
     }
 
     /// A part resolves names as a registry of its townships alone would:
