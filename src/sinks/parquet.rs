@@ -189,13 +189,13 @@ where
     T::Native: arrow::datatypes::ArrowNativeType,
     A: arrow::datatypes::ArrowPrimitiveType<Native = T::Native>,
 {
-    let values = match ca.downcast_iter().collect::<Vec<_>>()[..] {
-        [one] => shared(
+    let one = ca.downcast_iter().next().filter(|_| ca.chunks().len() == 1);
+    let values = one.and_then(|one| {
+        shared(
             one.values().as_slice(),
             Arc::new(std::panic::AssertUnwindSafe(one.clone())),
-        ),
-        _ => None,
-    };
+        )
+    });
     let values = values.unwrap_or_else(|| {
         let copied: Vec<T::Native> = ca
             .downcast_iter()
@@ -281,14 +281,7 @@ fn string_view_array(ca: &polars::prelude::StringChunked) -> arrow::array::Strin
     let buffers: Vec<Buffer> = arr
         .data_buffers()
         .iter()
-        .map(|b| match std::ptr::NonNull::new(b.as_ptr().cast_mut()) {
-            // SAFETY: `b` is a buffer of the array `owner` holds (polars
-            // never changes a shared buffer's bytes), valid for `b.len()`
-            // bytes for as long as `owner` lives, and the Arrow buffer
-            // keeps `owner` alive.
-            Some(ptr) if !b.is_empty() => unsafe { Buffer::from_custom_allocation(ptr, b.len(), owner.clone()) },
-            _ => Buffer::from(Vec::<u8>::new()),
-        })
+        .map(|b| shared::<u8, u8>(b, owner.clone()).map_or_else(|| Buffer::from(Vec::<u8>::new()), |s| s.into_inner()))
         .collect();
     let nulls = nulls(ca);
     // SAFETY: the views, buffers and nulls are polars' own for this array,
