@@ -130,6 +130,20 @@ fn text_at<'r>(r: &'r rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<&'
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, e.into()))
 }
 
+/// A text column's bytes as SQLite holds them (null: none).
+fn bytes_or_null(v: rusqlite::types::ValueRef<'_>, i: usize) -> rusqlite::Result<Option<&[u8]>> {
+    use rusqlite::types::{FromSqlError, Type, ValueRef};
+    match v {
+        ValueRef::Text(b) => Ok(Some(b)),
+        ValueRef::Null => Ok(None),
+        _ => Err(rusqlite::Error::FromSqlConversionFailure(
+            i,
+            Type::Text,
+            FromSqlError::InvalidType.into(),
+        )),
+    }
+}
+
 /// A landing from a row of [`LANDING_COLUMNS`].
 fn landing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Landing> {
     Ok(Landing {
@@ -569,7 +583,7 @@ impl State {
     /// (what tracking compares, hashed, and where each is kept): what a run
     /// tracks its results against. A national year remembers ~1.7 million.
     pub fn remembered(&self, program: &str) -> Result<Vec<crate::checks::track::Remembered>, StateError> {
-        use crate::checks::track::{Remembered, key_hash, said};
+        use crate::checks::track::{Remembered, key_hash_of_bytes, said_of_bytes};
         let mut st = self
             .conn
             .prepare_cached(&format!(
@@ -584,13 +598,14 @@ impl State {
         let seen = self.checks_seen_at(program)?;
         let mut rows = st.query(params![program, seen]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            // Borrowed from SQLite's row: the text is hashed, not kept.
-            let text = |i| text_at(r, i);
+            // Borrowed from SQLite's row: the text is hashed as bytes, not
+            // kept (nor checked for UTF-8).
+            let text = |i| r.get_ref(i).and_then(|v| bytes_or_null(v, i));
             let got = (|| -> rusqlite::Result<Remembered> {
                 Ok(Remembered {
                     row: r.get(0)?,
-                    key: key_hash(text(1)?.unwrap_or("")),
-                    said: said(&mut buf, text(2)?, r.get(3)?, r.get(4)?, r.get(5)?, text(6)?, text(7)?),
+                    key: key_hash_of_bytes(text(1)?.unwrap_or(b"")),
+                    said: said_of_bytes(&mut buf, text(2)?, r.get(3)?, r.get(4)?, r.get(5)?, text(6)?, text(7)?),
                     first_seen: instants.micros(r.get_ref(8)?).unwrap_or(0),
                     last_seen: instants.micros(r.get_ref(9)?).unwrap_or(0),
                     resolved: r.get_ref(10)? != rusqlite::types::ValueRef::Null,
@@ -1125,17 +1140,20 @@ fn last_seen_of_row() -> String {
 /// The instants of the state's rows (the few runs' clocks), each parsed
 /// once.
 #[derive(Default)]
-struct Instants(std::collections::HashMap<String, i64>);
+struct Instants(polars::prelude::PlHashMap<Box<[u8]>, i64>);
 
 impl Instants {
-    /// Microseconds since the epoch of a stored instant (null: none).
+    /// Microseconds since the epoch of a stored instant (null: none), by
+    /// its bytes (a handful of distinct instants, each parsed once).
     fn micros(&mut self, v: rusqlite::types::ValueRef<'_>) -> Option<i64> {
-        let s = v.as_str_or_null().ok()??;
-        if let Some(&us) = self.0.get(s) {
+        let rusqlite::types::ValueRef::Text(b) = v else {
+            return None;
+        };
+        if let Some(&us) = self.0.get(b) {
             return Some(us);
         }
-        let us = parse_ts(s.to_string()).timestamp_micros();
-        self.0.insert(s.to_string(), us);
+        let us = parse_ts(std::str::from_utf8(b).ok()?.to_string()).timestamp_micros();
+        self.0.insert(b.into(), us);
         Some(us)
     }
 }
