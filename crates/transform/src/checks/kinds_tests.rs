@@ -1008,6 +1008,52 @@ fn a_batch_reports_overdue_for_its_period_and_the_last_one_for_periods_no_batch_
 }
 
 #[test]
+fn overdue_names_who_neither_reported_nor_was_unreachable_and_a_late_report_as_late() {
+    // June is due by July 5th: at July 10th, of four townships, one sent
+    // June on time, one late, one could not be reached, one sent nothing.
+    let cfg = config();
+    let pipeline = pipeline_with(&cfg, &["kind = \"overdue\"\nseverity = \"error\""]);
+    let towns: Vec<&str> = cfg.registry.townships.keys().take(4).map(String::as_str).collect();
+    let values = json!([{"indicator": "残疾人证核发", "value": 1}]);
+    let mut n = normalized(
+        &cfg,
+        &[
+            (towns[0], "2026-06", doc("2026-06", values.clone())),
+            (towns[1], "2026-06", doc("2026-06", values)),
+        ],
+    );
+    let status: Vec<&str> = col_str(&n.submissions, "township")
+        .iter()
+        .map(|t| if t == towns[1] { "late" } else { "on_time" })
+        .collect();
+    n.submissions.with_column(Column::new("status".into(), status)).unwrap();
+    let unreachable = std::collections::HashSet::from([(towns[2].to_string(), "2026-06".to_string())]);
+    let input = CheckInput {
+        unreachable: &unreachable,
+        ..crate::fixtures::input(&cfg, &pipeline, &n, "2026-07-10T10:00:00+08:00")
+    };
+    let r = pipeline.checks[0].build(&cfg.catalog).unwrap().run(&input).unwrap();
+    let june = r.lazy().filter(col("period").eq(lit("2026-06"))).collect().unwrap();
+    let of = |t: &str| -> Vec<String> {
+        let rows = june
+            .clone()
+            .lazy()
+            .filter(col("township").eq(lit(t)))
+            .collect()
+            .unwrap();
+        col_str(&rows, "rule")
+    };
+    assert_eq!(of(towns[0]), Vec::<String>::new(), "on time");
+    assert_eq!(of(towns[1]), ["late"], "late, not overdue");
+    assert_eq!(
+        of(towns[2]),
+        Vec::<String>::new(),
+        "unreachable: a fetch failure, not overdue"
+    );
+    assert_eq!(of(towns[3]), ["overdue"], "nothing sent");
+}
+
+#[test]
 fn only_an_error_about_an_indicator_may_hold_a_cell_out_and_finish_agrees() {
     use super::{Failure, Rows};
     use taizhang_model::Severity;
