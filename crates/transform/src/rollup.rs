@@ -400,13 +400,16 @@ fn county_cells(facts: &DataFrame, excluded: DataFrame) -> PolarsResult<DataFram
 /// time, as a batch's do: runs of one (program, township, county, period,
 /// year), each (township, period) in one run. A run's cells are mostly the
 /// run before's in the same order, so a row's cell is found by comparing it
-/// with the row at its place in the run before ([`Texts::same`]), not by
-/// hashing its keys (the group-by hashed seven keys of every row and
+/// with the row at its place in the run before, or a few places on
+/// ([`Texts::same`]), not by hashing its keys (the group-by hashed seven keys of every row and
 /// filtered every group: 2.0 of a national month's 2.8 rollup CPU-s). Sums
 /// are polars' to the last bit ([`GroupSum`], in row order). None when the
 /// facts do not come so, or a key but the breakdown's is null: the
 /// group-by makes them.
 fn county_cells_by_report(facts: &DataFrame, excluded: &DataFrame) -> PolarsResult<Option<DataFrame>> {
+    /// Places of the run before looked at for a row's cell before its keys
+    /// are hashed.
+    const LOOK_AHEAD: usize = 4;
     use crate::checks::GroupSum;
     let keys = ["program", "township", "county", "period", "indicator", "year"];
     for key in keys {
@@ -467,12 +470,17 @@ fn county_cells_by_report(facts: &DataFrame, excluded: &DataFrame) -> PolarsResu
             category.get(row),
         )
     };
-    let mut cell_of: PlHashMap<Key<'_>, usize> = PlHashMap::new();
+    // A county's cells are a report's (~150 of a national month's) times
+    // its townships' few extra ones: room for them up front, not rehashed
+    // as they come.
+    let mut cell_of: PlHashMap<Key<'_>, usize> = PlHashMap::with_capacity(facts.height() / 8);
     let mut cells: Vec<Cell> = Vec::new();
     let mut seen: PlHashSet<(&str, &str)> = PlHashSet::new();
-    // The (row, cell) of the run before and of this one, by place in the run.
+    // The (row, cell) of the run before and of this one, by place in the
+    // run, and where in the run before the next row is looked for.
     let mut before: Vec<(usize, usize)> = vec![];
     let mut now: Vec<(usize, usize)> = vec![];
+    let mut next = 0;
     let mut excluded_townships: PlHashSet<(&str, &str, &str, &str)> = PlHashSet::new();
     // This run's first row, whether its program, county, period and year
     // are the run before's, and its excluded indicators.
@@ -496,19 +504,31 @@ fn county_cells_by_report(facts: &DataFrame, excluded: &DataFrame) -> PolarsResu
                 let like_before = run.is_some_and(|(first, ..)| same_report(row, first));
                 std::mem::swap(&mut before, &mut now);
                 now.clear();
+                next = 0;
                 runs += 1;
                 let exclusions = excluded_of.get(&(t, p));
                 run = Some((row, like_before, exclusions));
                 (like_before, exclusions)
             }
         };
-        let cell = match before.get(now.len()) {
-            Some(&(was, cell))
-                if like_before && indicator.same(row, was) && dimension.same(row, was) && category.same(row, was) =>
-            {
-                cell
+        // The row's cell in the run before: at the place after the last
+        // one found, or a few places on (a value the run before has and
+        // this one has not: a quarantined value shifts a run's rows, and
+        // the next run's after it); else (a value the run before has not)
+        // by its keys, the place looked at next left where it was.
+        let mut found = None;
+        if like_before {
+            for (place, &(was, cell)) in before.iter().enumerate().skip(next).take(LOOK_AHEAD) {
+                if indicator.same(row, was) && dimension.same(row, was) && category.same(row, was) {
+                    found = Some(cell);
+                    next = place + 1;
+                    break;
+                }
             }
-            _ => *cell_of.entry(key(row)).or_insert_with(|| {
+        }
+        let cell = match found {
+            Some(cell) => cell,
+            None => *cell_of.entry(key(row)).or_insert_with(|| {
                 cells.push(Cell {
                     row,
                     sum: GroupSum::default(),
