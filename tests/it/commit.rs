@@ -2,7 +2,8 @@
 //! webhook receiver: kill -9 anywhere never shows two runs mixed and a rerun
 //! converges; two runs take turns; one program's run leaves another's tables
 //! and alerts alone; a 3 MB header field costs nothing and is forgotten once
-//! the township sends a clean report.
+//! the township sends a clean report; a check result failing again on the
+//! next days keeps its first run's `first_seen`.
 //!
 //! More kills than CI's: `TAIZHANG_KILL_TRIALS=300 cargo test --test it commit::kill`
 //! (`TAIZHANG_KILL_SEED` replays a sequence).
@@ -486,6 +487,62 @@ fn program_files(wh: &Path, program: &str) -> Vec<(String, Vec<u8>)> {
         .into_iter()
         .filter(|(p, _)| p.contains(&format!("part-{program}-")))
         .collect()
+}
+
+/// The distinct values of `column` in `df`, as text (an instant as its
+/// number).
+fn distinct_text(df: &polars::prelude::DataFrame, column: &str) -> BTreeSet<String> {
+    use polars::prelude::DataType;
+    let c = df.column(column).unwrap();
+    match c.dtype() {
+        DataType::String => c.str().unwrap().iter().map(|v| format!("{v:?}")).collect(),
+        _ => {
+            let n = c.cast(&DataType::Int64).unwrap();
+            n.i64().unwrap().iter().map(|v| format!("{v:?}")).collect()
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_failing_again_on_the_next_days_is_still_failing_since_the_first_run() {
+    // Nothing changes at the portal between two runs a day apart: every
+    // result the first run raised is the second's, tracked by its key
+    // against what the state remembers (read back as hashes), not new.
+    let d = Deployment::start().await;
+    let root = d.root();
+    let wh = root.join("warehouse");
+    run_ok(&root, T2, &[]).await;
+    let first = read_table(&wh, "check_results");
+    assert!(
+        first.height() >= 3,
+        "the demo's townships fail some checks: {}",
+        first.height()
+    );
+    assert_eq!(
+        distinct_text(&first, "status"),
+        BTreeSet::from(["Some(\"new\")".to_string()])
+    );
+    run_ok(&root, "2026-07-11T10:00:00+08:00", &[]).await;
+    let second = read_table(&wh, "check_results");
+    assert_eq!(second.height(), first.height(), "the same results");
+    assert_eq!(
+        distinct_text(&second, "status"),
+        BTreeSet::from(["Some(\"still_failing\")".to_string()]),
+    );
+    assert_eq!(
+        distinct_text(&second, "first_seen"),
+        distinct_text(&first, "first_seen"),
+        "first seen by the first run"
+    );
+    let (seen_first, seen_again) = (distinct_text(&first, "last_seen"), distinct_text(&second, "last_seen"));
+    assert_eq!(seen_again.len(), 1, "{seen_again:?}");
+    assert_ne!(seen_again, seen_first, "last seen by the second run");
+    // A third day: still first seen by the first run, last by the third.
+    run_ok(&root, "2026-07-12T10:00:00+08:00", &[]).await;
+    let third = read_table(&wh, "check_results");
+    assert_eq!(distinct_text(&third, "first_seen"), distinct_text(&first, "first_seen"));
+    let seen_last = distinct_text(&third, "last_seen");
+    assert!(seen_last.len() == 1 && seen_last != seen_again, "{seen_last:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
