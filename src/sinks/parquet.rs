@@ -333,6 +333,9 @@ fn writer_into<W: std::io::Write + Send>(
     if let Some(rows) = row_group {
         props = props.set_max_row_group_row_count(Some(rows));
     }
+    for c in taizhang_model::schema::plain_columns(&t.name) {
+        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
+    }
     ArrowWriter::try_new(out, schema, Some(props.build())).map_err(encode_err(t))
 }
 
@@ -882,6 +885,66 @@ mod tests {
         let off = usize::from(four.as_ptr().cast::<u128>().is_aligned());
         assert!(shared::<_, u128>(&four[off..off + 8], owner.clone()).is_none());
         assert!(shared::<_, u128>(&four[..0], owner).is_none());
+    }
+
+    /// A check result's message (nearly every one distinct) is written
+    /// plain; its rule (a handful) with a dictionary; other tables' text
+    /// with a dictionary too. The values read back the same.
+    #[test]
+    fn nearly_distinct_columns_are_written_plain_and_read_back_the_same() {
+        use parquet::file::reader::FileReader;
+        let n = 3_000;
+        let message: Vec<String> = (0..n).map(|i| format!("{i:05} 合计与分项之和不符")).collect();
+        let rule: Vec<&str> = (0..n).map(|i| ["breakdown", "outlier"][i % 2]).collect();
+        let df = df!("rule" => &rule, "message" => &message).unwrap();
+        let columns = vec![
+            ColSpec {
+                name: "rule".into(),
+                ty: ColType::Str,
+                description: "r".into(),
+                unit: None,
+            },
+            ColSpec {
+                name: "message".into(),
+                ty: ColType::Str,
+                description: "m".into(),
+                unit: None,
+            },
+        ];
+        let dictionaries = |name: &str| -> Vec<bool> {
+            let t = Table {
+                name: name.into(),
+                description: "test".into(),
+                columns: columns.clone(),
+                metadata: vec![],
+                frame: &df,
+            };
+            let bytes = encode_frame(&t).unwrap();
+            let back = read_back(&bytes);
+            let texts = |c: usize| -> Vec<String> {
+                back.iter()
+                    .flat_map(|b| {
+                        let a = b
+                            .column(c)
+                            .as_any()
+                            .downcast_ref::<arrow::array::StringArray>()
+                            .unwrap();
+                        a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+                    })
+                    .collect()
+            };
+            assert_eq!(texts(1), message, "{name}");
+            assert_eq!(texts(0), rule, "{name}");
+            let mut f = tempfile::tempfile().unwrap();
+            std::io::Write::write_all(&mut f, &bytes).unwrap();
+            let file = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+            let group = file.metadata().row_group(0);
+            (0..2)
+                .map(|c| group.column(c).dictionary_page_offset().is_some())
+                .collect()
+        };
+        assert_eq!(dictionaries("check_results"), [true, false]);
+        assert_eq!(dictionaries("facts/x"), [true, true]);
     }
 
     #[test]
