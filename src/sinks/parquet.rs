@@ -935,9 +935,7 @@ mod tests {
             };
             assert_eq!(texts(1), message, "{name}");
             assert_eq!(texts(0), rule, "{name}");
-            let mut f = tempfile::tempfile().unwrap();
-            std::io::Write::write_all(&mut f, &bytes).unwrap();
-            let file = parquet::file::reader::SerializedFileReader::new(f).unwrap();
+            let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
             let group = file.metadata().row_group(0);
             (0..2)
                 .map(|c| group.column(c).dictionary_page_offset().is_some())
@@ -984,11 +982,16 @@ mod tests {
         );
     }
 
-    /// The record batches of a Parquet file's bytes.
-    fn read_back(bytes: &[u8]) -> Vec<RecordBatch> {
+    /// A file holding `bytes`, for the readers that read files.
+    fn file_of(bytes: &[u8]) -> std::fs::File {
         let mut f = tempfile::tempfile().unwrap();
         std::io::Write::write_all(&mut f, bytes).unwrap();
-        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(f)
+        f
+    }
+
+    /// The record batches of a Parquet file's bytes.
+    fn read_back(bytes: &[u8]) -> Vec<RecordBatch> {
+        let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file_of(bytes))
             .unwrap()
             .build()
             .unwrap();

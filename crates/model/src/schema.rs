@@ -643,6 +643,22 @@ mod tests {
             .collect()
     }
 
+    /// Every column written plain is a text column of its table (a
+    /// renamed column would otherwise be written with a dictionary again,
+    /// silently).
+    #[test]
+    fn the_plain_columns_are_text_columns_of_their_tables() {
+        let mut named = 0;
+        for (table, columns) in super::schemas() {
+            for plain in super::plain_columns(&table) {
+                let c = columns.iter().find(|c| c.name == *plain);
+                assert!(c.is_some_and(|c| c.ty == super::ColType::Str), "{table}.{plain}");
+                named += 1;
+            }
+        }
+        assert_eq!(named, 4);
+    }
+
     #[test]
     fn the_readme_lists_every_published_column_in_order() {
         let readme = include_str!("../../../README.md");
