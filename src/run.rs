@@ -370,8 +370,15 @@ type Fetched = (
     Option<Result<Stored, crate::land::LandError>>,
 );
 
-/// Bodies stored and parsed at once, per core.
+/// Bodies stored and parsed at once on the blocking pool, per core.
 const STORE_PER_CORE: usize = 2;
+
+/// The largest body stored and parsed on the runtime thread that fetched it
+/// (a national month's bodies are ~13 KB: a fraction of a millisecond each,
+/// where handing each to the blocking pool and back cost ~5% of a first
+/// run's CPU); a larger one goes to the blocking pool, so that a township's
+/// 9 MB body does not hold up the other fetches.
+const STORE_INLINE: usize = 256 * 1024;
 
 /// Fetches every target, at most `concurrency` at a time, and sends each
 /// outcome as it arrives. A fetch slot is held until its outcome is handed
@@ -404,23 +411,29 @@ async fn fetch_into<S: Source + Clone + 'static>(
             // busy, many bodies syncing at once); landing records it.
             let mut stored = None;
             if let FetchOutcome::Submitted { body, .. } = &mut outcome {
-                let (bytes, target) = (std::mem::take(body), t.clone());
-                let slot = storing.acquire_owned().await.expect("semaphore is never closed");
-                match tokio::task::spawn_blocking(move || {
-                    let _slot = slot;
-                    let s = storer(&target, &bytes);
-                    (bytes, s)
-                })
-                .await
-                {
-                    Ok((bytes, s)) => {
-                        *body = bytes;
-                        stored = Some(s);
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "Parse task died; its target is retried next run.");
-                        drop(permit);
-                        return;
+                if body.len() <= STORE_INLINE {
+                    // Stored and parsed on this runtime thread: the blocking
+                    // pool's hand-off cost more than the work.
+                    stored = Some(storer(&t, body));
+                } else {
+                    let (bytes, target) = (std::mem::take(body), t.clone());
+                    let slot = storing.acquire_owned().await.expect("semaphore is never closed");
+                    match tokio::task::spawn_blocking(move || {
+                        let _slot = slot;
+                        let s = storer(&target, &bytes);
+                        (bytes, s)
+                    })
+                    .await
+                    {
+                        Ok((bytes, s)) => {
+                            *body = bytes;
+                            stored = Some(s);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "Parse task died; its target is retried next run.");
+                            drop(permit);
+                            return;
+                        }
                     }
                 }
             }
