@@ -607,7 +607,8 @@ impl<'c> Acc<'c> {
             let ids: Vec<Result<CellId, String>> = sub
                 .values
                 .iter()
-                .map(|v| cell_of(v, catalog, &pipeline.indicators, limits, &pipeline.name, cache))
+                .enumerate()
+                .map(|(i, v)| cell_of(i, v, catalog, &pipeline.indicators, limits, &pipeline.name, cache))
                 .collect();
             let cache = &*cache;
             let resolved = |i: usize| match &ids[i] {
@@ -1057,6 +1058,7 @@ type Cellkey = (String, Option<String>, Option<String>);
 /// parser found, a field over the length limit, no or an unknown indicator,
 /// one outside the program, a category that does not resolve.
 fn cell_of<'c>(
+    at: usize,
     v: &RawValue,
     catalog: &'c Catalog,
     allowed: &[String],
@@ -1083,8 +1085,11 @@ fn cell_of<'c>(
             limits.max_text_chars
         ));
     }
-    Ok(cache.resolve(v, || cell_of_labels(v, catalog, allowed, program)))
+    Ok(cache.resolve(at, v, || cell_of_labels(v, catalog, allowed, program)))
 }
+
+/// The positions of a body whose labels a [`CellCache`] remembers.
+const MAX_POSITIONS: usize = 4096;
 
 /// A cell (or why labels name none) as resolved once by a [`CellCache`].
 type CellId = u32;
@@ -1105,11 +1110,40 @@ struct CellCache<'c> {
     resolved: Vec<ResolvedCell<'c>>,
     /// Each distinct cell's id (two spellings of one cell share it).
     ids: HashMap<Cellkey, CellId>,
+    /// The labels last resolved at each position of a body, with their id:
+    /// the bodies of one form list their values in one order, so a value's
+    /// labels are usually those at its place in the body before (three
+    /// comparisons instead of hashing them and a lookup).
+    at: Vec<Option<(Labels, CellId)>>,
 }
 
 impl<'c> CellCache<'c> {
     /// The id of `v`'s labels' cell: from the cache, or resolved by `make` and kept.
-    fn resolve(&mut self, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> CellId {
+    fn resolve(&mut self, at: usize, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> CellId {
+        let same = |l: &Labels| {
+            l.0.as_deref() == v.indicator.as_deref()
+                && l.1.as_deref() == v.dimension.as_deref()
+                && l.2.as_deref() == v.category.as_deref()
+        };
+        if let Some(Some((l, id))) = self.at.get(at)
+            && same(l)
+        {
+            return *id;
+        }
+        let id = self.resolve_by_hash(v, make);
+        // Positions past the longest body a form has are not remembered
+        // (a hostile body's 100,000 values do not make a slot each).
+        if at < MAX_POSITIONS {
+            if self.at.len() <= at {
+                self.at.resize(at + 1, None);
+            }
+            self.at[at] = Some(((v.indicator.clone(), v.dimension.clone(), v.category.clone()), id));
+        }
+        id
+    }
+
+    /// The id of `v`'s labels' cell, looked up by their hash.
+    fn resolve_by_hash(&mut self, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> CellId {
         use std::hash::BuildHasher;
         let h = self
             .hasher
@@ -1262,6 +1296,66 @@ mod tests {
         assert_eq!(cells, [want("341124102", 10.0), want("341124103", 20.0)].concat());
         // The unknown indicator is quarantined in both bodies.
         assert_eq!(n.quarantine.height(), 2);
+    }
+
+    #[test]
+    fn a_value_in_another_place_than_in_the_body_before_lands_in_its_own_cell() {
+        // Labels are first looked for at the value's place in the body
+        // before: a value whose labels differ there in one label only (the
+        // category, the dimension, the indicator) still lands in its own cell.
+        let cfg = config();
+        let first = json!({"period": "2026-06", "values": [
+            {"indicator": "残疾人证核发", "category": "视力", "value": 1},
+            {"indicator": "残疾人证核发", "dimension": "类别", "category": "肢体", "value": 2},
+            {"indicator": "残疾人证核发", "value": 3},
+            {"indicator": "白内障复明手术", "value": 4}
+        ]});
+        let second = json!({"period": "2026-06", "values": [
+            {"indicator": "残疾人证核发", "category": "肢体", "value": 12},
+            {"indicator": "残疾人证核发", "dimension": "等级", "category": "肢体", "value": 99},
+            {"indicator": "白内障复明手术", "value": 14},
+            {"indicator": "残疾人证核发", "value": 13},
+            {"indicator": "残疾人证核发", "category": "视力", "value": 11}
+        ]});
+        let n = normalized(
+            &cfg,
+            &[
+                ("341124102", "2026-06", first.clone()),
+                ("341124103", "2026-06", second),
+                ("341124104", "2026-06", first),
+            ],
+        );
+        let mut cells: Vec<(String, String, Option<String>, i64)> = (0..n.facts.height())
+            .map(|i| {
+                let get = |c: &str| n.facts.column(c).unwrap().str().unwrap().get(i).map(str::to_string);
+                let value = n.facts.column("value").unwrap().f64().unwrap().get(i).unwrap();
+                (
+                    get("township").unwrap(),
+                    get("indicator").unwrap(),
+                    get("category"),
+                    value as i64,
+                )
+            })
+            .collect();
+        cells.sort();
+        let cell = |t: &str, i: &str, c: Option<&str>, v: i64| (t.to_string(), i.to_string(), c.map(str::to_string), v);
+        let (cert, cataract) = ("certificates_issued", "cataract_surgery");
+        let body = |t: &str, base: i64| {
+            vec![
+                cell(t, cataract, None, base + 4),
+                cell(t, cert, None, base + 3),
+                cell(t, cert, Some("肢体"), base + 2),
+                cell(t, cert, Some("视力"), base + 1),
+            ]
+        };
+        assert_eq!(
+            cells,
+            [body("341124102", 0), body("341124103", 10), body("341124104", 0)].concat()
+        );
+        // The category under a dimension the indicator does not have.
+        let q = &n.quarantine;
+        assert_eq!(q.height(), 1, "{q}");
+        assert_eq!(q.column("township").unwrap().str().unwrap().get(0), Some("341124103"));
     }
 
     #[test]
