@@ -411,29 +411,12 @@ async fn fetch_into<S: Source + Clone + 'static>(
             // busy, many bodies syncing at once); landing records it.
             let mut stored = None;
             if let FetchOutcome::Submitted { body, .. } = &mut outcome {
-                if body.len() <= STORE_INLINE {
-                    // Stored and parsed on this runtime thread: the blocking
-                    // pool's hand-off cost more than the work.
-                    stored = Some(storer(&t, body));
-                } else {
-                    let (bytes, target) = (std::mem::take(body), t.clone());
-                    let slot = storing.acquire_owned().await.expect("semaphore is never closed");
-                    match tokio::task::spawn_blocking(move || {
-                        let _slot = slot;
-                        let s = storer(&target, &bytes);
-                        (bytes, s)
-                    })
-                    .await
-                    {
-                        Ok((bytes, s)) => {
-                            *body = bytes;
-                            stored = Some(s);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, "Parse task died; its target is retried next run.");
-                            drop(permit);
-                            return;
-                        }
+                match store(&storer, &storing, &t, body).await {
+                    Ok(s) => stored = Some(s),
+                    Err(e) => {
+                        tracing::error!(error = %e, "Parse task died; its target is retried next run.");
+                        drop(permit);
+                        return;
                     }
                 }
             }
@@ -448,6 +431,35 @@ async fn fetch_into<S: Source + Clone + 'static>(
     while let Some(res) = set.join_next().await {
         reap(res);
     }
+}
+
+/// Stores and parses one fetched body: on this runtime thread when it is
+/// at most [`STORE_INLINE`] bytes (the blocking pool's hand-off cost more
+/// than the work), else on the blocking pool, at most [`STORE_PER_CORE`]
+/// per core at once. Err: the blocking task died.
+async fn store(
+    storer: &Storer,
+    storing: &Arc<tokio::sync::Semaphore>,
+    t: &FetchTarget,
+    body: &mut Vec<u8>,
+) -> Result<Result<Stored, crate::land::LandError>, tokio::task::JoinError> {
+    if body.len() <= STORE_INLINE {
+        return Ok(storer(t, body));
+    }
+    let (bytes, target, storer) = (std::mem::take(body), t.clone(), storer.clone());
+    let slot = storing
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("semaphore is never closed");
+    let (bytes, s) = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        let s = storer(&target, &bytes);
+        (bytes, s)
+    })
+    .await?;
+    *body = bytes;
+    Ok(s)
 }
 
 /// The kept normalization of each selected pipeline.

@@ -1117,16 +1117,18 @@ struct CellCache<'c> {
     at: Vec<Option<(Labels, CellId)>>,
 }
 
+/// Whether `v` was written with the labels `l`.
+fn written_as(l: &Labels, v: &RawValue) -> bool {
+    l.0.as_deref() == v.indicator.as_deref()
+        && l.1.as_deref() == v.dimension.as_deref()
+        && l.2.as_deref() == v.category.as_deref()
+}
+
 impl<'c> CellCache<'c> {
     /// The id of `v`'s labels' cell: from the cache, or resolved by `make` and kept.
     fn resolve(&mut self, at: usize, v: &RawValue, make: impl FnOnce() -> ResolvedCell<'c>) -> CellId {
-        let same = |l: &Labels| {
-            l.0.as_deref() == v.indicator.as_deref()
-                && l.1.as_deref() == v.dimension.as_deref()
-                && l.2.as_deref() == v.category.as_deref()
-        };
         if let Some(Some((l, id))) = self.at.get(at)
-            && same(l)
+            && written_as(l, v)
         {
             return *id;
         }
@@ -1148,13 +1150,8 @@ impl<'c> CellCache<'c> {
         let h = self
             .hasher
             .hash_one((v.indicator.as_deref(), v.dimension.as_deref(), v.category.as_deref()));
-        let same = |(l, _): &&(Labels, CellId)| {
-            l.0.as_deref() == v.indicator.as_deref()
-                && l.1.as_deref() == v.dimension.as_deref()
-                && l.2.as_deref() == v.category.as_deref()
-        };
         let bucket = self.by_hash.entry(h).or_default();
-        if let Some((_, id)) = bucket.iter().find(same) {
+        if let Some((_, id)) = bucket.iter().find(|(l, _)| written_as(l, v)) {
             return *id;
         }
         let r = make();
