@@ -819,32 +819,32 @@ fn landings_frame(
     current: &[(&Landing, usize)],
     timeliness: &[timeliness::Timeliness],
 ) -> PolarsResult<DataFrame> {
-    let cur: std::collections::HashSet<(&str, &str, &str)> = current
+    let cur: PlHashSet<(&str, &str, &str)> = current
         .iter()
         .map(|(l, _)| (l.township.as_str(), l.period.as_str(), l.sha256.as_str()))
         .collect();
-    let s = |f: fn(&Landing) -> String| all.iter().map(f).collect::<Vec<String>>();
+    let s = |f: fn(&Landing) -> &str| all.iter().map(f).collect::<Vec<&str>>();
     let micros = |t: &DateTime<Utc>| t.timestamp_micros();
     DataFrame::new_infer_height(vec![
-        Column::new("program".into(), s(|l| l.pipeline.clone())),
-        Column::new("township".into(), s(|l| l.township.clone())),
-        Column::new("period".into(), s(|l| l.period.clone())),
+        Column::new("program".into(), s(|l| &l.pipeline)),
+        Column::new("township".into(), s(|l| &l.township)),
+        Column::new("period".into(), s(|l| &l.period)),
         Column::new(
             "year".into(),
             all.iter()
                 .map(|l| l.period.parse::<Period>().map_or(0, |p| p.year))
                 .collect::<Vec<i32>>(),
         ),
-        Column::new("source_sha256".into(), s(|l| l.sha256.clone())),
-        Column::new("url".into(), s(|l| l.url.clone())),
+        Column::new("source_sha256".into(), s(|l| &l.sha256)),
+        Column::new("url".into(), s(|l| &l.url)),
         Column::new("bytes".into(), all.iter().map(|l| l.bytes).collect::<Vec<i64>>()),
         Column::new(
             "content_type".into(),
-            all.iter().map(|l| l.content_type.clone()).collect::<Vec<_>>(),
+            all.iter().map(|l| l.content_type.as_deref()).collect::<Vec<_>>(),
         ),
         Column::new(
             "defect".into(),
-            all.iter().map(|l| l.defect.clone()).collect::<Vec<_>>(),
+            all.iter().map(|l| l.defect.as_deref()).collect::<Vec<_>>(),
         ),
         Column::new("version".into(), all.iter().map(|l| l.version).collect::<Vec<_>>()),
         Column::new(
@@ -2855,7 +2855,7 @@ mod tests {
         };
         let key = (l.township.as_str(), l.period.as_str());
         let digest = |l: &Landing, older: &[(&Landing, usize)], r: &timeliness::Report, d: &review::Decisions| {
-            let reports = std::collections::HashMap::from([(key, r.clone())]);
+            let reports = timeliness::Reports::from_iter([(key, r.clone())]);
             batch_digest(&cfg, p, "34-2026-06", 2026, &[(l, 1)], older, &reports, d, "")
         };
         let none = review::Decisions::new();
@@ -2943,7 +2943,7 @@ mod tests {
         assert_ne!(digest(a, &[], &report, &none), digest(b, &[], &report, &none));
         // The lines' order does not count.
         let both = |x: &Landing, y: &Landing| {
-            let reports = std::collections::HashMap::from([(key, report.clone())]);
+            let reports = timeliness::Reports::from_iter([(key, report.clone())]);
             batch_digest(&cfg, p, "34-2026-06", 2026, &[(x, 2), (y, 2)], &[], &reports, &none, "")
         };
         assert_eq!(both(a, b), both(b, a));

@@ -102,8 +102,9 @@ pub struct Report<'a> {
 
 /// Every report of a program by (township, period), borrowed from its
 /// landings (a national year has 454,872: as owned strings they were
-/// ~100 MB held through the run's batches).
-pub type Reports<'a> = HashMap<(&'a str, &'a str), Report<'a>>;
+/// ~100 MB held through the run's batches). Hashed with polars' hasher:
+/// a run makes them for every part, every run.
+pub type Reports<'a> = PlHashMap<(&'a str, &'a str), Report<'a>>;
 
 /// Every report of one program by (township, period), from its landings
 /// (the first seen is the first version) and its absences.
@@ -112,11 +113,11 @@ pub fn reports<'a>(
     deadline_days: u32,
     missing: &HashMap<(String, String), DateTime<Utc>>,
 ) -> Reports<'a> {
-    let missing: HashMap<(&str, &str), DateTime<Utc>> = missing
+    let missing: PlHashMap<(&str, &str), DateTime<Utc>> = missing
         .iter()
         .map(|((t, p), at)| ((t.as_str(), p.as_str()), *at))
         .collect();
-    let mut first: HashMap<(&str, &str), &Landing> = HashMap::new();
+    let mut first: PlHashMap<(&str, &str), &Landing> = PlHashMap::with_capacity(all.len());
     for l in all {
         let e = first.entry((&l.township, &l.period)).or_insert(l);
         if (l.first_fetched_at, &l.sha256) < (e.first_fetched_at, &e.sha256) {

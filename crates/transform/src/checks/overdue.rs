@@ -1,8 +1,6 @@
 //! Deadlines: a report not in by its deadline is overdue; one that came in
 //! after it is late (counted for timeliness, still used).
 
-use std::collections::HashSet;
-
 use polars::prelude::*;
 use serde::Deserialize;
 use taizhang_model::Severity;
@@ -43,7 +41,7 @@ impl Check for Overdue {
         let status = subs.column("status")?.str()?;
         // Borrowed: a national year's run asks this of every carried
         // batch, a report at a time.
-        let mut received: HashSet<(&str, &str)> = HashSet::new();
+        let mut received: PlHashSet<(&str, &str)> = PlHashSet::with_capacity(subs.height());
         let mut rows = Rows::default();
         let program = &input.pipeline.name;
         for i in 0..subs.height() {
