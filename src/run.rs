@@ -1205,6 +1205,7 @@ fn compute(
         let p = *p;
         let failures = state.fetch_failures(&p.name)?;
         let absences = state.absences(&p.name)?;
+        let absent = timeliness::absent(&absences);
         let unreachable = failures.iter().map(|(t, p, _, _)| (t.clone(), p.clone())).collect();
         // An empty batch still has the tables' schemas.
         let empty = normalize::normalize(
@@ -1276,7 +1277,7 @@ fn compute(
                     .recv()
                     .map_err(|_| RunError::Task(format!("the thread reading the landings of {} stopped", p.name)))??;
                 let current = current_landings(&all);
-                let reports = timeliness::reports(&all, p.deadline_days, &absences);
+                let reports = timeliness::reports(&all, p.deadline_days, &absent);
                 let versions_of = versions_of(&all, &current);
                 spent.read += t.elapsed();
                 let t = std::time::Instant::now();
@@ -1542,7 +1543,7 @@ fn compute(
             .collect();
         if !outside.is_empty() {
             let all = state.landings_of(&p.name, outside.iter().map(String::as_str))?;
-            let reports = timeliness::reports(&all, p.deadline_days, &absences);
+            let reports = timeliness::reports(&all, p.deadline_days, &absent);
             landing_file.write(landing_rows(&all, &current_landings(&all), &reports)?)?;
         }
         programs.push((

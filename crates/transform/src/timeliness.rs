@@ -106,17 +106,22 @@ pub struct Report<'a> {
 /// a run makes them for every part, every run.
 pub type Reports<'a> = PlHashMap<(&'a str, &'a str), Report<'a>>;
 
-/// Every report of one program by (township, period), from its landings
-/// (the first seen is the first version) and its absences.
-pub fn reports<'a>(
-    all: &'a [Landing],
-    deadline_days: u32,
-    missing: &HashMap<(String, String), DateTime<Utc>>,
-) -> Reports<'a> {
-    let missing: PlHashMap<(&str, &str), DateTime<Utc>> = missing
+/// When a fetch after the deadline found each (township, period) missing
+/// (a program's absences), borrowed for [`reports`]: made once per run, not
+/// for every part it makes reports of.
+pub type Absent<'a> = PlHashMap<(&'a str, &'a str), DateTime<Utc>>;
+
+/// [`Absent`] of a program's absences as the state reads them.
+pub fn absent(missing: &HashMap<(String, String), DateTime<Utc>>) -> Absent<'_> {
+    missing
         .iter()
         .map(|((t, p), at)| ((t.as_str(), p.as_str()), *at))
-        .collect();
+        .collect()
+}
+
+/// Every report of one program by (township, period), from its landings
+/// (the first seen is the first version) and its absences.
+pub fn reports<'a>(all: &'a [Landing], deadline_days: u32, missing: &Absent<'_>) -> Reports<'a> {
     let mut first: PlHashMap<(&str, &str), &Landing> = PlHashMap::with_capacity(all.len());
     for l in all {
         let e = first.entry((&l.township, &l.period)).or_insert(l);
@@ -252,7 +257,7 @@ mod tests {
             land("a", "2026-07-02T00:00:00Z", Some("2026-07-01T00:00:00+08:00")),
             land("b", "2026-07-09T00:00:00Z", Some("2026-07-01T00:00:00+08:00")),
         ];
-        let r = reports(&all, 5, &HashMap::new());
+        let r = reports(&all, 5, &Absent::default());
         assert_eq!(of_landings(&all, &r), [Timeliness::OnTime, Timeliness::Late]);
         assert_eq!(r[&("341124102", "2026-06")].timeliness, Timeliness::OnTime);
     }
