@@ -27,6 +27,14 @@ use crate::normalize::Normalized;
 /// Landings per chunk: a few hundred thousand fact rows.
 pub const CHUNK_LANDINGS: usize = 2000;
 
+/// Chunks kept in memory once read (~15 MB each for a national month's),
+/// of those the last read used...
+const CHUNKS_CACHED: usize = 3;
+/// ... while their size ([`DataFrame::estimated_size`]) is within this,
+/// besides the chunk read last (kept whatever its size, as a boundary
+/// chunk is read again by the next batch).
+const CACHED_BYTES: usize = 32 << 20;
+
 /// A kept-results failure (the disk said no).
 #[derive(Debug, thiserror::Error)]
 #[error("kept normalization {path}: {reason}")]
@@ -113,8 +121,12 @@ pub struct Kept {
     /// Their keys.
     pending_keys: HashSet<Key>,
     next: u64,
-    /// The chunk read last (consecutive batches share a boundary chunk).
-    cached: Option<(u64, [DataFrame; 4])>,
+    /// The chunks the last read used, most recent first, at most
+    /// [`CHUNKS_CACHED`]: consecutive batches share a boundary chunk, and
+    /// a batch with resubmitted reports reads the chunks of their new
+    /// versions (shared by every batch) and of their older ones besides
+    /// its own, once for their history and once for the batch's rows.
+    cached: std::collections::VecDeque<(u64, [DataFrame; 4])>,
     /// Landings per chunk ([`CHUNK_LANDINGS`]).
     chunk_landings: usize,
 }
@@ -161,7 +173,7 @@ impl Kept {
             pending_keys: HashSet::new(),
             pending_count: 0,
             next: 1,
-            cached: None,
+            cached: Default::default(),
             chunk_landings: CHUNK_LANDINGS,
         }
     }
@@ -285,17 +297,31 @@ impl Kept {
     }
 
     fn chunk(&mut self, chunk: u64) -> Option<[DataFrame; 4]> {
-        if let Some((n, frames)) = &self.cached
-            && *n == chunk
-        {
-            return Some(frames.clone());
+        if let Some(at) = self.cached.iter().position(|(n, _)| *n == chunk) {
+            let hit = self.cached.remove(at)?;
+            let frames = hit.1.clone();
+            self.cached.push_front(hit);
+            return Some(frames);
         }
         let read = |part: &str| -> Option<DataFrame> {
             let f = std::fs::File::open(self.path(chunk, part)).ok()?;
             ParquetReader::new(f).finish().ok()
         };
         let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?, read(PARTS[3])?];
-        self.cached = Some((chunk, frames.clone()));
+        self.cached.push_front((chunk, frames.clone()));
+        let size = |f: &[DataFrame; 4]| f.iter().map(DataFrame::estimated_size).sum::<usize>();
+        let mut kept = 0;
+        let within = self
+            .cached
+            .iter()
+            .skip(1)
+            .take(CHUNKS_CACHED - 1)
+            .take_while(|(_, f)| {
+                kept += size(f);
+                kept <= CACHED_BYTES
+            })
+            .count();
+        self.cached.truncate(1 + within);
         Some(frames)
     }
 
@@ -312,6 +338,9 @@ impl Kept {
                 None => missing.push(i),
             }
         }
+        // Only the chunks this read used stay cached for the next: a
+        // batch's, which the next batch may share.
+        let used: HashSet<u64> = by_chunk.keys().copied().collect();
         let mut parts: [Vec<DataFrame>; 4] = Default::default();
         for (chunk, idx) in by_chunk {
             let Some(frames) = self.chunk(chunk) else {
@@ -382,6 +411,7 @@ impl Kept {
             Ok(Some(out))
         };
         let (f, q, x, s) = (stack(f)?, stack(q)?, stack(x)?, stack(s)?);
+        self.cached.retain(|(n, _)| used.contains(n));
         missing.sort_unstable();
         Ok((
             Normalized {
@@ -867,6 +897,96 @@ mod tests {
             assert_eq!((n.facts.height(), n.submissions.height()), (0, 0));
             assert!(!kept.has(&landings[0]), "forgotten, so that it is made again");
         }
+    }
+
+    #[test]
+    fn the_chunks_the_last_read_used_are_read_from_memory_again_the_others_from_disk() {
+        // Three at least: a batch's own chunk, the boundary chunk it shares
+        // with the next, and the chunk of the reports resubmitted since.
+        assert_eq!(CHUNKS_CACHED, 3);
+        let cfg = config();
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        kept.chunk_landings = 1;
+        let landings: Vec<Landing> = (0..8)
+            .map(|i| {
+                let t = format!("34112410{i}");
+                let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
+                let l = landing(&t, &doc);
+                kept.add(&l, normalized(&cfg, &[(t.as_str(), "2026-05", doc)])).unwrap();
+                l
+            })
+            .collect();
+        kept.flush().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        // A landing per chunk.
+        let read = |kept: &mut Kept, some: &[usize]| {
+            let wanted: Vec<(&Landing, usize)> = some.iter().map(|i| (&landings[*i], 1)).collect();
+            let (n, missing) = kept.read(&wanted).unwrap();
+            (n.facts.height(), missing.len())
+        };
+        let gone = |kept: &Kept, some: &[usize]| {
+            for i in some {
+                for part in PARTS {
+                    std::fs::remove_file(kept.path(*i as u64 + 1, part)).unwrap();
+                }
+            }
+        };
+        assert_eq!(read(&mut kept, &[0, 1, 2]), (3, 0));
+        // The next reads use some of them again, and one more.
+        assert_eq!(read(&mut kept, &[3, 0, 2]), (3, 0));
+        assert_eq!(read(&mut kept, &[0, 2]), (2, 0));
+        gone(&kept, &[0, 1, 2, 3]);
+        // With their files gone, the chunks the last read used are still
+        // read; the others were let go, and come back missing, to be made
+        // again.
+        assert_eq!(read(&mut kept, &[2, 0]), (2, 0));
+        assert_eq!(read(&mut kept, &[3]), (0, 1));
+        assert_eq!(read(&mut kept, &[1]), (0, 1));
+        // Most recent first, at most three: a fourth chunk pushes out the
+        // one used least recently.
+        let cached = |kept: &Kept| kept.cached.iter().map(|c| c.0).collect::<Vec<_>>();
+        assert_eq!(read(&mut kept, &[4, 5, 6, 7]), (4, 0));
+        assert_eq!(cached(&kept), [8, 7, 6]);
+        // A chunk found cached is the most recent again.
+        assert_eq!(read(&mut kept, &[4, 5, 6]), (3, 0));
+        assert_eq!(read(&mut kept, &[4, 7]), (2, 0));
+        assert_eq!(cached(&kept), [8, 5]);
+    }
+
+    #[test]
+    fn chunks_read_before_are_kept_in_memory_only_within_its_budget() {
+        let cfg = config();
+        let dir = tempfile::tempdir().unwrap();
+        let (t, doc) = (
+            "341124101",
+            json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": 1}]}),
+        );
+        kept_in(
+            dir.path(),
+            &[(&[landing(t, &doc)], &normalized(&cfg, &[(t, "2026-05", doc.clone())]))],
+        );
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        let sized = |n: u64, bytes: usize| {
+            let frame = df!("x" => vec![0u64; bytes / 8]).unwrap();
+            (n, [frame, DataFrame::empty(), DataFrame::empty(), DataFrame::empty()])
+        };
+        let cached = |kept: &Kept| kept.cached.iter().map(|c| c.0).collect::<Vec<_>>();
+        // Small ones: the last CHUNKS_CACHED, most recent first.
+        kept.cached = (100..100 + CHUNKS_CACHED as u64).map(|n| sized(n, 1024)).collect();
+        assert!(kept.chunk(1).is_some());
+        let mut expected = vec![1];
+        expected.extend((100..100 + CHUNKS_CACHED as u64 - 1).collect::<Vec<_>>());
+        assert_eq!(cached(&kept), expected);
+        // A chunk read before that is over the budget is let go.
+        kept.cached = [sized(100, CACHED_BYTES + 8), sized(101, 1024)].into_iter().collect();
+        assert!(kept.chunk(1).is_some());
+        assert_eq!(cached(&kept), [1]);
+        kept.cached = [sized(100, CACHED_BYTES / 2), sized(101, CACHED_BYTES / 2 + 8)]
+            .into_iter()
+            .collect();
+        assert!(kept.chunk(1).is_some());
+        assert_eq!(cached(&kept), [1, 100]);
     }
 
     #[test]
