@@ -27,14 +27,6 @@ use crate::normalize::Normalized;
 /// Landings per chunk: a few hundred thousand fact rows.
 pub const CHUNK_LANDINGS: usize = 2000;
 
-/// Chunks kept in memory once read (~15 MB each for a national month's),
-/// of those the last read used...
-const CHUNKS_CACHED: usize = 3;
-/// ... while their size ([`DataFrame::estimated_size`]) is within this,
-/// besides the chunk read last (kept whatever its size, as a boundary
-/// chunk is read again by the next batch).
-const CACHED_BYTES: usize = 32 << 20;
-
 /// A kept-results failure (the disk said no).
 #[derive(Debug, thiserror::Error)]
 #[error("kept normalization {path}: {reason}")]
@@ -121,12 +113,9 @@ pub struct Kept {
     /// Their keys.
     pending_keys: HashSet<Key>,
     next: u64,
-    /// The chunks the last read used, most recent first, at most
-    /// [`CHUNKS_CACHED`]: consecutive batches share a boundary chunk, and
-    /// a batch with resubmitted reports reads the chunks of their new
-    /// versions (shared by every batch) and of their older ones besides
-    /// its own, once for their history and once for the batch's rows.
-    cached: std::collections::VecDeque<(u64, [DataFrame; 4])>,
+    /// The chunk read last: consecutive batches share a boundary chunk,
+    /// and a read begins with it (see [`Kept::read`]).
+    cached: Option<(u64, [DataFrame; 4])>,
     /// Landings per chunk ([`CHUNK_LANDINGS`]).
     chunk_landings: usize,
 }
@@ -173,7 +162,7 @@ impl Kept {
             pending_keys: HashSet::new(),
             pending_count: 0,
             next: 1,
-            cached: Default::default(),
+            cached: None,
             chunk_landings: CHUNK_LANDINGS,
         }
     }
@@ -297,31 +286,17 @@ impl Kept {
     }
 
     fn chunk(&mut self, chunk: u64) -> Option<[DataFrame; 4]> {
-        if let Some(at) = self.cached.iter().position(|(n, _)| *n == chunk) {
-            let hit = self.cached.remove(at)?;
-            let frames = hit.1.clone();
-            self.cached.push_front(hit);
-            return Some(frames);
+        if let Some((n, frames)) = &self.cached
+            && *n == chunk
+        {
+            return Some(frames.clone());
         }
         let read = |part: &str| -> Option<DataFrame> {
             let f = std::fs::File::open(self.path(chunk, part)).ok()?;
             ParquetReader::new(f).finish().ok()
         };
         let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?, read(PARTS[3])?];
-        self.cached.push_front((chunk, frames.clone()));
-        let size = |f: &[DataFrame; 4]| f.iter().map(DataFrame::estimated_size).sum::<usize>();
-        let mut kept = 0;
-        let within = self
-            .cached
-            .iter()
-            .skip(1)
-            .take(CHUNKS_CACHED - 1)
-            .take_while(|(_, f)| {
-                kept += size(f);
-                kept <= CACHED_BYTES
-            })
-            .count();
-        self.cached.truncate(1 + within);
+        self.cached = Some((chunk, frames.clone()));
         Some(frames)
     }
 
@@ -338,10 +313,19 @@ impl Kept {
                 None => missing.push(i),
             }
         }
-        // Only the chunks this read used stay cached for the next: a
-        // batch's, which the next batch may share.
-        let used: HashSet<u64> = by_chunk.keys().copied().collect();
-        let mut parts: [Vec<DataFrame>; 4] = Default::default();
+        // The chunk read last first, then the others smallest first: the
+        // largest is the one kept in memory for the next read. A batch
+        // with resubmitted reports reads the chunks of their older versions
+        // (its own) and of their new ones (small, shared by every batch)
+        // for their history, then the same for the batch's rows: that way
+        // its own chunk is decoded once, not twice.
+        let size = |chunk: u64| std::fs::metadata(self.path(chunk, PARTS[0])).map_or(0, |m| m.len());
+        let cached = self.cached.as_ref().map(|c| c.0);
+        let mut by_chunk: Vec<(u64, Vec<usize>)> = by_chunk.into_iter().collect();
+        by_chunk.sort_by_cached_key(|(chunk, _)| (Some(*chunk) != cached, size(*chunk), *chunk));
+        // Each chunk's rows, stacked in the order of the chunks whatever
+        // the order they were read in.
+        let mut read: Vec<(u64, [DataFrame; 4])> = Vec::with_capacity(by_chunk.len());
         for (chunk, idx) in by_chunk {
             let Some(frames) = self.chunk(chunk) else {
                 for i in idx {
@@ -395,11 +379,15 @@ impl Kept {
                 Some(rows) => rows,
                 None => rows_of(&facts, &mine).map_err(|e| err(&self.dir, e))?,
             };
-            parts[0].push(facts_rows);
-            for (part, frame) in parts[1..3].iter_mut().zip([&quarantine, &extractions]) {
-                part.push(rows_of(frame, &mine).map_err(|e| err(&self.dir, e))?);
+            let rows = |frame: &DataFrame| rows_of(frame, &mine).map_err(|e| err(&self.dir, e));
+            read.push((chunk, [facts_rows, rows(&quarantine)?, rows(&extractions)?, subs]));
+        }
+        read.sort_unstable_by_key(|(chunk, _)| *chunk);
+        let mut parts: [Vec<DataFrame>; 4] = Default::default();
+        for (_, frames) in read {
+            for (part, frame) in parts.iter_mut().zip(frames) {
+                part.push(frame);
             }
-            parts[3].push(subs);
         }
         let [f, q, x, s] = parts;
         let stack = |frames: Vec<DataFrame>| -> Result<Option<DataFrame>, KeptError> {
@@ -411,7 +399,6 @@ impl Kept {
             Ok(Some(out))
         };
         let (f, q, x, s) = (stack(f)?, stack(q)?, stack(x)?, stack(s)?);
-        self.cached.retain(|(n, _)| used.contains(n));
         missing.sort_unstable();
         Ok((
             Normalized {
@@ -900,15 +887,14 @@ mod tests {
     }
 
     #[test]
-    fn the_chunks_the_last_read_used_are_read_from_memory_again_the_others_from_disk() {
-        // Three at least: a batch's own chunk, the boundary chunk it shares
-        // with the next, and the chunk of the reports resubmitted since.
-        assert_eq!(CHUNKS_CACHED, 3);
+    fn a_read_begins_with_the_chunk_read_last_and_ends_with_its_largest() {
         let cfg = config();
         let dir = tempfile::tempdir().unwrap();
         let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
-        kept.chunk_landings = 1;
-        let landings: Vec<Landing> = (0..8)
+        kept.chunk_landings = 3;
+        // Chunk 1: three landings; chunk 2: one (what a run adds of the
+        // reports resubmitted since).
+        let landings: Vec<Landing> = (0..4)
             .map(|i| {
                 let t = format!("34112410{i}");
                 let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
@@ -918,75 +904,46 @@ mod tests {
             })
             .collect();
         kept.flush().unwrap();
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
-        // A landing per chunk.
-        let read = |kept: &mut Kept, some: &[usize]| {
-            let wanted: Vec<(&Landing, usize)> = some.iter().map(|i| (&landings[*i], 1)).collect();
-            let (n, missing) = kept.read(&wanted).unwrap();
-            (n.facts.height(), missing.len())
-        };
-        let gone = |kept: &Kept, some: &[usize]| {
-            for i in some {
-                for part in PARTS {
-                    std::fs::remove_file(kept.path(*i as u64 + 1, part)).unwrap();
-                }
+        let (big, small) = ((&landings[0], 1), (&landings[3], 1));
+        // A chunk that can no longer be read (its facts file, which a read
+        // orders the chunks by, left in place).
+        let gone = |kept: &Kept, chunk: u64| {
+            for part in &PARTS[1..] {
+                std::fs::remove_file(kept.path(chunk, part)).unwrap();
             }
         };
-        assert_eq!(read(&mut kept, &[0, 1, 2]), (3, 0));
-        // The next reads use some of them again, and one more.
-        assert_eq!(read(&mut kept, &[3, 0, 2]), (3, 0));
-        assert_eq!(read(&mut kept, &[0, 2]), (2, 0));
-        gone(&kept, &[0, 1, 2, 3]);
-        // With their files gone, the chunks the last read used are still
-        // read; the others were let go, and come back missing, to be made
-        // again.
-        assert_eq!(read(&mut kept, &[2, 0]), (2, 0));
-        assert_eq!(read(&mut kept, &[3]), (0, 1));
-        assert_eq!(read(&mut kept, &[1]), (0, 1));
-        // Most recent first, at most three: a fourth chunk pushes out the
-        // one used least recently.
-        let cached = |kept: &Kept| kept.cached.iter().map(|c| c.0).collect::<Vec<_>>();
-        assert_eq!(read(&mut kept, &[4, 5, 6, 7]), (4, 0));
-        assert_eq!(cached(&kept), [8, 7, 6]);
-        // A chunk found cached is the most recent again.
-        assert_eq!(read(&mut kept, &[4, 5, 6]), (3, 0));
-        assert_eq!(read(&mut kept, &[4, 7]), (2, 0));
-        assert_eq!(cached(&kept), [8, 5]);
-    }
-
-    #[test]
-    fn chunks_read_before_are_kept_in_memory_only_within_its_budget() {
-        let cfg = config();
-        let dir = tempfile::tempdir().unwrap();
-        let (t, doc) = (
-            "341124101",
-            json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": 1}]}),
-        );
-        kept_in(
-            dir.path(),
-            &[(&[landing(t, &doc)], &normalized(&cfg, &[(t, "2026-05", doc.clone())]))],
-        );
-        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
-        let sized = |n: u64, bytes: usize| {
-            let frame = df!("x" => vec![0u64; bytes / 8]).unwrap();
-            (n, [frame, DataFrame::empty(), DataFrame::empty(), DataFrame::empty()])
+        let values = |n: &Normalized| -> Vec<f64> {
+            n.facts
+                .column("value")
+                .unwrap()
+                .f64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
         };
-        let cached = |kept: &Kept| kept.cached.iter().map(|c| c.0).collect::<Vec<_>>();
-        // Small ones: the last CHUNKS_CACHED, most recent first.
-        kept.cached = (100..100 + CHUNKS_CACHED as u64).map(|n| sized(n, 1024)).collect();
-        assert!(kept.chunk(1).is_some());
-        let mut expected = vec![1];
-        expected.extend((100..100 + CHUNKS_CACHED as u64 - 1).collect::<Vec<_>>());
-        assert_eq!(cached(&kept), expected);
-        // A chunk read before that is over the budget is let go.
-        kept.cached = [sized(100, CACHED_BYTES + 8), sized(101, 1024)].into_iter().collect();
-        assert!(kept.chunk(1).is_some());
-        assert_eq!(cached(&kept), [1]);
-        kept.cached = [sized(100, CACHED_BYTES / 2), sized(101, CACHED_BYTES / 2 + 8)]
-            .into_iter()
-            .collect();
-        assert!(kept.chunk(1).is_some());
-        assert_eq!(cached(&kept), [1, 100]);
+        // Both chunks, the small one in front: the largest is read last and
+        // stays in memory (its files gone, it is still read); the rows come
+        // in the order of the chunks.
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        let (n, missing) = kept.read(&[small, big]).unwrap();
+        assert!(missing.is_empty());
+        assert_eq!(values(&n), [0.0, 3.0]);
+        gone(&kept, 1);
+        let (n, missing) = kept.read(&[big]).unwrap();
+        assert_eq!((values(&n), missing), (vec![0.0], vec![]));
+        // The chunk in memory is read first, before the small one replaces
+        // it.
+        let (n, missing) = kept.read(&[big, small]).unwrap();
+        assert_eq!((values(&n), missing), (vec![0.0, 3.0], vec![]));
+        gone(&kept, 2);
+        let (n, missing) = kept.read(&[small]).unwrap();
+        assert_eq!((values(&n), missing), (vec![3.0], vec![]));
+        let (n, missing) = kept.read(&[big]).unwrap();
+        assert_eq!(
+            (n.facts.height(), missing),
+            (0, vec![0]),
+            "read from disk, its files gone"
+        );
     }
 
     #[test]
