@@ -27,6 +27,12 @@ use crate::normalize::Normalized;
 /// Landings per chunk: a few hundred thousand fact rows.
 pub const CHUNK_LANDINGS: usize = 2000;
 
+/// A chunk of a quarter of [`CHUNK_LANDINGS`] or fewer once read is kept
+/// in memory through the run, as long as those kept come to no more than
+/// this ([`DataFrame::estimated_size`]; a national month's full chunk:
+/// ~15 MB).
+const SMALL_BUDGET: usize = 48 << 20;
+
 /// A kept-results failure (the disk said no).
 #[derive(Debug, thiserror::Error)]
 #[error("kept normalization {path}: {reason}")]
@@ -116,6 +122,14 @@ pub struct Kept {
     /// The chunk read last: consecutive batches share a boundary chunk,
     /// and a read begins with it (see [`Kept::read`]).
     cached: Option<(u64, [DataFrame; 4])>,
+    /// Small chunks once read (what a run adds of the reports resubmitted
+    /// since the one before), kept through the run while they come to
+    /// [`SMALL_BUDGET`]: every batch with resubmitted reports reads those
+    /// of each such run for their history and rows, ~10 landings of each
+    /// chunk's hundreds.
+    small: HashMap<u64, [DataFrame; 4]>,
+    /// Their [`DataFrame::estimated_size`].
+    small_bytes: usize,
     /// Landings per chunk ([`CHUNK_LANDINGS`]).
     chunk_landings: usize,
 }
@@ -163,6 +177,8 @@ impl Kept {
             pending_count: 0,
             next: 1,
             cached: None,
+            small: HashMap::new(),
+            small_bytes: 0,
             chunk_landings: CHUNK_LANDINGS,
         }
     }
@@ -291,12 +307,21 @@ impl Kept {
         {
             return Some(frames.clone());
         }
+        if let Some(frames) = self.small.get(&chunk) {
+            return Some(frames.clone());
+        }
         let read = |part: &str| -> Option<DataFrame> {
             let f = std::fs::File::open(self.path(chunk, part)).ok()?;
             ParquetReader::new(f).finish().ok()
         };
         let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?, read(PARTS[3])?];
-        self.cached = Some((chunk, frames.clone()));
+        let size: usize = frames.iter().map(DataFrame::estimated_size).sum();
+        if frames[3].height() <= self.chunk_landings / 4 && self.small_bytes + size <= SMALL_BUDGET {
+            self.small_bytes += size;
+            self.small.insert(chunk, frames.clone());
+        } else {
+            self.cached = Some((chunk, frames.clone()));
+        }
         Some(frames)
     }
 
@@ -923,8 +948,10 @@ mod tests {
         };
         // Both chunks, the small one in front: the largest is read last and
         // stays in memory (its files gone, it is still read); the rows come
-        // in the order of the chunks.
+        // in the order of the chunks. (Chunks of three landings: neither is
+        // small enough to be kept through the run.)
         let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        kept.chunk_landings = 3;
         let (n, missing) = kept.read(&[small, big]).unwrap();
         assert!(missing.is_empty());
         assert_eq!(values(&n), [0.0, 3.0]);
@@ -944,6 +971,63 @@ mod tests {
             (0, vec![0]),
             "read from disk, its files gone"
         );
+    }
+
+    #[test]
+    fn small_chunks_once_read_are_kept_through_the_run_within_a_budget() {
+        let cfg = config();
+        let dir = tempfile::tempdir().unwrap();
+        let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+        // Six chunks of one landing each.
+        let landings: Vec<Landing> = (0..6)
+            .map(|i| {
+                let t = format!("34112410{i}");
+                let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
+                let l = landing(&t, &doc);
+                kept.add(&l, normalized(&cfg, &[(t.as_str(), "2026-05", doc)])).unwrap();
+                kept.flush().unwrap();
+                l
+            })
+            .collect();
+        // A run whose chunks hold `full` landings: one of a quarter of
+        // that or fewer is small.
+        let open = |full: usize| {
+            let mut kept = Kept::open(dir.path(), "cdpf-monthly", "fp").unwrap();
+            kept.chunk_landings = full;
+            kept
+        };
+        let read = |kept: &mut Kept, i: usize| {
+            let (n, missing) = kept.read(&[(&landings[i], 1)]).unwrap();
+            (n.facts.height(), missing.len())
+        };
+        let gone = |kept: &Kept, chunks: std::ops::RangeInclusive<u64>| {
+            for c in chunks {
+                for part in PARTS {
+                    std::fs::remove_file(kept.path(c, part)).unwrap();
+                }
+            }
+        };
+        // Small ones, two read: both still read with their files gone.
+        let mut kept = open(4);
+        assert_eq!((read(&mut kept, 4), read(&mut kept, 5)), ((1, 0), (1, 0)));
+        gone(&kept, 5..=6);
+        assert_eq!((read(&mut kept, 4), read(&mut kept, 5)), ((1, 0), (1, 0)));
+        // Not small: only the chunk read last is.
+        let mut kept = open(3);
+        assert_eq!((read(&mut kept, 2), read(&mut kept, 3)), ((1, 0), (1, 0)));
+        gone(&kept, 3..=4);
+        assert_eq!((read(&mut kept, 3), read(&mut kept, 2)), ((1, 0), (0, 1)));
+        // The budget taken but for one chunk: the first read is kept, the
+        // next only as the chunk read last.
+        let mut kept = open(4);
+        let size: usize = kept.chunk(1).unwrap().iter().map(DataFrame::estimated_size).sum();
+        let mut kept = open(4);
+        kept.small_bytes = SMALL_BUDGET - size;
+        assert_eq!((read(&mut kept, 0), read(&mut kept, 1)), ((1, 0), (1, 0)));
+        gone(&kept, 1..=2);
+        assert_eq!((read(&mut kept, 0), read(&mut kept, 1)), ((1, 0), (1, 0)));
+        assert_eq!(kept.small.len(), 1);
+        assert_eq!(kept.cached.as_ref().map(|c| c.0), Some(2));
     }
 
     #[test]
