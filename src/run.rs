@@ -1159,6 +1159,33 @@ impl Before {
 }
 
 /// A batch's rows from the kept results, with the reviewers' decisions.
+/// Each of `landings`' rows of `facts` (by township and body sha256), in
+/// their order: one pass over the rows, not one filter per landing (a
+/// batch's history holds every version of the reports resubmitted, ten
+/// townships' dozens of versions).
+fn rows_per_landing<'l>(
+    facts: &DataFrame,
+    landings: impl Iterator<Item = &'l Landing>,
+) -> PolarsResult<Vec<DataFrame>> {
+    use taizhang_transform::text::Texts;
+    let (townships, shas) = (Texts::of(facts, "township")?, Texts::of(facts, "source_sha256")?);
+    let mut rows: HashMap<(&str, &str), Vec<IdxSize>> = HashMap::new();
+    for i in 0..facts.height() {
+        if let (Some(t), Some(s)) = (townships.get(i), shas.get(i)) {
+            rows.entry((t, s)).or_default().push(i as IdxSize);
+        }
+    }
+    landings
+        .map(|l| {
+            let at = rows
+                .get(&(l.township.as_str(), l.sha256.as_str()))
+                .cloned()
+                .unwrap_or_default();
+            facts.take(&IdxCa::from_vec("rows".into(), at))
+        })
+        .collect()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn batch_rows(
     cfg: &Loaded,
@@ -1399,20 +1426,7 @@ fn compute(
                                     &mut batch_end.summary.bodies_parsed,
                                 )?
                                 .facts;
-                                let per_version: Vec<DataFrame> = older
-                                    .iter()
-                                    .map(|(l, _)| {
-                                        facts
-                                            .clone()
-                                            .lazy()
-                                            .filter(
-                                                col("township")
-                                                    .eq(lit(l.township.clone()))
-                                                    .and(col("source_sha256").eq(lit(l.sha256.clone()))),
-                                            )
-                                            .collect()
-                                    })
-                                    .collect::<PolarsResult<_>>()
+                                let per_version = rows_per_landing(&facts, older.iter().map(|(l, _)| *l))
                                     .map_err(internal("normalize"))?;
                                 let versions: Vec<normalize::Version<'_>> = older
                                     .iter()
@@ -2774,6 +2788,62 @@ mod tests {
             population: Default::default(),
         };
         crate::registry::Registry::build("registry.toml", &config, &div).unwrap()
+    }
+
+    #[test]
+    fn each_landings_rows_are_what_a_filter_on_its_township_and_sha_keeps() {
+        let facts = df!(
+            "township" => [Some("1"), Some("1"), Some("2"), None, Some("1"), Some("2"), Some("1")],
+            "source_sha256" => [Some("a"), Some("b"), Some("a"), Some("a"), Some("a"), None, Some("b")],
+            "row" => [0, 1, 2, 3, 4, 5, 6],
+        )
+        .unwrap();
+        let landing = |township: &str, sha: &str| Landing {
+            pipeline: "p".into(),
+            township: township.into(),
+            period: "2026-06".into(),
+            sha256: sha.into(),
+            url: String::new(),
+            bytes: 0,
+            content_type: None,
+            defect: None,
+            version: None,
+            submitted_at: None,
+            first_fetched_at: Default::default(),
+            last_fetched_at: Default::default(),
+        };
+        let landings = [
+            landing("1", "a"),
+            landing("2", "a"),
+            landing("1", "b"),
+            landing("3", "c"),
+            landing("1", "a"),
+        ];
+        let got = rows_per_landing(&facts, landings.iter()).unwrap();
+        assert_eq!(got.len(), landings.len());
+        for (l, rows) in landings.iter().zip(&got) {
+            let filtered = facts
+                .clone()
+                .lazy()
+                .filter(
+                    col("township")
+                        .eq(lit(l.township.clone()))
+                        .and(col("source_sha256").eq(lit(l.sha256.clone()))),
+                )
+                .collect()
+                .unwrap();
+            assert!(rows.equals_missing(&filtered), "{l:?}: {rows} {filtered}");
+        }
+        let rows_of = |i: usize| -> Vec<i32> {
+            got[i]
+                .column("row")
+                .unwrap()
+                .i32()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        };
+        assert_eq!((rows_of(0), rows_of(2), rows_of(3)), (vec![0, 4], vec![1, 6], vec![]));
     }
 
     #[test]

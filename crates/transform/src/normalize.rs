@@ -909,7 +909,7 @@ impl<'c> Acc<'c> {
 }
 
 /// One changed cell between two versions.
-struct Change {
+struct Change<'a> {
     township: String,
     period: String,
     year: i32,
@@ -918,12 +918,32 @@ struct Change {
     from_version: Option<i64>,
     to_version: Option<i64>,
     changed_at: i64,
-    cell: CellKey,
-    old: Option<(Option<f64>, String)>,
-    new: Option<(Option<f64>, String)>,
+    cell: CellKey<'a>,
+    old: Option<(Option<f64>, &'a str)>,
+    new: Option<(Option<f64>, &'a str)>,
 }
 
-type CellKey = (String, Option<String>, Option<String>);
+/// A cell (indicator, dimension, category), borrowed from a version's facts.
+type CellKey<'a> = (&'a str, Option<&'a str>, Option<&'a str>);
+
+/// A version's cells: each one's value and what was written (borrowed: a
+/// batch's history compares every version of its resubmitted reports,
+/// hundreds of cells each).
+fn cells(f: &DataFrame) -> PolarsResult<HashMap<CellKey<'_>, (Option<f64>, &str)>> {
+    let (ind, dim, cat, raw) = (
+        f.column("indicator")?.str()?,
+        f.column("dimension")?.str()?,
+        f.column("category")?.str()?,
+        f.column("value_raw")?.str()?,
+    );
+    let val = f.column("value")?.f64()?;
+    Ok((0..f.height())
+        .map(|i| {
+            let key = (ind.get(i).unwrap_or(""), dim.get(i), cat.get(i));
+            (key, (val.get(i), raw.get(i).unwrap_or("")))
+        })
+        .collect())
+}
 
 /// One landed version with the fact rows normalize made of it.
 pub struct Version<'a> {
@@ -945,26 +965,6 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
             .or_default()
             .push(v);
     }
-    let cells = |v: &Version<'_>| -> PolarsResult<HashMap<CellKey, (Option<f64>, String)>> {
-        let f = v.facts;
-        let (ind, dim, cat, raw) = (
-            f.column("indicator")?.str()?,
-            f.column("dimension")?.str()?,
-            f.column("category")?.str()?,
-            f.column("value_raw")?.str()?,
-        );
-        let val = f.column("value")?.f64()?;
-        Ok((0..f.height())
-            .map(|i| {
-                let key = (
-                    ind.get(i).unwrap_or("").to_string(),
-                    dim.get(i).map(str::to_string),
-                    cat.get(i).map(str::to_string),
-                );
-                (key, (val.get(i), raw.get(i).unwrap_or("").to_string()))
-            })
-            .collect())
-    };
     let mut out: Vec<Change> = Vec::new();
     for ((township, period), mut vs) in groups {
         if vs.len() < 2 {
@@ -974,10 +974,10 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
             (a.landing.first_fetched_at, a.landing.version).cmp(&(b.landing.first_fetched_at, b.landing.version))
         });
         let year = period.parse::<Period>().map_or(0, |p| p.year);
-        let mut prev = cells(vs[0])?;
+        let mut prev = cells(vs[0].facts)?;
         for pair in vs.windows(2) {
             let (a, b) = (pair[0].landing, pair[1].landing);
-            let next = cells(pair[1])?;
+            let next = cells(pair[1].facts)?;
             let mut keys: Vec<&CellKey> = prev.keys().chain(next.keys()).collect();
             keys.sort();
             keys.dedup();
@@ -995,7 +995,7 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
                     from_version: a.version,
                     to_version: b.version,
                     changed_at: micros(b.first_fetched_at),
-                    cell: k.clone(),
+                    cell: *k,
                     old: o.cloned(),
                     new: n.cloned(),
                 });
@@ -1024,13 +1024,13 @@ pub fn history(program: &str, versions: &[Version<'_>]) -> PolarsResult<DataFram
             "changed_at".into(),
             out.iter().map(|c| c.changed_at).collect::<Vec<i64>>(),
         ),
-        Column::new("indicator".into(), strs(|c| Some(c.cell.0.clone()))),
-        Column::new("dimension".into(), strs(|c| c.cell.1.clone())),
-        Column::new("category".into(), strs(|c| c.cell.2.clone())),
+        Column::new("indicator".into(), strs(|c| Some(c.cell.0.to_string()))),
+        Column::new("dimension".into(), strs(|c| c.cell.1.map(str::to_string))),
+        Column::new("category".into(), strs(|c| c.cell.2.map(str::to_string))),
         Column::new("old_value".into(), nums(|c| c.old.as_ref().and_then(|x| x.0))),
         Column::new("new_value".into(), nums(|c| c.new.as_ref().and_then(|x| x.0))),
-        Column::new("old_raw".into(), strs(|c| c.old.as_ref().map(|x| x.1.clone()))),
-        Column::new("new_raw".into(), strs(|c| c.new.as_ref().map(|x| x.1.clone()))),
+        Column::new("old_raw".into(), strs(|c| c.old.as_ref().map(|x| x.1.to_string()))),
+        Column::new("new_raw".into(), strs(|c| c.new.as_ref().map(|x| x.1.to_string()))),
     ])
 }
 
