@@ -911,6 +911,14 @@ mod tests {
         }
     }
 
+    /// Township `34112410<i>`'s landing of one value, `i`, and what
+    /// normalize makes of it.
+    fn one_value(cfg: &taizhang_transform::definition::Definition, i: usize) -> (Landing, Normalized) {
+        let t = format!("34112410{i}");
+        let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
+        (landing(&t, &doc), normalized(cfg, &[(t.as_str(), "2026-05", doc)]))
+    }
+
     #[test]
     fn a_read_begins_with_the_chunk_read_last_and_ends_with_its_largest() {
         let cfg = config();
@@ -921,10 +929,8 @@ mod tests {
         // reports resubmitted since).
         let landings: Vec<Landing> = (0..4)
             .map(|i| {
-                let t = format!("34112410{i}");
-                let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
-                let l = landing(&t, &doc);
-                kept.add(&l, normalized(&cfg, &[(t.as_str(), "2026-05", doc)])).unwrap();
+                let (l, n) = one_value(&cfg, i);
+                kept.add(&l, n).unwrap();
                 l
             })
             .collect();
@@ -981,10 +987,8 @@ mod tests {
         // Six chunks of one landing each.
         let landings: Vec<Landing> = (0..6)
             .map(|i| {
-                let t = format!("34112410{i}");
-                let doc = json!({"period": "2026-05", "values": [{"indicator": "白内障复明手术", "value": i}]});
-                let l = landing(&t, &doc);
-                kept.add(&l, normalized(&cfg, &[(t.as_str(), "2026-05", doc)])).unwrap();
+                let (l, n) = one_value(&cfg, i);
+                kept.add(&l, n).unwrap();
                 kept.flush().unwrap();
                 l
             })
