@@ -28,7 +28,7 @@ use crate::sinks::snapshot::{Recovery, Snapshots};
 use crate::sources::http::HttpSource;
 use crate::sources::inbox::{self, WithInbox};
 use crate::sources::{FetchOutcome, FetchTarget, Source};
-use crate::state::{AlertRecord, Commit, Landing, State, StateError};
+use crate::state::{AlertRecord, Commit, Landing, Pending, State, StateError};
 use crate::timeliness;
 
 /// A run that could not complete. Bad township input is never one of these:
@@ -1017,10 +1017,6 @@ fn kept_results(
 /// What computing the selected programs leaves for the commit (everything
 /// a row per landed value is already in the sink by then).
 struct Computed {
-    /// The check results to write back in the commit: new, changed or
-    /// resolved now (every program's results are tracked and encoded a
-    /// batch at a time; see `Tail`).
-    check_records: Vec<taizhang_model::CheckRecord>,
     /// Alert conditions.
     candidates: Vec<Candidate>,
     /// Each program's small tables.
@@ -1214,6 +1210,7 @@ fn batch_rows(
 fn compute(
     cfg: &Loaded,
     state: &State,
+    pending: &Pending<'_>,
     remembered: Remembered,
     raw: &RawStore,
     kept: &mut BTreeMap<String, (&Pipeline, Kept)>,
@@ -1223,7 +1220,6 @@ fn compute(
     recompute: bool,
     summary: &mut RunSummary,
 ) -> Result<Computed, RunError> {
-    let mut check_records = vec![];
     let mut candidates = Vec::new();
     let mut programs = vec![];
     let decisions = &state.review_decisions()?;
@@ -1268,7 +1264,6 @@ fn compute(
                 now,
             ),
             check_file: publish::check_encoder().spill_into(sink.spill_dir()).beside()?,
-            check_records: Vec::new(),
         };
         // The batches of this run (the memos of any other are forgotten).
         let mut codes = std::collections::BTreeSet::new();
@@ -1290,6 +1285,7 @@ fn compute(
                 year,
                 tail: &mut tail,
                 summary: &mut *summary,
+                pending,
             };
             // The parts' landings, read a part ahead on a thread of its
             // own (with its own connection) while this one carries or
@@ -1523,17 +1519,15 @@ fn compute(
             had_rows,
             tracker,
             check_file,
-            check_records: program_records,
         } = tail;
         candidates.extend(batch_candidates);
-        check_records.extend(program_records);
         // The remembered results no batch failed: read back whole, resolved.
         let gone = state.check_rows(&tracker.gone())?;
         drop(tracker);
         let (resolved, resolved_now) = checks::track::resolved(&gone, now).map_err(internal("check"))?;
         let mut check_file = check_file.finish()?;
         check_file.write(&resolved)?;
-        check_records.extend(checks::track::records(&resolved_now).map_err(internal("check"))?);
+        pending.write_checks(&checks::track::records(&resolved_now).map_err(internal("check"))?)?;
         let empty = publish::BatchTables {
             history: normalize::history(&p.name, &[]).map_err(internal("normalize"))?,
             facts: empty.facts,
@@ -1568,11 +1562,7 @@ fn compute(
             },
         ));
     }
-    Ok(Computed {
-        check_records,
-        candidates,
-        programs,
-    })
+    Ok(Computed { candidates, programs })
 }
 
 /// The landings of each part of `batches` in turn (see
@@ -2058,6 +2048,8 @@ struct BatchEnd<'a, 's> {
     year: i32,
     tail: &'s mut Tail,
     summary: &'s mut RunSummary,
+    /// The run's commit, which the batches' check results are written into.
+    pending: &'a Pending<'a>,
 }
 
 /// A batch's county rollup rows and (township, period, status) of its
@@ -2078,10 +2070,9 @@ struct Tail {
     /// state remembers, ...
     tracker: checks::track::Tracker,
     /// ... encoded into the program's `check_results` as they are tracked
-    /// (on a thread of its own) ...
+    /// (on a thread of its own), those to remember written into the
+    /// run's commit ([`Pending::write_checks`]).
     check_file: crate::sinks::parquet::Beside,
-    /// ... and those to write back in the commit.
-    check_records: Vec<taizhang_model::CheckRecord>,
 }
 
 /// Finishes the batch at the front of the queue: a computed one's files
@@ -2178,8 +2169,8 @@ fn finish_batch(
         }
     }
     tail.check_file.write(tracked)?;
-    tail.check_records
-        .extend(checks::track::records(&changed).map_err(internal("check"))?);
+    end.pending
+        .write_checks(&checks::track::records(&changed).map_err(internal("check"))?)?;
     // What a computed batch's threads freed is kept for the next one up to
     // a limit, the rest given back before the next is read (a carried one
     // freed little).
@@ -2573,9 +2564,13 @@ pub async fn run_with<S: Source + Clone + 'static>(
     };
     let mut phase = phase;
     phase("land");
+    // The commit begins here: the batches' check results are written into
+    // it as they are finished (see `State::begin_commit`).
+    let pending = state.begin_commit()?;
     let c = compute(
         cfg,
         &state,
+        &pending,
         remembered,
         &raw,
         &mut kept,
@@ -2612,9 +2607,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "not_revisited": summary.not_revisited,
         "snapshot": sealed.seq,
     });
-    state.commit(&Commit {
+    pending.commit(&Commit {
         run_id,
-        checks: &c.check_records,
+        checks: &[],
         seen_again: (&programs, opts.now),
         alerts: &rec.upserts,
         outbox: &alerts.outbox,

@@ -13,7 +13,7 @@ use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use polars::prelude::{DataFrame, DataType, PolarsError};
 
@@ -333,8 +333,15 @@ fn writer_into<W: std::io::Write + Send>(
     if let Some(rows) = row_group {
         props = props.set_max_row_group_row_count(Some(rows));
     }
+    let path = |c: &&str| parquet::schema::types::ColumnPath::from(*c);
     for c in taizhang_model::schema::plain_columns(&t.name) {
-        props = props.set_column_dictionary_enabled(parquet::schema::types::ColumnPath::from(*c), false);
+        props = props.set_column_dictionary_enabled(path(c), false);
+    }
+    for c in taizhang_model::schema::unranged_columns(&t.name) {
+        props = props.set_column_statistics_enabled(path(c), EnabledStatistics::None);
+    }
+    for c in taizhang_model::schema::uncompressed_columns(&t.name) {
+        props = props.set_column_compression(path(c), Compression::UNCOMPRESSED);
     }
     ArrowWriter::try_new(out, schema, Some(props.build())).map_err(encode_err(t))
 }
@@ -943,6 +950,74 @@ mod tests {
         };
         assert_eq!(dictionaries("check_results"), [true, false]);
         assert_eq!(dictionaries("facts/x"), [true, true]);
+    }
+
+    /// A fact file's columns that no reader skips a file by are written
+    /// without min/max, those with one value per file uncompressed; the
+    /// others keep both, other tables keep both everywhere, and the values
+    /// read back the same.
+    #[test]
+    fn a_fact_files_one_value_and_unranged_columns_are_written_as_such() {
+        use parquet::basic::Compression;
+        use parquet::file::reader::FileReader;
+        let n = 2_000;
+        let township: Vec<String> = (0..n).map(|i| format!("3411241{:02}", i / 100)).collect();
+        let raw: Vec<String> = (0..n).map(|i| format!("{}人", i % 37)).collect();
+        let unit: Vec<&str> = vec!["人"; n];
+        let df = df!("township" => &township, "unit" => &unit, "value_raw" => &raw).unwrap();
+        let columns: Vec<ColSpec> = ["township", "unit", "value_raw"]
+            .iter()
+            .map(|c| ColSpec {
+                name: c.to_string(),
+                ty: ColType::Str,
+                description: "d".into(),
+                unit: None,
+            })
+            .collect();
+        // Per column: (has min/max, compression), and the texts read back.
+        let written = |name: &str| -> Vec<(bool, Compression)> {
+            let t = Table {
+                name: name.into(),
+                description: "test".into(),
+                columns: columns.clone(),
+                metadata: vec![],
+                frame: &df,
+            };
+            let bytes = encode_frame(&t).unwrap();
+            let back = read_back(&bytes);
+            for (c, want) in [&township, &unit.iter().map(|u| u.to_string()).collect(), &raw]
+                .into_iter()
+                .enumerate()
+            {
+                let got: Vec<String> = back
+                    .iter()
+                    .flat_map(|b| {
+                        let a = b
+                            .column(c)
+                            .as_any()
+                            .downcast_ref::<arrow::array::StringArray>()
+                            .unwrap();
+                        a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+                    })
+                    .collect();
+                assert_eq!(&got, want, "{name} column {c}");
+            }
+            let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
+            let group = file.metadata().row_group(0);
+            (0..3)
+                .map(|c| {
+                    let col = group.column(c);
+                    let ranged = col.statistics().is_some_and(|s| s.min_bytes_opt().is_some());
+                    (ranged, col.compression())
+                })
+                .collect()
+        };
+        let zstd = Compression::ZSTD(ZstdLevel::default());
+        assert_eq!(
+            written("facts/certificates_issued"),
+            [(true, zstd), (false, Compression::UNCOMPRESSED), (false, zstd)]
+        );
+        assert_eq!(written("check_results"), [(true, zstd), (true, zstd), (true, zstd)]);
     }
 
     #[test]

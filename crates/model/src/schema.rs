@@ -429,6 +429,32 @@ pub fn plain_columns(table: &str) -> &'static [&'static str] {
     }
 }
 
+/// The columns of `table` written without min/max statistics: in every
+/// file they span about every value they can take (a fact's dimension,
+/// category, value as written and body sha256) or hold one (its unit, the
+/// indicator's), so a reader skips no file by them, and comparing every
+/// value twice to find them was a tenth of encoding a national month's
+/// facts. The other columns keep them (township, county, period,
+/// indicator, value: what readers filter on).
+pub fn unranged_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        t if t.starts_with("facts/") => &["dimension", "category", "unit", "value_raw", "source_sha256"],
+        _ => &[],
+    }
+}
+
+/// The columns of `table` written uncompressed: one value per file, or
+/// nearly (a fact file is one program, period and indicator of one batch),
+/// so their dictionary-encoded pages are a few dozen bytes that zstd makes
+/// larger, and making a zstd compressor for each was most of their cost
+/// (1,000 fact files a national month).
+pub fn uncompressed_columns(table: &str) -> &'static [&'static str] {
+    match table {
+        t if t.starts_with("facts/") => &["program", "period", "indicator", "unit", "version"],
+        _ => &[],
+    }
+}
+
 /// Columns of `landings`: every body landed, the current one marked.
 pub fn landing_columns() -> Vec<ColSpec> {
     vec![
