@@ -1088,80 +1088,78 @@ impl Pending<'_> {
     /// happened.
     pub fn commit(mut self, c: &Commit<'_>) -> Result<(), StateError> {
         let (conn, wrap) = (&self.state.conn, |e| self.state.err(e));
-        {
-            // The records seen again (the program's clock, once: a
-            // national year's 1.7 million rows were each written again),
-            // then the changed ones not written yet.
-            let (programs, at) = c.seen_again;
-            let mut st = conn
-                .prepare_cached(&format!(
-                    "INSERT INTO meta VALUES ('{CHECKS_SEEN_AT}' || ?1, ?2)
-                     ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
-                ))
-                .map_err(wrap)?;
-            for p in programs {
-                st.execute(params![p, ts(&at)]).map_err(wrap)?;
-            }
-            self.write_checks(c.checks)?;
-            let mut st = conn
-                .prepare_cached(
-                    "INSERT INTO alerts (key, kind, severity, township, period, indicator, message, first_seen,
-                                         last_seen, notified_at, resolved_at, program)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
-                     ON CONFLICT (key) DO UPDATE SET kind=excluded.kind, severity=excluded.severity,
-                       message=excluded.message, first_seen=excluded.first_seen, last_seen=excluded.last_seen,
-                       notified_at=excluded.notified_at, resolved_at=excluded.resolved_at, program=excluded.program",
-                )
-                .map_err(wrap)?;
-            for a in c.alerts {
-                st.execute(params![
-                    a.key,
-                    a.kind,
-                    a.severity,
-                    a.township,
-                    a.period,
-                    a.indicator,
-                    a.message,
-                    ts(&a.first_seen),
-                    ts(&a.last_seen),
-                    a.notified_at.as_ref().map(ts),
-                    a.resolved_at.as_ref().map(ts),
-                    a.program
-                ])
-                .map_err(wrap)?;
-            }
-            let mut st = conn
-                .prepare_cached(
-                    "INSERT INTO outbox (idempotency_key, alert_key, program, change, alert, created_at, run_id)
-                     VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (idempotency_key) DO NOTHING",
-                )
-                .map_err(wrap)?;
-            for o in c.outbox {
-                st.execute(params![
-                    o.idempotency_key,
-                    o.alert_key,
-                    o.program,
-                    o.change,
-                    o.alert.to_string(),
-                    ts(&o.created_at),
-                    c.run_id
-                ])
-                .map_err(wrap)?;
-            }
-            if let Some(seq) = c.snapshot {
-                conn.execute(
-                    "INSERT INTO meta VALUES ('published_snapshot', ?1)
-                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    params![seq.to_string()],
-                )
-                .map_err(wrap)?;
-            }
+        // The records seen again (the program's clock, once: a
+        // national year's 1.7 million rows were each written again),
+        // then the changed ones not written yet.
+        let (programs, at) = c.seen_again;
+        let mut st = conn
+            .prepare_cached(&format!(
+                "INSERT INTO meta VALUES ('{CHECKS_SEEN_AT}' || ?1, ?2)
+                 ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)"
+            ))
+            .map_err(wrap)?;
+        for p in programs {
+            st.execute(params![p, ts(&at)]).map_err(wrap)?;
+        }
+        self.write_checks(c.checks)?;
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO alerts (key, kind, severity, township, period, indicator, message, first_seen,
+                                     last_seen, notified_at, resolved_at, program)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12)
+                 ON CONFLICT (key) DO UPDATE SET kind=excluded.kind, severity=excluded.severity,
+                   message=excluded.message, first_seen=excluded.first_seen, last_seen=excluded.last_seen,
+                   notified_at=excluded.notified_at, resolved_at=excluded.resolved_at, program=excluded.program",
+            )
+            .map_err(wrap)?;
+        for a in c.alerts {
+            st.execute(params![
+                a.key,
+                a.kind,
+                a.severity,
+                a.township,
+                a.period,
+                a.indicator,
+                a.message,
+                ts(&a.first_seen),
+                ts(&a.last_seen),
+                a.notified_at.as_ref().map(ts),
+                a.resolved_at.as_ref().map(ts),
+                a.program
+            ])
+            .map_err(wrap)?;
+        }
+        let mut st = conn
+            .prepare_cached(
+                "INSERT INTO outbox (idempotency_key, alert_key, program, change, alert, created_at, run_id)
+                 VALUES (?1,?2,?3,?4,?5,?6,?7) ON CONFLICT (idempotency_key) DO NOTHING",
+            )
+            .map_err(wrap)?;
+        for o in c.outbox {
+            st.execute(params![
+                o.idempotency_key,
+                o.alert_key,
+                o.program,
+                o.change,
+                o.alert.to_string(),
+                ts(&o.created_at),
+                c.run_id
+            ])
+            .map_err(wrap)?;
+        }
+        if let Some(seq) = c.snapshot {
             conn.execute(
-                "UPDATE runs SET finished_at=?2, summary=?3 WHERE id=?1",
-                params![c.run_id, ts(&c.finished_at), c.summary],
+                "INSERT INTO meta VALUES ('published_snapshot', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![seq.to_string()],
             )
             .map_err(wrap)?;
         }
+        conn.execute(
+            "UPDATE runs SET finished_at=?2, summary=?3 WHERE id=?1",
+            params![c.run_id, ts(&c.finished_at), c.summary],
+        )
+        .map_err(wrap)?;
         conn.execute_batch("COMMIT").map_err(wrap)?;
         self.done = true;
         Ok(())
@@ -1692,6 +1690,20 @@ mod tests {
         );
     }
 
+    /// A commit of `run` at `at` with nothing in it but the run's end.
+    fn bare_commit(run: i64, at: &str) -> Commit<'static> {
+        Commit {
+            run_id: run,
+            checks: &[],
+            seen_again: (&[], t(at)),
+            alerts: &[],
+            outbox: &[],
+            snapshot: None,
+            finished_at: t(at),
+            summary: "{}",
+        }
+    }
+
     /// The commit of a run begun before its batches: what its batches
     /// write is seen by no one else until it commits; dropped uncommitted
     /// (the run failed), none of it is left and the store takes the next.
@@ -1703,22 +1715,12 @@ mod tests {
         let keys = |s: &State| -> Vec<String> { s.check_records("p").unwrap().into_iter().map(|r| r.key).collect() };
         let at = "2026-07-02T00:00:00Z";
         let run = st.start_run(t(at), t(at)).unwrap();
-        let commit = |run| Commit {
-            run_id: run,
-            checks: &[],
-            seen_again: (&[], t(at)),
-            alerts: &[],
-            outbox: &[],
-            snapshot: None,
-            finished_at: t(at),
-            summary: "{}",
-        };
         let pending = st.begin_commit().unwrap();
         pending.write_checks(&[check("p", "a", at, None)]).unwrap();
         pending.write_checks(&[check("p", "b", at, None)]).unwrap();
         assert!(keys(&other).is_empty(), "nothing before the commit");
         assert!(other.runs(1).unwrap()[0].finished_at.is_none());
-        pending.commit(&commit(run)).unwrap();
+        pending.commit(&bare_commit(run, at)).unwrap();
         assert_eq!(keys(&other), ["p/a", "p/b"]);
         assert!(other.runs(1).unwrap()[0].finished_at.is_some());
 
@@ -1731,7 +1733,7 @@ mod tests {
         // No transaction is left open: the next commit is the store's.
         st.commit(&Commit {
             checks: &[check("p", "d", at, None)],
-            ..commit(run)
+            ..bare_commit(run, at)
         })
         .unwrap();
         assert_eq!(keys(&other), ["p/a", "p/b", "p/d"]);
@@ -1760,18 +1762,7 @@ mod tests {
             }
         });
         std::thread::sleep(held);
-        pending
-            .commit(&Commit {
-                run_id: run,
-                checks: &[],
-                seen_again: (&[], t(at)),
-                alerts: &[],
-                outbox: &[],
-                snapshot: None,
-                finished_at: t(at),
-                summary: "{}",
-            })
-            .unwrap();
+        pending.commit(&bare_commit(run, at)).unwrap();
         let (decided, waited) = reviewer.join().unwrap();
         decided.unwrap();
         assert!(waited >= held - std::time::Duration::from_millis(300), "{waited:?}");

@@ -928,20 +928,8 @@ mod tests {
             };
             let bytes = encode_frame(&t).unwrap();
             let back = read_back(&bytes);
-            let texts = |c: usize| -> Vec<String> {
-                back.iter()
-                    .flat_map(|b| {
-                        let a = b
-                            .column(c)
-                            .as_any()
-                            .downcast_ref::<arrow::array::StringArray>()
-                            .unwrap();
-                        a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
-                    })
-                    .collect()
-            };
-            assert_eq!(texts(1), message, "{name}");
-            assert_eq!(texts(0), rule, "{name}");
+            assert_eq!(texts(&back, 1), message, "{name}");
+            assert_eq!(texts(&back, 0), rule, "{name}");
             let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
             let group = file.metadata().row_group(0);
             (0..2)
@@ -989,17 +977,7 @@ mod tests {
                 .into_iter()
                 .enumerate()
             {
-                let got: Vec<String> = back
-                    .iter()
-                    .flat_map(|b| {
-                        let a = b
-                            .column(c)
-                            .as_any()
-                            .downcast_ref::<arrow::array::StringArray>()
-                            .unwrap();
-                        a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
-                    })
-                    .collect();
+                let got = texts(&back, c);
                 assert_eq!(&got, want, "{name} column {c}");
             }
             let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
@@ -1065,6 +1043,20 @@ mod tests {
     }
 
     /// The record batches of a Parquet file's bytes.
+    /// The texts of column `c` of batches read back (no nulls).
+    fn texts(back: &[RecordBatch], c: usize) -> Vec<String> {
+        back.iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(c)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
     fn read_back(bytes: &[u8]) -> Vec<RecordBatch> {
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file_of(bytes))
             .unwrap()
