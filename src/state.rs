@@ -232,7 +232,9 @@ impl State {
             source,
         })?;
         conn.busy_timeout(BUSY_WAIT).map_err(wrap)?;
-        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;")
+        // Every commit durable when it returns (the write-ahead log synced),
+        // but landing's (see `State::begin_landings`).
+        conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
         // Stores created before landings had a `defect` column.
@@ -303,8 +305,17 @@ impl State {
     /// It is committed only with proof that every body it records is
     /// durable in the raw store ([`Durable`]): a kill or a power loss loses
     /// the records of the transaction, never a recorded body.
+    ///
+    /// Landing's transactions commit without a sync of the write-ahead log
+    /// of their own (`synchronous=NORMAL`): a power loss may take the last
+    /// of them, whose bodies are durable in the raw store and are fetched
+    /// and recorded again by the next run, as the open one's are. The next
+    /// commit made with a sync (every other, the run's among them) makes
+    /// them durable with it: the log is synced from its start.
     pub fn begin_landings(&self) -> Result<LandingBatch, StateError> {
-        self.conn.execute_batch("BEGIN").map_err(|e| self.err(e))?;
+        self.conn
+            .execute_batch("PRAGMA synchronous=NORMAL; BEGIN")
+            .map_err(|e| self.err(e))?;
         Ok(LandingBatch { recorded: 0 })
     }
 
@@ -322,7 +333,9 @@ impl State {
     /// committed without that proof: the next run fetches them again.
     pub fn end_landings(&self, batch: LandingBatch) -> Result<(), StateError> {
         let end = if batch.recorded == 0 { "COMMIT" } else { "ROLLBACK" };
-        self.conn.execute_batch(end).map_err(|e| self.err(e))
+        self.conn
+            .execute_batch(&format!("{end}; PRAGMA synchronous=FULL"))
+            .map_err(|e| self.err(e))
     }
 
     /// Records a fetched body; returns true when this body is new for its
@@ -678,8 +691,12 @@ impl State {
     /// [`Pending::commit`]; readers on other connections see none of it; a
     /// `Pending` dropped uncommitted (the run failed) is rolled back.
     pub fn begin_commit(&self) -> Result<Pending<'_>, StateError> {
-        // Immediate: the write lock now, not at the first row.
-        self.conn.execute_batch("BEGIN IMMEDIATE").map_err(|e| self.err(e))?;
+        // Immediate: the write lock now, not at the first row. Synced when
+        // it commits, whatever came before: the warehouse's pointer moves
+        // and alerts are sent only after it.
+        self.conn
+            .execute_batch("PRAGMA synchronous=FULL; BEGIN IMMEDIATE")
+            .map_err(|e| self.err(e))?;
         Ok(Pending {
             state: self,
             done: false,
@@ -1707,6 +1724,29 @@ mod tests {
     /// The commit of a run begun before its batches: what its batches
     /// write is seen by no one else until it commits; dropped uncommitted
     /// (the run failed), none of it is left and the store takes the next.
+    /// Landing's transactions commit without a sync of their own; every
+    /// other commit, the run's above all, is synced when it returns (and
+    /// with it the landings before it), even after a landing that failed
+    /// before it was ended.
+    #[test]
+    fn only_landings_commit_without_a_sync_of_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let st = State::open(dir.path()).unwrap();
+        let sync = |s: &State| -> i64 { s.conn.query_row("PRAGMA synchronous", [], |r| r.get(0)).unwrap() };
+        let (normal, full) = (1, 2);
+        assert_eq!(sync(&st), full, "a store opened");
+        let batch = st.begin_landings().unwrap();
+        assert_eq!(sync(&st), normal, "while landing");
+        st.end_landings(batch).unwrap();
+        assert_eq!(sync(&st), full, "after landing");
+        // A landing left open (its run failed): the commit is synced anyway.
+        let _open = st.begin_landings().unwrap();
+        st.conn.execute_batch("ROLLBACK").unwrap();
+        let pending = st.begin_commit().unwrap();
+        assert_eq!(sync(&st), full, "the run's commit");
+        drop(pending);
+    }
+
     #[test]
     fn a_commit_begun_early_is_seen_only_once_committed_and_not_at_all_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
