@@ -182,10 +182,17 @@ impl Snapshots {
                 }
             }
         }
+        // Without a commit (the first run died between its seal and its
+        // commit, or the state store was made anew), what is newer than the
+        // pointer was never published; without a pointer, nothing was.
+        let bound = committed.or(self.current());
         if let Ok(entries) = std::fs::read_dir(self.dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                let uncommitted = name.parse::<u64>().ok().zip(committed).is_some_and(|(seq, c)| seq > c);
+                let uncommitted = name
+                    .parse::<u64>()
+                    .ok()
+                    .is_some_and(|seq| bound.is_none_or(|c| seq > c));
                 if name.ends_with(STAGING_SUFFIX) || uncommitted {
                     std::fs::remove_dir_all(e.path()).map_err(io(&e.path()))?;
                     if uncommitted {
@@ -1092,6 +1099,25 @@ mod tests {
         let r = s.recover(Some(three)).unwrap();
         assert!(r.rolled_forward);
         assert_eq!(s.current(), Some(three));
+
+        // No commit ever recorded: a first run sealed and died; the next
+        // finds its snapshot and removes it.
+        let fresh = tempfile::tempdir().unwrap();
+        let s = Snapshots::new(fresh.path());
+        let first = stage(&s, &["a"], &[("t", Some("a"), 1.0)]).seq.unwrap();
+        let r = s.recover(None).unwrap();
+        assert_eq!((r.uncommitted_removed, r.rolled_forward), (1, false));
+        assert!(!s.path(first).exists());
+        assert_eq!(s.current(), None);
+        // A state store made anew beside a published warehouse: what
+        // readers have stays, what was sealed after it goes.
+        let one = stage(&s, &["a"], &[("t", Some("a"), 1.0)]).seq.unwrap();
+        s.publish(one).unwrap();
+        let two = stage(&s, &["a"], &[("t", Some("a"), 2.0)]).seq.unwrap();
+        let r = s.recover(None).unwrap();
+        assert_eq!(r.uncommitted_removed, 1);
+        assert!(s.path(one).exists() && !s.path(two).exists());
+        assert_eq!(s.current(), Some(one));
     }
 
     #[test]
