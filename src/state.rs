@@ -1721,9 +1721,6 @@ mod tests {
         }
     }
 
-    /// The commit of a run begun before its batches: what its batches
-    /// write is seen by no one else until it commits; dropped uncommitted
-    /// (the run failed), none of it is left and the store takes the next.
     /// Landing's transactions commit without a sync of their own; every
     /// other commit, the run's above all, is synced when it returns (and
     /// with it the landings before it), even after a landing that failed
@@ -1747,6 +1744,9 @@ mod tests {
         drop(pending);
     }
 
+    /// The commit of a run begun before its batches: what its batches
+    /// write is seen by no one else until it commits; dropped uncommitted
+    /// (the run failed), none of it is left and the store takes the next.
     #[test]
     fn a_commit_begun_early_is_seen_only_once_committed_and_not_at_all_when_dropped() {
         let dir = tempfile::tempdir().unwrap();
