@@ -402,6 +402,9 @@ fn progress() -> taizhang::run::Progress {
                 done,
                 of,
                 percent = (done * 100).checked_div(of).unwrap_or(100),
+                // The process's CPU so far: with the run's total, what
+                // landing cost and what the rest did (scripts/bench).
+                cpu_ms = taizhang::memory::cpu_time().map(|t| t.as_millis() as u64),
                 "Reports handled."
             );
         }

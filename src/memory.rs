@@ -41,6 +41,27 @@ pub fn resident_bytes() -> Option<usize> {
     Some(kb * 1024)
 }
 
+/// The CPU time the process has used so far, user and system, over all
+/// its threads (`getrusage(RUSAGE_SELF)`; None where it cannot be read).
+pub fn cpu_time() -> Option<std::time::Duration> {
+    #[cfg(unix)]
+    {
+        // SAFETY: `getrusage` writes one `rusage` into the zeroed value it
+        // is given and reads nothing else.
+        let usage = unsafe {
+            let mut usage: libc::rusage = std::mem::zeroed();
+            (libc::getrusage(libc::RUSAGE_SELF, &mut usage) == 0).then_some(usage)
+        }?;
+        let of = |t: libc::timeval| {
+            std::time::Duration::from_secs(u64::try_from(t.tv_sec).ok()?)
+                .checked_add(std::time::Duration::from_micros(u64::try_from(t.tv_usec).ok()?))
+        };
+        of(usage.ru_utime)?.checked_add(of(usage.ru_stime)?)
+    }
+    #[cfg(not(unix))]
+    None
+}
+
 /// The bytes every arena holds freed and not yet returned (its dirty
 /// pages), fresh as of now.
 fn dirty_bytes() -> Option<usize> {
@@ -120,6 +141,27 @@ mod tests {
         assert!(block[64 * MIB - 1] == 1);
         assert!(during >= before + 48 * MIB, "{before} then {during}");
         assert!(during < 64 * 1024 * MIB, "a resident size in bytes: {during}");
+    }
+
+    #[test]
+    fn the_cpu_time_grows_with_work_on_any_thread() {
+        let before = super::cpu_time().expect("Linux says the CPU time");
+        // ~50 ms of arithmetic on another thread: counted for the process.
+        let spin = std::thread::spawn(|| {
+            let start = std::time::Instant::now();
+            let mut x = 1u64;
+            while start.elapsed() < std::time::Duration::from_millis(50) {
+                x = std::hint::black_box(x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1));
+            }
+            x
+        });
+        spin.join().unwrap();
+        let after = super::cpu_time().expect("Linux says the CPU time");
+        let used = after - before;
+        assert!(
+            used >= std::time::Duration::from_millis(30),
+            "{used:?} for 50 ms of work"
+        );
     }
 
     #[test]

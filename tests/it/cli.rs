@@ -840,6 +840,15 @@ async fn backfill_fetches_periods_before_the_start_with_progress_lines_in_a_log(
     assert!(String::from_utf8_lossy(&out.stdout).contains("reports fetched     30 of 30"));
     // Not a terminal: progress as log lines, no bar, no colour codes.
     assert!(log.contains("Reports handled. done=30 of=30 percent=100"), "{log}");
+    // With the process's CPU time so far, in milliseconds.
+    let cpu: u64 = log
+        .lines()
+        .find(|l| l.contains("Reports handled. done=30 of=30"))
+        .and_then(|l| l.split("cpu_ms=").nth(1))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no cpu_ms on the last progress line: {log}"));
+    assert!(cpu > 0, "{log}");
     assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log");
     let facts = crate::support::read_table(&dir.path().join("warehouse"), "facts/cataract_surgery");
     let periods: std::collections::BTreeSet<String> = facts
