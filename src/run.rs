@@ -1928,9 +1928,13 @@ fn compute_batch(
         None => own,
     };
     let earlier = before.map(|b| b.rows).filter(|r| r.height() > 0);
+    // How many rows of the periods before the look-back checks read with
+    // the batch's (for its debug line: they grow with a year's months).
+    let earlier_rows = earlier.as_ref().map_or(0, DataFrame::height);
     lap.lap("sorted_and_waited");
     let look_back = checks::look_back(p, &cfg.def.catalog, earlier.as_ref(), &checked).map_err(internal("check"))?;
     lap.lap("look_back");
+    let carried_rows = look_back.height();
     // The next batch may be carried: nobody waits then.
     let _ = carry_out.send(Carry {
         rows: look_back.clone(),
@@ -1995,7 +1999,7 @@ fn compute_batch(
             .map_err(internal("check"))?,
     };
     lap.lap("rest");
-    tracing::debug!(program = %p.name, laps = %lap, "Batch computed.");
+    tracing::debug!(program = %p.name, laps = %lap, fact_rows = n.facts.height(), earlier_rows, carried_rows, "Batch computed.");
     let tables = publish::BatchTables {
         facts: n.facts,
         quarantine: n.quarantine,
