@@ -1929,7 +1929,8 @@ fn compute_batch(
     };
     let earlier = before.map(|b| b.rows).filter(|r| r.height() > 0);
     // How many rows of the periods before the look-back checks read with
-    // the batch's (for its debug line: they grow with a year's months).
+    // the batch's (for its debug line: they grow over a year's first
+    // months, until a history is as long as the checks look back).
     let earlier_rows = earlier.as_ref().map_or(0, DataFrame::height);
     lap.lap("sorted_and_waited");
     let look_back = checks::look_back(p, &cfg.def.catalog, earlier.as_ref(), &checked).map_err(internal("check"))?;
