@@ -30,13 +30,16 @@ use crate::sinks::snapshot::FileEntry;
 
 /// Bumped whenever what a batch computes changes in a way the binary's
 /// identity would not show (it is in the digest too).
-pub const MEMO_VERSION: u32 = 4;
+pub const MEMO_VERSION: u32 = 5;
 
 /// The frames of a memo, by file name.
 const FRAMES: [&str; 5] = ["checks", "county", "reporting", "achieved", "submissions"];
 
 /// The file of a memo's look-back rows.
 const LOOK_BACK: &str = "look_back";
+
+/// The file of a memo's totals' history (`plausibility::series_after`).
+const SERIES: &str = "series";
 
 /// What one batch computed.
 #[derive(Debug, Clone)]
@@ -48,6 +51,11 @@ pub struct Batch {
     /// loaded (they are read on their own, with [`Memo::look_back`], only
     /// when the next batch is computed).
     pub look_back: Option<DataFrame>,
+    /// Each township's history of each indicator's totals after its period
+    /// (`checks::plausibility::series_after`), which the next period's
+    /// plausibility check continues; None when loaded (read with the
+    /// look-back rows, [`Memo::look_back`]).
+    pub series: Option<DataFrame>,
     /// Its files in the snapshot it was published in.
     pub files: Vec<FileEntry>,
     /// Fact rows published.
@@ -160,6 +168,7 @@ impl Memo {
         Some(Batch {
             digest: meta.digest,
             look_back: None,
+            series: None,
             files: meta.files,
             rows_published: meta.rows_published,
             quarantined: meta.quarantined,
@@ -229,16 +238,25 @@ impl Memo {
         }
     }
 
-    /// The look-back rows of `batch` computed from inputs with `digest`
-    /// ([`Batch::look_back`]); None when there are none or they cannot be read.
-    pub fn look_back(&self, batch: &str, digest: &str) -> Option<DataFrame> {
+    /// The look-back rows and totals' history of `batch` computed from
+    /// inputs with `digest` ([`Batch::look_back`], [`Batch::series`]; an
+    /// empty frame for what the batch had none of); None when the memo is
+    /// for other inputs or one of them cannot be read.
+    pub fn look_back(&self, batch: &str, digest: &str) -> Option<(DataFrame, DataFrame)> {
         let dir = self.batch_dir(batch);
         let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
         if meta.format != MEMO_VERSION || meta.digest != digest {
             return None;
         }
-        let f = std::fs::File::open(dir.join(format!("{LOOK_BACK}.parquet"))).ok()?;
-        ParquetReader::new(f).finish().ok()
+        // A frame is kept only when it has columns (see [`Memo::save`]).
+        let read = |name: &str| -> Option<DataFrame> {
+            match std::fs::File::open(dir.join(format!("{name}.parquet"))) {
+                Ok(f) => ParquetReader::new(f).finish().ok(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(DataFrame::empty()),
+                Err(_) => None,
+            }
+        };
+        Some((read(LOOK_BACK)?, read(SERIES)?))
     }
 
     /// Keeps `b` as the memo of `batch` (replacing the one before; a crash
@@ -254,6 +272,9 @@ impl Memo {
             .collect();
         if let Some(w) = b.look_back.as_ref().filter(|w| w.width() > 0) {
             frames.push((LOOK_BACK.to_string(), w));
+        }
+        if let Some(w) = b.series.as_ref().filter(|w| w.width() > 0) {
+            frames.push((SERIES.to_string(), w));
         }
         let meta = Meta {
             format: MEMO_VERSION,
@@ -453,6 +474,7 @@ mod tests {
         Batch {
             digest: digest.into(),
             look_back: None,
+            series: None,
             files: vec![],
             rows_published: 2,
             quarantined: 0,

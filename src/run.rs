@@ -1099,12 +1099,14 @@ fn part_periods(mine: &[(&Landing, usize)]) -> Vec<String> {
 }
 
 /// What a batch carries to the next batch of its part of the registry, for its checks
-/// that look back: its look-back rows (`checks::look_back`) and year to
-/// date, after its period.
+/// that look back: its look-back rows (`checks::look_back`), year to
+/// date and totals' history (`plausibility::series_after`), after its
+/// period.
 #[derive(Clone)]
 struct Carry {
     rows: DataFrame,
     quota: checks::quota::QuotaFacts,
+    series: DataFrame,
 }
 
 /// Where the batch before this one in its part (if any) keeps what it
@@ -1125,13 +1127,13 @@ enum Before {
 }
 
 impl Before {
-    /// What it carries, for the next batch's thread: the memo's rows of a
-    /// carried batch (or `again` made from the first `upto` of its
-    /// part's landings when they cannot be read).
+    /// What it carries, for the next batch's thread: the memo's look-back
+    /// rows and totals' history of a carried batch (or `again` made from
+    /// the first `upto` of its part's landings when they cannot be read).
     fn carry(
         self,
         memo: &Memo,
-        again: &mut impl FnMut(usize) -> Result<DataFrame, RunError>,
+        again: &mut impl FnMut(usize) -> Result<(DataFrame, DataFrame), RunError>,
     ) -> Result<std::sync::mpsc::Receiver<Carry>, RunError> {
         match self {
             Before::Computing(rx) => Ok(rx),
@@ -1141,13 +1143,13 @@ impl Before {
                 quota,
                 upto,
             } => {
-                let rows = match memo.look_back(&code, &digest) {
-                    Some(rows) => rows,
+                let (rows, series) = match memo.look_back(&code, &digest) {
+                    Some(kept) => kept,
                     None => again(upto)?,
                 };
                 let (tx, rx) = std::sync::mpsc::channel();
                 // The receiver is right here: the send cannot fail.
-                let _ = tx.send(Carry { rows, quota });
+                let _ = tx.send(Carry { rows, quota, series });
                 Ok(rx)
             }
         }
@@ -1244,6 +1246,7 @@ fn compute(
         let looks_back = checks::earlier_rows(p, &cfg.def.catalog)
             .map_err(internal("check"))?
             .is_some();
+        let keeps_series = checks::keeps_series(p);
         let ctx = BatchContext {
             cfg,
             p,
@@ -1453,8 +1456,8 @@ fn compute(
                                     // be read: made again from its part's
                                     // landings up to it.
                                     let mut again = |n: usize| {
-                                        if !looks_back {
-                                            return Ok(DataFrame::empty());
+                                        if !looks_back && !keeps_series {
+                                            return Ok((DataFrame::empty(), DataFrame::empty()));
                                         }
                                         let n = batch_rows(
                                             cfg,
@@ -1466,8 +1469,17 @@ fn compute(
                                             decisions,
                                             &mut batch_end.summary.bodies_parsed,
                                         )?;
-                                        checks::look_back(p, &cfg.def.catalog, None, &n.facts)
-                                            .map_err(internal("check"))
+                                        let rows = match looks_back {
+                                            true => checks::look_back(p, &cfg.def.catalog, None, &n.facts)
+                                                .map_err(internal("check"))?,
+                                            false => DataFrame::empty(),
+                                        };
+                                        let series = match keeps_series {
+                                            true => checks::plausibility::series_after(None, &n.facts)
+                                                .map_err(internal("check"))?,
+                                            false => DataFrame::empty(),
+                                        };
+                                        Ok((rows, series))
                                     };
                                     Some(b.carry(&memo, &mut again)?)
                                 }
@@ -1817,6 +1829,7 @@ impl BatchContext<'_> {
             now: self.now,
             quota_facts: None,
             earlier: None,
+            series: None,
             part: Some(part),
         }
     }
@@ -1927,7 +1940,10 @@ fn compute_batch(
         Some(b) => b.quota.then(&own, &cfg.def.catalog).map_err(internal("check"))?,
         None => own,
     };
-    let earlier = before.map(|b| b.rows).filter(|r| r.height() > 0);
+    let (earlier, series_before) = match before {
+        Some(b) => (Some(b.rows).filter(|r| r.height() > 0), Some(b.series)),
+        None => (None, None),
+    };
     // How many rows of the periods before the look-back checks read with
     // the batch's (for its debug line: they grow over a year's first
     // months, until a history is as long as the checks look back).
@@ -1936,16 +1952,23 @@ fn compute_batch(
     let look_back = checks::look_back(p, &cfg.def.catalog, earlier.as_ref(), &checked).map_err(internal("check"))?;
     lap.lap("look_back");
     let carried_rows = look_back.height();
+    let series = match checks::keeps_series(p) {
+        true => checks::plausibility::series_after(series_before.as_ref(), &checked).map_err(internal("check"))?,
+        false => DataFrame::empty(),
+    };
+    lap.lap("series");
     // The next batch may be carried: nobody waits then.
     let _ = carry_out.send(Carry {
         rows: look_back.clone(),
         quota: quota_facts.clone(),
+        series: series.clone(),
     });
     let input = CheckInput {
         facts: &checked,
         submissions: &n.submissions,
         quota_facts: Some(&quota_facts),
         earlier: earlier.as_ref(),
+        series: series_before.as_ref(),
         ..base
     };
     let fixed = checks::run_raw(&input, false).map_err(internal("check"))?;
@@ -1978,6 +2001,7 @@ fn compute_batch(
     let batch = memo::Batch {
         digest,
         look_back: Some(look_back),
+        series: Some(series),
         files: vec![],
         rows_published: n.facts.height(),
         quarantined: n.quarantine.height(),

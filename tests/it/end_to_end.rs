@@ -574,12 +574,12 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
         &run(&cfg, &recompute("2026-08-12T10:00:00+08:00")).await.unwrap(),
     );
 
-    // A township of 全椒 resubmits June, with the look-back rows May's memo
-    // carries to June unreadable: they are made again from the province's
-    // reports of May and the months before.
-    let look_back = memos.join("34-2026-05/look_back.parquet");
-    assert!(look_back.exists());
-    std::fs::write(&look_back, b"PAR1 not really").unwrap();
+    // A township of 全椒 resubmits June, with the totals' history May's
+    // memo carries to June unreadable: it is made again from the
+    // province's reports of May and the months before.
+    let series = memos.join("34-2026-05/series.parquet");
+    assert!(series.exists());
+    std::fs::write(&series, b"PAR1 not really").unwrap();
     // And the year to date May's rollup carries into June's: made again
     // from the months before.
     std::fs::write(memos.join("rollup-2026-05/carry-0.parquet"), b"PAR1 not really").unwrap();
@@ -598,7 +598,7 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     // What June carries on, made from May's remade rows, is what it is
     // when every month is computed.
     let carried_on = || {
-        let f = std::fs::File::open(memos.join("34-2026-06/look_back.parquet")).unwrap();
+        let f = std::fs::File::open(memos.join("34-2026-06/series.parquet")).unwrap();
         let rows = ParquetReader::new(f).finish().unwrap();
         let by: Vec<String> = rows.get_column_names().iter().map(|c| c.to_string()).collect();
         rows.sort(by, Default::default()).unwrap()

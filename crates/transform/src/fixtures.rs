@@ -97,6 +97,7 @@ pub fn input<'a>(
         now: at(now),
         quota_facts: None,
         earlier: None,
+        series: None,
         part: None,
     }
 }

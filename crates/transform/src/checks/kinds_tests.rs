@@ -859,6 +859,7 @@ fn whole_and_batches(
     let base = crate::fixtures::input(cfg, pipeline, n, now);
     let whole = months.iter().map(|m| failures(&base, m)).collect();
     let (mut carried, mut ytd): (Option<DataFrame>, Option<super::quota::QuotaFacts>) = (None, None);
+    let mut series: Option<DataFrame> = None;
     let mut batches = vec![];
     for m in months {
         let facts = n
@@ -878,11 +879,13 @@ fn whole_and_batches(
             facts: &facts,
             earlier: carried.as_ref(),
             quota_facts: Some(&year_to_date),
+            series: series.as_ref(),
             ..base.clone()
         };
         let got = failures(&input, m);
         let before = carried.clone().unwrap_or_default();
         carried = Some(super::look_back(pipeline, &cfg.catalog, carried.as_ref(), &facts).unwrap());
+        series = Some(super::plausibility::series_after(series.as_ref(), &facts).unwrap());
         ytd = Some(year_to_date);
         batches.push((got, before));
     }

@@ -145,6 +145,11 @@ pub struct CheckInput<'a> {
     /// None: nothing before. With them, the quota check needs
     /// `quota_facts` (the year to date is not carried in rows).
     pub earlier: Option<&'a DataFrame>,
+    /// Each township's history of each indicator's totals after the
+    /// periods before `facts`' ([`plausibility::series_after`]), which the
+    /// plausibility check's history bound continues; None: `facts` are
+    /// all the history there is.
+    pub series: Option<&'a DataFrame>,
     /// The batch whose results are wanted ([`run_raw`] keeps only those);
     /// None: every period's.
     pub part: Option<&'a Part>,
@@ -243,10 +248,11 @@ pub const ROW: &str = "carried_row";
 /// own), the ones some look-back check of `pipeline` needs for the periods
 /// after them ([`Check::carried`]), in [`CHECKED_COLUMNS`]. However many
 /// periods come before, this is about as many rows as a few periods have
-/// (a series' last value, a township's last stock, a history's largest
-/// and last few months). More rows than needed would do as well (each is a
-/// row of the periods before). Empty when no check looks back. The year to date
-/// of the quota check is carried apart ([`quota::QuotaFacts::then`]).
+/// (a series' last value, a township's last stock). More rows than needed
+/// would do as well (each is a row of the periods before). Empty when no
+/// check looks back. The year to date of the quota check
+/// ([`quota::QuotaFacts::then`]) and the plausibility check's history of
+/// totals ([`plausibility::series_after`]) are carried apart.
 pub fn look_back(
     pipeline: &Pipeline,
     catalog: &Catalog,
@@ -286,6 +292,16 @@ pub fn look_back(
         .filter(col(ROW).is_in(lit(kept).implode(false), false))
         .select(CHECKED_COLUMNS.map(col))
         .collect()
+}
+
+/// Whether a check of `pipeline` continues each township's history of its
+/// totals from the periods before ([`CheckInput::series`]): what a batch
+/// then carries to the next ([`plausibility::series_after`]).
+pub fn keeps_series(pipeline: &Pipeline) -> bool {
+    pipeline
+        .checks
+        .iter()
+        .any(|c| matches!(c, CheckConfig::Plausibility(_)))
 }
 
 /// The fact rows of earlier periods any check of `pipeline` reads (see

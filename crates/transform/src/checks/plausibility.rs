@@ -32,6 +32,12 @@ pub const IMPOSSIBLE: &str = "impossible";
 const ORDER: &str = "__order";
 const PER_MONTH: &str = "__per_month";
 
+/// The larger of a series' largest per-month value so far and the next
+/// one, as `cum_max` takes them: NaN only while every value so far is NaN.
+fn larger(max: Option<f64>, x: f64) -> f64 {
+    max.map_or(x, |m| if x > m || m.is_nan() { x } else { m })
+}
+
 /// Over rows sorted by series (township, indicator), then period: for each
 /// row, the largest per-month value of the rows before it in its series
 /// (`history_max`) and how many of their values are not zero
@@ -39,10 +45,17 @@ const PER_MONTH: &str = "__per_month";
 /// series give, nulls as they give them (both null on a series' first row;
 /// the largest null too where the row before has no per-month value), in
 /// one pass: polars evaluates those windows one small frame per series,
-/// 140 ms of a province's month.
-fn history(sorted: DataFrame) -> PolarsResult<DataFrame> {
+/// 140 ms of a province's month. A series in `seen` ([`series_after`] of
+/// the periods before the rows') continues from its history there: its
+/// first row is not a first.
+fn history(sorted: DataFrame, seen: Option<&DataFrame>) -> PolarsResult<DataFrame> {
     let (township, indicator) = (sorted.column("township")?.str()?, sorted.column("indicator")?.str()?);
     let (value, per_month) = (sorted.column("value")?.f64()?, sorted.column(PER_MONTH)?.f64()?);
+    let seen = match seen {
+        Some(s) => Some(Seen::read(s)?),
+        None => None,
+    };
+    let mut at = 0;
     let n = sorted.height();
     let mut largest: Vec<Option<f64>> = Vec::with_capacity(n);
     let mut nonzero: Vec<Option<i64>> = Vec::with_capacity(n);
@@ -51,12 +64,23 @@ fn history(sorted: DataFrame) -> PolarsResult<DataFrame> {
     for i in 0..n {
         let series = (township.get(i), indicator.get(i));
         if i == 0 || series != prev {
-            (max, count) = (None, 0);
-            largest.push(None);
-            nonzero.push(None);
+            match seen.as_ref().and_then(|s| s.find(series, &mut at)) {
+                // Its history before: the row before it is the last of
+                // those periods' (with or without a per-month value).
+                Some(before) => {
+                    (max, count) = (before.max, before.n);
+                    largest.push(if before.last_unknown { None } else { before.max });
+                    nonzero.push(Some(count));
+                }
+                None => {
+                    (max, count) = (None, 0);
+                    largest.push(None);
+                    nonzero.push(None);
+                }
+            }
         } else {
             largest.push(prev_pm.map(|x: f64| {
-                let m = max.map_or(x, |m: f64| if x > m || m.is_nan() { x } else { m });
+                let m = larger(max, x);
                 max = Some(m);
                 m
             }));
@@ -71,6 +95,214 @@ fn history(sorted: DataFrame) -> PolarsResult<DataFrame> {
     out.with_column(Column::new("history_max".into(), largest))?;
     out.with_column(Column::new("history_n".into(), nonzero))?;
     Ok(out)
+}
+
+/// Columns of a township's history of an indicator's totals after some
+/// periods ([`series_after`]): the series, the largest per-month value of its
+/// totals (null: none had one), how many were not zero, and whether the
+/// last had no per-month value.
+const SERIES_COLUMNS: [&str; 5] = ["township", "indicator", "history_max", "history_n", "last_unknown"];
+
+/// A series: its township and indicator.
+type SeriesKey<'a> = (Option<&'a str>, Option<&'a str>);
+
+/// One series of a [`series_after`] frame.
+#[derive(Debug, Clone, Copy)]
+struct Before {
+    max: Option<f64>,
+    n: i64,
+    last_unknown: bool,
+}
+
+/// A [`series_after`] frame read for a walk in its order.
+struct Seen<'a> {
+    township: &'a StringChunked,
+    indicator: &'a StringChunked,
+    max: &'a Float64Chunked,
+    n: &'a Int64Chunked,
+    last_unknown: &'a BooleanChunked,
+}
+
+impl<'a> Seen<'a> {
+    fn read(frame: &'a DataFrame) -> PolarsResult<Seen<'a>> {
+        Ok(Seen {
+            township: frame.column(SERIES_COLUMNS[0])?.str()?,
+            indicator: frame.column(SERIES_COLUMNS[1])?.str()?,
+            max: frame.column(SERIES_COLUMNS[2])?.f64()?,
+            n: frame.column(SERIES_COLUMNS[3])?.i64()?,
+            last_unknown: frame.column(SERIES_COLUMNS[4])?.bool()?,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.township.len()
+    }
+
+    fn key(&self, i: usize) -> SeriesKey<'a> {
+        (self.township.get(i), self.indicator.get(i))
+    }
+
+    fn get(&self, i: usize) -> Before {
+        Before {
+            max: self.max.get(i),
+            n: self.n.get(i).unwrap_or(0),
+            last_unknown: self.last_unknown.get(i).unwrap_or(true),
+        }
+    }
+
+    /// The history of `series`, looked for from `at` on (series come in
+    /// the frame's order, so `at` only moves forward).
+    fn find(&self, series: SeriesKey<'_>, at: &mut usize) -> Option<Before> {
+        while *at < self.len() && self.key(*at) < series {
+            *at += 1;
+        }
+        (*at < self.len() && self.key(*at) == series).then(|| self.get(*at))
+    }
+}
+
+/// Of `facts`, the totals the check bounds (no breakdown, a value), with
+/// their months and only the columns the check reads.
+fn totals(facts: &DataFrame) -> PolarsResult<LazyFrame> {
+    let months = super::rule::period_months(facts)?;
+    Ok(facts
+        .clone()
+        .lazy()
+        .select(
+            [
+                "program",
+                "township",
+                "period",
+                "year",
+                "indicator",
+                "dimension",
+                "value",
+                "value_raw",
+            ]
+            .map(col),
+        )
+        .filter(col("dimension").is_null().and(col("value").is_not_null()))
+        .join(
+            months.lazy(),
+            [col("period")],
+            [col("period")],
+            JoinArgs::new(JoinType::Left),
+        ))
+}
+
+/// Each township's history of each indicator's totals after `facts`'
+/// periods, continuing `before` (the same after the periods before them;
+/// None: nothing before): what the history bound of a later period reads,
+/// a row per series in [`SERIES_COLUMNS`], sorted by township and
+/// indicator. What a batch carries to the next instead of the rows of
+/// every period before (a national November read 3.8 million such rows
+/// and sorted them with its own): checking a period with the history
+/// after the ones before it fails as checking it with all of their rows.
+pub fn series_after(before: Option<&DataFrame>, facts: &DataFrame) -> PolarsResult<DataFrame> {
+    let own = totals(facts)?
+        .select([
+            col("township"),
+            col("indicator"),
+            col("period"),
+            col("value"),
+            (col("value") / col("months")).alias(PER_MONTH),
+        ])
+        .sort(
+            ["township", "indicator", "period"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()?;
+    series_of(&own, before)
+}
+
+/// [`series_after`] of rows sorted by series (township, indicator), then
+/// period, with their value and per-month value (`PER_MONTH`).
+fn series_of(own: &DataFrame, before: Option<&DataFrame>) -> PolarsResult<DataFrame> {
+    let (township, indicator) = (own.column("township")?.str()?, own.column("indicator")?.str()?);
+    let (value, per_month) = (own.column("value")?.f64()?, own.column(PER_MONTH)?.f64()?);
+    // Each series of `own`, folded over its rows in period order.
+    let mut mine: Vec<(SeriesKey<'_>, Before)> = vec![];
+    for i in 0..own.height() {
+        let series = (township.get(i), indicator.get(i));
+        if mine.last().is_none_or(|(s, _)| *s != series) {
+            mine.push((
+                series,
+                Before {
+                    max: None,
+                    n: 0,
+                    last_unknown: true,
+                },
+            ));
+        }
+        let b = &mut mine.last_mut().expect("pushed above").1;
+        let pm = per_month.get(i);
+        if let Some(x) = pm {
+            b.max = Some(larger(b.max, x));
+        }
+        b.n += i64::from(value.get(i).is_some_and(|v| v != 0.0));
+        b.last_unknown = pm.is_none();
+    }
+    // Merged with the series before, both in (township, indicator) order.
+    let seen = match before.filter(|b| b.width() > 0) {
+        Some(b) => Some(Seen::read(b)?),
+        None => None,
+    };
+    let earlier = seen.as_ref().map_or(0, Seen::len);
+    let mut out: Vec<(SeriesKey<'_>, Before)> = Vec::with_capacity(mine.len() + earlier);
+    let (mut i, mut j) = (0, 0);
+    while i < earlier || j < mine.len() {
+        let old = seen.as_ref().filter(|_| i < earlier).map(|s| (s.key(i), s.get(i)));
+        match (old, mine.get(j)) {
+            (Some((k, b)), Some((m, _))) if k < *m => {
+                out.push((k, b));
+                i += 1;
+            }
+            (Some((k, b)), Some((m, now))) if k == *m => {
+                out.push((
+                    k,
+                    Before {
+                        max: match (b.max, now.max) {
+                            (Some(m), Some(x)) => Some(larger(Some(m), x)),
+                            (m, x) => m.or(x),
+                        },
+                        n: b.n + now.n,
+                        last_unknown: now.last_unknown,
+                    },
+                ));
+                (i, j) = (i + 1, j + 1);
+            }
+            (Some((k, b)), None) => {
+                out.push((k, b));
+                i += 1;
+            }
+            (_, Some(m)) => {
+                out.push(*m);
+                j += 1;
+            }
+            (None, None) => unreachable!("the loop runs while one side has rows"),
+        }
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            SERIES_COLUMNS[0].into(),
+            out.iter().map(|(k, _)| k.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            SERIES_COLUMNS[1].into(),
+            out.iter().map(|(k, _)| k.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            SERIES_COLUMNS[2].into(),
+            out.iter().map(|(_, b)| b.max).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            SERIES_COLUMNS[3].into(),
+            out.iter().map(|(_, b)| b.n).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            SERIES_COLUMNS[4].into(),
+            out.iter().map(|(_, b)| b.last_unknown).collect::<Vec<_>>(),
+        ),
+    ])
 }
 
 /// The plausibility check (`kind = "plausibility"`): bounds per township and
@@ -127,51 +359,6 @@ impl Check for Plausibility {
         "implausible"
     }
 
-    /// The township's history of each indicator's total.
-    fn earlier(&self, _catalog: &Catalog) -> Option<Expr> {
-        Some(super::reported_totals())
-    }
-
-    /// Of each township's history of an indicator, what its bound reads:
-    /// its largest month, and its last `min_history` non-zero periods
-    /// (whether it has that many).
-    fn carried(&self, _catalog: &Catalog, earlier: &DataFrame) -> PolarsResult<LazyFrame> {
-        let keys = [col("township"), col("indicator")];
-        let per_month = col("value") / col("months");
-        let totals = earlier.clone().lazy().filter(super::reported_totals()).join(
-            super::rule::period_months(earlier)?.lazy(),
-            [col("period")],
-            [col("period")],
-            JoinArgs::new(JoinType::Left),
-        );
-        let largest = totals
-            .clone()
-            .filter(
-                per_month
-                    .clone()
-                    .eq(per_month.clone().max().over(keys.clone())?)
-                    .or(per_month.is_nan()),
-            )
-            .select([col(super::ROW)]);
-        let last = totals
-            .filter(col("value").neq(lit(0.0)))
-            .filter(
-                col("period")
-                    .rank(
-                        RankOptions {
-                            method: RankMethod::Dense,
-                            descending: true,
-                        },
-                        None,
-                    )
-                    .over(keys)?
-                    .cast(DataType::Int64)
-                    .lt_eq(lit(self.min_history as i64)),
-            )
-            .select([col(super::ROW)]);
-        concat([largest, last], UnionArgs::default())
-    }
-
     fn run(&self, input: &CheckInput<'_>) -> PolarsResult<DataFrame> {
         let cat = &input.catalog.indicators;
         let bounds = DataFrame::new_infer_height(vec![
@@ -200,7 +387,6 @@ impl Check for Plausibility {
                 ts.iter().map(|t| t.population.map(|p| p as f64)).collect::<Vec<_>>(),
             ),
         ])?;
-        let months = super::rule::period_months(input.facts)?;
         let per_month = col("value") / col("months");
         let configured = col("max_per_month") * col("months");
         let by_population = when(col("people")).then(col("population")).otherwise(lit(NULL));
@@ -219,38 +405,17 @@ impl Check for Plausibility {
         // The totals in period order (rows of one period in the order they
         // came), with their history: each (township, indicator)'s rows in
         // period order, their history made in one pass (see [`history`]),
-        // then back in period order. A history no row can use (no series
-        // longer than `min_history`: a deployment's first months) is not
-        // made. Only the columns the check reads are carried through its
-        // sorts and joins, not all of a batch's facts'.
-        let totals = input
-            .facts
-            .clone()
-            .lazy()
-            .select(
-                [
-                    "program",
-                    "township",
-                    "period",
-                    "year",
-                    "indicator",
-                    "dimension",
-                    "value",
-                    "value_raw",
-                ]
-                .map(col),
-            )
-            .filter(col("dimension").is_null().and(col("value").is_not_null()))
-            .join(
-                months.lazy(),
-                [col("period")],
-                [col("period")],
-                JoinArgs::new(JoinType::Left),
-            )
+        // continued from the periods before (`input.series`), then back in
+        // period order. A history no row can use (no series longer than
+        // `min_history` and nothing before: a deployment's first months) is
+        // not made. Only the columns the check reads are carried through
+        // its sorts and joins, not all of a batch's facts'.
+        let totals = totals(input.facts)?
             .sort(["period"], SortMultipleOptions::default().with_maintain_order(true))
             .collect()?;
+        let seen = input.series.filter(|s| s.height() > 0);
         // The series' lengths counted over the totals, not every fact row.
-        let with_history = match super::longest_history(&totals, None)? > self.min_history.max(1) {
+        let with_history = match seen.is_some() || super::longest_history(&totals, None)? > self.min_history.max(1) {
             true => history(
                 totals
                     .lazy()
@@ -261,6 +426,7 @@ impl Check for Plausibility {
                     )
                     .with_column(per_month.alias(PER_MONTH))
                     .collect()?,
+                seen,
             )?
             .lazy()
             .sort([ORDER], Default::default())
@@ -416,7 +582,7 @@ mod tests {
                 ])
                 .collect()
                 .unwrap();
-            let ours = history(frame).unwrap();
+            let ours = history(frame, None).unwrap();
             let f = |d: &DataFrame, c: &str| -> Vec<Option<String>> {
                 let s = d.column(c).unwrap().cast(&DataType::Float64).unwrap();
                 s.f64().unwrap().iter().map(|v| v.map(|v| format!("{v:?}"))).collect()
@@ -430,5 +596,111 @@ mod tests {
         }
         // The cases that make the two differ if handled differently came up.
         assert!(nan_seen && null_max_after_first);
+    }
+
+    /// Random series as above, split into runs of periods as a year's
+    /// batches come: each run's history continued from [`series_of`] the
+    /// runs before it (chained run by run) is the history of the whole.
+    #[test]
+    fn history_continued_from_the_series_before_is_the_history_of_the_whole() {
+        let mut next = crate::fixtures::random(0x9E37_79B9_7F4A_7C15u64);
+        let periods = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-Q1"];
+        let (mut seeded, mut unknown_last, mut merged) = (0, 0, 0);
+        for _ in 0..300 {
+            let rows = 1 + next(50) as usize;
+            let (mut t, mut ind, mut period, mut value, mut pm) = (vec![], vec![], vec![], vec![], vec![]);
+            for _ in 0..rows {
+                t.push(["110101001", "110101002", "320106001"][next(3) as usize]);
+                ind.push(["A01", "A02", "B07"][next(3) as usize]);
+                period.push(periods[next(5) as usize]);
+                let v = match next(8) {
+                    0 => 0.0,
+                    1 => -(next(50) as f64),
+                    2 => f64::NAN,
+                    3 => 1e9,
+                    _ => next(500) as f64,
+                };
+                value.push(v);
+                pm.push((next(6) != 0).then_some(v / (1 + next(3)) as f64));
+            }
+            let frame = DataFrame::new_infer_height(vec![
+                Column::new("township".into(), t),
+                Column::new("indicator".into(), ind),
+                Column::new("period".into(), period),
+                Column::new("value".into(), value),
+                Column::new(PER_MONTH.into(), pm),
+            ])
+            .unwrap()
+            .lazy()
+            .sort(
+                ["township", "indicator", "period"],
+                SortMultipleOptions::default().with_maintain_order(true),
+            )
+            .collect()
+            .unwrap();
+            let whole = history(frame.clone(), None).unwrap();
+            // Two cuts between periods: up to three runs.
+            let (a, b) = (next(6) as usize, next(6) as usize);
+            let cuts = [a.min(b), a.max(b)];
+            let run = |f: &DataFrame, from: usize, to: usize| {
+                let of: Vec<&str> = periods[from.min(5)..to.min(5)].to_vec();
+                f.clone()
+                    .lazy()
+                    .filter(col("period").is_in(lit(Series::new("p".into(), of)).implode(false), false))
+                    .collect()
+                    .unwrap()
+            };
+            let mut before: Option<DataFrame> = None;
+            let mut got: Vec<DataFrame> = vec![];
+            let mut want: Vec<DataFrame> = vec![];
+            for (from, to) in [(0, cuts[0]), (cuts[0], cuts[1]), (cuts[1], 5)] {
+                let rows = run(&frame, from, to);
+                if let Some(b) = &before {
+                    seeded += usize::from(b.height() > 0 && rows.height() > 0);
+                    unknown_last += usize::from(b.column("last_unknown").unwrap().bool().unwrap().any());
+                }
+                got.push(history(rows.clone(), before.as_ref()).unwrap());
+                want.push(run(&whole, from, to));
+                if let Some(b) = &before {
+                    // Series with rows both before and in this run.
+                    let keys = [col("township"), col("indicator")];
+                    merged += rows
+                        .clone()
+                        .lazy()
+                        .join(b.clone().lazy(), keys.clone(), keys, JoinArgs::new(JoinType::Semi))
+                        .collect()
+                        .unwrap()
+                        .height();
+                }
+                before = Some(series_of(&rows, before.as_ref()).unwrap());
+            }
+            let f = |d: &DataFrame, c: &str| -> Vec<Option<String>> {
+                let s = d.column(c).unwrap().cast(&DataType::Float64).unwrap();
+                s.f64().unwrap().iter().map(|v| v.map(|v| format!("{v:?}"))).collect()
+            };
+            for (g, w) in got.iter().zip(&want) {
+                assert_eq!(g.height(), w.height());
+                for c in ["township", "indicator", "period"] {
+                    assert!(g.column(c).unwrap().equals_missing(w.column(c).unwrap()));
+                }
+                for c in ["history_max", "history_n"] {
+                    assert_eq!(f(g, c), f(w, c), "{c} of\n{g}\nagainst the whole's\n{w}");
+                }
+            }
+            // After every run, a row per series of all the runs.
+            let all = before.unwrap();
+            let series = frame
+                .clone()
+                .lazy()
+                .select([col("township"), col("indicator")])
+                .unique_stable(None, UniqueKeepStrategy::First)
+                .collect()
+                .unwrap();
+            assert_eq!(all.height(), series.height(), "{all}");
+        }
+        assert!(
+            seeded > 100 && unknown_last > 20 && merged > 1000,
+            "{seeded} {unknown_last} {merged}"
+        );
     }
 }
