@@ -239,24 +239,25 @@ impl Memo {
     }
 
     /// The look-back rows and totals' history of `batch` computed from
-    /// inputs with `digest` ([`Batch::look_back`], [`Batch::series`]; an
-    /// empty frame for what the batch had none of); None when the memo is
-    /// for other inputs or one of them cannot be read.
-    pub fn look_back(&self, batch: &str, digest: &str) -> Option<(DataFrame, DataFrame)> {
+    /// inputs with `digest` ([`Batch::look_back`], [`Batch::series`]), of
+    /// those `wanted` (the program's checks look back; keep the series):
+    /// an empty frame for one not wanted. None when the memo is for other
+    /// inputs or a wanted one cannot be read (a batch that had one kept it,
+    /// so a missing file is not "none").
+    pub fn look_back(&self, batch: &str, digest: &str, wanted: [bool; 2]) -> Option<(DataFrame, DataFrame)> {
         let dir = self.batch_dir(batch);
         let meta: Meta = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).ok()?).ok()?;
         if meta.format != MEMO_VERSION || meta.digest != digest {
             return None;
         }
-        // A frame is kept only when it has columns (see [`Memo::save`]).
-        let read = |name: &str| -> Option<DataFrame> {
-            match std::fs::File::open(dir.join(format!("{name}.parquet"))) {
-                Ok(f) => ParquetReader::new(f).finish().ok(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(DataFrame::empty()),
-                Err(_) => None,
+        let read = |name: &str, wanted: bool| -> Option<DataFrame> {
+            if !wanted {
+                return Some(DataFrame::empty());
             }
+            let f = std::fs::File::open(dir.join(format!("{name}.parquet"))).ok()?;
+            ParquetReader::new(f).finish().ok()
         };
-        Some((read(LOOK_BACK)?, read(SERIES)?))
+        Some((read(LOOK_BACK, wanted[0])?, read(SERIES, wanted[1])?))
     }
 
     /// Keeps `b` as the memo of `batch` (replacing the one before; a crash

@@ -1119,6 +1119,9 @@ enum Before {
         code: String,
         digest: String,
         quota: checks::quota::QuotaFacts,
+        /// Whether the program's checks look back, and whether it keeps
+        /// the totals' history ([`Memo::look_back`]'s `wanted`).
+        wanted: [bool; 2],
         /// How many of the part's landings are of the batches up to it
         /// (their rows make its look-back rows again when its memo's cannot
         /// be read).
@@ -1141,9 +1144,10 @@ impl Before {
                 code,
                 digest,
                 quota,
+                wanted,
                 upto,
             } => {
-                let (rows, series) = match memo.look_back(&code, &digest) {
+                let (rows, series) = match memo.look_back(&code, &digest, wanted) {
                     Some(kept) => kept,
                     None => again(upto)?,
                 };
@@ -1407,6 +1411,7 @@ fn compute(
                                 code: code.clone(),
                                 digest: digest.clone(),
                                 quota: m.quota_facts.clone(),
+                                wanted: [looks_back, keeps_series],
                                 upto: upto.len(),
                             });
                             Work::Carried(Box::new(m), results)

@@ -575,11 +575,12 @@ async fn a_registry_across_provinces_is_computed_batch_by_batch_and_rolls_up_to_
     );
 
     // A township of 全椒 resubmits June, with the totals' history May's
-    // memo carries to June unreadable: it is made again from the
-    // province's reports of May and the months before.
+    // memo carries to June gone (a memo with it missing is not one without
+    // history): it is made again from the province's reports of May and
+    // the months before.
     let series = memos.join("34-2026-05/series.parquet");
     assert!(series.exists());
-    std::fs::write(&series, b"PAR1 not really").unwrap();
+    std::fs::remove_file(&series).unwrap();
     // And the year to date May's rollup carries into June's: made again
     // from the months before.
     std::fs::write(memos.join("rollup-2026-05/carry-0.parquet"), b"PAR1 not really").unwrap();
