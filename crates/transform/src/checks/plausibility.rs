@@ -520,6 +520,43 @@ impl Check for Plausibility {
 mod tests {
     use super::*;
 
+    /// `rows` random totals of a few townships and indicators in `periods`
+    /// (values zero, negative, NaN, large; some without a per-month value;
+    /// several of one period), sorted by series, then period, as the check
+    /// sorts them.
+    fn random_series(next: &mut impl FnMut(u64) -> u64, rows: usize, periods: &[&str]) -> DataFrame {
+        let (mut t, mut ind, mut period, mut value, mut pm) = (vec![], vec![], vec![], vec![], vec![]);
+        for _ in 0..rows {
+            t.push(["110101001", "110101002", "320106001"][next(3) as usize]);
+            ind.push(["A01", "A02", "B07"][next(3) as usize]);
+            period.push(periods[next(periods.len() as u64) as usize]);
+            let v = match next(8) {
+                0 => 0.0,
+                1 => -(next(50) as f64),
+                2 => f64::NAN,
+                3 => 1e9,
+                _ => next(500) as f64,
+            };
+            value.push(v);
+            pm.push((next(6) != 0).then_some(v / (1 + next(3)) as f64));
+        }
+        DataFrame::new_infer_height(vec![
+            Column::new("township".into(), t),
+            Column::new("indicator".into(), ind),
+            Column::new("period".into(), period),
+            Column::new("value".into(), value),
+            Column::new(PER_MONTH.into(), pm),
+        ])
+        .unwrap()
+        .lazy()
+        .sort(
+            ["township", "indicator", "period"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        )
+        .collect()
+        .unwrap()
+    }
+
     /// Random series (a few townships, indicators and periods; values zero,
     /// negative, NaN, large; some rows without a per-month value; several
     /// rows of one period), sorted as the check sorts them: [`history`]
@@ -531,36 +568,7 @@ mod tests {
         let (mut nan_seen, mut null_max_after_first) = (false, false);
         for _ in 0..200 {
             let rows = 1 + next(40) as usize;
-            let (mut t, mut ind, mut period, mut value, mut pm) = (vec![], vec![], vec![], vec![], vec![]);
-            for _ in 0..rows {
-                t.push(["110101001", "110101002", "320106001"][next(3) as usize]);
-                ind.push(["A01", "A02", "B07"][next(3) as usize]);
-                period.push(["2026-01", "2026-02", "2026-03", "2026-Q1"][next(4) as usize]);
-                let v = match next(8) {
-                    0 => 0.0,
-                    1 => -(next(50) as f64),
-                    2 => f64::NAN,
-                    3 => 1e9,
-                    _ => next(500) as f64,
-                };
-                value.push(v);
-                pm.push((next(6) != 0).then_some(v / (1 + next(3)) as f64));
-            }
-            let frame = DataFrame::new_infer_height(vec![
-                Column::new("township".into(), t),
-                Column::new("indicator".into(), ind),
-                Column::new("period".into(), period),
-                Column::new("value".into(), value),
-                Column::new(PER_MONTH.into(), pm),
-            ])
-            .unwrap()
-            .lazy()
-            .sort(
-                ["township", "indicator", "period"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .collect()
-            .unwrap();
+            let frame = random_series(&mut next, rows, &["2026-01", "2026-02", "2026-03", "2026-Q1"]);
             let windows = frame
                 .clone()
                 .lazy()
@@ -608,36 +616,7 @@ mod tests {
         let (mut seeded, mut unknown_last, mut merged) = (0, 0, 0);
         for _ in 0..300 {
             let rows = 1 + next(50) as usize;
-            let (mut t, mut ind, mut period, mut value, mut pm) = (vec![], vec![], vec![], vec![], vec![]);
-            for _ in 0..rows {
-                t.push(["110101001", "110101002", "320106001"][next(3) as usize]);
-                ind.push(["A01", "A02", "B07"][next(3) as usize]);
-                period.push(periods[next(5) as usize]);
-                let v = match next(8) {
-                    0 => 0.0,
-                    1 => -(next(50) as f64),
-                    2 => f64::NAN,
-                    3 => 1e9,
-                    _ => next(500) as f64,
-                };
-                value.push(v);
-                pm.push((next(6) != 0).then_some(v / (1 + next(3)) as f64));
-            }
-            let frame = DataFrame::new_infer_height(vec![
-                Column::new("township".into(), t),
-                Column::new("indicator".into(), ind),
-                Column::new("period".into(), period),
-                Column::new("value".into(), value),
-                Column::new(PER_MONTH.into(), pm),
-            ])
-            .unwrap()
-            .lazy()
-            .sort(
-                ["township", "indicator", "period"],
-                SortMultipleOptions::default().with_maintain_order(true),
-            )
-            .collect()
-            .unwrap();
+            let frame = random_series(&mut next, rows, &periods);
             let whole = history(frame.clone(), None).unwrap();
             // Two cuts between periods: up to three runs.
             let (a, b) = (next(6) as usize, next(6) as usize);
