@@ -2412,9 +2412,6 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
-    // What the last run's commit left in the state store's write-ahead
-    // log, copied into its file while this one fetches.
-    let checkpoint = state.checkpoint_aside()?;
     // Read aside while this thread reads the validators and starts the run
     // (a national year's are 455,000 rows each): the kept normalizations'
     // indexes and the keys of what is landed (hashed: a national year's
@@ -2574,9 +2571,6 @@ pub async fn run_with<S: Source + Clone + 'static>(
     }
     let Lander { batch, normalizer, .. } = lander;
     state.end_landings(batch)?;
-    checkpoint
-        .join()
-        .map_err(|_| RunError::Task("checkpointing the state store panicked".into()))?;
     tracing::debug!(
         transactions = syncs,
         syncfs = raw.syncs(),

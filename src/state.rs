@@ -293,32 +293,6 @@ impl State {
         })
     }
 
-    /// Copies what is committed in the write-ahead log into the database
-    /// file (a passive checkpoint: it waits for no other connection and
-    /// copies what none still reads), through a connection of its own on a
-    /// thread of its own: what the last run's commit left in the log (see
-    /// [`Pending::commit`]), copied while this run fetches. A failure costs
-    /// only a longer log, which the next checkpoint copies: it is logged.
-    pub fn checkpoint_aside(&self) -> Result<std::thread::JoinHandle<()>, StateError> {
-        let path = self.path.clone();
-        std::thread::Builder::new()
-            .name("checkpoint".into())
-            .spawn(move || {
-                let copied = Connection::open(&path).and_then(|c| {
-                    c.busy_timeout(BUSY_WAIT)?;
-                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(2))
-                });
-                match copied {
-                    Ok(pages) => tracing::debug!(pages, "State store checkpointed."),
-                    Err(e) => tracing::warn!(path = %path, error = %e, "Cannot checkpoint the state store's write-ahead log; the next run tries again."),
-                }
-            })
-            .map_err(|source| StateError::Io {
-                path: self.path.clone(),
-                source,
-            })
-    }
-
     fn err(&self, source: rusqlite::Error) -> StateError {
         StateError::Sqlite {
             path: self.path.clone(),
@@ -1203,15 +1177,6 @@ impl Pending<'_> {
             params![c.run_id, ts(&c.finished_at), c.summary],
         )
         .map_err(wrap)?;
-        // The commit's pages stay in the write-ahead log, synced: copying
-        // them into the database file at once (the checkpoint SQLite runs
-        // after a commit of more than 1,000 pages, and when the last
-        // connection closes) was 0.14-0.17 s after a national month's
-        // commit, on the way to the run's end. The next run copies them
-        // while it fetches (`State::checkpoint_aside`).
-        conn.execute_batch("PRAGMA wal_autocheckpoint=0").map_err(wrap)?;
-        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
-            .map_err(wrap)?;
         conn.execute_batch("COMMIT").map_err(wrap)?;
         self.done = true;
         Ok(())

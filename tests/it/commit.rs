@@ -545,69 +545,6 @@ async fn a_result_failing_again_on_the_next_days_is_still_failing_since_the_firs
     assert!(seen_last.len() == 1 && seen_last != seen_again, "{seen_last:?}");
 }
 
-/// The finished runs a state store's database file holds by itself,
-/// without its write-ahead log (a copy of the file alone, opened).
-fn finished_runs_in_the_file_alone(root: &Path, scratch: &Path) -> i64 {
-    let copy = scratch.join("file-alone.sqlite");
-    std::fs::copy(root.join("state/taizhang.sqlite"), &copy).unwrap();
-    let db = rusqlite::Connection::open(&copy).unwrap();
-    // No table yet when nothing was ever copied into the file.
-    let n = db
-        .query_row("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL", [], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0);
-    drop(db);
-    std::fs::remove_file(&copy).unwrap();
-    n
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_commit_waits_in_the_write_ahead_log_and_the_next_run_copies_it_into_the_file() {
-    // The run's commit is synced in the log and seen by every reader at
-    // once; the database file takes it when the next run checkpoints, not
-    // at the end of the run that made it.
-    let d = Deployment::start().await;
-    let root = d.root();
-    let scratch = d.dir.path().join("scratch");
-    std::fs::create_dir_all(&scratch).unwrap();
-    let finished = || -> i64 {
-        let db = rusqlite::Connection::open_with_flags(
-            root.join("state/taizhang.sqlite"),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .unwrap();
-        db.query_row("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL", [], |r| {
-            r.get(0)
-        })
-        .unwrap()
-    };
-    run_ok(&root, T1, &[]).await;
-    let wal = root.join("state/taizhang.sqlite-wal");
-    assert!(std::fs::metadata(&wal).unwrap().len() > 0, "the log holds the commit");
-    assert_eq!(finished(), 1, "the run is committed");
-    assert_eq!(finished_runs_in_the_file_alone(&root, &scratch), 0);
-    run_ok(&root, T2, &[]).await;
-    assert_eq!(finished(), 2);
-    assert_eq!(
-        finished_runs_in_the_file_alone(&root, &scratch),
-        1,
-        "the second run copied the first's commit into the file"
-    );
-    // What the runs command reads: both runs.
-    let out = bin()
-        .args(["runs", "--json", "--config"])
-        .arg(root.join("config/taizhang.toml"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let runs: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(runs.len(), 2, "{runs:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
     let d = Deployment::start().await;
