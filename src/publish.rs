@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use polars::prelude::*;
 use taizhang_model::schema::{
-    LEVELS, alert_columns, check_columns, extraction_columns, fact_columns, history_columns, indicator_columns,
+    LEVELS, Level, alert_columns, check_columns, extraction_columns, fact_columns, history_columns, indicator_columns,
     landing_columns, quarantine_columns, quota_columns, rollup_columns, submission_columns, township_columns,
 };
 use taizhang_transform::text::{Texts, like_before};
@@ -361,19 +361,30 @@ pub fn publish_rollup(
         None => Owner::program(program),
     };
     for (level, frame) in LEVELS.iter().zip(rollup) {
-        let table = Table {
-            name: level.table.into(),
-            description: format!(
-                "{} totals per indicator, breakdown cell and period, with quota progress",
-                level.label
-            ),
-            columns: rollup_columns(*level),
-            metadata: vec![],
-            frame,
-        };
-        sink.write_by_year(&table, owner, year)?;
+        publish_rollup_level(owner, *level, frame, sink, year)?;
     }
     Ok(())
+}
+
+/// Publishes one level of a rollup (see [`publish_rollup`]), for `owner`.
+pub fn publish_rollup_level(
+    owner: Owner<'_>,
+    level: Level,
+    frame: &DataFrame,
+    sink: &mut dyn TableSink,
+    year: i32,
+) -> Result<(), PublishError> {
+    let table = Table {
+        name: level.table.into(),
+        description: format!(
+            "{} totals per indicator, breakdown cell and period, with quota progress",
+            level.label
+        ),
+        columns: rollup_columns(level),
+        metadata: vec![],
+        frame,
+    };
+    sink.write_by_year(&table, owner, year)
 }
 
 /// Publishes a program's small tables: landings and check results (its

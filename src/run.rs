@@ -30,6 +30,7 @@ use crate::sources::inbox::{self, WithInbox};
 use crate::sources::{FetchOutcome, FetchTarget, Source};
 use crate::state::{AlertRecord, Commit, Landing, Pending, State, StateError};
 use crate::timeliness;
+use taizhang_model::schema::LEVELS;
 
 /// A run that could not complete. Bad township input is never one of these:
 /// it is quarantined and alerted, and the run goes on.
@@ -1789,12 +1790,44 @@ fn roll_up(
             (None, None) => None,
         };
         let (county, reporting) = stacked(rolls)?;
-        let (tables, after) = levels(county, &reporting, before.as_ref())?;
-        publish::publish_rollup(&p.name, Some(period), &tables, sink, year)?;
+        // The county level published (its file encoded) while the levels
+        // above it are made on a thread of their own: a national month's
+        // 0.12 s beside its 0.15-0.2 s.
+        let rollup = rollup::PeriodRollup::new(
+            &reporting,
+            &cfg.def.registry,
+            &cfg.def.quotas,
+            &cfg.def.catalog,
+            before.as_ref(),
+        )
+        .map_err(internal("rollup"))?;
+        let owner = crate::sinks::Owner::batch(&p.name, period);
+        let (county_rows, (above, above_after)) = std::thread::scope(|scope| -> Result<_, RunError> {
+            let above = std::thread::Builder::new()
+                .name("rollup above".into())
+                .spawn_scoped(scope, || rollup.above(&county))
+                .map_err(|e| RunError::Task(format!("cannot start a thread for the rollup of {period}: {e}")))?;
+            let county_level = rollup.county(county.clone()).map_err(internal("rollup"));
+            let published = county_level.and_then(|(table, after)| {
+                publish::publish_rollup_level(owner, LEVELS[0], &table, sink, year)?;
+                Ok((table.height(), after))
+            });
+            let above = above
+                .join()
+                .map_err(|_| RunError::Task(format!("the rollup of {period} panicked")))?
+                .map_err(internal("rollup"))?;
+            Ok((published?, above))
+        })?;
+        let (county_height, county_after) = county_rows;
+        for (level, table) in LEVELS[1..].iter().zip(&above) {
+            publish::publish_rollup_level(owner, *level, table, sink, year)?;
+        }
+        let [city_after, province_after, nation_after] = above_after;
+        let after = [county_after, city_after, province_after, nation_after];
         let m = memo::Rollup {
             digest,
             files: sink.files_of(&p.name, period),
-            rows: tables[0].height(),
+            rows: county_height,
         };
         rows += m.rows;
         if let Err(e) = memo.save_rollup(&name, &m, &after) {

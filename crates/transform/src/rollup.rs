@@ -753,7 +753,8 @@ fn cell_keys(level: Level) -> Vec<Expr> {
 /// after the period before in the same run of periods; None for the
 /// first), and each level's carry after this period (every cell of the
 /// level seen so far with its last year to date: area, year, indicator,
-/// dimension, category, `ytd_value`).
+/// dimension, category, `ytd_value`): [`PeriodRollup`]'s county level and
+/// the levels above it.
 pub fn period_levels(
     county: DataFrame,
     submissions: &DataFrame,
@@ -762,20 +763,80 @@ pub fn period_levels(
     catalog: &Catalog,
     before: Option<&[DataFrame; 4]>,
 ) -> PolarsResult<([DataFrame; 4], [DataFrame; 4])> {
-    let [county, city, province, nation] = levels_up(county, submissions, registry, quotas, catalog)?;
-    let kinds = crate::checks::quota::kinds(catalog)?;
-    let mut tables = vec![];
-    let mut carry = vec![];
-    for (i, (level, table)) in LEVELS.iter().zip([county, city, province, nation]).enumerate() {
+    let rollup = PeriodRollup::new(submissions, registry, quotas, catalog, before)?;
+    let (above, above_carry) = rollup.above(&county)?;
+    let (county, county_carry) = rollup.county(county)?;
+    let [city, province, nation] = above;
+    let [city_carry, province_carry, nation_carry] = above_carry;
+    Ok((
+        [county, city, province, nation],
+        [county_carry, city_carry, province_carry, nation_carry],
+    ))
+}
+
+/// [`period_levels`] in two halves that need nothing of each other, so
+/// that the county level (the largest table by far: a national month's
+/// 446,700 rows against its cities' 51,300) can be published while the
+/// levels above it are made.
+pub struct PeriodRollup<'b> {
+    ctx: Context,
+    kinds: LazyFrame,
+    before: Option<&'b [DataFrame; 4]>,
+}
+
+impl<'b> PeriodRollup<'b> {
+    /// The rollup of one period's county rows with `submissions` (for the
+    /// reporting counts) after `before` (see [`period_levels`]).
+    pub fn new(
+        submissions: &DataFrame,
+        registry: &Registry,
+        quotas: &[Quota],
+        catalog: &Catalog,
+        before: Option<&'b [DataFrame; 4]>,
+    ) -> PolarsResult<Self> {
+        Ok(PeriodRollup {
+            ctx: Context::new(submissions, registry, quotas, catalog)?,
+            kinds: crate::checks::quota::kinds(catalog)?,
+            before,
+        })
+    }
+
+    /// The county level's table and carry.
+    pub fn county(&self, county: DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+        let table = self.ctx.years_to_date(county, LEVELS[0])?;
+        self.continued(0, table)
+    }
+
+    /// The city, province and nation levels' tables and carries, from the
+    /// county rows (their values and counts: the county's year to date is
+    /// not read).
+    pub fn above(&self, county: &DataFrame) -> PolarsResult<([DataFrame; 3], [DataFrame; 3])> {
+        let county = self.ctx.years_to_date(county.clone(), LEVELS[0])?;
+        let (mut tables, mut carry) = (vec![], vec![]);
+        let mut below = county;
+        for i in 1..LEVELS.len() {
+            let table = level_up(&below, LEVELS[i - 1], LEVELS[i], &self.ctx)?;
+            let (published, after) = self.continued(i, table.clone())?;
+            tables.push(published);
+            carry.push(after);
+            below = table;
+        }
+        let three = |v: Vec<DataFrame>| -> [DataFrame; 3] { v.try_into().expect("three levels") };
+        Ok((three(tables), three(carry)))
+    }
+
+    /// Level `i`'s table continued from its carry before, and its carry
+    /// after.
+    fn continued(&self, i: usize, table: DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+        let level = LEVELS[i];
+        let before = self.before.map(|b| &b[i]);
         let table = match before {
-            Some(b) => continued(table, *level, &b[i], kinds.clone())?,
+            Some(b) => continued(table, level, b, self.kinds.clone())?,
             None => table,
         };
-        carry.push(carry_out(&table, *level, before.map(|b| &b[i]))?);
-        tables.push(table);
+        let carry = carry_out(&table, level, before)?;
+        Ok((table, carry))
     }
-    let four = |v: Vec<DataFrame>| -> [DataFrame; 4] { v.try_into().expect("four levels") };
-    Ok((four(tables), four(carry)))
 }
 
 /// A level's table of one period with each flow's year to date continued
