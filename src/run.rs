@@ -1801,6 +1801,7 @@ fn roll_up(
             before.as_ref(),
         )
         .map_err(internal("rollup"))?;
+        let county = rollup.to_date(county).map_err(internal("rollup"))?;
         let owner = crate::sinks::Owner::batch(&p.name, period);
         let (county_rows, (above, above_after)) = std::thread::scope(|scope| -> Result<_, RunError> {
             let above = std::thread::Builder::new()

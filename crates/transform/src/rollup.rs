@@ -764,6 +764,7 @@ pub fn period_levels(
     before: Option<&[DataFrame; 4]>,
 ) -> PolarsResult<([DataFrame; 4], [DataFrame; 4])> {
     let rollup = PeriodRollup::new(submissions, registry, quotas, catalog, before)?;
+    let county = rollup.to_date(county)?;
     let (above, above_carry) = rollup.above(&county)?;
     let (county, county_carry) = rollup.county(county)?;
     let [city, province, nation] = above;
@@ -801,19 +802,25 @@ impl<'b> PeriodRollup<'b> {
         })
     }
 
-    /// The county level's table and carry.
-    pub fn county(&self, county: DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
-        let table = self.ctx.years_to_date(county, LEVELS[0])?;
-        self.continued(0, table)
+    /// The period's county rows with their year to date (the batches'
+    /// rows as they are, see `Context::years_to_date`): what
+    /// [`PeriodRollup::county`] and [`PeriodRollup::above`] are given.
+    pub fn to_date(&self, county: DataFrame) -> PolarsResult<DataFrame> {
+        self.ctx.years_to_date(county, LEVELS[0])
     }
 
-    /// The city, province and nation levels' tables and carries, from the
-    /// county rows (their values and counts: the county's year to date is
-    /// not read).
+    /// The county level's table and carry, of [`PeriodRollup::to_date`]'s
+    /// rows.
+    pub fn county(&self, county: DataFrame) -> PolarsResult<(DataFrame, DataFrame)> {
+        self.continued(0, county)
+    }
+
+    /// The city, province and nation levels' tables and carries, of
+    /// [`PeriodRollup::to_date`]'s rows (their values and counts: the
+    /// county's year to date is not read).
     pub fn above(&self, county: &DataFrame) -> PolarsResult<([DataFrame; 3], [DataFrame; 3])> {
-        let county = self.ctx.years_to_date(county.clone(), LEVELS[0])?;
         let (mut tables, mut carry) = (vec![], vec![]);
-        let mut below = county;
+        let mut below = county.clone();
         for i in 1..LEVELS.len() {
             let table = level_up(&below, LEVELS[i - 1], LEVELS[i], &self.ctx)?;
             let (published, after) = self.continued(i, table.clone())?;
@@ -1080,6 +1087,31 @@ mod tests {
         .unwrap()
     }
 
+    /// [`certs`] of `period`.
+    fn certs_of(period: &str, total: i64, parts: [i64; 7]) -> serde_json::Value {
+        let mut d = certs(total, parts);
+        d["period"] = json!(period);
+        d
+    }
+
+    /// A county's certificates issued to date in `period`, of its level's
+    /// `table`.
+    fn certificates_to_date(table: &DataFrame, county: &str, period: &str) -> Option<f64> {
+        let row = table
+            .clone()
+            .lazy()
+            .filter(
+                col("county")
+                    .eq(lit(county))
+                    .and(col("period").eq(lit(period)))
+                    .and(col("dimension").is_null())
+                    .and(col("indicator").eq(lit("certificates_issued"))),
+            )
+            .collect()
+            .unwrap();
+        row.column("ytd_value").unwrap().f64().unwrap().get(0)
+    }
+
     fn certs(total: i64, parts: [i64; 7]) -> serde_json::Value {
         let cats = ["视力", "听力", "言语", "肢体", "智力", "精神", "多重"];
         let mut values = vec![json!({"indicator": "残疾人证核发", "value": total})];
@@ -1334,22 +1366,17 @@ mod tests {
         // continues from the last one it had, a new year starts again.
         let (cfg, tw) = three_counties("");
         let (t122, t102) = (tw("341122"), tw("340102"));
-        let month = |p: &str, total: i64, parts: [i64; 7]| {
-            let mut d = certs(total, parts);
-            d["period"] = json!(p);
-            d
-        };
         let docs = vec![
-            ("341124100", "2025-12", month("2025-12", 6, [1, 1, 1, 1, 1, 1, 0])),
-            ("341124100", "2026-01", month("2026-01", 7, [1, 1, 1, 1, 1, 1, 1])),
-            ("341124101", "2026-01", month("2026-01", 3, [3, 0, 0, 0, 0, 0, 0])),
-            (t122.as_str(), "2026-01", month("2026-01", 2, [0, 2, 0, 0, 0, 0, 0])),
-            ("341124100", "2026-02", month("2026-02", 5, [0, 0, 0, 5, 0, 0, 0])),
+            ("341124100", "2025-12", certs_of("2025-12", 6, [1, 1, 1, 1, 1, 1, 0])),
+            ("341124100", "2026-01", certs_of("2026-01", 7, [1, 1, 1, 1, 1, 1, 1])),
+            ("341124101", "2026-01", certs_of("2026-01", 3, [3, 0, 0, 0, 0, 0, 0])),
+            (t122.as_str(), "2026-01", certs_of("2026-01", 2, [0, 2, 0, 0, 0, 0, 0])),
+            ("341124100", "2026-02", certs_of("2026-02", 5, [0, 0, 0, 5, 0, 0, 0])),
             // Fails its breakdown: excluded.
-            ("341124101", "2026-02", month("2026-02", 9, [1, 1, 1, 1, 1, 1, 1])),
-            (t102.as_str(), "2026-02", month("2026-02", 4, [4, 0, 0, 0, 0, 0, 0])),
-            ("341124100", "2026-03", month("2026-03", 1, [0, 0, 0, 0, 0, 0, 1])),
-            (t122.as_str(), "2026-03", month("2026-03", 8, [0, 0, 8, 0, 0, 0, 0])),
+            ("341124101", "2026-02", certs_of("2026-02", 9, [1, 1, 1, 1, 1, 1, 1])),
+            (t102.as_str(), "2026-02", certs_of("2026-02", 4, [4, 0, 0, 0, 0, 0, 0])),
+            ("341124100", "2026-03", certs_of("2026-03", 1, [0, 0, 0, 0, 0, 0, 1])),
+            (t122.as_str(), "2026-03", certs_of("2026-03", 8, [0, 0, 8, 0, 0, 0, 0])),
         ];
         let n = normalized(&cfg, &docs);
         let checks = checked(&cfg, &n);
@@ -1396,18 +1423,8 @@ mod tests {
         }
         // The year to date did run on: 全椒县's March total continues
         // January's and February's (the excluded township left out).
-        let march = of(&all[0], "2026-03")
-            .lazy()
-            .filter(
-                col("county")
-                    .eq(lit("341124"))
-                    .and(col("dimension").is_null())
-                    .and(col("indicator").eq(lit("certificates_issued"))),
-            )
-            .collect()
-            .unwrap();
         assert_eq!(
-            march.column("ytd_value").unwrap().f64().unwrap().get(0),
+            certificates_to_date(&all[0], "341124", "2026-03"),
             Some(7.0 + 3.0 + 5.0 + 1.0)
         );
     }
@@ -1420,17 +1437,12 @@ mod tests {
     fn county_rows_out_of_order_roll_up_as_in_order() {
         let (cfg, tw) = three_counties("");
         let t122 = tw("341122");
-        let month = |p: &str, total: i64, parts: [i64; 7]| {
-            let mut d = certs(total, parts);
-            d["period"] = json!(p);
-            d
-        };
         let docs = vec![
-            ("341124100", "2026-01", month("2026-01", 7, [1, 1, 1, 1, 1, 1, 1])),
-            (t122.as_str(), "2026-01", month("2026-01", 2, [0, 2, 0, 0, 0, 0, 0])),
-            ("341124100", "2026-02", month("2026-02", 5, [0, 0, 0, 5, 0, 0, 0])),
-            (t122.as_str(), "2026-03", month("2026-03", 8, [0, 0, 8, 0, 0, 0, 0])),
-            ("341124100", "2026-03", month("2026-03", 1, [0, 0, 0, 0, 0, 0, 1])),
+            ("341124100", "2026-01", certs_of("2026-01", 7, [1, 1, 1, 1, 1, 1, 1])),
+            (t122.as_str(), "2026-01", certs_of("2026-01", 2, [0, 2, 0, 0, 0, 0, 0])),
+            ("341124100", "2026-02", certs_of("2026-02", 5, [0, 0, 0, 5, 0, 0, 0])),
+            (t122.as_str(), "2026-03", certs_of("2026-03", 8, [0, 0, 8, 0, 0, 0, 0])),
+            ("341124100", "2026-03", certs_of("2026-03", 1, [0, 0, 0, 0, 0, 0, 1])),
         ];
         let n = normalized(&cfg, &docs);
         let checks = checked(&cfg, &n);
@@ -1464,20 +1476,8 @@ mod tests {
             assert!(a.equals_missing(b), "{}:\n{a}\n{b}", level.table);
         }
         // March's year to date ran over January and February.
-        let march = in_order_levels[0]
-            .clone()
-            .lazy()
-            .filter(
-                col("county")
-                    .eq(lit("341124"))
-                    .and(col("period").eq(lit("2026-03")))
-                    .and(col("dimension").is_null())
-                    .and(col("indicator").eq(lit("certificates_issued"))),
-            )
-            .collect()
-            .unwrap();
         assert_eq!(
-            march.column("ytd_value").unwrap().f64().unwrap().get(0),
+            certificates_to_date(&in_order_levels[0], "341124", "2026-03"),
             Some(7.0 + 5.0 + 1.0)
         );
     }
