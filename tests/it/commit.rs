@@ -736,3 +736,127 @@ async fn a_deployment_of_the_previous_version_upgrades_without_resending_alerts(
     assert!(keys.iter().flatten().all(|k| k.starts_with("cdpf-monthly/")));
     assert_eq!(rows(&alerts, &[("status", "resolved")]).height(), 0);
 }
+
+/// The unique indexes of the state's `check_state`, each as its columns.
+fn check_state_unique(db: &rusqlite::Connection) -> Vec<Vec<String>> {
+    let names: Vec<String> = db
+        .prepare("SELECT name FROM pragma_index_list('check_state') WHERE \"unique\"")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    names
+        .iter()
+        .map(|n| {
+            db.prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
+                .unwrap()
+                .query_map([n], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_keeping_results_unique_by_key_is_indexed_by_period_and_tracks_on() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    // One township never sent Q1: an overdue result to resolve later.
+    d.portal.remove("341124100", "2026-Q1");
+    let wh = root.join("warehouse");
+    run_ok(&root, T2, &[]).await;
+    let first = read_table(&wh, "check_results");
+    let (posted, sent): (usize, BTreeSet<String>) =
+        (d.receiver.posts().len(), d.receiver.keys_since(0).into_iter().collect());
+    assert!(first.height() >= 3 && sent.len() >= 3, "{first}");
+
+    // The store as schema 2 kept it: results unique by key alone, at row
+    // ids far apart (kept by the upgrade).
+    let state = root.join("state/taizhang.sqlite");
+    let db = rusqlite::Connection::open(&state).unwrap();
+    let columns = "key, rule, severity, program, township, period, year, indicator, dimension, observed, \
+                   expected, message, explanation, first_seen, last_seen, resolved_at";
+    db.execute_batch(&format!(
+        "BEGIN;
+         CREATE TABLE v2 (
+           key TEXT PRIMARY KEY, rule TEXT NOT NULL, severity TEXT NOT NULL, program TEXT NOT NULL,
+           township TEXT NOT NULL, period TEXT NOT NULL, year INTEGER NOT NULL, indicator TEXT, dimension TEXT,
+           observed REAL, expected REAL, message TEXT NOT NULL, explanation TEXT,
+           first_seen TEXT NOT NULL, last_seen TEXT NOT NULL, resolved_at TEXT);
+         INSERT INTO v2 (rowid, {columns}) SELECT rowid * 7 + 3, {columns} FROM check_state;
+         DROP TABLE check_state; ALTER TABLE v2 RENAME TO check_state; PRAGMA user_version = 2; COMMIT;"
+    ))
+    .unwrap();
+    assert_eq!(check_state_unique(&db), vec![vec!["key".to_string()]]);
+    let rows_of = |db: &rusqlite::Connection| -> BTreeSet<(i64, String, String)> {
+        db.prepare("SELECT rowid, key, first_seen FROM check_state")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let remembered = rows_of(&db);
+    assert_eq!(remembered.len(), first.height());
+    drop(db);
+
+    // The township sends Q1; the next day's run upgrades the store first.
+    d.portal.set(
+        "341124100",
+        "2026-Q1",
+        Canned::json(&taizhang::simulator::demo_quarterly("341124100", 1)),
+    );
+    let out = run_ok(&root, "2026-07-11T10:00:00+08:00", &[]).await;
+    assert!(out.contains("alerts              0 new, 1 resolved"), "{out}");
+    let db = rusqlite::Connection::open(&state).unwrap();
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 3);
+    assert_eq!(
+        check_state_unique(&db),
+        vec![vec!["period".to_string(), "key".to_string()]],
+        "unique by (period, key), no longer by key alone"
+    );
+    // Every result at its row id, first seen as before; the one new result
+    // is the township's Q1, late.
+    let now = rows_of(&db);
+    assert!(now.is_superset(&remembered), "{now:?}");
+    let added: Vec<&String> = now.difference(&remembered).map(|(_, k, _)| k).collect();
+    assert_eq!(added, ["cdpf-quarterly/late/341124100/2026-Q1//"]);
+
+    // Tracked on: every other result still failing since the first run, the
+    // overdue one read back whole and published resolved, nothing re-sent.
+    let second = read_table(&wh, "check_results");
+    assert_eq!(second.height(), first.height() + 1);
+    let resolved = rows(&second, &[("status", "resolved")]);
+    assert_eq!(resolved.height(), 1, "{resolved}");
+    let text = |c: &str| resolved.column(c).unwrap().str().unwrap().get(0).map(str::to_string);
+    assert_eq!(
+        (
+            text("rule").as_deref(),
+            text("township").as_deref(),
+            text("period").as_deref()
+        ),
+        (Some("overdue"), Some("341124100"), Some("2026-Q1"))
+    );
+    assert!(text("message").is_some_and(|m| m.contains("341124100")), "{resolved}");
+    assert_eq!(
+        rows(&second, &[("status", "still_failing")]).height(),
+        first.height() - 1
+    );
+    let new = rows(&second, &[("status", "new")]);
+    assert_eq!(
+        rows(&new, &[("rule", "late"), ("township", "341124100")]).height(),
+        1,
+        "{new}"
+    );
+    assert_eq!(new.height(), 1, "{new}");
+    let again: Vec<String> = d
+        .receiver
+        .keys_since(posted)
+        .into_iter()
+        .filter(|k| sent.contains(k))
+        .collect();
+    assert!(again.is_empty(), "no alert sent again: {again:?}");
+}
