@@ -73,6 +73,25 @@ fn torn(path: &Path, stored: usize) {
     );
 }
 
+/// What the caller of [`RawStore::put_hashed`] knows of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Known {
+    /// Not landed before for its township: linked into place without a
+    /// look first.
+    Unseen,
+    /// Likely stored already: its file is read first and left as it is
+    /// when it holds the body's bytes.
+    Seen,
+    /// Its landing (township, period and sha256) is recorded in the state:
+    /// its file was synced before that record was committed (see
+    /// [`Durable`]), so a file of the body's length under its name is
+    /// taken as whole without reading it. A portal without validators, or
+    /// whose validators changed, sends every report whole again: a
+    /// national year's November run read 94,276 such bodies back to
+    /// compare them.
+    Recorded,
+}
+
 /// Proof that the bodies put before it are durable: made only by
 /// [`RawStore::sync`], asked for by every commit of landing records.
 #[derive(Debug)]
@@ -113,23 +132,30 @@ impl RawStore {
     /// several threads at once, with the same bytes too.
     pub fn put(&self, bytes: &[u8]) -> Result<String, LandError> {
         let sha = sha256_hex(bytes);
-        self.put_hashed(&sha, bytes, true)?;
+        self.put_hashed(&sha, bytes, Known::Seen)?;
         Ok(sha)
     }
 
     /// [`RawStore::put`] of a body whose sha256 the caller has already
-    /// taken. `seen`: whether the body is likely stored already (landed
-    /// before for its township): its file is then read first and left as
-    /// it is when whole. An unseen body is linked into place straight away
-    /// as an unnamed file, and only a file already under its name is read
-    /// and compared (the same bytes from another township, or a torn
-    /// body): a national month's first run looked up 41,352 names that did
-    /// not exist. Where bodies are written aside and renamed, every body
-    /// is read first (a rename would replace a stored, synced body with
-    /// one not yet synced).
-    pub fn put_hashed(&self, sha: &str, bytes: &[u8], seen: bool) -> Result<(), LandError> {
+    /// taken, with what the caller knows of it (see [`Known`]). An unseen
+    /// body is linked into place straight away as an unnamed file, and
+    /// only a file already under its name is read and compared (the same
+    /// bytes from another township, or a torn body): a national month's
+    /// first run looked up 41,352 names that did not exist. Where bodies
+    /// are written aside and renamed, every body is read first (a rename
+    /// would replace a stored, synced body with one not yet synced).
+    pub fn put_hashed(&self, sha: &str, bytes: &[u8], known: Known) -> Result<(), LandError> {
         let path = self.path(sha);
-        if seen || !self.unnamed.load(std::sync::atomic::Ordering::Relaxed) {
+        if known == Known::Recorded {
+            // Synced before its landing was recorded: whole when it is all
+            // there. Only a file of another length (cut short, or gone) is
+            // read and compared below.
+            match std::fs::metadata(&path) {
+                Ok(m) if m.is_file() && m.len() == bytes.len() as u64 => return Ok(()),
+                _ => {}
+            }
+        }
+        if known != Known::Unseen || !self.unnamed.load(std::sync::atomic::Ordering::Relaxed) {
             match std::fs::read(&path) {
                 Ok(stored) if stored == bytes => return Ok(()),
                 Ok(stored) => torn(&path, stored.len()),
@@ -464,12 +490,49 @@ mod tests {
         let store = RawStore::new(dir.path());
         let body = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
         let sha = sha256_hex(body);
-        store.put_hashed(&sha, body, false).unwrap();
+        store.put_hashed(&sha, body, Known::Unseen).unwrap();
         assert_eq!(store.get(&sha).unwrap(), body);
         let inode = std::fs::metadata(store.path(&sha)).unwrap().ino();
-        store.put_hashed(&sha, body, false).unwrap();
+        store.put_hashed(&sha, body, Known::Unseen).unwrap();
         assert_eq!(std::fs::metadata(store.path(&sha)).unwrap().ino(), inode);
-        written_again_over_torn(&store, &sha, body, || store.put_hashed(&sha, body, false).unwrap());
+        written_again_over_torn(&store, &sha, body, || {
+            store.put_hashed(&sha, body, Known::Unseen).unwrap()
+        });
+    }
+
+    /// A body whose landing is recorded was synced before the record: a
+    /// file of its length under its name is left as it is without being
+    /// read (the same length of other bytes included: what the sync before
+    /// the record rules out), one cut short or gone is written again.
+    #[test]
+    fn a_recorded_body_is_trusted_by_its_length_and_written_again_when_cut_short() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path());
+        let body = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
+        let sha = sha256_hex(body);
+        store.put_hashed(&sha, body, Known::Unseen).unwrap();
+        let _ = store.sync().unwrap();
+        let inode = std::fs::metadata(store.path(&sha)).unwrap().ino();
+        store.put_hashed(&sha, body, Known::Recorded).unwrap();
+        assert_eq!(
+            std::fs::metadata(store.path(&sha)).unwrap().ino(),
+            inode,
+            "the very file"
+        );
+        let same_length = b"{\"township\":\"341124100\",\"values\":[1,2,4]}";
+        assert_eq!(same_length.len(), body.len());
+        std::fs::write(store.path(&sha), same_length).unwrap();
+        store.put_hashed(&sha, body, Known::Recorded).unwrap();
+        assert_eq!(store.get(&sha).unwrap(), same_length, "not read");
+        for cut in [&b""[..], &body[..10]] {
+            std::fs::write(store.path(&sha), cut).unwrap();
+            store.put_hashed(&sha, body, Known::Recorded).unwrap();
+            assert_eq!(store.get(&sha).unwrap(), body, "written again over {cut:?}");
+        }
+        std::fs::remove_file(store.path(&sha)).unwrap();
+        store.put_hashed(&sha, body, Known::Recorded).unwrap();
+        assert_eq!(store.get(&sha).unwrap(), body, "written again when gone");
     }
 
     #[test]

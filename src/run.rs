@@ -2533,7 +2533,11 @@ pub async fn run_with<S: Source + Clone + 'static>(
         Arc::new(move |t: &FetchTarget, body: &[u8]| {
             let sha256 = crate::land::sha256_hex(body);
             let known = landed.contains(&landed_key(&t.pipeline, &t.township, &t.period, &sha256));
-            raw.put_hashed(&sha256, body, known)?;
+            let hint = match known {
+                true => crate::land::Known::Recorded,
+                false => crate::land::Known::Unseen,
+            };
+            raw.put_hashed(&sha256, body, hint)?;
             let parsed = (!known).then(|| {
                 let kind = def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();
                 crate::parse::parse_body(kind, body, &def.catalog, &def.dhis2, &limits)
