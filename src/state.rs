@@ -316,7 +316,7 @@ impl State {
                 // A store whose check results are unique by key alone:
                 // the table made again, each row at its row id (a run
                 // reads a resolved result back by it), then indexed by
-                // (period, key) (a national year's: ~10 s, once).
+                // (period, key) (a national year's: ~8 s, once).
                 tracing::info!(path = %p, "Upgrading the state store: remembered check results indexed by period.");
                 let columns = check_columns("last_seen");
                 conn.execute_batch(&format!(
