@@ -479,22 +479,34 @@ mod tests {
         assert_eq!(store.clear_leftovers().unwrap(), 0);
     }
 
+    /// A store in a new directory (kept alive by the first value) holding
+    /// one body, put unseen; the body and its sha256.
+    fn stored_once() -> (tempfile::TempDir, RawStore, &'static [u8], String) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RawStore::new(dir.path());
+        let body: &'static [u8] = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
+        let sha = sha256_hex(body);
+        store.put_hashed(&sha, body, Known::Unseen).unwrap();
+        (dir, store, body, sha)
+    }
+
+    /// The inode of the file under `sha`'s name.
+    fn inode_of(store: &RawStore, sha: &str) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(store.path(sha)).unwrap().ino()
+    }
+
     /// A body put unseen (not landed before for its township) is linked
     /// into place without a look first; a file already under its name is
     /// still compared: the same bytes are left as they are (the very file),
     /// a torn body is written again.
     #[test]
     fn a_body_put_unseen_keeps_a_whole_file_and_writes_a_torn_one_again() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = RawStore::new(dir.path());
-        let body = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
-        let sha = sha256_hex(body);
-        store.put_hashed(&sha, body, Known::Unseen).unwrap();
+        let (_dir, store, body, sha) = stored_once();
         assert_eq!(store.get(&sha).unwrap(), body);
-        let inode = std::fs::metadata(store.path(&sha)).unwrap().ino();
+        let inode = inode_of(&store, &sha);
         store.put_hashed(&sha, body, Known::Unseen).unwrap();
-        assert_eq!(std::fs::metadata(store.path(&sha)).unwrap().ino(), inode);
+        assert_eq!(inode_of(&store, &sha), inode);
         written_again_over_torn(&store, &sha, body, || {
             store.put_hashed(&sha, body, Known::Unseen).unwrap()
         });
@@ -506,20 +518,11 @@ mod tests {
     /// the record rules out), one cut short or gone is written again.
     #[test]
     fn a_recorded_body_is_trusted_by_its_length_and_written_again_when_cut_short() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let store = RawStore::new(dir.path());
-        let body = b"{\"township\":\"341124100\",\"values\":[1,2,3]}";
-        let sha = sha256_hex(body);
-        store.put_hashed(&sha, body, Known::Unseen).unwrap();
+        let (_dir, store, body, sha) = stored_once();
         let _ = store.sync().unwrap();
-        let inode = std::fs::metadata(store.path(&sha)).unwrap().ino();
+        let inode = inode_of(&store, &sha);
         store.put_hashed(&sha, body, Known::Recorded).unwrap();
-        assert_eq!(
-            std::fs::metadata(store.path(&sha)).unwrap().ino(),
-            inode,
-            "the very file"
-        );
+        assert_eq!(inode_of(&store, &sha), inode, "the very file");
         let same_length = b"{\"township\":\"341124100\",\"values\":[1,2,4]}";
         assert_eq!(same_length.len(), body.len());
         std::fs::write(store.path(&sha), same_length).unwrap();

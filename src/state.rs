@@ -220,23 +220,15 @@ fn check_state_table(name: &str) -> String {
 const CHECK_STATE_INDEX: &str = "CREATE UNIQUE INDEX IF NOT EXISTS check_state_by_period ON check_state (period, key);";
 
 /// Whether `check_state` is kept unique by its key alone (stores before
-/// schema 3): the columns of its unique indexes.
+/// schema 3): one of its unique indexes has `key` as its only column.
 fn check_state_unique_by_key(conn: &Connection) -> rusqlite::Result<bool> {
-    let mut unique: Vec<Vec<String>> = Vec::new();
-    let indexes: Vec<(String, bool)> = conn
-        .prepare("SELECT name, \"unique\" FROM pragma_index_list('check_state')")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    for (name, is_unique) in indexes {
-        if is_unique {
-            let cols: Vec<String> = conn
-                .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")?
-                .query_map([&name], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            unique.push(cols);
-        }
-    }
-    Ok(unique.iter().any(|cols| cols == &["key"]))
+    conn.query_row(
+        "SELECT count(*) FROM pragma_index_list('check_state') AS l
+         WHERE l.\"unique\" AND (SELECT group_concat(name) FROM pragma_index_info(l.name)) = 'key'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 fn ts(t: &DateTime<Utc>) -> String {
