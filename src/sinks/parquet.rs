@@ -940,6 +940,70 @@ mod tests {
         assert_eq!(dictionaries("facts/x"), [true, true]);
     }
 
+    /// A dictionary column written in runs (the vendored writer takes a
+    /// value equal to the one before by its key, not hashing it again):
+    /// every value reads back as it was, across nulls inside a run, values
+    /// of one length differing only at their end, a value coming back after
+    /// others, empty text, and runs over the writer's mini-batches (1,024
+    /// rows) and the slices converted to Arrow (65,536); the dictionary
+    /// holds each distinct value once.
+    #[test]
+    fn a_column_written_in_runs_reads_back_whole_with_each_value_once_in_its_dictionary() {
+        use parquet::column::page::Page;
+        use parquet::file::reader::FileReader;
+        let pattern: [(Option<&str>, usize); 9] = [
+            (Some("110105001"), 1_500),
+            (None, 3),
+            (Some("110105001"), 2),
+            (Some("110105002"), 700),
+            (Some(""), 5),
+            (Some("110105001"), 1),
+            (Some("无障碍改造（户）"), 2_048),
+            (None, 1),
+            (Some("110105002"), 1_100),
+        ];
+        let mut values: Vec<Option<&str>> = vec![];
+        while values.len() < SLICE_ROWS + 10_000 {
+            for (v, n) in pattern {
+                values.extend(std::iter::repeat_n(v, n));
+            }
+        }
+        let df = df!("township" => &values).unwrap();
+        let t = Table {
+            name: "facts/x".into(),
+            description: "test".into(),
+            columns: vec![ColSpec {
+                name: "township".into(),
+                ty: ColType::Str,
+                description: "t".into(),
+                unit: None,
+            }],
+            metadata: vec![],
+            frame: &df,
+        };
+        let bytes = encode_frame(&t).unwrap();
+        let back: Vec<Option<String>> = read_back(&bytes)
+            .iter()
+            .flat_map(|b| {
+                let a = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow::array::StringArray>()
+                    .unwrap();
+                a.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
+            })
+            .collect();
+        let want: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_string)).collect();
+        assert_eq!(back, want);
+        let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
+        assert_eq!(file.metadata().num_row_groups(), 1);
+        let mut pages = file.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
+        match pages.get_next_page().unwrap() {
+            Some(Page::DictionaryPage { num_values, .. }) => assert_eq!(num_values, 4),
+            other => panic!("the column's first page is not its dictionary: {other:?}"),
+        }
+    }
+
     /// A fact file's columns that no reader skips a file by are written
     /// without min/max, those with one value per file uncompressed; the
     /// others keep both, other tables keep both everywhere, and the values
@@ -1042,7 +1106,6 @@ mod tests {
         f
     }
 
-    /// The record batches of a Parquet file's bytes.
     /// The texts of column `c` of batches read back (no nulls).
     fn texts(back: &[RecordBatch], c: usize) -> Vec<String> {
         back.iter()
@@ -1057,6 +1120,7 @@ mod tests {
             .collect()
     }
 
+    /// The record batches of a Parquet file's bytes.
     fn read_back(bytes: &[u8]) -> Vec<RecordBatch> {
         let r = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file_of(bytes))
             .unwrap()
