@@ -982,19 +982,8 @@ mod tests {
             frame: &df,
         };
         let bytes = encode_frame(&t).unwrap();
-        let back: Vec<Option<String>> = read_back(&bytes)
-            .iter()
-            .flat_map(|b| {
-                let a = b
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<arrow::array::StringArray>()
-                    .unwrap();
-                a.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
-            })
-            .collect();
         let want: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_string)).collect();
-        assert_eq!(back, want);
+        assert_eq!(optional_texts(&read_back(&bytes), 0), want);
         let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
         assert_eq!(file.metadata().num_row_groups(), 1);
         let mut pages = file.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
@@ -1106,8 +1095,8 @@ mod tests {
         f
     }
 
-    /// The texts of column `c` of batches read back (no nulls).
-    fn texts(back: &[RecordBatch], c: usize) -> Vec<String> {
+    /// The texts of column `c` of batches read back, nulls as None.
+    fn optional_texts(back: &[RecordBatch], c: usize) -> Vec<Option<String>> {
         back.iter()
             .flat_map(|b| {
                 let a = b
@@ -1115,9 +1104,14 @@ mod tests {
                     .as_any()
                     .downcast_ref::<arrow::array::StringArray>()
                     .unwrap();
-                a.iter().map(|v| v.unwrap().to_string()).collect::<Vec<_>>()
+                a.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// The texts of column `c` of batches read back (no nulls).
+    fn texts(back: &[RecordBatch], c: usize) -> Vec<String> {
+        optional_texts(back, c).into_iter().map(Option::unwrap).collect()
     }
 
     /// The record batches of a Parquet file's bytes.
