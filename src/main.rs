@@ -301,6 +301,12 @@ fn print_summary(cfg: &Loaded, s: &RunSummary) {
             s.not_revisited
         );
     }
+    if s.listed + s.listings_failed > 0 {
+        println!(
+            "  listings            {} reports shown unchanged, not asked for ({} listings not read: their reports were asked for)",
+            s.listed, s.listings_failed
+        );
+    }
     println!("  newly landed        {}", s.landed_new);
     println!("  bodies parsed       {}", s.bodies_parsed);
     println!(

@@ -173,6 +173,12 @@ pub struct RunSummary {
     /// Targets whose landed body is still what the portal serves (304):
     /// neither downloaded nor parsed again.
     pub not_modified: usize,
+    /// Of `not_modified`, those a portal's listing showed unchanged (not
+    /// asked for; see `listing_url`).
+    pub listed: usize,
+    /// Listings that could not be fetched or read (their reports were
+    /// asked for one by one).
+    pub listings_failed: usize,
     /// Targets that failed after retries.
     pub fetch_failed: usize,
     /// Bodies landed for the first time.
@@ -249,6 +255,7 @@ fn unaddressed(cfg: &Loaded, opts: &RunOptions) -> Vec<FetchTarget> {
                     url,
                     validators: None,
                     described: None,
+                    described_bytes: None,
                 });
             }
         }
@@ -2480,16 +2487,17 @@ pub async fn run_with<S: Source + Clone + 'static>(
                 .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
                 .collect();
             for p in &programs {
-                for (township, period, v, sha) in state.validators(p)? {
-                    if let Some(&i) = at.get(&(p.as_str(), township.as_str(), period.as_str())) {
-                        found.push((i, v, sha));
+                for r in state.validators(p)? {
+                    if let Some(&i) = at.get(&(p.as_str(), r.township.as_str(), r.period.as_str())) {
+                        found.push((i, r));
                     }
                 }
             }
         }
-        for (i, v, sha) in found {
-            targets[i].validators = Some(v);
-            targets[i].described = Some(sha);
+        for (i, r) in found {
+            targets[i].validators = Some(r.validators);
+            targets[i].described = Some(r.sha256);
+            targets[i].described_bytes = r.bytes;
         }
         let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
         let raw = RawStore::new(&wh);
@@ -2524,6 +2532,25 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let remembered = read_remembered(&state, kept.values().map(|(p, _)| p.name.clone()).collect())?;
 
     let concurrency = cfg.settings.http.concurrency;
+    // What the portals' listings show unchanged is not asked for.
+    let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
+    if shown.read + shown.failed.len() > 0 {
+        for (url, why) in shown.failed.iter().take(5) {
+            tracing::warn!(listing = %url, error = %why, "Listing not read; the reports it lists are asked for one by one.");
+        }
+        tracing::info!(
+            read = shown.read,
+            failed = shown.failed.len(),
+            unchanged = shown.unchanged.len(),
+            "Listings read."
+        );
+    }
+    summary.listed = shown.unchanged.len();
+    summary.listings_failed = shown.failed.len();
+    let source = crate::sources::listing::WithListings {
+        inner: source,
+        unchanged: Arc::new(shown.unchanged),
+    };
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let def = cfg.def.clone();
     let storer: Storer = {
@@ -2677,6 +2704,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
         "bodies_parsed": summary.bodies_parsed,
         "batches_carried": summary.batches_carried,
         "not_revisited": summary.not_revisited,
+        "listed": summary.listed,
         "snapshot": sealed.seq,
     });
     pending.commit(&Commit {

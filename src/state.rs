@@ -64,10 +64,21 @@ pub struct Commit<'a> {
     pub summary: &'a str,
 }
 
-/// What the portal said of a report's body landed last: (township, period,
-/// validators).
-/// (township, period, its validators, the sha256 of the landed body they describe).
-pub type ReportValidators = (String, String, crate::sources::Validators, String);
+/// What the portal said of a report's body landed last.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportValidators {
+    /// 9-digit township code.
+    pub township: String,
+    /// Period, as printed.
+    pub period: String,
+    /// The portal's validators of the body.
+    pub validators: crate::sources::Validators,
+    /// The sha256 of the landed body they describe.
+    pub sha256: String,
+    /// That body's length as landed (None: it is not landed, see
+    /// [`State::still_served`]).
+    pub bytes: Option<u64>,
+}
 
 /// How long a statement waits for another connection's write to end
 /// before it fails as busy.
@@ -884,19 +895,25 @@ impl State {
     pub fn validators(&self, pipeline: &str) -> Result<Vec<ReportValidators>, StateError> {
         let mut stmt = self
             .conn
-            .prepare("SELECT township, period, etag, last_modified, sha256 FROM validators WHERE pipeline = ?1")
+            .prepare(
+                "SELECT v.township, v.period, v.etag, v.last_modified, v.sha256, l.bytes FROM validators v
+                 LEFT JOIN landings l ON l.pipeline = v.pipeline AND l.township = v.township
+                     AND l.period = v.period AND l.sha256 = v.sha256
+                 WHERE v.pipeline = ?1",
+            )
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![pipeline], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    crate::sources::Validators {
+                Ok(ReportValidators {
+                    township: r.get(0)?,
+                    period: r.get(1)?,
+                    validators: crate::sources::Validators {
                         etag: r.get(2)?,
                         last_modified: r.get(3)?,
                     },
-                    r.get(4)?,
-                ))
+                    sha256: r.get(4)?,
+                    bytes: r.get::<_, Option<i64>>(5)?.and_then(|b| u64::try_from(b).ok()),
+                })
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -1523,10 +1540,10 @@ mod tests {
         // What a run reads when it begins: each target's validators and the body they describe.
         let read = st.validators("p").unwrap();
         assert_eq!(read.len(), 2);
-        assert!(
-            read.iter()
-                .all(|(t, p, got, sha)| p == "2026-06" && *got == v && *sha == format!("sha-{t}"))
-        );
+        assert!(read.iter().all(|r| r.period == "2026-06"
+            && r.validators == v
+            && r.sha256 == format!("sha-{}", r.township)
+            && r.bytes == Some(landing(&r.township).bytes as u64)));
         let last = |township: &str| {
             let all = st.landings("p").unwrap();
             all.into_iter()
@@ -1536,8 +1553,8 @@ mod tests {
         };
         let later = t("2026-07-11T00:00:00Z");
         // Found by the sha the run read with the validators.
-        for (township, _, _, sha) in &read {
-            assert!(st.still_served("p", township, "2026-06", sha, later).unwrap());
+        for r in &read {
+            assert!(st.still_served("p", &r.township, "2026-06", &r.sha256, later).unwrap());
         }
         assert_eq!((last("341124101"), last("341124102")), (later, later));
         // Never moved back by an earlier clock.
@@ -1555,7 +1572,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(last("341124102"), later);
-        let left: Vec<String> = st.validators("p").unwrap().into_iter().map(|r| r.0).collect();
+        let left: Vec<String> = st.validators("p").unwrap().into_iter().map(|r| r.township).collect();
         assert_eq!(left, ["341124101"]);
     }
 

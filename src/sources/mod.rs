@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod inbox;
+pub mod listing;
 
 /// One report to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct FetchTarget {
     /// The sha256 of the landed body `validators` describe, as the state
     /// said when the run began (a 304 means that body is still served).
     pub described: Option<String>,
+    /// That body's length as landed (compared with a listing's `size`).
+    pub described_bytes: Option<u64>,
 }
 
 /// HTTP cache validators of a response.

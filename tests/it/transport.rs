@@ -9,7 +9,7 @@ use serde_json::json;
 
 use taizhang::land::sha256_hex;
 use taizhang::run::{RunOptions, run};
-use taizhang::simulator::Canned;
+use taizhang::simulator::{Canned, Listing};
 
 use crate::support::{Demo, at, read_year, rows, total};
 
@@ -278,6 +278,115 @@ async fn an_unchanged_report_is_asked_for_with_its_validators_and_not_downloaded
         "a portal without validators is downloaded whole"
     );
     assert_eq!(portal.not_modified(), hits);
+}
+
+/// Every program of the demo with `listing_url`: the portal's `/listings/{period}`.
+fn with_listings(mut cfg: taizhang::config::Loaded) -> taizhang::config::Loaded {
+    let mut def = (*cfg.def).clone();
+    for p in &mut def.pipelines {
+        p.listing_url = p
+            .source_url
+            .as_ref()
+            .map(|u| u.replace("/reports/{township}/{period}", "/listings/{period}"));
+        assert!(
+            p.listing_url
+                .as_ref()
+                .is_some_and(|u| u.ends_with("/listings/{period}"))
+        );
+    }
+    cfg.def = std::sync::Arc::new(def);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_portals_listing_spares_the_requests_for_the_reports_it_shows_unchanged() {
+    for kind in [Listing::Etags, Listing::TimesAndSizes] {
+        let Demo {
+            _dir, wh, cfg, portal, ..
+        } = Demo::start().await;
+        let cfg = with_listings(cfg);
+        portal.set_validators(true);
+        portal.set_listing(Some(kind));
+        // Nothing landed yet, nothing a listing could show: no listing is asked for.
+        let first = run(&cfg, &RunOptions::at(at("2026-07-10T02:00:00Z"))).await.unwrap();
+        assert_eq!((first.fetched, first.listed), (79, 0), "{kind:?}");
+        assert_eq!(portal.listings_served(), 0, "{kind:?}");
+
+        // Nothing changed: eight listings (six months, two quarters) answer
+        // for the 79 reports; only the one never submitted is asked for.
+        let hits = portal.hits();
+        let again = run(&cfg, &RunOptions::at(at("2026-07-11T02:00:00Z"))).await.unwrap();
+        assert_eq!(
+            (again.fetched, again.not_modified, again.listed, again.bodies_parsed),
+            (0, 79, 79, 0),
+            "{kind:?}"
+        );
+        assert_eq!(
+            (portal.hits() - hits, portal.listings_served(), again.listings_failed),
+            (1, 8, 0),
+            "{kind:?}"
+        );
+        // Seen again, as with a 304: the landing's last fetch moved.
+        let landings = rows(
+            &read_year(&wh, "landings", 2026),
+            &[("township", "341124102"), ("period", "2026-06")],
+        );
+        let last = landings
+            .column("last_fetched_at")
+            .unwrap()
+            .cast(&DataType::Int64)
+            .unwrap();
+        assert_eq!(
+            last.i64().unwrap().get(0),
+            Some(at("2026-07-11T02:00:00Z").timestamp_micros()),
+            "{kind:?}"
+        );
+
+        // The same bytes served anew, with a new modification time: the
+        // ETag shows them unchanged; time and size do not, and the report
+        // is asked for (a 304: its ETag is the same).
+        let same = portal.get("341124102", "2026-06").unwrap();
+        portal.set("341124102", "2026-06", same);
+        let hits = portal.hits();
+        let third = run(&cfg, &RunOptions::at(at("2026-07-12T02:00:00Z"))).await.unwrap();
+        let asked = match kind {
+            Listing::Etags => (79, 1),
+            _ => (78, 2),
+        };
+        assert_eq!((third.listed, portal.hits() - hits), asked, "{kind:?}");
+        assert_eq!((third.fetched, third.not_modified), (0, 79), "{kind:?}");
+
+        // A correction is downloaded and parsed, whatever the listing gives.
+        portal.set("341124102", "2026-06", Canned::json(&report("341124102", "")));
+        let fourth = run(&cfg, &RunOptions::at(at("2026-07-13T02:00:00Z"))).await.unwrap();
+        assert_eq!(
+            (fourth.fetched, fourth.listed, fourth.bodies_parsed),
+            (1, 78, 1),
+            "{kind:?}"
+        );
+        let facts = read_year(&wh, "facts/cataract_surgery", 2026);
+        assert_eq!(total(&facts, "341124102", "2026-06"), Some(12.0), "{kind:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_that_cannot_be_read_costs_only_the_requests_it_would_have_saved() {
+    for kind in [Some(Listing::Garbage), None] {
+        let Demo { _dir, cfg, portal, .. } = Demo::start().await;
+        let cfg = with_listings(cfg);
+        portal.set_validators(true);
+        portal.set_listing(kind);
+        run(&cfg, &RunOptions::at(at("2026-07-10T02:00:00Z"))).await.unwrap();
+        let hits = portal.hits();
+        let again = run(&cfg, &RunOptions::at(at("2026-07-11T02:00:00Z"))).await.unwrap();
+        // Every report asked for, as without a listing: 79 answer 304.
+        assert_eq!(
+            (again.fetched, again.not_modified, again.listed, again.listings_failed),
+            (0, 79, 0, 8),
+            "{kind:?}"
+        );
+        assert_eq!((portal.hits() - hits, portal.not_modified()), (80, 79), "{kind:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -97,6 +97,13 @@ impl Canned {
 #[derive(Debug, Clone, Default)]
 pub struct Portal {
     reports: Arc<RwLock<HashMap<(String, String), Canned>>>,
+    /// When each report last changed: seconds after 2026-07-01T01:00:00Z,
+    /// one more for every [`Portal::set`] (its `Last-Modified`).
+    modified: Arc<RwLock<HashMap<(String, String), i64>>>,
+    changes: Arc<std::sync::atomic::AtomicI64>,
+    /// What `/listings/{period}` says of each report (None: 404).
+    listing: Arc<RwLock<Option<Listing>>>,
+    listings_served: Arc<std::sync::atomic::AtomicUsize>,
     hits: Arc<RwLock<usize>>,
     delay_ms: Arc<std::sync::atomic::AtomicU64>,
     validators: Arc<std::sync::atomic::AtomicBool>,
@@ -128,13 +135,51 @@ pub mod faults {
     pub const APPROX_MARCH: &str = "341124108";
 }
 
+/// What a portal's listing (`/listings/{period}`) gives each report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    /// Its `ETag`.
+    Etags,
+    /// Its modification time and size, as nginx's `autoindex_format json`.
+    TimesAndSizes,
+    /// A body that is no listing.
+    Garbage,
+}
+
 impl Portal {
     /// Serves `canned` for (township, period).
     pub fn set(&self, township: &str, period: &str, canned: Canned) {
-        self.reports
-            .write()
+        let key = (township.to_string(), period.to_string());
+        let n = self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.modified.write().expect("portal lock").insert(key.clone(), n);
+        self.reports.write().expect("portal lock").insert(key, canned);
+    }
+
+    /// Serves `/listings/{period}` from now on: every report of the period
+    /// served with 200, named by its path, with what `listing` says (None:
+    /// 404).
+    pub fn set_listing(&self, listing: Option<Listing>) {
+        *self.listing.write().expect("portal lock") = listing;
+    }
+
+    /// Listings answered so far.
+    pub fn listings_served(&self) -> usize {
+        self.listings_served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A report's `Last-Modified`.
+    fn last_modified(&self, township: &str, period: &str) -> String {
+        let n = self
+            .modified
+            .read()
             .expect("portal lock")
-            .insert((township.to_string(), period.to_string()), canned);
+            .get(&(township.to_string(), period.to_string()))
+            .copied()
+            .unwrap_or(0);
+        let base = chrono::DateTime::from_timestamp(1_782_867_600, 0).expect("2026-07-01T01:00:00Z");
+        (base + chrono::Duration::seconds(n))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string()
     }
 
     /// Stops serving (township, period): 404 from now on.
@@ -187,6 +232,7 @@ impl Portal {
     pub async fn serve(self, addr: SocketAddr) -> std::io::Result<SocketAddr> {
         let app = Router::new()
             .route("/reports/{township}/{period}", axum::routing::get(report))
+            .route("/listings/{period}", axum::routing::get(listing))
             .with_state(self);
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let bound = listener.local_addr()?;
@@ -227,6 +273,35 @@ impl Portal {
         }
         portal
     }
+}
+
+async fn listing(State(portal): State<Portal>, Path(period): Path<String>) -> Response {
+    let Some(kind) = *portal.listing.read().expect("portal lock") else {
+        return (StatusCode::NOT_FOUND, "no listing").into_response();
+    };
+    portal
+        .listings_served
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if kind == Listing::Garbage {
+        return (StatusCode::OK, "<html>listing</html>").into_response();
+    }
+    let reports = portal.reports.read().expect("portal lock").clone();
+    let mut entries: Vec<Value> = reports
+        .iter()
+        .filter(|((_, p), c)| *p == period && c.status == 200)
+        .map(|((t, p), c)| {
+            let name = format!("/reports/{t}/{p}");
+            match kind {
+                Listing::Etags => json!({ "name": name, "etag": etag(&c.body) }),
+                _ => json!({
+                    "name": name, "type": "file",
+                    "mtime": portal.last_modified(t, p), "size": c.body.len(),
+                }),
+            }
+        })
+        .collect();
+    entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    axum::Json(entries).into_response()
 }
 
 /// The ETag the portal gives a body: a hash of its bytes.
@@ -287,7 +362,7 @@ async fn report(
                 [
                     (header::CONTENT_TYPE, c.content_type),
                     (header::ETAG, tag),
-                    (header::LAST_MODIFIED, "Wed, 01 Jul 2026 01:00:00 GMT".to_string()),
+                    (header::LAST_MODIFIED, portal.last_modified(&township, &period)),
                 ],
                 c.body,
             )

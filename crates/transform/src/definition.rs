@@ -124,9 +124,16 @@ pub struct Pipeline {
     /// (work summaries, .txt or .docx, read by the extractor).
     #[serde(default)]
     pub source_kind: crate::parse::SourceKind,
-    /// URL template with `{township}` and `{period}`.
+    /// URL template with `{township}` and `{period}` (and, optionally,
+    /// `{county}`: the township code's first six digits).
     #[serde(default)]
     pub source_url: Option<String>,
+    /// With `source_url`: a URL template (`{period}`, `{county}`, both
+    /// optional) whose body lists the reports the portal serves with their
+    /// validators (see the README's "Listings"). A report listed as the body
+    /// landed last for it is not asked for.
+    #[serde(default)]
+    pub listing_url: Option<String>,
     /// A folder the county drops reports into instead of a portal:
     /// `<township code or name>_<period>.<ext>` (大墅镇_2026-H1.docx).
     /// Exactly one of `source_url` and `inbox_dir`.
@@ -177,10 +184,24 @@ impl Pipeline {
 
     /// [`Pipeline::url`] of a period as written (`2026-06`).
     pub fn url_of(&self, township: &str, period: &str) -> Option<String> {
-        self.source_url
-            .as_ref()
-            .map(|u| u.replace("{township}", township).replace("{period}", period))
+        self.source_url.as_deref().map(|u| fill(u, township, period))
     }
+
+    /// The listing that names `township`'s report of `period`, when the
+    /// pipeline has a `listing_url`.
+    pub fn listing_of(&self, township: &str, period: &str) -> Option<String> {
+        self.listing_url.as_deref().map(|u| fill(u, township, period))
+    }
+}
+
+/// A URL template with `{township}`, `{county}` (the township code's first
+/// six digits) and `{period}` filled in.
+fn fill(template: &str, township: &str, period: &str) -> String {
+    let mut url = template.replace("{township}", township).replace("{period}", period);
+    if url.contains("{county}") {
+        url = url.replace("{county}", township.get(..6).unwrap_or(township));
+    }
+    url
 }
 
 /// The hash of `<township>/<period>` that spreads a settled period's
@@ -362,6 +383,29 @@ fn validate_pipeline(file: &str, text: &str, p: &Pipeline, catalog: &Catalog) ->
                 file,
                 "source_url",
                 "missing: give source_url (a portal URL with {township} and {period}) or inbox_dir (a folder)",
+            ));
+        }
+    }
+    if let Some(listing) = &p.listing_url {
+        if p.source_url.is_none() {
+            return Err(ConfigError::new(
+                file,
+                "listing_url",
+                "lists a portal's reports: give it with source_url, not with inbox_dir",
+            ));
+        }
+        if !(listing.starts_with("http://") || listing.starts_with("https://")) {
+            return Err(ConfigError::new(
+                file,
+                "listing_url",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if listing.contains("{township}") {
+            return Err(ConfigError::new(
+                file,
+                "listing_url",
+                "lists many townships' reports: it may hold {period} and {county}, not {township}",
             ));
         }
     }
@@ -640,6 +684,40 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_listing_and_a_county_are_filled_in_and_a_listing_that_cannot_work_is_an_error_naming_its_key() {
+        let d = monthly(r#"listing_url = "http://portal/listings/{period}/{county}/""#).unwrap();
+        let p = &d.pipelines[0];
+        assert_eq!(
+            p.listing_of("341124102", "2026-06").as_deref(),
+            Some("http://portal/listings/2026-06/341124/")
+        );
+        assert_eq!(d.pipelines[1].listing_of("341124102", "2026-Q2"), None);
+        let mut t = embedded_texts();
+        t.pipelines[0].1 = t.pipelines[0]
+            .1
+            .replace("/reports/{township}/{period}", "/r/{period}/{county}/{township}.json");
+        let d = Definition::from_texts(&t).unwrap();
+        assert_eq!(
+            d.pipelines[0].url_of("341124102", "2026-06").as_deref(),
+            Some("http://127.0.0.1:8080/r/2026-06/341124/341124102.json")
+        );
+        for (extra, says) in [
+            (r#"listing_url = "http://portal/{township}""#, "not {township}"),
+            (r#"listing_url = "ftp://portal/""#, "http:// or https://"),
+        ] {
+            let err = monthly(extra).unwrap_err().to_string();
+            assert!(err.contains("listing_url") && err.contains(says), "{err}");
+        }
+        let mut t = embedded_texts();
+        t.pipelines[0].1 = t.pipelines[0].1.replace(
+            "source_url = \"http://127.0.0.1:8080/reports/{township}/{period}\"",
+            "inbox_dir = \"inbox\"\nlisting_url = \"http://portal/\"",
+        );
+        let err = Definition::from_texts(&t).unwrap_err().to_string();
+        assert!(err.contains("listing_url") && err.contains("with source_url"), "{err}");
     }
 
     #[test]
