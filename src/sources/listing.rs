@@ -145,6 +145,7 @@ pub async fn show<S: Source>(source: &S, def: &Definition, targets: &[FetchTarge
     if by_listing.is_empty() {
         return shown;
     }
+    tracing::debug!(listings = by_listing.len(), "Asking the listings.");
     let fetches = by_listing.into_iter().map(|(url, (pipeline, at))| async move {
         let target = FetchTarget {
             pipeline,
