@@ -2487,7 +2487,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
                 .map(|(i, t)| ((t.pipeline.as_str(), t.township.as_str(), t.period.as_str()), i))
                 .collect();
             for p in &programs {
-                for r in state.validators(p)? {
+                let listed = cfg.def.pipeline(p).is_some_and(|d| d.listing_url.is_some());
+                for r in state.validators(p, listed)? {
                     if let Some(&i) = at.get(&(p.as_str(), r.township.as_str(), r.period.as_str())) {
                         found.push((i, r));
                     }
