@@ -25,6 +25,21 @@ fn report(township: &str, explanation: &str) -> serde_json::Value {
     })
 }
 
+/// The published `last_fetched_at` of a township's landing of a period
+/// (microseconds).
+fn last_fetched_at(wh: &std::path::Path, township: &str, period: &str) -> Option<i64> {
+    let landings = rows(
+        &read_year(wh, "landings", 2026),
+        &[("township", township), ("period", period)],
+    );
+    let last = landings
+        .column("last_fetched_at")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap();
+    last.i64().unwrap().get(0)
+}
+
 fn text(df: &DataFrame, c: &str) -> String {
     df.column(c).unwrap().str().unwrap().get(0).unwrap_or("").to_string()
 }
@@ -249,17 +264,8 @@ async fn an_unchanged_report_is_asked_for_with_its_validators_and_not_downloaded
     assert_eq!((again.fetched, again.not_modified, again.bodies_parsed), (0, 79, 0));
     assert_eq!(portal.not_modified(), 79);
     // Seen again: the landing's last fetch moved.
-    let landings = rows(
-        &read_year(&wh, "landings", 2026),
-        &[("township", "341124102"), ("period", "2026-06")],
-    );
-    let last = landings
-        .column("last_fetched_at")
-        .unwrap()
-        .cast(&DataType::Int64)
-        .unwrap();
     assert_eq!(
-        last.i64().unwrap().get(0),
+        last_fetched_at(&wh, "341124102", "2026-06"),
         Some(at("2026-07-11T02:00:00Z").timestamp_micros())
     );
 
@@ -327,17 +333,8 @@ async fn a_portals_listing_spares_the_requests_for_the_reports_it_shows_unchange
             "{kind:?}"
         );
         // Seen again, as with a 304: the landing's last fetch moved.
-        let landings = rows(
-            &read_year(&wh, "landings", 2026),
-            &[("township", "341124102"), ("period", "2026-06")],
-        );
-        let last = landings
-            .column("last_fetched_at")
-            .unwrap()
-            .cast(&DataType::Int64)
-            .unwrap();
         assert_eq!(
-            last.i64().unwrap().get(0),
+            last_fetched_at(&wh, "341124102", "2026-06"),
             Some(at("2026-07-11T02:00:00Z").timestamp_micros()),
             "{kind:?}"
         );
