@@ -2536,8 +2536,11 @@ pub async fn run_with<S: Source + Clone + 'static>(
     // What the portals' listings show unchanged is not asked for.
     let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
     if shown.read + shown.failed.len() > 0 {
+        // The first few, each by its URL without a query (which may carry
+        // a portal's key).
         for (url, why) in shown.failed.iter().take(5) {
-            tracing::warn!(listing = %url, error = %why, "Listing not read; the reports it lists are asked for one by one.");
+            let listing = url.split(['?', '#']).next().unwrap_or_default();
+            tracing::warn!(listing = %listing, error = %why, "Listing not read; the reports it lists are asked for one by one.");
         }
         tracing::info!(
             read = shown.read,
