@@ -2536,10 +2536,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
     // What the portals' listings show unchanged is not asked for.
     let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
     if shown.read + shown.failed.len() > 0 {
-        // The first few, each by its URL without a query (which may carry
-        // a portal's key).
         for (url, why) in shown.failed.iter().take(5) {
-            let listing = url.split(['?', '#']).next().unwrap_or_default();
+            let listing = crate::sources::listing::for_log(url);
             tracing::warn!(listing = %listing, error = %why, "Listing not read; the reports it lists are asked for one by one.");
         }
         tracing::info!(

@@ -190,6 +190,12 @@ pub async fn show<S: Source>(source: &S, def: &Definition, targets: &[FetchTarge
     shown
 }
 
+/// A listing's URL as logged: without its query or fragment, which may
+/// carry a portal's key.
+pub fn for_log(url: &str) -> &str {
+    url.split(['?', '#']).next().unwrap_or_default()
+}
+
 /// A source that answers 304 for the reports a run's listings showed
 /// unchanged, and asks `inner` for every other.
 #[derive(Debug, Clone)]
@@ -218,6 +224,16 @@ mod tests {
             etag: etag.map(Into::into),
             last_modified: last_modified.map(Into::into),
         }
+    }
+
+    #[test]
+    fn a_listing_is_logged_without_its_query() {
+        assert_eq!(
+            for_log("https://portal/l/2026-06/?key=s3cret&x=1"),
+            "https://portal/l/2026-06/"
+        );
+        assert_eq!(for_log("https://portal/l/#k=s3cret"), "https://portal/l/");
+        assert_eq!(for_log("http://portal/l/341124/"), "http://portal/l/341124/");
     }
 
     #[test]
