@@ -2535,6 +2535,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let concurrency = cfg.settings.http.concurrency;
     // What the portals' listings show unchanged is not asked for.
     let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
+    summary.listed = shown.unchanged.values().map(|urls| urls.len()).sum();
+    summary.listings_failed = shown.failed.len();
     if shown.read + shown.failed.len() > 0 {
         for (url, why) in shown.failed.iter().take(5) {
             let listing = crate::sources::listing::for_log(url);
@@ -2543,12 +2545,10 @@ pub async fn run_with<S: Source + Clone + 'static>(
         tracing::info!(
             read = shown.read,
             failed = shown.failed.len(),
-            unchanged = shown.unchanged.len(),
+            unchanged = summary.listed,
             "Listings read."
         );
     }
-    summary.listed = shown.unchanged.len();
-    summary.listings_failed = shown.failed.len();
     let source = crate::sources::listing::WithListings {
         inner: source,
         unchanged: Arc::new(shown.unchanged),

@@ -111,8 +111,10 @@ fn same_time(a: &str, b: &str) -> bool {
 /// What a run's listings showed.
 #[derive(Debug, Default)]
 pub struct Shown {
-    /// The URLs of the reports shown unchanged (as the targets give them).
-    pub unchanged: HashSet<String>,
+    /// The reports shown unchanged: by program, their URLs as the targets
+    /// give them (two programs may share a portal's URLs; only the one
+    /// whose landed body was listed is answered).
+    pub unchanged: HashMap<String, HashSet<String>>,
     /// Listings read.
     pub read: usize,
     /// Listings that could not be fetched or read, with why.
@@ -183,7 +185,11 @@ pub async fn show<S: Source>(source: &S, def: &Definition, targets: &[FetchTarge
             if let Some(Some(entry)) = listed.get(key.as_str())
                 && shows_unchanged(entry, validators, t.described_bytes)
             {
-                shown.unchanged.insert(t.url.clone());
+                shown
+                    .unchanged
+                    .entry(t.pipeline.clone())
+                    .or_default()
+                    .insert(t.url.clone());
             }
         }
     }
@@ -202,13 +208,17 @@ pub fn for_log(url: &str) -> &str {
 pub struct WithListings<S> {
     /// Where other targets go.
     pub inner: S,
-    /// The reports shown unchanged, by URL.
-    pub unchanged: std::sync::Arc<HashSet<String>>,
+    /// [`Shown::unchanged`].
+    pub unchanged: std::sync::Arc<HashMap<String, HashSet<String>>>,
 }
 
 impl<S: Source> Source for WithListings<S> {
     async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
-        match self.unchanged.contains(&target.url) {
+        let shown = self
+            .unchanged
+            .get(&target.pipeline)
+            .is_some_and(|urls| urls.contains(&target.url));
+        match shown {
             true => FetchOutcome::NotModified,
             false => self.inner.fetch(target).await,
         }
@@ -224,6 +234,43 @@ mod tests {
             etag: etag.map(Into::into),
             last_modified: last_modified.map(Into::into),
         }
+    }
+
+    /// A portal with nothing submitted (404 to everything) that counts the
+    /// requests it answers.
+    #[derive(Clone, Default)]
+    struct Counting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Source for Counting {
+        async fn fetch(&self, _: &FetchTarget) -> FetchOutcome {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            FetchOutcome::NotSubmitted
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_program_whose_report_was_shown_unchanged_is_answered_for_its_url() {
+        let target = |pipeline: &str| FetchTarget {
+            pipeline: pipeline.into(),
+            township: "341124102".into(),
+            period: "2026-06".into(),
+            url: "http://portal/r/341124102/2026-06".into(),
+            validators: None,
+            described: None,
+            described_bytes: None,
+        };
+        let inner = Counting::default();
+        let shown: HashMap<String, HashSet<String>> =
+            [("monthly".to_string(), [target("monthly").url].into_iter().collect())].into();
+        let source = WithListings {
+            inner: inner.clone(),
+            unchanged: std::sync::Arc::new(shown),
+        };
+        assert_eq!(source.fetch(&target("monthly")).await, FetchOutcome::NotModified);
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::Relaxed), 0);
+        // Another program at the same URL is asked for.
+        assert_eq!(source.fetch(&target("quarterly")).await, FetchOutcome::NotSubmitted);
+        assert_eq!(inner.0.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]
