@@ -181,8 +181,16 @@ pub async fn show<S: Source>(source: &S, def: &Definition, targets: &[FetchTarge
         for i in at {
             let t = &targets[i];
             let Some(validators) = &t.validators else { continue };
-            let Ok(key) = reqwest::Url::parse(&t.url) else { continue };
-            if let Some(Some(entry)) = listed.get(key.as_str())
+            // Found as written (a URL from a template is usually written
+            // as parsing would write it: a key is a parsed URL), else parsed.
+            let entry = match listed.get(t.url.as_str()) {
+                Some(entry) => entry,
+                None => match reqwest::Url::parse(&t.url) {
+                    Ok(key) => listed.get(key.as_str()).unwrap_or(&None),
+                    Err(_) => &None,
+                },
+            };
+            if let Some(entry) = entry
                 && shows_unchanged(entry, validators, t.described_bytes)
             {
                 shown
@@ -271,6 +279,58 @@ mod tests {
         // Another program at the same URL is asked for.
         assert_eq!(source.fetch(&target("quarterly")).await, FetchOutcome::NotSubmitted);
         assert_eq!(inner.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
+
+    /// A portal whose every answer is one listing.
+    #[derive(Clone)]
+    struct Lists(&'static str);
+
+    impl Source for Lists {
+        async fn fetch(&self, _: &FetchTarget) -> FetchOutcome {
+            FetchOutcome::Submitted {
+                body: self.0.as_bytes().to_vec(),
+                content_type: None,
+                defect: None,
+                validators: None,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_report_is_found_in_its_listing_however_its_url_is_written() {
+        let mut texts = crate::definition::embedded_texts();
+        texts.pipelines[0].1 = texts.pipelines[0].1.replace(
+            "deadline_days = 5",
+            "deadline_days = 5\nlisting_url = \"http://portal/r/{period}/{county}/\"",
+        );
+        let def = Definition::from_texts(&texts).unwrap();
+        let target = |township: &str, url: &str| FetchTarget {
+            pipeline: def.pipelines[0].name.clone(),
+            township: township.into(),
+            period: "2026-06".into(),
+            url: url.into(),
+            validators: Some(validators(Some("\"e\""), None)),
+            described: Some("sha".into()),
+            described_bytes: Some(1),
+        };
+        let targets = [
+            // As parsing writes it, and as an operator may write it.
+            target("341124101", "http://portal/r/2026-06/341124/341124101.json"),
+            target("341124102", "http://PORTAL:80/r/2026-06/341124/341124102.json"),
+            // Listed with another ETag; not listed.
+            target("341124103", "http://portal/r/2026-06/341124/341124103.json"),
+            target("341124104", "http://portal/r/2026-06/341124/341124104.json"),
+        ];
+        let body = r#"[{"name":"341124101.json","etag":"\"e\""},{"name":"341124102.json","etag":"\"e\""},
+                       {"name":"341124103.json","etag":"\"f\""}]"#;
+        let shown = show(&Lists(body), &def, &targets, 4).await;
+        assert_eq!((shown.read, shown.failed.len()), (1, 0));
+        let mut urls: Vec<&str> = shown.unchanged[&def.pipelines[0].name]
+            .iter()
+            .map(String::as_str)
+            .collect();
+        urls.sort_unstable();
+        assert_eq!(urls, [&targets[1].url, &targets[0].url]);
     }
 
     #[test]
