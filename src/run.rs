@@ -176,6 +176,8 @@ pub struct RunSummary {
     /// Of `not_modified`, those a portal's listing showed unchanged (not
     /// asked for; see `listing_url`).
     pub listed: usize,
+    /// Listings read (see `listing_url`).
+    pub listings_read: usize,
     /// Listings that could not be fetched or read (their reports were
     /// asked for one by one).
     pub listings_failed: usize,
@@ -2537,6 +2539,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
     summary.listed = shown.unchanged.values().map(|urls| urls.len()).sum();
     summary.listings_failed = shown.failed.len();
+    summary.listings_read = shown.read;
     if shown.read + shown.failed.len() > 0 {
         for (url, why) in shown.failed.iter().take(5) {
             let listing = crate::sources::listing::for_log(url);

@@ -72,6 +72,8 @@ struct Metrics {
     runs: BTreeMap<&'static str, u64>,
     /// Fetches by result: fetched, unchanged, not_submitted, failed.
     fetches: BTreeMap<&'static str, u64>,
+    /// Listings by result: read, failed.
+    listings: BTreeMap<&'static str, u64>,
     values_published: u64,
     values_quarantined: u64,
     values_in_review: u64,
@@ -101,6 +103,9 @@ impl Metrics {
             ("failed", s.fetch_failed),
         ] {
             *self.fetches.entry(k).or_default() += v as u64;
+        }
+        for (k, v) in [("read", s.listings_read), ("failed", s.listings_failed)] {
+            *self.listings.entry(k).or_default() += v as u64;
         }
         self.values_published += s.rows_published as u64;
         self.values_quarantined += s.quarantined as u64;
@@ -138,12 +143,18 @@ impl Metrics {
         metric(
             "taizhang_fetches_total",
             "counter",
-            "Reports asked for, by result (fetched, unchanged: 304, not_submitted: 404, failed).",
+            "Reports asked for, by result (fetched, unchanged: 304 or shown unchanged by a listing, not_submitted: 404, failed).",
             labelled(
                 "result",
                 &self.fetches,
                 &["fetched", "unchanged", "not_submitted", "failed"],
             ),
+        );
+        metric(
+            "taizhang_listings_total",
+            "counter",
+            "Portal listings asked for (listing_url), by result (read, failed: their reports were asked for one by one).",
+            labelled("result", &self.listings, &["read", "failed"]),
         );
         let one = |v: String| vec![(String::new(), v)];
         metric(
@@ -453,6 +464,8 @@ mod tests {
         let s = RunSummary {
             fetched: 7,
             not_modified: 3,
+            listings_read: 2,
+            listings_failed: 1,
             rows_published: 100,
             ..Default::default()
         };
@@ -461,6 +474,11 @@ mod tests {
         assert!(text.contains("taizhang_runs_total{outcome=\"done\"} 1\n"), "{text}");
         assert!(
             text.contains("taizhang_fetches_total{result=\"unchanged\"} 3\n"),
+            "{text}"
+        );
+        assert!(text.contains("taizhang_listings_total{result=\"read\"} 2\n"), "{text}");
+        assert!(
+            text.contains("taizhang_listings_total{result=\"failed\"} 1\n"),
             "{text}"
         );
         assert!(text.contains("taizhang_run_duration_seconds_count 1\n"), "{text}");

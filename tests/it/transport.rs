@@ -328,8 +328,13 @@ async fn a_portals_listing_spares_the_requests_for_the_reports_it_shows_unchange
             "{kind:?}"
         );
         assert_eq!(
-            (portal.hits() - hits, portal.listings_served(), again.listings_failed),
-            (1, 8, 0),
+            (
+                portal.hits() - hits,
+                portal.listings_served(),
+                again.listings_read,
+                again.listings_failed
+            ),
+            (1, 8, 8, 0),
             "{kind:?}"
         );
         // Seen again, as with a 304: the landing's last fetch moved.
@@ -378,8 +383,14 @@ async fn a_listing_that_cannot_be_read_costs_only_the_requests_it_would_have_sav
         let again = run(&cfg, &RunOptions::at(at("2026-07-11T02:00:00Z"))).await.unwrap();
         // Every report asked for, as without a listing: 79 answer 304.
         assert_eq!(
-            (again.fetched, again.not_modified, again.listed, again.listings_failed),
-            (0, 79, 0, 8),
+            (
+                again.fetched,
+                again.not_modified,
+                again.listed,
+                again.listings_read,
+                again.listings_failed
+            ),
+            (0, 79, 0, 0, 8),
             "{kind:?}"
         );
         assert_eq!((portal.hits() - hits, portal.not_modified()), (80, 79), "{kind:?}");
