@@ -153,7 +153,10 @@ impl Pipeline {
     /// Whether a run at `now` asks for `township`'s report of `period`: a
     /// settled period's (see `revisit_after_days`) on one China day in
     /// `revisit_every_days`, the day picked by the township and period so
-    /// that a run asks for about as many every day; any other on every run.
+    /// that a run asks for about as many every day (by its county and the
+    /// period for a program with a `listing_url`: the reports one listing
+    /// names share their day, and a day reads each listing it needs once);
+    /// any other on every run.
     pub fn revisits(&self, township: &str, period: &Period, now: DateTime<Utc>) -> bool {
         let Some(after) = self.revisit_after_days else {
             return true;
@@ -167,7 +170,11 @@ impl Pipeline {
             .with_timezone(&crate::period::china())
             .date_naive()
             .num_days_from_ce();
-        let slot = revisit_slot(township, period);
+        let by = match self.listing_url {
+            Some(_) => township.get(..6).unwrap_or(township),
+            None => township,
+        };
+        let slot = revisit_slot(by, period);
         slot.wrapping_add(u64::from(day.unsigned_abs())).is_multiple_of(every)
     }
 
@@ -670,6 +677,39 @@ mod tests {
                 .iter()
                 .all(|t| every.pipelines[0].revisits(t, &may, day("2026-12-01")))
         );
+    }
+
+    #[test]
+    fn with_a_listing_a_countys_settled_reports_share_their_day() {
+        let d = monthly("revisit_after_days = 30\nlisting_url = \"http://portal/r/{period}/{county}/\"").unwrap();
+        let p = &d.pipelines[0];
+        let day = |d: u32| {
+            DateTime::parse_from_rfc3339(&format!("2026-07-{d:02}T10:00:00+08:00"))
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        let may: Period = "2026-05".parse().unwrap();
+        let counties: Vec<String> = (0..300).map(|i| format!("{:06}", 110100 + i)).collect();
+        let mut days_of_county = std::collections::HashMap::new();
+        for d in 6..13 {
+            let mut asked = 0;
+            for c in &counties {
+                let due: Vec<bool> = (1..=12)
+                    .map(|t| p.revisits(&format!("{c}{t:03}"), &may, day(d)))
+                    .collect();
+                // All of a county's townships, or none of them.
+                assert!(due.iter().all(|x| *x == due[0]), "{c} on day {d}");
+                if due[0] {
+                    asked += 1;
+                    *days_of_county.entry(c.clone()).or_insert(0) += 1;
+                }
+            }
+            // About a seventh of the counties every day.
+            assert!((20..=70).contains(&asked), "day {d}: {asked}");
+        }
+        // Each county once in the seven days.
+        assert_eq!(days_of_county.len(), counties.len());
+        assert!(days_of_county.values().all(|n| *n == 1));
     }
 
     #[test]
