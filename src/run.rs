@@ -443,6 +443,38 @@ async fn fetch_into<S: Source + Clone + 'static>(
     }
 }
 
+/// `source`, answering for the reports the portals' listings show
+/// unchanged (see [`crate::sources::listing`]), the listings read first;
+/// what they showed and the listings not read go into `summary` and the
+/// log.
+async fn with_listings<S: Source>(
+    source: S,
+    cfg: &Loaded,
+    targets: &[FetchTarget],
+    summary: &mut RunSummary,
+) -> crate::sources::listing::WithListings<S> {
+    let shown = crate::sources::listing::show(&source, &cfg.def, targets, cfg.settings.http.concurrency).await;
+    summary.listed = shown.unchanged.values().map(|urls| urls.len()).sum();
+    summary.listings_failed = shown.failed.len();
+    summary.listings_read = shown.read;
+    if shown.read + shown.failed.len() > 0 {
+        for (url, why) in shown.failed.iter().take(5) {
+            let listing = crate::sources::listing::for_log(url);
+            tracing::warn!(listing = %listing, error = %why, "Listing not read; the reports it lists are asked for one by one.");
+        }
+        tracing::info!(
+            read = shown.read,
+            failed = shown.failed.len(),
+            unchanged = summary.listed,
+            "Listings read."
+        );
+    }
+    crate::sources::listing::WithListings {
+        inner: source,
+        unchanged: Arc::new(shown.unchanged),
+    }
+}
+
 /// Stores and parses one fetched body: on this runtime thread when it is
 /// at most [`STORE_INLINE`] bytes (the blocking pool's hand-off cost more
 /// than the work), else on the blocking pool, at most [`STORE_PER_CORE`]
@@ -2535,27 +2567,7 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let remembered = read_remembered(&state, kept.values().map(|(p, _)| p.name.clone()).collect())?;
 
     let concurrency = cfg.settings.http.concurrency;
-    // What the portals' listings show unchanged is not asked for.
-    let shown = crate::sources::listing::show(&source, &cfg.def, &targets, concurrency).await;
-    summary.listed = shown.unchanged.values().map(|urls| urls.len()).sum();
-    summary.listings_failed = shown.failed.len();
-    summary.listings_read = shown.read;
-    if shown.read + shown.failed.len() > 0 {
-        for (url, why) in shown.failed.iter().take(5) {
-            let listing = crate::sources::listing::for_log(url);
-            tracing::warn!(listing = %listing, error = %why, "Listing not read; the reports it lists are asked for one by one.");
-        }
-        tracing::info!(
-            read = shown.read,
-            failed = shown.failed.len(),
-            unchanged = summary.listed,
-            "Listings read."
-        );
-    }
-    let source = crate::sources::listing::WithListings {
-        inner: source,
-        unchanged: Arc::new(shown.unchanged),
-    };
+    let source = with_listings(source, cfg, &targets, &mut summary).await;
     let (tx, mut rx) = tokio::sync::mpsc::channel(concurrency.max(1));
     let def = cfg.def.clone();
     let storer: Storer = {
