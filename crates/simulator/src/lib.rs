@@ -93,13 +93,15 @@ impl Canned {
     }
 }
 
+/// Reports by (township, period), each with the [`Portal::set`]s before it.
+type Reports = HashMap<(String, String), (Canned, i64)>;
+
 /// What the portal serves, by (township, period). Missing keys answer 404.
 #[derive(Debug, Clone, Default)]
 pub struct Portal {
-    reports: Arc<RwLock<HashMap<(String, String), Canned>>>,
-    /// When each report last changed: seconds after 2026-07-01T01:00:00Z,
-    /// one more for every [`Portal::set`] (its `Last-Modified`).
-    modified: Arc<RwLock<HashMap<(String, String), i64>>>,
+    /// Each report with when it last changed: the number of
+    /// [`Portal::set`]s before it (its `Last-Modified`, see [`http_date`]).
+    reports: Arc<RwLock<Reports>>,
     changes: Arc<std::sync::atomic::AtomicI64>,
     /// What `/listings/{period}` says of each report (None: 404).
     listing: Arc<RwLock<Option<Listing>>>,
@@ -149,10 +151,11 @@ pub enum Listing {
 impl Portal {
     /// Serves `canned` for (township, period).
     pub fn set(&self, township: &str, period: &str, canned: Canned) {
-        let key = (township.to_string(), period.to_string());
         let n = self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.modified.write().expect("portal lock").insert(key.clone(), n);
-        self.reports.write().expect("portal lock").insert(key, canned);
+        self.reports
+            .write()
+            .expect("portal lock")
+            .insert((township.to_string(), period.to_string()), (canned, n));
     }
 
     /// Serves `/listings/{period}` from now on: every report of the period
@@ -167,21 +170,6 @@ impl Portal {
         self.listings_served.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A report's `Last-Modified`.
-    fn last_modified(&self, township: &str, period: &str) -> String {
-        let n = self
-            .modified
-            .read()
-            .expect("portal lock")
-            .get(&(township.to_string(), period.to_string()))
-            .copied()
-            .unwrap_or(0);
-        let base = chrono::DateTime::from_timestamp(1_782_867_600, 0).expect("2026-07-01T01:00:00Z");
-        (base + chrono::Duration::seconds(n))
-            .format("%a, %d %b %Y %H:%M:%S GMT")
-            .to_string()
-    }
-
     /// Stops serving (township, period): 404 from now on.
     pub fn remove(&self, township: &str, period: &str) {
         self.reports
@@ -192,6 +180,11 @@ impl Portal {
 
     /// What is served for (township, period).
     pub fn get(&self, township: &str, period: &str) -> Option<Canned> {
+        self.served(township, period).map(|(c, _)| c)
+    }
+
+    /// What is served for (township, period), with when it last changed.
+    fn served(&self, township: &str, period: &str) -> Option<(Canned, i64)> {
         self.reports
             .read()
             .expect("portal lock")
@@ -288,20 +281,29 @@ async fn listing(State(portal): State<Portal>, Path(period): Path<String>) -> Re
     let reports = portal.reports.read().expect("portal lock").clone();
     let mut entries: Vec<Value> = reports
         .iter()
-        .filter(|((_, p), c)| *p == period && c.status == 200)
-        .map(|((t, p), c)| {
+        .filter(|((_, p), (c, _))| *p == period && c.status == 200)
+        .map(|((t, p), (c, changed))| {
             let name = format!("/reports/{t}/{p}");
             match kind {
                 Listing::Etags => json!({ "name": name, "etag": etag(&c.body) }),
                 _ => json!({
                     "name": name, "type": "file",
-                    "mtime": portal.last_modified(t, p), "size": c.body.len(),
+                    "mtime": http_date(*changed), "size": c.body.len(),
                 }),
             }
         })
         .collect();
     entries.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
     axum::Json(entries).into_response()
+}
+
+/// The `Last-Modified` of a report set after `changes` others: that many
+/// seconds after 2026-07-01T01:00:00Z.
+fn http_date(changes: i64) -> String {
+    let base = chrono::DateTime::from_timestamp(1_782_867_600, 0).expect("2026-07-01T01:00:00Z");
+    (base + chrono::Duration::seconds(changes))
+        .format("%a, %d %b %Y %H:%M:%S GMT")
+        .to_string()
 }
 
 /// The ETag the portal gives a body: a hash of its bytes.
@@ -326,7 +328,8 @@ async fn report(
     }
     portal.in_flight.fetch_sub(1, Relaxed);
     *portal.hits.write().expect("portal lock") += 1;
-    match portal.get(&township, &period) {
+    let (canned, changed) = portal.served(&township, &period).unzip();
+    match canned {
         None => (StatusCode::NOT_FOUND, "no submission").into_response(),
         Some(c) if c.cut_off_after.is_some_and(|n| n < c.body.len()) => {
             let n = c.cut_off_after.unwrap_or(0);
@@ -362,7 +365,7 @@ async fn report(
                 [
                     (header::CONTENT_TYPE, c.content_type),
                     (header::ETAG, tag),
-                    (header::LAST_MODIFIED, portal.last_modified(&township, &period)),
+                    (header::LAST_MODIFIED, http_date(changed.unwrap_or(0))),
                 ],
                 c.body,
             )

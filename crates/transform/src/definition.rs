@@ -171,7 +171,7 @@ impl Pipeline {
             .date_naive()
             .num_days_from_ce();
         let by = match self.listing_url {
-            Some(_) => township.get(..6).unwrap_or(township),
+            Some(_) => county_of(township),
             None => township,
         };
         let slot = revisit_slot(by, period);
@@ -201,12 +201,17 @@ impl Pipeline {
     }
 }
 
+/// The county of a township code: its first six digits.
+fn county_of(township: &str) -> &str {
+    township.get(..6).unwrap_or(township)
+}
+
 /// A URL template with `{township}`, `{county}` (the township code's first
 /// six digits) and `{period}` filled in.
 fn fill(template: &str, township: &str, period: &str) -> String {
     let mut url = template.replace("{township}", township).replace("{period}", period);
     if url.contains("{county}") {
-        url = url.replace("{county}", township.get(..6).unwrap_or(township));
+        url = url.replace("{county}", county_of(township));
     }
     url
 }
