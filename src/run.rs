@@ -413,6 +413,13 @@ async fn fetch_into<S: Source + Clone + 'static>(
         }
     };
     for t in targets {
+        // Answered without a request (a listing showed it unchanged): handed
+        // to landing at once, without a task or a permit (a national
+        // rerun's 41,352).
+        if let Some(outcome) = source.answered(&t) {
+            let _ = tx.send((t, outcome, None)).await;
+            continue;
+        }
         let permit = sem.clone().acquire_owned().await.expect("semaphore is never closed");
         let (source, tx, storer, storing) = (source.clone(), tx.clone(), storer.clone(), storing.clone());
         set.spawn(async move {
@@ -2900,6 +2907,63 @@ mod tests {
             population: Default::default(),
         };
         crate::registry::Registry::build("registry.toml", &config, &div).unwrap()
+    }
+
+    /// A source that answers every other target itself and counts the
+    /// requests it is asked.
+    #[derive(Clone, Default)]
+    struct HalfKnown(Arc<std::sync::atomic::AtomicUsize>);
+
+    impl Source for HalfKnown {
+        async fn fetch(&self, _: &FetchTarget) -> FetchOutcome {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            FetchOutcome::NotSubmitted
+        }
+
+        fn answered(&self, target: &FetchTarget) -> Option<FetchOutcome> {
+            target
+                .township
+                .ends_with(['0', '2', '4', '6', '8'])
+                .then_some(FetchOutcome::NotModified)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_target_the_source_answers_itself_is_handed_on_without_a_request() {
+        let targets: Vec<FetchTarget> = (0..1000)
+            .map(|i| FetchTarget {
+                pipeline: "p".into(),
+                township: format!("341124{i:03}"),
+                period: "2026-06".into(),
+                url: format!("http://portal/{i}"),
+                validators: None,
+                described: None,
+                described_bytes: None,
+            })
+            .collect();
+        let source = HalfKnown::default();
+        let storer: Storer = Arc::new(|_: &FetchTarget, _: &[u8]| unreachable!("nothing is submitted"));
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let fetching = tokio::spawn(fetch_into(source.clone(), targets, 8, storer, tx));
+        let mut got = std::collections::BTreeMap::new();
+        while let Some((t, outcome, stored)) = rx.recv().await {
+            assert!(stored.is_none());
+            assert!(got.insert(t.township, outcome).is_none(), "a target handed on twice");
+        }
+        fetching.await.unwrap();
+        assert_eq!(got.len(), 1000, "every target is handed on once");
+        for (township, outcome) in &got {
+            let want = match township.ends_with(['0', '2', '4', '6', '8']) {
+                true => FetchOutcome::NotModified,
+                false => FetchOutcome::NotSubmitted,
+            };
+            assert_eq!(outcome, &want, "{township}");
+        }
+        assert_eq!(
+            source.0.load(std::sync::atomic::Ordering::Relaxed),
+            500,
+            "only the others are asked"
+        );
     }
 
     #[test]

@@ -160,4 +160,11 @@ impl<S: Source> Source for WithInbox<S> {
             None => self.inner.fetch(target).await,
         }
     }
+
+    fn answered(&self, target: &FetchTarget) -> Option<FetchOutcome> {
+        match target.url.starts_with(SCHEME) {
+            true => None,
+            false => self.inner.answered(target),
+        }
+    }
 }

@@ -222,13 +222,20 @@ pub struct WithListings<S> {
 
 impl<S: Source> Source for WithListings<S> {
     async fn fetch(&self, target: &FetchTarget) -> FetchOutcome {
+        match self.answered(target) {
+            Some(outcome) => outcome,
+            None => self.inner.fetch(target).await,
+        }
+    }
+
+    fn answered(&self, target: &FetchTarget) -> Option<FetchOutcome> {
         let shown = self
             .unchanged
             .get(&target.pipeline)
             .is_some_and(|urls| urls.contains(&target.url));
         match shown {
-            true => FetchOutcome::NotModified,
-            false => self.inner.fetch(target).await,
+            true => Some(FetchOutcome::NotModified),
+            false => self.inner.answered(target),
         }
     }
 }
@@ -275,6 +282,8 @@ mod tests {
             unchanged: std::sync::Arc::new(shown),
         };
         assert_eq!(source.fetch(&target("monthly")).await, FetchOutcome::NotModified);
+        assert_eq!(source.answered(&target("monthly")), Some(FetchOutcome::NotModified));
+        assert_eq!(source.answered(&target("quarterly")), None);
         assert_eq!(inner.0.load(std::sync::atomic::Ordering::Relaxed), 0);
         // Another program at the same URL is asked for.
         assert_eq!(source.fetch(&target("quarterly")).await, FetchOutcome::NotSubmitted);

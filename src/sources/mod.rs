@@ -82,4 +82,12 @@ pub enum FetchOutcome {
 pub trait Source: Send + Sync {
     /// Fetches one target.
     fn fetch(&self, target: &FetchTarget) -> impl std::future::Future<Output = FetchOutcome> + Send;
+
+    /// What `fetch` would answer for `target` without asking anyone (a
+    /// report a listing showed unchanged), when the source knows it
+    /// already: the run then spends no task on it. None by default.
+    fn answered(&self, target: &FetchTarget) -> Option<FetchOutcome> {
+        let _ = target;
+        None
+    }
 }
