@@ -1343,117 +1343,100 @@ fn compute(
                 summary: &mut *summary,
                 pending,
             };
-            // The parts' landings, read a part ahead on a thread of its
-            // own (with its own connection) while this one carries or
-            // starts the batches of the part before.
-            let landings = read_ahead(scope, state, &p.name, &batches)?;
-            for (area, reg) in &batches {
-                // The part's landings, read for its batches and
-                // dropped after them (a township not in the registry is
-                // in no batch: only in the program's landings table).
+            // The parts' landings, read and prepared a part ahead on a
+            // thread of its own (with its own connection): each batch's
+            // digest and, when its memo matches, what carrying it needs (the
+            // memo read, its clock checks run, its results finished), while
+            // this thread carries or starts the batches of the part before.
+            let prep = PartPrep {
+                ctx: &ctx,
+                memo: &memo,
+                decisions,
+                absent: &absent,
+                year,
+                recompute,
+            };
+            let mut prepared = prepare_ahead(scope, state, &batches, prep)?;
+            for (_, reg) in &batches {
                 let t = std::time::Instant::now();
-                let all = landings
-                    .recv()
-                    .map_err(|_| RunError::Task(format!("the thread reading the landings of {} stopped", p.name)))??;
-                let current = current_landings(&all);
-                let reports = timeliness::reports(&all, p.deadline_days, &absent);
-                let versions_of = versions_of(&all, &current);
+                let Prepared {
+                    all,
+                    rows,
+                    quotas,
+                    periods,
+                    batches: part_batches,
+                    spent: took,
+                } = prepared
+                    .next()
+                    .ok_or_else(|| RunError::Task(format!("the landings of {} ran out before its parts", p.name)))??;
                 spent.read += t.elapsed();
+                spent.add(&took);
                 let t = std::time::Instant::now();
-                landing_file.write(landing_rows(&all, &current, &reports)?)?;
+                landing_file.write(rows)?;
                 spent.landings += t.elapsed();
-                let counties = reg.counties();
-                let quotas: Vec<taizhang_model::Quota> = cfg
-                    .def
-                    .quotas
-                    .iter()
-                    .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
-                    .cloned()
-                    .collect();
-                let quotas = Arc::new(quotas);
-                // The part's periods, oldest first: a batch each (one
-                // batch with none when nothing of the part landed).
-                let periods = part_periods(&current);
-                let parts: Vec<Option<&str>> = match periods.is_empty() {
-                    true => vec![None],
-                    false => periods.iter().map(|p| Some(p.as_str())).collect(),
-                };
-                // What the batches before give the next: the digest of the
-                // one before, and what it carries for the look-back checks.
-                let mut chain = String::new();
-                let mut before: Option<Before> = None;
-                let mut upto: Vec<(&Landing, usize)> = vec![];
-                for (i, period) in parts.iter().enumerate() {
-                    let part = Part {
-                        period: period.map(str::to_string),
-                        last: i + 1 == parts.len(),
-                        periods: periods.clone(),
-                    };
-                    let code = match period {
-                        Some(p) => format!("{area}-{p}"),
-                        None => area.clone(),
-                    };
-                    let wanted: Vec<(&Landing, usize)> = current
+                // What a batch computed here is made from, made again from
+                // the part's landings only when one is (a part whose batches
+                // are all carried needs none of it); `upto`: the current
+                // landings of its periods in order (see `Before::Kept`).
+                #[allow(clippy::type_complexity)]
+                let derived: std::cell::OnceCell<(
+                    Vec<(&Landing, usize)>,
+                    timeliness::Reports<'_>,
+                    std::collections::HashMap<(&str, &str), Vec<&Landing>>,
+                    Vec<(&Landing, usize)>,
+                )> = std::cell::OnceCell::new();
+                let derive = || {
+                    let current = current_landings(&all);
+                    let reports = timeliness::reports(&all, p.deadline_days, &absent);
+                    let versions = versions_of(&all, &current);
+                    let upto = periods
                         .iter()
-                        .filter(|(l, _)| Some(l.period.as_str()) == *period)
+                        .flat_map(|period| current.iter().filter(move |(l, _)| &l.period == period))
                         .copied()
                         .collect();
-                    // Every version of the (township, period)s that have more than one.
-                    let older: Vec<(&Landing, usize)> = wanted
-                        .iter()
-                        .filter(|(_, n)| *n > 1)
-                        .flat_map(|(c, _)| {
-                            versions_of
-                                .get(&(c.township.as_str(), c.period.as_str()))
-                                .into_iter()
-                                .flatten()
-                                .map(|l| (*l, 1))
-                        })
-                        .collect();
+                    (current, reports, versions, upto)
+                };
+                // What the batches before give the next: what it carries for
+                // the look-back checks.
+                let mut before: Option<Before> = None;
+                let mut upto_len = 0;
+                for PreparedBatch {
+                    code,
+                    part,
+                    digest,
+                    wanted_len,
+                    attempt,
+                } in part_batches
+                {
                     let batch_failures: Vec<_> = failures
                         .iter()
                         .filter(|f| reg.get(&f.0).is_some() && part.owns(&f.1))
                         .cloned()
                         .collect();
-                    let t = std::time::Instant::now();
-                    let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
-                    spent.digest += t.elapsed();
-                    chain = digest.clone();
-                    let base = ctx.check_input(reg, &quotas, &part);
                     // Nothing the batch is computed from changed (nor any
                     // batch before it): its files and results are carried
-                    // over, and only the clock checks run.
+                    // over, and only the clock checks ran.
                     let mut carried = None;
                     let t = std::time::Instant::now();
-                    let loaded = if recompute { None } else { memo.load(&code, &digest) };
-                    spent.load += t.elapsed();
-                    let t = std::time::Instant::now();
-                    if let Some(m) = loaded {
-                        let input = CheckInput {
-                            submissions: &m.submissions,
-                            quota_facts: Some(&m.quota_facts),
-                            ..base.clone()
-                        };
-                        let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
-                        let held =
-                            memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
-                        spent.clock += t.elapsed();
-                        let t = std::time::Instant::now();
-                        if held != m.clock_excluded {
-                            tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
-                        } else if !batch_end.sink.carry(&m.files)? {
-                            tracing::debug!(program = %p.name, batch = %code, "A file of the batch's memo is not in the published snapshot: computing the batch.");
-                        } else {
-                            let results = checks::finish(&[m.checks.clone(), clock], &m.submissions)
-                                .map_err(internal("check"))?;
-                            batch_end.summary.batches_carried += 1;
-                            carried = Some((m, results));
+                    match attempt {
+                        Some(attempt) => {
+                            let (m, held, results) = attempt?;
+                            if held != m.clock_excluded {
+                                tracing::debug!(program = %p.name, batch = %code, "The clock checks hold out other values than before: computing the batch.");
+                            } else if !batch_end.sink.carry(&m.files)? {
+                                tracing::debug!(program = %p.name, batch = %code, "A file of the batch's memo is not in the published snapshot: computing the batch.");
+                            } else {
+                                batch_end.summary.batches_carried += 1;
+                                carried = Some((m, results));
+                            }
                         }
-                        spent.carry += t.elapsed();
-                    } else if !recompute {
-                        tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
+                        None if !recompute => {
+                            tracing::debug!(program = %p.name, batch = %code, "No memo of the batch for its inputs: computing it.");
+                        }
+                        None => {}
                     }
-                    upto.extend(wanted.iter().copied());
+                    spent.carry += t.elapsed();
+                    upto_len += wanted_len;
                     let work = match carried {
                         Some((m, results)) => {
                             before = Some(Before::Kept {
@@ -1461,11 +1444,18 @@ fn compute(
                                 digest: digest.clone(),
                                 quota: m.quota_facts.clone(),
                                 wanted: [looks_back, keeps_series],
-                                upto: upto.len(),
+                                upto: upto_len,
                             });
                             Work::Carried(Box::new(m), results)
                         }
                         None => {
+                            let (current, reports, versions_of, upto) = derived.get_or_init(derive);
+                            let wanted: Vec<(&Landing, usize)> = current
+                                .iter()
+                                .filter(|(l, _)| Some(l.period.as_str()) == part.period.as_deref())
+                                .copied()
+                                .collect();
+                            let older = older_versions(&wanted, versions_of);
                             let history = if older.is_empty() {
                                 normalize::history(&p.name, &[]).map_err(internal("normalize"))?
                             } else {
@@ -1500,8 +1490,7 @@ fn compute(
                             )?;
                             // When each report arrived, from the evidence
                             // of all its versions.
-                            n.submissions =
-                                timeliness::apply(n.submissions, &reports).map_err(internal("normalize"))?;
+                            n.submissions = timeliness::apply(n.submissions, reports).map_err(internal("normalize"))?;
                             // What the batch before carries: waited for on
                             // the batch's thread when it is computing.
                             let carry_in = match before.take() {
@@ -1631,29 +1620,244 @@ fn compute(
     Ok(Computed { candidates, programs })
 }
 
-/// The landings of each part of `batches` in turn (see
-/// [`State::landings_of`]), read on a thread of `scope` through a second
-/// connection, at most one part ahead of the one received: a part's are
-/// read while the batches of the one before are carried or started. The
-/// thread stops at the first error (given) or when the receiver is gone.
-fn read_ahead<'scope, 'env>(
+/// What [`prepare_part`] works with: the program's batch context and
+/// memo, and what every batch's digest covers beside its landings.
+struct PartPrep<'a> {
+    ctx: &'a BatchContext<'a>,
+    memo: &'a Memo,
+    decisions: &'a review::Decisions,
+    absent: &'a timeliness::Absent<'a>,
+    year: i32,
+    recompute: bool,
+}
+
+/// A part's landings and its batches, a period each (oldest first), as far
+/// as they are known before one is carried or computed.
+struct Prepared {
+    /// The part's landings (of every version).
+    all: Vec<Landing>,
+    /// Their rows of the program's `landings` table.
+    rows: DataFrame,
+    /// The quotas of the part's townships and counties.
+    quotas: Arc<Vec<taizhang_model::Quota>>,
+    /// The periods of its current landings, oldest first.
+    periods: Vec<String>,
+    batches: Vec<PreparedBatch>,
+    /// Where the preparing thread's time went.
+    spent: PrepSpent,
+}
+
+/// A batch's memo, what its clock checks hold out now and its results
+/// (see [`carry_attempt`]).
+type Attempt = (memo::Batch, Vec<String>, DataFrame);
+
+/// One batch of a [`Prepared`] part.
+struct PreparedBatch {
+    code: String,
+    part: Part,
+    /// Of everything it is computed from, and of the batches before it.
+    digest: String,
+    /// Its current landings.
+    wanted_len: usize,
+    /// Its memo for `digest`, with what the clock checks hold out now and
+    /// its results finished (see [`carry_attempt`]): None without such a
+    /// memo (or when every batch is computed again).
+    attempt: Option<Result<Attempt, RunError>>,
+}
+
+/// The preparing thread's time over a part (see [`Spent`]).
+#[derive(Default)]
+struct PrepSpent {
+    read: std::time::Duration,
+    digest: std::time::Duration,
+    load: std::time::Duration,
+    clock: std::time::Duration,
+}
+
+/// Each part of `batches` in turn, read from the state (see
+/// [`State::landings_of`]) and prepared ([`prepare_part`]) on
+/// [`PREPARERS`] threads of `scope`, each through a connection of its own
+/// and taking every other part, at most one part ahead of the one
+/// received: parts' batches are digested and their memos read while the
+/// batches of the part before are carried or started. Received in order; a
+/// thread stops at its first error (given) or when the receiver is gone.
+fn prepare_ahead<'scope, 'env>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
     state: &State,
-    program: &'env str,
     batches: &'env [(String, crate::registry::Registry)],
-) -> Result<std::sync::mpsc::Receiver<Result<Vec<Landing>, crate::state::StateError>>, RunError> {
-    let reader = state.reader()?;
-    // A rendezvous: the next part is read, then handed over when asked for.
-    let (give, landings) = std::sync::mpsc::sync_channel(0);
-    std::thread::Builder::new()
-        .name("read landings".into())
-        .spawn_scoped(scope, move || {
-            hand_over(batches, give, |(_, reg)| {
-                reader.landings_of(program, reg.townships.keys().map(String::as_str))
+    prep: PartPrep<'env>,
+) -> Result<impl Iterator<Item = Result<Prepared, RunError>> + 'scope, RunError>
+where
+    'env: 'scope,
+{
+    let program = &prep.ctx.p.name;
+    let prep = Arc::new(prep);
+    let mut receivers = Vec::new();
+    for i in 0..PREPARERS {
+        let reader = state.reader()?;
+        // A rendezvous: the next part is prepared, then handed over when asked for.
+        let (give, prepared) = std::sync::mpsc::sync_channel(0);
+        let prep = Arc::clone(&prep);
+        let mine = batches.iter().skip(i).step_by(PREPARERS);
+        std::thread::Builder::new()
+            .name("read landings".into())
+            .spawn_scoped(scope, move || {
+                hand_over(mine, give, |(area, reg)| {
+                    let t = std::time::Instant::now();
+                    let all = reader.landings_of(&prep.ctx.p.name, reg.townships.keys().map(String::as_str))?;
+                    let read = t.elapsed();
+                    let mut part = prepare_part(&prep, area, reg, all)?;
+                    part.spent.read += read;
+                    Ok(part)
+                })
             })
+            .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
+        receivers.push(prepared);
+    }
+    let gone =
+        |program: String| move |_| RunError::Task(format!("the thread reading the landings of {program} stopped"));
+    let program = program.clone();
+    Ok((0..batches.len()).map(move |i| receivers[i % PREPARERS].recv().map_err(gone(program.clone()))?))
+}
+
+/// Threads preparing parts at once (see [`prepare_ahead`]).
+const PREPARERS: usize = 2;
+
+/// A part's batches from its landings `all` (a township not in the
+/// registry is in no batch: only in the program's landings table): one per
+/// period of its current landings, oldest first, or one with none when
+/// nothing of the part landed; each with its digest (chained: a batch's
+/// covers the one before it) and, unless `recompute`, its memo when one
+/// was kept for that digest, with the clock checks run on it.
+fn prepare_part(
+    prep: &PartPrep<'_>,
+    area: &str,
+    reg: &crate::registry::Registry,
+    all: Vec<Landing>,
+) -> Result<Prepared, RunError> {
+    let PartPrep {
+        ctx,
+        memo,
+        decisions,
+        absent,
+        year,
+        recompute,
+    } = *prep;
+    let (cfg, p) = (ctx.cfg, ctx.p);
+    let mut spent = PrepSpent::default();
+    let t = std::time::Instant::now();
+    let current = current_landings(&all);
+    let reports = timeliness::reports(&all, p.deadline_days, absent);
+    let versions_of = versions_of(&all, &current);
+    let rows = landing_rows(&all, &current, &reports)?;
+    spent.read += t.elapsed();
+    let counties = reg.counties();
+    let quotas: Vec<taizhang_model::Quota> = cfg
+        .def
+        .quotas
+        .iter()
+        .filter(|q| reg.get(&q.code).is_some() || counties.contains_key(&q.code))
+        .cloned()
+        .collect();
+    let quotas = Arc::new(quotas);
+    let periods = part_periods(&current);
+    let parts: Vec<Option<&str>> = match periods.is_empty() {
+        true => vec![None],
+        false => periods.iter().map(|p| Some(p.as_str())).collect(),
+    };
+    let mut chain = String::new();
+    let mut batches = Vec::with_capacity(parts.len());
+    for (i, period) in parts.iter().enumerate() {
+        let part = Part {
+            period: period.map(str::to_string),
+            last: i + 1 == parts.len(),
+            periods: periods.clone(),
+        };
+        let code = match period {
+            Some(p) => format!("{area}-{p}"),
+            None => area.to_string(),
+        };
+        let wanted: Vec<(&Landing, usize)> = current
+            .iter()
+            .filter(|(l, _)| Some(l.period.as_str()) == *period)
+            .copied()
+            .collect();
+        let older = older_versions(&wanted, &versions_of);
+        let t = std::time::Instant::now();
+        let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
+        spent.digest += t.elapsed();
+        chain = digest.clone();
+        let attempt = match recompute {
+            true => None,
+            false => carry_attempt(memo, &code, &digest, &ctx.check_input(reg, &quotas, &part), &mut spent),
+        };
+        batches.push(PreparedBatch {
+            code,
+            part,
+            digest,
+            wanted_len: wanted.len(),
+            attempt,
+        });
+    }
+    drop((current, reports, versions_of));
+    Ok(Prepared {
+        all,
+        rows,
+        quotas,
+        periods,
+        batches,
+        spent,
+    })
+}
+
+/// Every version of the (township, period)s of `wanted` that have more
+/// than one (`versions_of`, see [`versions_of`]).
+fn older_versions<'a>(
+    wanted: &[(&'a Landing, usize)],
+    versions_of: &std::collections::HashMap<(&str, &str), Vec<&'a Landing>>,
+) -> Vec<(&'a Landing, usize)> {
+    wanted
+        .iter()
+        .filter(|(_, n)| *n > 1)
+        .flat_map(|(c, _)| {
+            versions_of
+                .get(&(c.township.as_str(), c.period.as_str()))
+                .into_iter()
+                .flatten()
+                .map(|l| (*l, 1))
         })
-        .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
-    Ok(landings)
+        .collect()
+}
+
+/// A batch's memo for `digest`, if one was kept, with what its clock checks
+/// hold out now and its check results (the memo's and the clock's,
+/// finished): what carrying it needs, made before it is known to be
+/// carried (a memo whose clock checks hold out other values is computed).
+fn carry_attempt(
+    memo: &Memo,
+    code: &str,
+    digest: &str,
+    base: &CheckInput<'_>,
+    spent: &mut PrepSpent,
+) -> Option<Result<Attempt, RunError>> {
+    let t = std::time::Instant::now();
+    let m = memo.load(code, digest);
+    spent.load += t.elapsed();
+    let m = m?;
+    let t = std::time::Instant::now();
+    let attempt = (|| -> Result<_, RunError> {
+        let input = CheckInput {
+            submissions: &m.submissions,
+            quota_facts: Some(&m.quota_facts),
+            ..base.clone()
+        };
+        let clock = checks::run_raw(&input, true).map_err(internal("check"))?;
+        let held = memo::clock_excluded(&clock, &m.submissions, &m.periods).map_err(internal("check"))?;
+        let results = checks::finish(&[m.checks.clone(), clock], &m.submissions).map_err(internal("check"))?;
+        Ok((held, results))
+    })();
+    spent.clock += t.elapsed();
+    Some(attempt.map(|(held, results)| (m, held, results)))
 }
 
 /// Each program's remembered check results, in the order of the kept
@@ -1716,6 +1920,16 @@ struct Spent {
     /// Finishing batches in order: waiting for the computed ones and
     /// publishing them; every batch's alerts, tracking and check results.
     finish: std::time::Duration,
+}
+
+impl Spent {
+    /// The preparing thread's time over a part (see [`prepare_ahead`]).
+    fn add(&mut self, prep: &PrepSpent) {
+        self.read += prep.read;
+        self.digest += prep.digest;
+        self.load += prep.load;
+        self.clock += prep.clock;
+    }
 }
 
 /// A program's rollups, a period at a time, oldest first, from the county
