@@ -1369,33 +1369,16 @@ fn compute(
                 } = prepared
                     .next()
                     .ok_or_else(|| RunError::Task(format!("the landings of {} ran out before its parts", p.name)))??;
-                spent.read += t.elapsed();
+                spent.wait += t.elapsed();
                 spent.add(&took);
                 let t = std::time::Instant::now();
                 landing_file.write(rows)?;
                 spent.landings += t.elapsed();
                 // What a batch computed here is made from, made again from
                 // the part's landings only when one is (a part whose batches
-                // are all carried needs none of it); `upto`: the current
-                // landings of its periods in order (see `Before::Kept`).
-                #[allow(clippy::type_complexity)]
-                let derived: std::cell::OnceCell<(
-                    Vec<(&Landing, usize)>,
-                    timeliness::Reports<'_>,
-                    std::collections::HashMap<(&str, &str), Vec<&Landing>>,
-                    Vec<(&Landing, usize)>,
-                )> = std::cell::OnceCell::new();
-                let derive = || {
-                    let current = current_landings(&all);
-                    let reports = timeliness::reports(&all, p.deadline_days, &absent);
-                    let versions = versions_of(&all, &current);
-                    let upto = periods
-                        .iter()
-                        .flat_map(|period| current.iter().filter(move |(l, _)| &l.period == period))
-                        .copied()
-                        .collect();
-                    (current, reports, versions, upto)
-                };
+                // are all carried needs none of it).
+                let derived = std::cell::OnceCell::new();
+                let derive = || Derived::of(&all, &periods, p.deadline_days, &absent);
                 // What the batches before give the next: what it carries for
                 // the look-back checks.
                 let mut before: Option<Before> = None;
@@ -1449,13 +1432,18 @@ fn compute(
                             Work::Carried(Box::new(m), results)
                         }
                         None => {
-                            let (current, reports, versions_of, upto) = derived.get_or_init(derive);
+                            let Derived {
+                                current,
+                                reports,
+                                versions,
+                                upto,
+                            } = derived.get_or_init(derive);
                             let wanted: Vec<(&Landing, usize)> = current
                                 .iter()
                                 .filter(|(l, _)| Some(l.period.as_str()) == part.period.as_deref())
                                 .copied()
                                 .collect();
-                            let older = older_versions(&wanted, versions_of);
+                            let older = older_versions(&wanted, versions);
                             let history = if older.is_empty() {
                                 normalize::history(&p.name, &[]).map_err(internal("normalize"))?
                             } else {
@@ -1591,7 +1579,7 @@ fn compute(
             extractions: empty.extractions,
         };
         publish::publish_empty(&p.name, &empty, &had_rows, sink, year)?;
-        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, carry_ms = spent.carry.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
+        tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, wait_ms = spent.wait.as_millis() as u64, read_ms = spent.read.as_millis() as u64, digest_ms = spent.digest.as_millis() as u64, memo_ms = spent.load.as_millis() as u64, landings_ms = spent.landings.as_millis() as u64, clock_ms = spent.clock.as_millis() as u64, carry_ms = spent.carry.as_millis() as u64, finish_ms = spent.finish.as_millis() as u64, "Batches done.");
         summary.rollup_rows += roll_up(cfg, p, &memo, &mut *sink, rolls, year, recompute, &mut codes)?;
         tracing::debug!(program = %p.name, ms = started.elapsed().as_millis() as u64, "Rollups done.");
         // The batches' rows are gone: what their threads freed goes back
@@ -1810,6 +1798,36 @@ fn prepare_part(
     })
 }
 
+/// What a part's computed batches are made from besides their own
+/// landings: the part's current landings, their reports' timeliness, the
+/// versions of the (township, period)s with several, and `upto`, the
+/// current landings of its periods in order (see `Before::Kept`).
+struct Derived<'a> {
+    current: Vec<(&'a Landing, usize)>,
+    reports: timeliness::Reports<'a>,
+    versions: std::collections::HashMap<(&'a str, &'a str), Vec<&'a Landing>>,
+    upto: Vec<(&'a Landing, usize)>,
+}
+
+impl<'a> Derived<'a> {
+    fn of(all: &'a [Landing], periods: &[String], deadline_days: u32, absent: &timeliness::Absent<'_>) -> Derived<'a> {
+        let current = current_landings(all);
+        let reports = timeliness::reports(all, deadline_days, absent);
+        let versions = versions_of(all, &current);
+        let upto = periods
+            .iter()
+            .flat_map(|period| current.iter().filter(move |(l, _)| &l.period == period))
+            .copied()
+            .collect();
+        Derived {
+            current,
+            reports,
+            versions,
+            upto,
+        }
+    }
+}
+
 /// Every version of the (township, period)s of `wanted` that have more
 /// than one (`versions_of`, see [`versions_of`]).
 fn older_versions<'a>(
@@ -1905,15 +1923,18 @@ fn hand_over<I, T, E>(
 /// batches spends its time on.
 #[derive(Default)]
 struct Spent {
-    /// Reading the parts' landings and their reports' timeliness.
+    /// The run's thread waiting for the next part (see [`prepare_ahead`]).
+    wait: std::time::Duration,
+    /// On the preparing threads: reading the parts' landings, their
+    /// reports' timeliness and their rows of the landings table ...
     read: std::time::Duration,
-    /// The batches' digests.
+    /// ... the batches' digests ...
     digest: std::time::Duration,
-    /// Loading the memos that match them.
+    /// ... loading the memos that match them ...
     load: std::time::Duration,
-    /// A loaded memo's clock checks ...
+    /// ... and a loaded memo's clock checks and finished results.
     clock: std::time::Duration,
-    /// ... and carrying its files and check results.
+    /// Carrying a batch's files.
     carry: std::time::Duration,
     /// Giving each part's landings to the landings table's encoder.
     landings: std::time::Duration,
