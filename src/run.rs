@@ -1378,7 +1378,7 @@ fn compute(
                 // the part's landings only when one is (a part whose batches
                 // are all carried needs none of it).
                 let derived = std::cell::OnceCell::new();
-                let derive = || Derived::of(&all, &periods, p.deadline_days, &absent);
+                let derive = || Derived::of(&all, p.deadline_days, &absent);
                 // What the batches before give the next: what it carries for
                 // the look-back checks.
                 let mut before: Option<Before> = None;
@@ -1432,18 +1432,9 @@ fn compute(
                             Work::Carried(Box::new(m), results)
                         }
                         None => {
-                            let Derived {
-                                current,
-                                reports,
-                                versions,
-                                upto,
-                            } = derived.get_or_init(derive);
-                            let wanted: Vec<(&Landing, usize)> = current
-                                .iter()
-                                .filter(|(l, _)| Some(l.period.as_str()) == part.period.as_deref())
-                                .copied()
-                                .collect();
-                            let older = older_versions(&wanted, versions);
+                            let part_derived = derived.get_or_init(derive);
+                            let wanted = part_derived.wanted(part.period.as_deref());
+                            let older = older_versions(&wanted, &part_derived.versions);
                             let history = if older.is_empty() {
                                 normalize::history(&p.name, &[]).map_err(internal("normalize"))?
                             } else {
@@ -1478,7 +1469,8 @@ fn compute(
                             )?;
                             // When each report arrived, from the evidence
                             // of all its versions.
-                            n.submissions = timeliness::apply(n.submissions, reports).map_err(internal("normalize"))?;
+                            n.submissions = timeliness::apply(n.submissions, &part_derived.reports)
+                                .map_err(internal("normalize"))?;
                             // What the batch before carries: waited for on
                             // the batch's thread when it is computing.
                             let carry_in = match before.take() {
@@ -1495,7 +1487,7 @@ fn compute(
                                             p,
                                             kept,
                                             raw,
-                                            &upto[..n],
+                                            &part_derived.upto(&periods)[..n],
                                             &empty,
                                             decisions,
                                             &mut batch_end.summary.bodies_parsed,
@@ -1702,10 +1694,12 @@ where
             .map_err(|e| RunError::Task(format!("cannot start a thread to read the landings of {program}: {e}")))?;
         receivers.push(prepared);
     }
-    let gone =
-        |program: String| move |_| RunError::Task(format!("the thread reading the landings of {program} stopped"));
     let program = program.clone();
-    Ok((0..batches.len()).map(move |i| receivers[i % PREPARERS].recv().map_err(gone(program.clone()))?))
+    Ok((0..batches.len()).map(move |i| {
+        receivers[i % PREPARERS]
+            .recv()
+            .map_err(|_| RunError::Task(format!("the thread reading the landings of {program} stopped")))?
+    }))
 }
 
 /// Threads preparing parts at once (see [`prepare_ahead`]).
@@ -1734,10 +1728,8 @@ fn prepare_part(
     let (cfg, p) = (ctx.cfg, ctx.p);
     let mut spent = PrepSpent::default();
     let t = std::time::Instant::now();
-    let current = current_landings(&all);
-    let reports = timeliness::reports(&all, p.deadline_days, absent);
-    let versions_of = versions_of(&all, &current);
-    let rows = landing_rows(&all, &current, &reports)?;
+    let derived = Derived::of(&all, p.deadline_days, absent);
+    let rows = landing_rows(&all, &derived.current, &derived.reports)?;
     spent.read += t.elapsed();
     let counties = reg.counties();
     let quotas: Vec<taizhang_model::Quota> = cfg
@@ -1748,7 +1740,7 @@ fn prepare_part(
         .cloned()
         .collect();
     let quotas = Arc::new(quotas);
-    let periods = part_periods(&current);
+    let periods = part_periods(&derived.current);
     let parts: Vec<Option<&str>> = match periods.is_empty() {
         true => vec![None],
         false => periods.iter().map(|p| Some(p.as_str())).collect(),
@@ -1765,14 +1757,20 @@ fn prepare_part(
             Some(p) => format!("{area}-{p}"),
             None => area.to_string(),
         };
-        let wanted: Vec<(&Landing, usize)> = current
-            .iter()
-            .filter(|(l, _)| Some(l.period.as_str()) == *period)
-            .copied()
-            .collect();
-        let older = older_versions(&wanted, &versions_of);
+        let wanted = derived.wanted(*period);
+        let older = older_versions(&wanted, &derived.versions);
         let t = std::time::Instant::now();
-        let digest = batch_digest(cfg, p, &code, year, &wanted, &older, &reports, decisions, &chain);
+        let digest = batch_digest(
+            cfg,
+            p,
+            &code,
+            year,
+            &wanted,
+            &older,
+            &derived.reports,
+            decisions,
+            &chain,
+        );
         spent.digest += t.elapsed();
         chain = digest.clone();
         let attempt = match recompute {
@@ -1787,7 +1785,7 @@ fn prepare_part(
             attempt,
         });
     }
-    drop((current, reports, versions_of));
+    drop(derived);
     Ok(Prepared {
         all,
         rows,
@@ -1798,33 +1796,41 @@ fn prepare_part(
     })
 }
 
-/// What a part's computed batches are made from besides their own
-/// landings: the part's current landings, their reports' timeliness, the
-/// versions of the (township, period)s with several, and `upto`, the
-/// current landings of its periods in order (see `Before::Kept`).
+/// What a part's batches are made from besides their own landings: the
+/// part's current landings, their reports' timeliness and the versions of
+/// the (township, period)s with several (see [`current_landings`],
+/// [`timeliness::reports`], [`versions_of`]).
 struct Derived<'a> {
     current: Vec<(&'a Landing, usize)>,
     reports: timeliness::Reports<'a>,
     versions: std::collections::HashMap<(&'a str, &'a str), Vec<&'a Landing>>,
-    upto: Vec<(&'a Landing, usize)>,
 }
 
 impl<'a> Derived<'a> {
-    fn of(all: &'a [Landing], periods: &[String], deadline_days: u32, absent: &timeliness::Absent<'_>) -> Derived<'a> {
+    fn of(all: &'a [Landing], deadline_days: u32, absent: &timeliness::Absent<'_>) -> Derived<'a> {
         let current = current_landings(all);
         let reports = timeliness::reports(all, deadline_days, absent);
         let versions = versions_of(all, &current);
-        let upto = periods
-            .iter()
-            .flat_map(|period| current.iter().filter(move |(l, _)| &l.period == period))
-            .copied()
-            .collect();
         Derived {
             current,
             reports,
             versions,
-            upto,
         }
+    }
+
+    /// The current landings of `period` (none for None).
+    fn wanted(&self, period: Option<&str>) -> Vec<(&'a Landing, usize)> {
+        self.current
+            .iter()
+            .filter(|(l, _)| Some(l.period.as_str()) == period)
+            .copied()
+            .collect()
+    }
+
+    /// The current landings of `periods`, in their order (see
+    /// `Before::Kept`'s `upto`).
+    fn upto(&self, periods: &[String]) -> Vec<(&'a Landing, usize)> {
+        periods.iter().flat_map(|p| self.wanted(Some(p))).collect()
     }
 }
 
