@@ -556,7 +556,7 @@ fn land(
                 &t.pipeline,
                 &t.township,
                 &t.period,
-                validators.as_ref().map(|v| (v, sha.as_str())),
+                validators.as_ref().map(|v| (v, sha.as_str(), body.len() as u64)),
             )?;
             let known = state.has_landing(&t.pipeline, &t.township, &t.period, &sha)?;
             let kind = cfg.def.pipeline(&t.pipeline).map(|p| p.source_kind).unwrap_or_default();

@@ -98,12 +98,6 @@ pub struct State {
 }
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS landings (
-    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
-    url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT,
-    version INTEGER, submitted_at TEXT,
-    first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
-    PRIMARY KEY (pipeline, township, period, sha256));
 CREATE TABLE IF NOT EXISTS fetch_failures (
     pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
     url TEXT NOT NULL, error TEXT NOT NULL, attempts INTEGER NOT NULL,
@@ -122,10 +116,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     idempotency_key TEXT PRIMARY KEY, alert_key TEXT NOT NULL, program TEXT NOT NULL,
     change TEXT NOT NULL, alert TEXT NOT NULL, created_at TEXT NOT NULL, run_id INTEGER NOT NULL,
     delivered_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, last_error TEXT);
-CREATE TABLE IF NOT EXISTS validators (
-    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
-    etag TEXT, last_modified TEXT, sha256 TEXT NOT NULL,
-    PRIMARY KEY (pipeline, township, period));
 CREATE TABLE IF NOT EXISTS absences (
     pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, seen_at TEXT NOT NULL,
     PRIMARY KEY (pipeline, township, period));
@@ -206,8 +196,47 @@ impl LandingBatch {
 /// The state store's schema version (`PRAGMA user_version`). 2: alerts carry
 /// their program and every check and alert key starts with it; the outbox and
 /// the published snapshot exist. 3: a check result is unique by its period
-/// and key ([`check_state_table`]).
-const SCHEMA_VERSION: i64 = 3;
+/// and key ([`check_state_table`]). 4: landings and validators are kept in
+/// their keys' order, the validators with their body's length
+/// ([`landings_table`], [`validators_table`]).
+const SCHEMA_VERSION: i64 = 4;
+
+/// The landings' table, `CREATE TABLE` of `name`: kept in its key's order
+/// (`WITHOUT ROWID`), so that a township's landings are read together and
+/// a body is found by its key in one search (schema 4).
+fn landings_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
+    url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT,
+    version INTEGER, submitted_at TEXT,
+    first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
+    PRIMARY KEY (pipeline, township, period, sha256)) WITHOUT ROWID;"
+    )
+}
+
+/// The portals' validators of each (township, period), `CREATE TABLE` of
+/// `name`, in their key's order, with the length of the landed body they
+/// describe (`bytes`, what a listing is compared with; NULL when written
+/// by a version before schema 4).
+fn validators_table(name: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {name} (
+    pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
+    etag TEXT, last_modified TEXT, sha256 TEXT NOT NULL, bytes INTEGER,
+    PRIMARY KEY (pipeline, township, period)) WITHOUT ROWID;"
+    )
+}
+
+/// Whether the validators carry the length of their body (schema 4).
+fn validators_have_bytes(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM pragma_table_info('validators') WHERE name = 'bytes'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
 
 /// The remembered check results' table, `CREATE TABLE` of `name`
 /// (without the index that keeps them unique, [`CHECK_STATE_INDEX`]).
@@ -277,6 +306,8 @@ impl State {
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;")
             .map_err(wrap)?;
         conn.execute_batch(SCHEMA).map_err(wrap)?;
+        conn.execute_batch(&landings_table("landings")).map_err(wrap)?;
+        conn.execute_batch(&validators_table("validators")).map_err(wrap)?;
         conn.execute_batch(&check_state_table("check_state")).map_err(wrap)?;
         // Stores created before landings had a `defect` column.
         let has_defect: bool = conn
@@ -326,13 +357,40 @@ impl State {
                     "BEGIN; DROP TABLE IF EXISTS check_state_3; {}
                      INSERT INTO check_state_3 (rowid, {columns}) SELECT rowid, {columns} FROM check_state ORDER BY rowid;
                      DROP TABLE check_state; ALTER TABLE check_state_3 RENAME TO check_state; {CHECK_STATE_INDEX}
-                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                     PRAGMA user_version = 3; COMMIT;",
                     check_state_table("check_state_3")
                 ))
                 .map_err(wrap)?;
             } else {
+                conn.execute_batch(&format!("BEGIN; {CHECK_STATE_INDEX} PRAGMA user_version = 3; COMMIT;"))
+                    .map_err(wrap)?;
+            }
+        }
+        if version < 4 {
+            if validators_have_bytes(&conn).map_err(wrap)? {
+                conn.execute_batch(&format!("PRAGMA user_version = {SCHEMA_VERSION}"))
+                    .map_err(wrap)?;
+            } else {
+                // A store whose landings and validators are kept in the
+                // order they were written (each key's index pointing into
+                // the table): both made again in their keys' order, the
+                // validators with the length of the body they describe (a
+                // national year's 454,872 of each: ~3 s, once).
+                tracing::info!(path = %p, "Upgrading the state store: landings and validators kept in their keys' order.");
                 conn.execute_batch(&format!(
-                    "BEGIN; {CHECK_STATE_INDEX} PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;"
+                    "BEGIN; DROP TABLE IF EXISTS landings_4; DROP TABLE IF EXISTS validators_4; {} {}
+                     INSERT INTO landings_4 ({LANDING_COLUMNS}) SELECT {LANDING_COLUMNS} FROM landings
+                         ORDER BY pipeline, township, period, sha256;
+                     INSERT INTO validators_4 (pipeline, township, period, etag, last_modified, sha256, bytes)
+                         SELECT v.pipeline, v.township, v.period, v.etag, v.last_modified, v.sha256, l.bytes
+                         FROM validators v LEFT JOIN landings_4 l ON l.pipeline = v.pipeline
+                             AND l.township = v.township AND l.period = v.period AND l.sha256 = v.sha256
+                         ORDER BY v.pipeline, v.township, v.period;
+                     DROP TABLE landings; ALTER TABLE landings_4 RENAME TO landings;
+                     DROP TABLE validators; ALTER TABLE validators_4 RENAME TO validators;
+                     PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;",
+                    landings_table("landings_4"),
+                    validators_table("validators_4"),
                 ))
                 .map_err(wrap)?;
             }
@@ -871,17 +929,28 @@ impl State {
         pipeline: &str,
         township: &str,
         period: &str,
-        v: Option<(&crate::sources::Validators, &str)>,
+        v: Option<(&crate::sources::Validators, &str, u64)>,
     ) -> Result<(), StateError> {
         let r = match v {
-            Some((v, sha)) => self
+            Some((v, sha, bytes)) => self
                 .conn
                 .prepare_cached(
-                    "INSERT INTO validators (pipeline, township, period, etag, last_modified, sha256)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (pipeline, township, period) DO UPDATE SET etag = ?4, last_modified = ?5, sha256 = ?6",
+                    "INSERT INTO validators (pipeline, township, period, etag, last_modified, sha256, bytes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (pipeline, township, period)
+                         DO UPDATE SET etag = ?4, last_modified = ?5, sha256 = ?6, bytes = ?7",
                 )
-                .and_then(|mut st| st.execute(params![pipeline, township, period, v.etag, v.last_modified, sha])),
+                .and_then(|mut st| {
+                    st.execute(params![
+                        pipeline,
+                        township,
+                        period,
+                        v.etag,
+                        v.last_modified,
+                        sha,
+                        i64::try_from(bytes).ok()
+                    ])
+                }),
             None => self
                 .conn
                 .prepare_cached("DELETE FROM validators WHERE pipeline = ?1 AND township = ?2 AND period = ?3")
@@ -892,15 +961,16 @@ impl State {
     }
 
     /// The validators of every (township, period) of a program, with the
-    /// landed body's length when `sizes` (for a program with listings: a
-    /// lookup per row, ~0.3 s over a national year's 454,872; else None).
+    /// landed body's length when `sizes` (for a program with listings: kept
+    /// with them; looked up among the landings only for validators written
+    /// by a version before schema 4); else None.
     pub fn validators(&self, pipeline: &str, sizes: bool) -> Result<Vec<ReportValidators>, StateError> {
         let sql = match sizes {
             true => {
-                "SELECT v.township, v.period, v.etag, v.last_modified, v.sha256, l.bytes FROM validators v
-                 LEFT JOIN landings l ON l.pipeline = v.pipeline AND l.township = v.township
-                     AND l.period = v.period AND l.sha256 = v.sha256
-                 WHERE v.pipeline = ?1"
+                "SELECT v.township, v.period, v.etag, v.last_modified, v.sha256,
+                        coalesce(v.bytes, (SELECT l.bytes FROM landings l WHERE l.pipeline = v.pipeline
+                            AND l.township = v.township AND l.period = v.period AND l.sha256 = v.sha256))
+                 FROM validators v WHERE v.pipeline = ?1"
             }
             false => "SELECT township, period, etag, last_modified, sha256, NULL FROM validators WHERE pipeline = ?1",
         };
@@ -1537,9 +1607,22 @@ mod tests {
         };
         for township in ["341124101", "341124102"] {
             st.record_landing(&landing(township)).unwrap();
-            st.set_validators("p", township, "2026-06", Some((&v, &format!("sha-{township}"))))
+            let bytes = landing(township).bytes as u64;
+            st.set_validators("p", township, "2026-06", Some((&v, &format!("sha-{township}"), bytes)))
                 .unwrap();
         }
+        // Kept with the validators; one as a version before schema 4 wrote
+        // it, without the body's length: looked up among the landings.
+        let kept: Option<i64> = st
+            .conn
+            .query_row("SELECT bytes FROM validators WHERE township = '341124101'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(kept, Some(landing("341124101").bytes));
+        st.conn
+            .execute("UPDATE validators SET bytes = NULL WHERE township = '341124102'", [])
+            .unwrap();
         // What a run reads when it begins: each target's validators and the body they describe.
         assert!(st.validators("p", false).unwrap().iter().all(|r| r.bytes.is_none()));
         let read = st.validators("p", true).unwrap();

@@ -812,7 +812,7 @@ async fn a_store_keeping_results_unique_by_key_is_indexed_by_period_and_tracks_o
     assert!(out.contains("alerts              0 new, 1 resolved"), "{out}");
     let db = rusqlite::Connection::open(&state).unwrap();
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     assert_eq!(
         check_state_unique(&db),
         vec![vec!["period".to_string(), "key".to_string()]],

@@ -371,6 +371,117 @@ async fn a_portals_listing_spares_the_requests_for_the_reports_it_shows_unchange
     }
 }
 
+/// Whether `table` of the state store at `db` is kept in its key's order
+/// (`WITHOUT ROWID`).
+fn without_rowid(db: &rusqlite::Connection, table: &str) -> bool {
+    let sql: String = db
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [table],
+            |r| r.get(0),
+        )
+        .unwrap();
+    sql.to_uppercase().contains("WITHOUT ROWID")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_still_answer() {
+    let Demo {
+        _dir, wh, cfg, portal, ..
+    } = Demo::start().await;
+    let cfg = with_listings(cfg);
+    portal.set_validators(true);
+    portal.set_listing(Some(Listing::TimesAndSizes));
+    let first = run(&cfg, &RunOptions::at(at("2026-07-10T02:00:00Z"))).await.unwrap();
+    assert_eq!(first.fetched, 79);
+
+    // The store as schema 3 kept it: landings and validators in the order
+    // they were written, the validators without their body's length.
+    let path = cfg.settings.paths.state_dir.join("taizhang.sqlite");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    assert!(without_rowid(&db, "landings") && without_rowid(&db, "validators"));
+    let landings = "pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at, \
+                    first_fetched_at, last_fetched_at, defect";
+    let read_landings = |db: &rusqlite::Connection| -> Vec<Vec<String>> {
+        let mut st = db
+            .prepare(&format!(
+                "SELECT {landings} FROM landings ORDER BY township, period, sha256"
+            ))
+            .unwrap();
+        st.query_map([], |r| {
+            (0..12)
+                .map(|i| r.get::<_, Option<rusqlite::types::Value>>(i).map(|v| format!("{v:?}")))
+                .collect()
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    };
+    let before = read_landings(&db);
+    assert_eq!(before.len(), 79);
+    db.execute_batch(&format!(
+        "BEGIN;
+         CREATE TABLE l3 (
+           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
+           url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT, version INTEGER, submitted_at TEXT,
+           first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
+           PRIMARY KEY (pipeline, township, period, sha256));
+         INSERT INTO l3 SELECT {landings} FROM landings ORDER BY last_fetched_at DESC, township DESC;
+         DROP TABLE landings; ALTER TABLE l3 RENAME TO landings;
+         CREATE TABLE v3 (
+           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
+           etag TEXT, last_modified TEXT, sha256 TEXT NOT NULL, PRIMARY KEY (pipeline, township, period));
+         INSERT INTO v3 SELECT pipeline, township, period, etag, last_modified, sha256 FROM validators
+           ORDER BY township DESC;
+         DROP TABLE validators; ALTER TABLE v3 RENAME TO validators;
+         PRAGMA user_version = 3; COMMIT;"
+    ))
+    .unwrap();
+    assert!(!without_rowid(&db, "landings") && !without_rowid(&db, "validators"));
+    let validators = db
+        .query_row("SELECT count(*) FROM validators", [], |r| r.get::<_, i64>(0))
+        .unwrap();
+    assert_eq!(validators, 79);
+    drop(db);
+
+    // The next run upgrades the store first; its listings still show every
+    // report unchanged by time and size (the size kept with the validators).
+    let again = run(&cfg, &RunOptions::at(at("2026-07-11T02:00:00Z"))).await.unwrap();
+    assert_eq!(
+        (again.fetched, again.not_modified, again.listed, again.bodies_parsed),
+        (0, 79, 79, 0)
+    );
+    let db = rusqlite::Connection::open(&path).unwrap();
+    let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    assert_eq!(version, 4);
+    assert!(without_rowid(&db, "landings") && without_rowid(&db, "validators"));
+    // Every landing kept, only its last fetch moved.
+    let after = read_landings(&db);
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a[..10], b[..10]);
+        assert_eq!(a[11], b[11]);
+    }
+    assert_eq!(
+        last_fetched_at(&wh, "341124102", "2026-06"),
+        Some(at("2026-07-11T02:00:00Z").timestamp_micros())
+    );
+    // Every validator with the length of the body it describes.
+    let unmatched: i64 = db
+        .query_row(
+            "SELECT count(*) FROM validators v WHERE v.bytes IS NOT (SELECT l.bytes FROM landings l
+               WHERE l.pipeline = v.pipeline AND l.township = v.township AND l.period = v.period
+                 AND l.sha256 = v.sha256)",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let kept: i64 = db
+        .query_row("SELECT count(*) FROM validators WHERE bytes > 0", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!((unmatched, kept), (0, 79));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_listing_that_cannot_be_read_costs_only_the_requests_it_would_have_saved() {
     for kind in [Some(Listing::Garbage), None] {
