@@ -2718,9 +2718,8 @@ pub async fn run_with<S: Source + Clone + 'static>(
         warehouse: wh.clone(),
         ..Default::default()
     };
-    let targets = unaddressed(cfg, opts);
-    summary.planned = targets.len();
     if opts.dry_run {
+        summary.planned = unaddressed(cfg, opts).len();
         return Ok(summary);
     }
     for (program, file, why) in inbox_unmatched(cfg, opts) {
@@ -2735,19 +2734,23 @@ pub async fn run_with<S: Source + Clone + 'static>(
     let _lock = lock(cfg, &programs, opts.lock_wait).await?;
 
     let mut state = State::open(&cfg.settings.paths.state_dir)?;
-    // Read aside while this thread reads the validators and starts the run
-    // (a national year's are 455,000 rows each): the kept normalizations'
-    // indexes and the keys of what is landed (hashed: a national year's
-    // 455,000 keys as four strings each were ~130 MB while landing; a body
-    // taken for landed by a collision is parsed by the landing thread,
-    // which asks the state).
+    // Read aside, each on a thread of its own, while this thread plans the
+    // targets, reads the validators and starts the run (a national year's
+    // are 455,000 rows each): the kept normalizations' indexes, and the
+    // keys of what is landed (hashed: a national year's 455,000 keys as
+    // four strings each were ~130 MB while landing; a body taken for
+    // landed by a collision is parsed by the landing thread, which asks
+    // the state).
     let landed_key = |p: &str, t: &str, period: &str, sha: &str| crate::kept::hash_of(&[p, t, period, sha]);
-    let (reader, names, mut targets) = (state.reader()?, &programs, targets);
-    let (mut kept, landed, raw, snaps, run_id) = std::thread::scope(|scope| -> Result<_, RunError> {
-        let aside = std::thread::Builder::new()
+    let (reader, names) = (state.reader()?, &programs);
+    let (mut kept, landed, raw, snaps, run_id, targets) = std::thread::scope(|scope| -> Result<_, RunError> {
+        let opening = std::thread::Builder::new()
             .name("open kept".into())
+            .spawn_scoped(scope, move || kept_stores(cfg, opts))
+            .map_err(|e| RunError::Task(format!("cannot start a thread to open the kept normalizations: {e}")))?;
+        let aside = std::thread::Builder::new()
+            .name("read landed".into())
             .spawn_scoped(scope, move || -> Result<_, RunError> {
-                let kept = kept_stores(cfg, opts)?;
                 let (mut landed, mut reports) = (std::collections::HashSet::new(), std::collections::HashSet::new());
                 for p in names {
                     reports.extend(may_wait(&reader, p, |township, period, sha256| {
@@ -2755,9 +2758,10 @@ pub async fn run_with<S: Source + Clone + 'static>(
                     })?);
                 }
                 landed.shrink_to_fit();
-                Ok((kept, landed, reports))
+                Ok((landed, reports))
             })
-            .map_err(|e| RunError::Task(format!("cannot start a thread to open the kept normalizations: {e}")))?;
+            .map_err(|e| RunError::Task(format!("cannot start a thread to read what is landed: {e}")))?;
+        let mut targets = unaddressed(cfg, opts);
         // Conditional requests: what the portal said of each body landed last,
         // given to its target (found by borrowed keys: a national year plans
         // 455,000 targets, each once in the plan).
@@ -2799,15 +2803,19 @@ pub async fn run_with<S: Source + Clone + 'static>(
         state.adopt_legacy_alerts(&all, opts.now)?;
         let run_id = state.start_run(Utc::now(), opts.now)?;
 
-        let (kept, landed, reports) = aside
+        let (landed, reports) = aside
             .join()
-            .map_err(|_| RunError::Task("opening the kept normalizations panicked".into()))??;
+            .map_err(|_| RunError::Task("reading what is landed panicked".into()))??;
         // Settled periods' landed reports not due today are not asked for.
         let later = leave_for_later(cfg, opts, &mut targets, &reports);
+        drop(reports);
         address(cfg, &mut targets);
         summary.not_revisited = later.values().sum();
         summary.planned = targets.len();
-        Ok((kept, landed, raw, snaps, run_id))
+        let kept = opening
+            .join()
+            .map_err(|_| RunError::Task("opening the kept normalizations panicked".into()))??;
+        Ok((kept, landed, raw, snaps, run_id, targets))
     })?;
     // What each program's check results were when the last run committed,
     // read on a thread of its own while the reports are fetched and landed
