@@ -399,7 +399,7 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
     // they were written, the validators without their body's length.
     let path = cfg.settings.paths.state_dir.join("taizhang.sqlite");
     let db = rusqlite::Connection::open(&path).unwrap();
-    assert!(without_rowid(&db, "landings") && without_rowid(&db, "validators"));
+    assert!(!without_rowid(&db, "landings") && without_rowid(&db, "validators"));
     let landings = "pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at, \
                     first_fetched_at, last_fetched_at, defect";
     let read_landings = |db: &rusqlite::Connection| -> Vec<Vec<String>> {
@@ -454,7 +454,7 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
     let db = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = db.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
     assert_eq!(version, 4);
-    assert!(without_rowid(&db, "landings") && without_rowid(&db, "validators"));
+    assert!(!without_rowid(&db, "landings") && without_rowid(&db, "validators"));
     // Every landing kept, only its last fetch moved.
     let after = read_landings(&db);
     assert_eq!(after.len(), before.len());
@@ -480,6 +480,32 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
         .query_row("SELECT count(*) FROM validators WHERE bytes > 0", [], |r| r.get(0))
         .unwrap();
     assert_eq!((unmatched, kept), (0, 79));
+
+    // A store of the hours when schema 4 kept the landings in their key's
+    // order too: they are written in the order they were landed again.
+    db.execute_batch(&format!(
+        "BEGIN;
+         CREATE TABLE l4 (
+           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
+           url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT, version INTEGER, submitted_at TEXT,
+           first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
+           PRIMARY KEY (pipeline, township, period, sha256)) WITHOUT ROWID;
+         INSERT INTO l4 SELECT {landings} FROM landings;
+         DROP TABLE landings; ALTER TABLE l4 RENAME TO landings; COMMIT;"
+    ))
+    .unwrap();
+    assert!(without_rowid(&db, "landings"));
+    let before = read_landings(&db);
+    drop(db);
+    let third = run(&cfg, &RunOptions::at(at("2026-07-12T02:00:00Z"))).await.unwrap();
+    assert_eq!((third.fetched, third.listed), (0, 79));
+    let db = rusqlite::Connection::open(&path).unwrap();
+    assert!(!without_rowid(&db, "landings") && without_rowid(&db, "validators"));
+    let after = read_landings(&db);
+    assert_eq!(after.len(), before.len());
+    for (a, b) in after.iter().zip(&before) {
+        assert_eq!(a[..10], b[..10]);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
