@@ -2765,7 +2765,9 @@ pub async fn run_with<S: Source + Clone + 'static>(
         // Conditional requests: what the portal said of each body landed last,
         // given to its target (found by borrowed keys: a national year plans
         // 455,000 targets, each once in the plan).
-        let mut found = Vec::new();
+        // Room for every target's (at most one each, and left untouched
+        // where there are none).
+        let mut found = Vec::with_capacity(targets.len());
         {
             let at: polars::prelude::PlHashMap<(&str, &str, &str), usize> = targets
                 .iter()
@@ -2774,17 +2776,18 @@ pub async fn run_with<S: Source + Clone + 'static>(
                 .collect();
             for p in &programs {
                 let listed = cfg.def.pipeline(p).is_some_and(|d| d.listing_url.is_some());
-                for r in state.validators(p, listed)? {
-                    if let Some(&i) = at.get(&(p.as_str(), r.township.as_str(), r.period.as_str())) {
-                        found.push((i, r));
-                    }
-                }
+                state.validators_picked(
+                    p,
+                    listed,
+                    |township, period| at.get(&(p.as_str(), township, period)).copied(),
+                    &mut found,
+                )?;
             }
         }
-        for (i, r) in found {
-            targets[i].validators = Some(r.validators);
-            targets[i].described = Some(r.sha256);
-            targets[i].described_bytes = r.bytes;
+        for (i, d) in found {
+            targets[i].validators = Some(d.validators);
+            targets[i].described = Some(d.sha256);
+            targets[i].described_bytes = d.bytes;
         }
         let snaps = Snapshots::new(&wh).with_access(cfg.settings.warehouse.access);
         let raw = RawStore::new(&wh);
