@@ -77,22 +77,6 @@ pub struct Described {
     pub bytes: Option<u64>,
 }
 
-/// What the portal said of a report's body landed last.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReportValidators {
-    /// 9-digit township code.
-    pub township: String,
-    /// Period, as printed.
-    pub period: String,
-    /// The portal's validators of the body.
-    pub validators: crate::sources::Validators,
-    /// The sha256 of the landed body they describe.
-    pub sha256: String,
-    /// That body's length as landed (None: it is not landed, see
-    /// [`State::still_served`]).
-    pub bytes: Option<u64>,
-}
-
 /// How long a statement waits for another connection's write to end
 /// before it fails as busy.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -997,32 +981,11 @@ impl State {
         Ok(())
     }
 
-    /// The validators of every (township, period) of a program, with the
-    /// landed body's length when `sizes` (for a program with listings: kept
-    /// with them; looked up among the landings only for validators written
-    /// by a version before schema 4); else None.
-    pub fn validators(&self, pipeline: &str, sizes: bool) -> Result<Vec<ReportValidators>, StateError> {
-        let mut out = Vec::new();
-        self.validators_picked(
-            pipeline,
-            sizes,
-            |township, period| Some((township.to_string(), period.to_string())),
-            &mut out,
-        )?;
-        Ok(out
-            .into_iter()
-            .map(|((township, period), d)| ReportValidators {
-                township,
-                period,
-                validators: d.validators,
-                sha256: d.sha256,
-                bytes: d.bytes,
-            })
-            .collect())
-    }
-
-    /// [`State::validators`] of the (township, period)s `pick` gives a
-    /// value for, each pushed into `out` with it: the rows are read
+    /// The validators of a program's (township, period)s that `pick`
+    /// gives a value for, with the landed body's length when `sizes` (for a
+    /// program with listings: kept with them; looked up among the landings
+    /// only for validators written by a version before schema 4; else
+    /// None), each pushed into `out` with its value: the rows are read
     /// borrowed from SQLite, and only those picked are made (a run's
     /// targets' among a national year's 454,872, into room it made for
     /// them: made whole and then copied, a rerun's start-up spent ~0.6 s
@@ -1073,7 +1036,7 @@ impl State {
 
     /// A 304 for (township, period): the body its validators describe,
     /// `described` (the sha256 read with them when the run began, see
-    /// [`State::validators`]), is still served; it was fetched (seen) again
+    /// [`State::validators_picked`]), is still served; it was fetched (seen) again
     /// at `at`. False when that body is not landed (its validators are then
     /// dropped).
     pub fn still_served(
@@ -1676,6 +1639,30 @@ mod tests {
         assert!(keys_of("none").is_empty());
     }
 
+    /// A program's validators as a run reads them, with their (township, period).
+    struct Read {
+        township: String,
+        period: String,
+        validators: crate::sources::Validators,
+        sha256: String,
+        bytes: Option<u64>,
+    }
+
+    fn validators(st: &State, pipeline: &str, sizes: bool) -> Vec<Read> {
+        let mut out = Vec::new();
+        st.validators_picked(pipeline, sizes, |t, p| Some((t.to_string(), p.to_string())), &mut out)
+            .unwrap();
+        out.into_iter()
+            .map(|((township, period), d)| Read {
+                township,
+                period,
+                validators: d.validators,
+                sha256: d.sha256,
+                bytes: d.bytes,
+            })
+            .collect()
+    }
+
     #[test]
     fn a_body_still_served_is_seen_again_by_the_sha_its_validators_described() {
         let dir = tempfile::tempdir().unwrap();
@@ -1703,8 +1690,8 @@ mod tests {
             .execute("UPDATE validators SET bytes = NULL WHERE township = '341124102'", [])
             .unwrap();
         // What a run reads when it begins: each target's validators and the body they describe.
-        assert!(st.validators("p", false).unwrap().iter().all(|r| r.bytes.is_none()));
-        let read = st.validators("p", true).unwrap();
+        assert!(validators(&st, "p", false).iter().all(|r| r.bytes.is_none()));
+        let read = validators(&st, "p", true);
         assert_eq!(read.len(), 2);
         assert!(read.iter().all(|r| r.period == "2026-06"
             && r.validators == v
@@ -1738,12 +1725,7 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(last("341124102"), later);
-        let left: Vec<String> = st
-            .validators("p", true)
-            .unwrap()
-            .into_iter()
-            .map(|r| r.township)
-            .collect();
+        let left: Vec<String> = validators(&st, "p", true).into_iter().map(|r| r.township).collect();
         assert_eq!(left, ["341124101"]);
     }
 

@@ -384,6 +384,24 @@ fn without_rowid(db: &rusqlite::Connection, table: &str) -> bool {
     sql.to_uppercase().contains("WITHOUT ROWID")
 }
 
+/// The state's landings' columns.
+const LANDINGS: &str = "pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at, \
+                        first_fetched_at, last_fetched_at, defect";
+
+/// SQL making the state's `landings` again as an earlier version kept
+/// them (`shape`: "" or "WITHOUT ROWID"), their rows copied in `order`.
+fn landings_made_again(shape: &str, order: &str) -> String {
+    format!(
+        "CREATE TABLE landings_again (
+           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
+           url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT, version INTEGER, submitted_at TEXT,
+           first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
+           PRIMARY KEY (pipeline, township, period, sha256)) {shape};
+         INSERT INTO landings_again SELECT {LANDINGS} FROM landings {order};
+         DROP TABLE landings; ALTER TABLE landings_again RENAME TO landings;"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_still_answer() {
     let Demo {
@@ -400,12 +418,10 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
     let path = cfg.settings.paths.state_dir.join("taizhang.sqlite");
     let db = rusqlite::Connection::open(&path).unwrap();
     assert!(!without_rowid(&db, "landings") && without_rowid(&db, "validators"));
-    let landings = "pipeline, township, period, sha256, url, bytes, content_type, version, submitted_at, \
-                    first_fetched_at, last_fetched_at, defect";
     let read_landings = |db: &rusqlite::Connection| -> Vec<Vec<String>> {
         let mut st = db
             .prepare(&format!(
-                "SELECT {landings} FROM landings ORDER BY township, period, sha256"
+                "SELECT {LANDINGS} FROM landings ORDER BY township, period, sha256"
             ))
             .unwrap();
         st.query_map([], |r| {
@@ -420,21 +436,15 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
     let before = read_landings(&db);
     assert_eq!(before.len(), 79);
     db.execute_batch(&format!(
-        "BEGIN;
-         CREATE TABLE l3 (
-           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
-           url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT, version INTEGER, submitted_at TEXT,
-           first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
-           PRIMARY KEY (pipeline, township, period, sha256));
-         INSERT INTO l3 SELECT {landings} FROM landings ORDER BY last_fetched_at DESC, township DESC;
-         DROP TABLE landings; ALTER TABLE l3 RENAME TO landings;
+        "BEGIN; {}
          CREATE TABLE v3 (
            pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL,
            etag TEXT, last_modified TEXT, sha256 TEXT NOT NULL, PRIMARY KEY (pipeline, township, period));
          INSERT INTO v3 SELECT pipeline, township, period, etag, last_modified, sha256 FROM validators
            ORDER BY township DESC;
          DROP TABLE validators; ALTER TABLE v3 RENAME TO validators;
-         PRAGMA user_version = 3; COMMIT;"
+         PRAGMA user_version = 3; COMMIT;",
+        landings_made_again("", "ORDER BY last_fetched_at DESC, township DESC")
     ))
     .unwrap();
     assert!(!without_rowid(&db, "landings") && !without_rowid(&db, "validators"));
@@ -483,17 +493,8 @@ async fn a_store_of_schema_3_keeps_its_landings_and_validators_and_its_listings_
 
     // A store of the hours when schema 4 kept the landings in their key's
     // order too: they are written in the order they were landed again.
-    db.execute_batch(&format!(
-        "BEGIN;
-         CREATE TABLE l4 (
-           pipeline TEXT NOT NULL, township TEXT NOT NULL, period TEXT NOT NULL, sha256 TEXT NOT NULL,
-           url TEXT NOT NULL, bytes INTEGER NOT NULL, content_type TEXT, version INTEGER, submitted_at TEXT,
-           first_fetched_at TEXT NOT NULL, last_fetched_at TEXT NOT NULL, defect TEXT,
-           PRIMARY KEY (pipeline, township, period, sha256)) WITHOUT ROWID;
-         INSERT INTO l4 SELECT {landings} FROM landings;
-         DROP TABLE landings; ALTER TABLE l4 RENAME TO landings; COMMIT;"
-    ))
-    .unwrap();
+    db.execute_batch(&format!("BEGIN; {} COMMIT;", landings_made_again("WITHOUT ROWID", "")))
+        .unwrap();
     assert!(without_rowid(&db, "landings"));
     let before = read_landings(&db);
     drop(db);
