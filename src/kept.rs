@@ -315,8 +315,12 @@ impl Kept {
             ParquetReader::new(f).finish().ok()
         };
         let frames = [read(PARTS[0])?, read(PARTS[1])?, read(PARTS[2])?, read(PARTS[3])?];
-        let size: usize = frames.iter().map(DataFrame::estimated_size).sum();
-        if frames[3].height() <= self.chunk_landings / 4 && self.small_bytes + size <= SMALL_BUDGET {
+        // Sized only when small (a full chunk's text columns are walked to
+        // size them: ~1% of a national month's compute).
+        let small = (frames[3].height() <= self.chunk_landings / 4)
+            .then(|| frames.iter().map(DataFrame::estimated_size).sum::<usize>())
+            .filter(|size| self.small_bytes + size <= SMALL_BUDGET);
+        if let Some(size) = small {
             self.small_bytes += size;
             self.small.insert(chunk, frames.clone());
         } else {

@@ -160,10 +160,16 @@ fn landing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Landing> {
         content_type: r.get(6)?,
         version: r.get(7)?,
         submitted_at: r.get(8)?,
-        first_fetched_at: parse_ts(r.get(9)?),
-        last_fetched_at: parse_ts(r.get(10)?),
+        first_fetched_at: parse_ts_at(r, 9)?,
+        last_fetched_at: parse_ts_at(r, 10)?,
         defect: r.get(11)?,
     })
+}
+
+/// The timestamp at column `i` of a row, parsed where SQLite holds it
+/// (as [`parse_ts`]; null as unreadable).
+fn parse_ts_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+    Ok(parse_ts_str(text_at(r, i)?.unwrap_or_default()))
 }
 
 /// Outcomes recorded per transaction while a run lands (see
@@ -286,7 +292,12 @@ fn ts(t: &DateTime<Utc>) -> String {
 }
 
 fn parse_ts(s: String) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(&s)
+    parse_ts_str(&s)
+}
+
+/// [`parse_ts`] of a borrowed text.
+fn parse_ts_str(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
 }
@@ -562,18 +573,44 @@ impl State {
         pipeline: &str,
         townships: impl IntoIterator<Item = &'t str>,
     ) -> Result<Vec<Landing>, StateError> {
+        // In the key's order (period, sha256), as its index gives them:
+        // ordered by SQLite (`ORDER BY period, first_fetched_at, sha256`),
+        // each township's query made a sorter, a fifth of reading a
+        // national year's 455,000 landings. A period with several bodies is
+        // put in that order here, by the texts as stored (SQLite's BINARY
+        // order is the bytes').
         let mut st = self
             .conn
             .prepare_cached(&format!(
                 "SELECT {LANDING_COLUMNS} FROM landings WHERE pipeline = ?1 AND township = ?2
-                 ORDER BY period, first_fetched_at, sha256"
+                 ORDER BY period, sha256"
             ))
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
+        // Each landing's first_fetched_at as stored (reused buffers).
+        let mut first: Vec<String> = Vec::new();
         for t in townships {
-            let rows = st.query_map([pipeline, t], landing_row).map_err(|e| self.err(e))?;
-            for r in rows {
-                out.push(r.map_err(|e| self.err(e))?);
+            let from = out.len();
+            let mut rows = st.query([pipeline, t]).map_err(|e| self.err(e))?;
+            while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+                let n = out.len() - from;
+                if first.len() == n {
+                    first.push(String::new());
+                }
+                first[n].clear();
+                first[n].push_str(text_at(r, 9).map_err(|e| self.err(e))?.unwrap_or_default());
+                out.push(landing_row(r).map_err(|e| self.err(e))?);
+            }
+            if out[from..].windows(2).any(|w| w[0].period == w[1].period) {
+                let mut mine: Vec<(usize, Landing)> = out.drain(from..).enumerate().collect();
+                mine.sort_by(|(a, x), (b, y)| {
+                    (x.period.as_str(), first[*a].as_str(), x.sha256.as_str()).cmp(&(
+                        y.period.as_str(),
+                        first[*b].as_str(),
+                        y.sha256.as_str(),
+                    ))
+                });
+                out.extend(mine.into_iter().map(|(_, l)| l));
             }
         }
         out.shrink_to_fit();

@@ -538,7 +538,11 @@ mod zstd_codec {
     /// Uses `zstd::bulk` API with reusable compressor/decompressor contexts
     /// to avoid the overhead of reinitializing contexts for each operation.
     pub struct ZSTDCodec {
-        compressor: zstd::bulk::Compressor<'static>,
+        // taizhang: taken from the thread's compressors of its level and
+        // given back when the codec is dropped (see `KEPT_COMPRESSORS`);
+        // None only while being dropped.
+        compressor: Option<zstd::bulk::Compressor<'static>>,
+        level: i32,
         // taizhang: made at the first decompression. A writer makes a
         // codec for every column chunk and never decompresses; making a
         // decompression context each time was a seventh of encoding a
@@ -549,11 +553,54 @@ mod zstd_codec {
     impl ZSTDCodec {
         /// Creates new Zstandard compression codec.
         pub(crate) fn new(level: ZstdLevel) -> Self {
+            let level = level.compression_level();
+            let kept = COMPRESSORS
+                .try_with(|kept| {
+                    let mut kept = kept.try_borrow_mut().ok()?;
+                    let at = kept.iter().rposition(|(l, _)| *l == level)?;
+                    Some(kept.swap_remove(at).1)
+                })
+                .ok()
+                .flatten();
+            let compressor = kept.unwrap_or_else(|| {
+                zstd::bulk::Compressor::new(level).expect("valid zstd compression level")
+            });
             Self {
-                compressor: zstd::bulk::Compressor::new(level.compression_level())
-                    .expect("valid zstd compression level"),
+                compressor: Some(compressor),
+                level,
                 decompressor: None,
             }
+        }
+    }
+
+    /// taizhang: compression contexts a thread keeps for its next codecs,
+    /// at most. A writer makes a codec for every column chunk (13,015 in a
+    /// national month's first run), and making a zstd context each time
+    /// (`ZSTD_createCCtx`, its tables allocated and faulted in) was ~1% of
+    /// the run's CPU; a file's column chunks are open together, so a
+    /// thread keeps as many as a wide table has columns. Each frame is
+    /// compressed from a reset context (`ZSTD_compress2`): the same bytes
+    /// as from a new one.
+    const KEPT_COMPRESSORS: usize = 32;
+
+    thread_local! {
+        static COMPRESSORS: std::cell::RefCell<Vec<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    impl Drop for ZSTDCodec {
+        fn drop(&mut self) {
+            let (Some(compressor), level) = (self.compressor.take(), self.level) else {
+                return;
+            };
+            // A thread ending (its keep gone) drops the context.
+            let _ = COMPRESSORS.try_with(|kept| {
+                if let Ok(mut kept) = kept.try_borrow_mut()
+                    && kept.len() < KEPT_COMPRESSORS
+                {
+                    kept.push((level, compressor));
+                }
+            });
         }
     }
 
@@ -595,7 +642,11 @@ mod zstd_codec {
 
             let mut cursor = Cursor::new(output_buf);
             cursor.set_position(offset as u64);
-            let _written = self.compressor.compress_to_buffer(input_buf, &mut cursor)?;
+            let compressor = self
+                .compressor
+                .as_mut()
+                .expect("a codec has its compressor until it is dropped");
+            let _written = compressor.compress_to_buffer(input_buf, &mut cursor)?;
             Ok(())
         }
     }
