@@ -993,6 +993,76 @@ mod tests {
         }
     }
 
+    /// Text handed to the writer as Arrow views (the vendored writer takes a
+    /// value whose view is the one before's without comparing its bytes):
+    /// rows sharing one view (a take repeating rows), the same text at
+    /// other places of the buffers, texts of one length and prefix that
+    /// differ after it, short (inline) and long ones, across two chunks.
+    /// Every value reads back as it was, the dictionary holds each distinct
+    /// text once, and the column's min and max are the texts' least and
+    /// greatest.
+    #[test]
+    fn text_sharing_views_or_only_bytes_reads_back_with_each_value_once_and_true_min_max() {
+        use parquet::file::reader::FileReader;
+        use parquet::file::statistics::Statistics;
+        let distinct = [
+            "无障碍改造（户）A",
+            "无障碍改造（户）B",
+            "341124101",
+            "341124102",
+            "残疾人证核发数量（张）",
+            // The greatest: one length and prefix with the one before.
+            "残疾人证核发数量（本）",
+            "",
+        ];
+        // Each text a copy of its own: same bytes, other views.
+        let copies: Vec<String> = (0..3_000)
+            .map(|i| distinct[(i / 7) % distinct.len()].to_string())
+            .collect();
+        let mut df = df!("township" => &copies).unwrap();
+        // The distinct texts taken again and again: rows sharing a view.
+        let base = df!("township" => &distinct).unwrap();
+        let rows: Vec<IdxSize> = (0..3_000).map(|i| ((i / 5) % distinct.len()) as IdxSize).collect();
+        let shared = base.take(&IdxCa::from_vec("rows".into(), rows.clone())).unwrap();
+        df.vstack_mut(&shared).unwrap();
+        let t = Table {
+            name: "facts/x".into(),
+            description: "test".into(),
+            columns: vec![ColSpec {
+                name: "township".into(),
+                ty: ColType::Str,
+                description: "t".into(),
+                unit: None,
+            }],
+            metadata: vec![],
+            frame: &df,
+        };
+        let bytes = encode_frame(&t).unwrap();
+        let want: Vec<Option<String>> = copies
+            .iter()
+            .cloned()
+            .chain(rows.iter().map(|r| distinct[*r as usize].to_string()))
+            .map(Some)
+            .collect();
+        assert_eq!(optional_texts(&read_back(&bytes), 0), want);
+        let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
+        let mut pages = file.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
+        match pages.get_next_page().unwrap() {
+            Some(parquet::column::page::Page::DictionaryPage { num_values, .. }) => {
+                assert_eq!(num_values as usize, distinct.len())
+            }
+            other => panic!("the column's first page is not its dictionary: {other:?}"),
+        }
+        let (least, greatest) = (distinct.iter().min().unwrap(), distinct.iter().max().unwrap());
+        match file.metadata().row_group(0).column(0).statistics() {
+            Some(Statistics::ByteArray(s)) => {
+                assert_eq!(s.min_opt().map(|m| m.data()), Some(least.as_bytes()));
+                assert_eq!(s.max_opt().map(|m| m.data()), Some(greatest.as_bytes()));
+            }
+            other => panic!("no text statistics: {other:?}"),
+        }
+    }
+
     /// A fact file's columns that no reader skips a file by are written
     /// without min/max, those with one value per file uncompressed; the
     /// others keep both, other tables keep both everywhere, and the values

@@ -377,6 +377,46 @@ impl DictEncoder {
         }
     }
 
+    /// [`Self::encode`] of a view array's values, `views` its views: a
+    /// value whose view is the one before's takes its key without its bytes
+    /// being compared (taizhang, see [`encode_with`]). Views that differ
+    /// may still hold the same bytes (two copies of a text): those are
+    /// compared as [`Self::encode`] does, when their lengths and prefixes
+    /// (the view's first eight bytes) are the same.
+    fn encode_views<T>(
+        &mut self,
+        values: T,
+        views: &[u128],
+        indices: impl ExactSizeIterator<Item = usize>,
+    ) where
+        T: ArrayAccessor + Copy,
+        T::Item: Copy + AsRef<[u8]>,
+    {
+        self.indices.reserve(indices.len());
+        let mut before: Option<(u128, T::Item, u64)> = None;
+        for idx in indices {
+            let view = views[idx];
+            let len = view as u32;
+            let interned = match before {
+                Some((was, _, key)) if was == view => key,
+                Some((was, value, key))
+                    if was as u64 == view as u64 && value.as_ref() == values.value(idx).as_ref() =>
+                {
+                    before = Some((view, value, key));
+                    key
+                }
+                _ => {
+                    let value = values.value(idx);
+                    let key = self.interner.intern(value.as_ref());
+                    before = Some((view, value, key));
+                    key
+                }
+            };
+            self.indices.push(interned);
+            self.variable_length_bytes += i64::from(len);
+        }
+    }
+
     fn bit_width(&self) -> u8 {
         let length = self.interner.storage().values.len();
         num_required_bits(length.saturating_sub(1) as u64)
@@ -495,13 +535,25 @@ impl ColumnValueEncoder for ByteArrayEncoder {
     }
 
     fn write_gather(&mut self, values: &Self::Values, indices: &[usize]) -> Result<()> {
-        downcast_op!(
-            values.data_type(),
-            values,
-            encode,
-            indices.iter().copied(),
-            self
-        );
+        // taizhang: view arrays are encoded with their views at hand (see
+        // `encode_with`).
+        match values.data_type() {
+            DataType::Utf8View => {
+                let array = values.as_any().downcast_ref::<StringViewArray>().unwrap();
+                encode_with(array, Some(array.views()), indices.iter().copied(), self)
+            }
+            DataType::BinaryView => {
+                let array = values.as_any().downcast_ref::<BinaryViewArray>().unwrap();
+                encode_with(array, Some(array.views()), indices.iter().copied(), self)
+            }
+            _ => downcast_op!(
+                values.data_type(),
+                values,
+                encode,
+                indices.iter().copied(),
+                self
+            ),
+        }
         Ok(())
     }
 
@@ -683,12 +735,39 @@ where
     T::Item: Copy + Ord + AsRef<[u8]>,
     I: ExactSizeIterator<Item = usize> + Clone,
 {
+    encode_with(values, None, indices, encoder)
+}
+
+/// [`encode`], given a view array's views (`Utf8View`, `BinaryView`).
+///
+/// taizhang: a value whose view is the one before's (the same length and
+/// bytes inline, or the same bytes of the same buffer) is that value,
+/// taken without comparing its bytes: when finding the minimum and
+/// maximum, and when dictionary encoding it (see
+/// [`DictEncoder::encode_views`]). taizhang's files are sorted, and a
+/// township's rows, with its body's sha256, share their texts' views;
+/// comparing every row's bytes with the row before's (`memcmp`) was a
+/// sixth of encoding a national month's facts
+/// (vendor/parquet/TAIZHANG.md).
+fn encode_with<T, I>(values: T, views: Option<&[u128]>, indices: I, encoder: &mut ByteArrayEncoder)
+where
+    T: ArrayAccessor + Copy,
+    T::Item: Copy + Ord + AsRef<[u8]>,
+    I: ExactSizeIterator<Item = usize> + Clone,
+{
     if encoder.statistics_enabled != EnabledStatistics::None {
+        let min_max = match views {
+            Some(views) if encoder.geo_stats_accumulator.is_none() => {
+                compute_min_max_views(values, views, indices.clone(), encoder.is_decimal)
+            }
+            _ => None,
+        };
         if let Some(accumulator) = encoder.geo_stats_accumulator.as_mut() {
             update_geo_stats_accumulator(accumulator.as_mut(), values, indices.clone());
-        } else if let Some((min, max)) =
-            compute_min_max(values, indices.clone(), encoder.is_decimal)
-        {
+        } else if let Some((min, max)) = min_max.or_else(|| match views {
+            Some(_) => None,
+            None => compute_min_max(values, indices.clone(), encoder.is_decimal),
+        }) {
             // Compare before copying: `write_gather` runs once per
             // mini-batch, and a byte-budgeted mini-batch of large values can
             // hold a single value, so an unconditional copy here would
@@ -716,7 +795,10 @@ where
     // While a dictionary is in use the filter is populated from its distinct values in
     // `flush_dict_page`, so each value is hashed once rather than once per row.
     match &mut encoder.dict_encoder {
-        Some(dict_encoder) => dict_encoder.encode(values, indices),
+        Some(dict_encoder) => match views {
+            Some(views) => dict_encoder.encode_views(values, views, indices),
+            None => dict_encoder.encode(values, indices),
+        },
         None => {
             if let Some(bloom_filter) = &mut encoder.bloom_filter {
                 for idx in indices.clone() {
@@ -855,6 +937,41 @@ where
     let mut min = first_val;
     let mut max = first_val;
     for idx in valid {
+        let val = array.value(idx);
+        if is_greater(is_decimal, min.as_ref(), val.as_ref()) {
+            min = val;
+        }
+        if is_greater(is_decimal, val.as_ref(), max.as_ref()) {
+            max = val;
+        }
+    }
+    Some((min, max))
+}
+
+/// [`compute_min_max`] of a view array: a value whose view is the one
+/// before's is not compared again (taizhang, see [`encode_with`]).
+fn compute_min_max_views<T>(
+    array: T,
+    views: &[u128],
+    mut valid: impl Iterator<Item = usize>,
+    is_decimal: bool,
+) -> Option<(T::Item, T::Item)>
+where
+    T: ArrayAccessor,
+    T::Item: Copy + Ord + AsRef<[u8]>,
+{
+    let first_idx = valid.next()?;
+
+    let first_val = array.value(first_idx);
+    let mut min = first_val;
+    let mut max = first_val;
+    let mut before = views[first_idx];
+    for idx in valid {
+        let view = views[idx];
+        if view == before {
+            continue;
+        }
+        before = view;
         let val = array.value(idx);
         if is_greater(is_decimal, min.as_ref(), val.as_ref()) {
             min = val;
