@@ -895,49 +895,51 @@ mod tests {
     }
 
     /// A check result's message (nearly every one distinct) is written
-    /// plain; its rule (a handful) with a dictionary; other tables' text
-    /// with a dictionary too. The values read back the same.
+    /// plain, and a fact's value as written; a check's rule (a handful)
+    /// with a dictionary; other tables' text with a dictionary too. The
+    /// values read back the same.
     #[test]
     fn nearly_distinct_columns_are_written_plain_and_read_back_the_same() {
         use parquet::file::reader::FileReader;
         let n = 3_000;
         let message: Vec<String> = (0..n).map(|i| format!("{i:05} 合计与分项之和不符")).collect();
         let rule: Vec<&str> = (0..n).map(|i| ["breakdown", "outlier"][i % 2]).collect();
-        let df = df!("rule" => &rule, "message" => &message).unwrap();
-        let columns = vec![
-            ColSpec {
-                name: "rule".into(),
-                ty: ColType::Str,
-                description: "r".into(),
-                unit: None,
-            },
-            ColSpec {
-                name: "message".into(),
-                ty: ColType::Str,
-                description: "m".into(),
-                unit: None,
-            },
-        ];
-        let dictionaries = |name: &str| -> Vec<bool> {
+        // Which of the two columns, named so in `table`, have a dictionary.
+        let dictionaries = |table: &str, names: [&str; 2]| -> Vec<bool> {
+            let df = df!(names[0] => &rule, names[1] => &message).unwrap();
+            let columns = names
+                .iter()
+                .map(|c| ColSpec {
+                    name: c.to_string(),
+                    ty: ColType::Str,
+                    description: "d".into(),
+                    unit: None,
+                })
+                .collect();
             let t = Table {
-                name: name.into(),
+                name: table.into(),
                 description: "test".into(),
-                columns: columns.clone(),
+                columns,
                 metadata: vec![],
                 frame: &df,
             };
             let bytes = encode_frame(&t).unwrap();
             let back = read_back(&bytes);
-            assert_eq!(texts(&back, 1), message, "{name}");
-            assert_eq!(texts(&back, 0), rule, "{name}");
+            assert_eq!(texts(&back, 1), message, "{table}");
+            assert_eq!(texts(&back, 0), rule, "{table}");
             let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
             let group = file.metadata().row_group(0);
             (0..2)
                 .map(|c| group.column(c).dictionary_page_offset().is_some())
                 .collect()
         };
-        assert_eq!(dictionaries("check_results"), [true, false]);
-        assert_eq!(dictionaries("facts/x"), [true, true]);
+        assert_eq!(dictionaries("check_results", ["rule", "message"]), [true, false]);
+        assert_eq!(dictionaries("facts/x", ["rule", "message"]), [true, true]);
+        assert_eq!(dictionaries("facts/x", ["dimension", "value_raw"]), [true, false]);
+        assert_eq!(
+            dictionaries("submission_history", ["dimension", "value_raw"]),
+            [true, true]
+        );
     }
 
     /// A dictionary column written in runs (the vendored writer takes a
