@@ -417,6 +417,82 @@ fn write_years(
     Ok(())
 }
 
+/// What a warehouse's `dim_townships` file was made from, and the file
+/// (kept under `<state_dir>/memo/.shared/`).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct DimMemo {
+    digest: String,
+    file: crate::sinks::snapshot::FileEntry,
+}
+
+/// The digest of what `dim_townships` is made from: the registry (with the
+/// catalog and mapping: their texts' digest) and the binary.
+fn dim_townships_digest(cfg: &Loaded) -> String {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for part in ["dim_townships 1", crate::run::binary_identity(), &cfg.def.texts_digest] {
+        h.update((part.len() as u64).to_le_bytes());
+        h.update(part.as_bytes());
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// The townships' table. Its file is carried from the published snapshot
+/// when what it is made from is what that file was made from (remembered
+/// in `<state_dir>/memo/.shared/dim_townships.json`, and the file there
+/// exactly as remembered); made, compared and written otherwise (a
+/// national registry's 41,352 rows were ~60 ms of every run, a rerun with
+/// nothing new included). A memo that cannot be read or kept only costs
+/// that time.
+fn publish_dim_townships(cfg: &Loaded, sink: &mut dyn TableSink) -> Result<(), PublishError> {
+    const NAME: &str = "dim_townships";
+    let digest = dim_townships_digest(cfg);
+    // Beside the programs' memos, under a name no program has.
+    let memo = cfg
+        .settings
+        .paths
+        .state_dir
+        .join("memo")
+        .join(".shared")
+        .join(format!("{NAME}.json"));
+    let remembered = std::fs::read(&memo)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<DimMemo>(&b).ok())
+        .filter(|m| m.digest == digest);
+    if let Some(m) = remembered
+        && sink.carry(std::slice::from_ref(&m.file))?
+    {
+        tracing::debug!("The townships' table is carried.");
+        return Ok(());
+    }
+    tracing::debug!("The townships' table is made.");
+    let frame = crate::rollup::dim_townships(&cfg.def.registry).map_err(frame_err(NAME))?;
+    sink.write_file(
+        &Table {
+            name: NAME.into(),
+            description: "townships of the registry with their county, city and province".into(),
+            columns: township_columns(),
+            metadata: vec![],
+            frame: &frame,
+        },
+        None,
+        Owner::SHARED,
+    )?;
+    if let Some(file) = sink.shared_file(NAME) {
+        let kept = (|| -> std::io::Result<()> {
+            let dir = memo.parent().expect("the memo has a directory");
+            crate::private::dir(dir)?;
+            let tmp = memo.with_extension(format!("tmp-{}", std::process::id()));
+            std::fs::write(&tmp, serde_json::to_vec(&DimMemo { digest, file })?)?;
+            std::fs::rename(&tmp, &memo)
+        })();
+        if let Err(e) = kept {
+            tracing::debug!(memo = %memo.display(), error = %e, "The townships' table's memo could not be kept.");
+        }
+    }
+    Ok(())
+}
+
 /// Publishes the tables every program shares: quotas, the dimensions and
 /// the alerts of every program.
 pub fn publish_shared(
@@ -437,20 +513,13 @@ pub fn publish_shared(
         Owner::SHARED,
         year,
     )?;
-    let dims = [
-        (
-            "dim_townships",
-            "townships of the registry with their county, city and province",
-            township_columns(),
-            crate::rollup::dim_townships(&cfg.def.registry),
-        ),
-        (
-            "dim_indicators",
-            "the indicator catalog",
-            indicator_columns(),
-            indicator_frame(cfg),
-        ),
-    ];
+    publish_dim_townships(cfg, sink)?;
+    let dims = [(
+        "dim_indicators",
+        "the indicator catalog",
+        indicator_columns(),
+        indicator_frame(cfg),
+    )];
     for (name, description, columns, frame) in dims {
         let frame = frame.map_err(frame_err(name))?;
         let t = Table {

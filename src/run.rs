@@ -2658,7 +2658,7 @@ fn batch_digest(
 
 /// The running binary (its size and modification time): a rebuilt binary
 /// computes every batch again, whatever its version says.
-fn binary_identity() -> &'static str {
+pub(crate) fn binary_identity() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| {
         let meta = std::env::current_exe().and_then(std::fs::metadata);

@@ -85,6 +85,12 @@ pub trait TableSink {
     /// The files added so far for one batch of one program.
     fn files_of(&self, program: &str, batch: &str) -> Vec<snapshot::FileEntry>;
 
+    /// The file added so far of `table`, a table every program shares
+    /// (none where the sink does not say).
+    fn shared_file(&self, _table: &str) -> Option<snapshot::FileEntry> {
+        None
+    }
+
     /// Adds several files of one owner, each `t.frame` exactly its rows; a
     /// sink may encode them at once.
     fn write_files(&mut self, files: &[(Table<'_>, Option<i32>)], owner: Owner<'_>) -> Result<(), PublishError> {

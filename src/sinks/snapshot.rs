@@ -575,6 +575,14 @@ impl TableSink for Staging {
             .collect()
     }
 
+    fn shared_file(&self, table: &str) -> Option<FileEntry> {
+        self.manifest
+            .files
+            .iter()
+            .find(|f| f.table == table && f.program.is_none() && f.batch.is_none())
+            .cloned()
+    }
+
     fn write_file(&mut self, t: &Table<'_>, year: Option<i32>, owner: Owner<'_>) -> Result<(), PublishError> {
         let prepared = self.prepare(t, year, owner)?;
         self.place(t, owner, prepared, t.frame.height())

@@ -545,6 +545,69 @@ async fn a_result_failing_again_on_the_next_days_is_still_failing_since_the_firs
     assert!(seen_last.len() == 1 && seen_last != seen_again, "{seen_last:?}");
 }
 
+/// The townships' table is carried from one snapshot to the next, never
+/// made again, while what it is made from stays (its memo beside the
+/// programs'), and made again once the registry changes: a township's
+/// population changed in registry.toml is in the next run's table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_townships_table_is_carried_until_the_registry_changes() {
+    let d = Deployment::start().await;
+    let root = d.root();
+    let wh = root.join("warehouse");
+    // A run's log at debug level, and the name of the table's file.
+    let logged = |now: &'static str| {
+        let mut c = run_cmd(&root, now, &[]);
+        c.env("RUST_LOG", "taizhang=debug");
+        async move {
+            let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stderr).to_string()
+        }
+    };
+    let file = |wh: &Path| -> Vec<String> {
+        std::fs::read_dir(wh.join("current/dim_townships"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    // What the run's first publish did with the table (a run that sends
+    // alerts publishes again, carrying it).
+    let first_publish = |log: &str| {
+        let (made, carried) = (
+            log.find("The townships' table is made."),
+            log.find("The townships' table is carried."),
+        );
+        match (made, carried) {
+            (Some(m), c) if c.is_none_or(|c| m < c) => "made",
+            (_, Some(_)) => "carried",
+            _ => panic!("the table is neither made nor carried: {log}"),
+        }
+    };
+    assert_eq!(first_publish(&logged(T2).await), "made", "nothing to carry yet");
+    assert!(root.join("state/memo/.shared/dim_townships.json").exists());
+    let first = file(&wh);
+    assert_eq!(first.len(), 1, "{first:?}");
+    // A day later: a new snapshot (the results are seen again), the same file.
+    assert_eq!(first_publish(&logged("2026-07-11T10:00:00+08:00").await), "carried");
+    assert_eq!(file(&wh), first);
+    let population = |wh: &Path| {
+        let df = read_table(wh, "dim_townships");
+        let df = rows(&df, &[("township", "341124101")]);
+        df.column("population").unwrap().i64().unwrap().get(0)
+    };
+    assert_eq!(population(&wh), Some(38_000));
+    let registry = root.join("config/registry.toml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, text.replace("341124101 = 38000", "341124101 = 38500")).unwrap();
+    assert_eq!(
+        first_publish(&logged("2026-07-12T10:00:00+08:00").await),
+        "made",
+        "the registry changed"
+    );
+    assert_ne!(file(&wh), first);
+    assert_eq!(population(&wh), Some(38_500));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_programs_run_leaves_another_programs_tables_and_alerts_alone() {
     let d = Deployment::start().await;
