@@ -483,7 +483,9 @@ fn publish_dim_townships(cfg: &Loaded, sink: &mut dyn TableSink) -> Result<(), P
             let dir = memo.parent().expect("the memo has a directory");
             crate::private::dir(dir)?;
             let tmp = memo.with_extension(format!("tmp-{}", std::process::id()));
-            std::fs::write(&tmp, serde_json::to_vec(&DimMemo { digest, file })?)?;
+            // Private, as everything under the state directory.
+            let mut f = crate::private::create(&tmp)?;
+            std::io::Write::write_all(&mut f, &serde_json::to_vec(&DimMemo { digest, file })?)?;
             std::fs::rename(&tmp, &memo)
         })();
         if let Err(e) = kept {
