@@ -137,7 +137,7 @@ impl Memo {
     /// The memos of `program` under `state_dir`.
     pub fn new(state_dir: &Path, program: &str) -> Memo {
         Memo {
-            dir: state_dir.join("memo").join(program),
+            dir: memo_root(state_dir).join(program),
         }
     }
 
@@ -380,6 +380,49 @@ impl Memo {
         remove(&dir).map_err(|e| fail(&dir, &e))?;
         std::fs::rename(&tmp, &dir).map_err(|e| fail(&dir, &e))
     }
+}
+
+/// Where the memos are: a directory per program, and [`SHARED`].
+fn memo_root(state_dir: &Path) -> PathBuf {
+    state_dir.join("memo")
+}
+
+/// The directory of the shared tables' memos, beside the programs' under
+/// a name no program has.
+const SHARED: &str = ".shared";
+
+/// A file of a table every program shares and the digest of what it was
+/// made from (`<state_dir>/memo/.shared/<table>.json`).
+#[derive(Serialize, Deserialize)]
+struct SharedFile {
+    digest: String,
+    file: FileEntry,
+}
+
+fn shared_path(state_dir: &Path, table: &str) -> PathBuf {
+    memo_root(state_dir).join(SHARED).join(format!("{table}.json"))
+}
+
+/// The file of the shared `table` remembered as made from what `digest`
+/// sums up; none when another or none is remembered, or the memo cannot
+/// be read.
+pub fn shared_file(state_dir: &Path, table: &str, digest: &str) -> Option<FileEntry> {
+    let bytes = std::fs::read(shared_path(state_dir, table)).ok()?;
+    let m: SharedFile = serde_json::from_slice(&bytes).ok()?;
+    (m.digest == digest).then_some(m.file)
+}
+
+/// Remembers `file` of the shared `table` as made from what `digest` sums
+/// up (private, as everything under the state directory; written aside
+/// and renamed into place).
+pub fn keep_shared_file(state_dir: &Path, table: &str, digest: String, file: FileEntry) -> std::io::Result<()> {
+    let path = shared_path(state_dir, table);
+    let dir = path.parent().expect("a shared memo has a directory");
+    crate::private::dir(dir)?;
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let mut f = crate::private::create(&tmp)?;
+    std::io::Write::write_all(&mut f, &serde_json::to_vec(&SharedFile { digest, file })?)?;
+    std::fs::rename(&tmp, &path)
 }
 
 /// Removes what is at `path`, a memo's directory or anything else found

@@ -417,24 +417,12 @@ fn write_years(
     Ok(())
 }
 
-/// What a warehouse's `dim_townships` file was made from, and the file
-/// (kept under `<state_dir>/memo/.shared/`).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct DimMemo {
-    digest: String,
-    file: crate::sinks::snapshot::FileEntry,
-}
-
 /// The digest of what `dim_townships` is made from: the registry (with the
 /// catalog and mapping: their texts' digest) and the binary.
 fn dim_townships_digest(cfg: &Loaded) -> String {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    for part in ["dim_townships 1", crate::run::binary_identity(), &cfg.def.texts_digest] {
-        h.update((part.len() as u64).to_le_bytes());
-        h.update(part.as_bytes());
-    }
-    format!("{:x}", h.finalize())
+    // Lines of their own: neither holds a line break.
+    let parts = ["dim_townships 1", crate::run::binary_identity(), &cfg.def.texts_digest];
+    crate::land::sha256_hex(parts.join("\n").as_bytes())
 }
 
 /// The townships' table. Its file is carried from the published snapshot
@@ -446,21 +434,9 @@ fn dim_townships_digest(cfg: &Loaded) -> String {
 /// that time.
 fn publish_dim_townships(cfg: &Loaded, sink: &mut dyn TableSink) -> Result<(), PublishError> {
     const NAME: &str = "dim_townships";
-    let digest = dim_townships_digest(cfg);
-    // Beside the programs' memos, under a name no program has.
-    let memo = cfg
-        .settings
-        .paths
-        .state_dir
-        .join("memo")
-        .join(".shared")
-        .join(format!("{NAME}.json"));
-    let remembered = std::fs::read(&memo)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<DimMemo>(&b).ok())
-        .filter(|m| m.digest == digest);
-    if let Some(m) = remembered
-        && sink.carry(std::slice::from_ref(&m.file))?
+    let (state_dir, digest) = (&cfg.settings.paths.state_dir, dim_townships_digest(cfg));
+    if let Some(file) = crate::memo::shared_file(state_dir, NAME, &digest)
+        && sink.carry(std::slice::from_ref(&file))?
     {
         tracing::debug!("The townships' table is carried.");
         return Ok(());
@@ -478,19 +454,10 @@ fn publish_dim_townships(cfg: &Loaded, sink: &mut dyn TableSink) -> Result<(), P
         None,
         Owner::SHARED,
     )?;
-    if let Some(file) = sink.shared_file(NAME) {
-        let kept = (|| -> std::io::Result<()> {
-            let dir = memo.parent().expect("the memo has a directory");
-            crate::private::dir(dir)?;
-            let tmp = memo.with_extension(format!("tmp-{}", std::process::id()));
-            // Private, as everything under the state directory.
-            let mut f = crate::private::create(&tmp)?;
-            std::io::Write::write_all(&mut f, &serde_json::to_vec(&DimMemo { digest, file })?)?;
-            std::fs::rename(&tmp, &memo)
-        })();
-        if let Err(e) = kept {
-            tracing::debug!(memo = %memo.display(), error = %e, "The townships' table's memo could not be kept.");
-        }
+    if let Some(file) = sink.shared_file(NAME)
+        && let Err(e) = crate::memo::keep_shared_file(state_dir, NAME, digest, file)
+    {
+        tracing::debug!(error = %e, "The townships' table's memo could not be kept.");
     }
     Ok(())
 }

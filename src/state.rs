@@ -169,7 +169,7 @@ fn landing_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Landing> {
 /// The timestamp at column `i` of a row, parsed where SQLite holds it
 /// (as [`parse_ts`]; null as unreadable).
 fn parse_ts_at(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
-    Ok(parse_ts_str(text_at(r, i)?.unwrap_or_default()))
+    Ok(parse_ts(text_at(r, i)?.unwrap_or_default()))
 }
 
 /// Outcomes recorded per transaction while a run lands (see
@@ -291,12 +291,7 @@ fn ts(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn parse_ts(s: String) -> DateTime<Utc> {
-    parse_ts_str(&s)
-}
-
-/// [`parse_ts`] of a borrowed text.
-fn parse_ts_str(s: &str) -> DateTime<Utc> {
+fn parse_ts(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .unwrap_or_default()
@@ -706,10 +701,10 @@ impl State {
                     period: r.get(4)?,
                     indicator: r.get(5)?,
                     message: r.get(6)?,
-                    first_seen: parse_ts(r.get(7)?),
-                    last_seen: parse_ts(r.get(8)?),
-                    notified_at: r.get::<_, Option<String>>(9)?.map(parse_ts),
-                    resolved_at: r.get::<_, Option<String>>(10)?.map(parse_ts),
+                    first_seen: parse_ts(&r.get::<_, String>(7)?),
+                    last_seen: parse_ts(&r.get::<_, String>(8)?),
+                    notified_at: r.get::<_, Option<String>>(9)?.as_deref().map(parse_ts),
+                    resolved_at: r.get::<_, Option<String>>(10)?.as_deref().map(parse_ts),
                     program: r.get(11)?,
                 })
             })
@@ -926,7 +921,7 @@ impl State {
                     program: r.get(2)?,
                     change: r.get(3)?,
                     alert: serde_json::from_str(&alert).unwrap_or(serde_json::Value::Null),
-                    created_at: parse_ts(r.get(5)?),
+                    created_at: parse_ts(&r.get::<_, String>(5)?),
                 })
             })
             .map_err(|e| self.err(e))?;
@@ -1135,7 +1130,7 @@ impl State {
             .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map(params![pipeline], |r| {
-                Ok(((r.get(0)?, r.get(1)?), parse_ts(r.get::<_, String>(2)?)))
+                Ok(((r.get(0)?, r.get(1)?), parse_ts(&r.get::<_, String>(2)?)))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -1188,7 +1183,7 @@ impl State {
                     "accept" => crate::review::Verdict::Accept,
                     _ => crate::review::Verdict::Reject(r.get(2)?),
                 };
-                Ok((r.get(0)?, verdict, parse_ts(r.get::<_, String>(3)?)))
+                Ok((r.get(0)?, verdict, parse_ts(&r.get::<_, String>(3)?)))
             })
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
@@ -1251,9 +1246,9 @@ impl State {
             .query_map(params![n as i64], |r| {
                 Ok(RunRecord {
                     id: r.get(0)?,
-                    started_at: parse_ts(r.get::<_, String>(1)?),
-                    now: parse_ts(r.get::<_, String>(2)?),
-                    finished_at: r.get::<_, Option<String>>(3)?.map(parse_ts),
+                    started_at: parse_ts(&r.get::<_, String>(1)?),
+                    now: parse_ts(&r.get::<_, String>(2)?),
+                    finished_at: r.get::<_, Option<String>>(3)?.as_deref().map(parse_ts),
                     summary: r
                         .get::<_, Option<String>>(4)?
                         .and_then(|s| serde_json::from_str(&s).ok()),
@@ -1460,7 +1455,7 @@ impl Instants {
         if let Some(&us) = self.0.get(b) {
             return Some(us);
         }
-        let us = parse_ts(std::str::from_utf8(b).ok()?.to_string()).timestamp_micros();
+        let us = parse_ts(std::str::from_utf8(b).ok()?).timestamp_micros();
         self.0.insert(b.into(), us);
         Some(us)
     }

@@ -951,7 +951,6 @@ mod tests {
     /// holds each distinct value once.
     #[test]
     fn a_column_written_in_runs_reads_back_whole_with_each_value_once_in_its_dictionary() {
-        use parquet::column::page::Page;
         use parquet::file::reader::FileReader;
         let pattern: [(Option<&str>, usize); 9] = [
             (Some("110105001"), 1_500),
@@ -971,7 +970,17 @@ mod tests {
             }
         }
         let df = df!("township" => &values).unwrap();
-        let t = Table {
+        let bytes = township_file(&df);
+        let want: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_string)).collect();
+        assert_eq!(optional_texts(&read_back(&bytes), 0), want);
+        let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
+        assert_eq!(file.metadata().num_row_groups(), 1);
+        assert_eq!(dictionary_values(&file), 4);
+    }
+
+    /// A fact file of `df`'s one text column, `township`.
+    fn township_file(df: &DataFrame) -> Vec<u8> {
+        encode_frame(&Table {
             name: "facts/x".into(),
             description: "test".into(),
             columns: vec![ColSpec {
@@ -981,16 +990,18 @@ mod tests {
                 unit: None,
             }],
             metadata: vec![],
-            frame: &df,
-        };
-        let bytes = encode_frame(&t).unwrap();
-        let want: Vec<Option<String>> = values.iter().map(|v| v.map(str::to_string)).collect();
-        assert_eq!(optional_texts(&read_back(&bytes), 0), want);
-        let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
-        assert_eq!(file.metadata().num_row_groups(), 1);
+            frame: df,
+        })
+        .unwrap()
+    }
+
+    /// The values of the dictionary of `file`'s first column (its first
+    /// page), in its first row group.
+    fn dictionary_values(file: &parquet::file::reader::SerializedFileReader<std::fs::File>) -> usize {
+        use parquet::file::reader::FileReader;
         let mut pages = file.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
         match pages.get_next_page().unwrap() {
-            Some(Page::DictionaryPage { num_values, .. }) => assert_eq!(num_values, 4),
+            Some(parquet::column::page::Page::DictionaryPage { num_values, .. }) => num_values as usize,
             other => panic!("the column's first page is not its dictionary: {other:?}"),
         }
     }
@@ -1027,19 +1038,7 @@ mod tests {
         let rows: Vec<IdxSize> = (0..3_000).map(|i| ((i / 5) % distinct.len()) as IdxSize).collect();
         let shared = base.take(&IdxCa::from_vec("rows".into(), rows.clone())).unwrap();
         df.vstack_mut(&shared).unwrap();
-        let t = Table {
-            name: "facts/x".into(),
-            description: "test".into(),
-            columns: vec![ColSpec {
-                name: "township".into(),
-                ty: ColType::Str,
-                description: "t".into(),
-                unit: None,
-            }],
-            metadata: vec![],
-            frame: &df,
-        };
-        let bytes = encode_frame(&t).unwrap();
+        let bytes = township_file(&df);
         let want: Vec<Option<String>> = copies
             .iter()
             .cloned()
@@ -1048,13 +1047,7 @@ mod tests {
             .collect();
         assert_eq!(optional_texts(&read_back(&bytes), 0), want);
         let file = parquet::file::reader::SerializedFileReader::new(file_of(&bytes)).unwrap();
-        let mut pages = file.get_row_group(0).unwrap().get_column_page_reader(0).unwrap();
-        match pages.get_next_page().unwrap() {
-            Some(parquet::column::page::Page::DictionaryPage { num_values, .. }) => {
-                assert_eq!(num_values as usize, distinct.len())
-            }
-            other => panic!("the column's first page is not its dictionary: {other:?}"),
-        }
+        assert_eq!(dictionary_values(&file), distinct.len());
         let (least, greatest) = (distinct.iter().min().unwrap(), distinct.iter().max().unwrap());
         match file.metadata().row_group(0).column(0).statistics() {
             Some(Statistics::ByteArray(s)) => {
